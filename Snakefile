@@ -1,0 +1,25 @@
+# acceflow: validate an imaging biomarker along the ACCE hierarchy.
+#   snakemake --cores 2                              # the built-in demo cohort
+#   snakemake --cores 8 --configfile config/studies/picai.yaml
+# The default config (config/config.yaml) is applied by profiles/default; a --configfile given on
+# the command line replaces it. See README.md and docs/architecture.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/imaging.smk"
+include: "workflow/rules/analytical.smk"
+include: "workflow/rules/clinical.smk"
+include: "workflow/rules/utility.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        R("report/dossier.html"),
+        R("report/summary.json"),
+        R("report/provenance.json"),
+    default_target: True

@@ -1,0 +1,303 @@
+"""Repeatability / reproducibility of features: ICC with full-precision CIs, wCV, Koo & Li bands.
+
+Input is a long table with one row per (subject, repeat) and one column per feature, e.g. a
+test-retest or multi-segmentation feature table. The ICC and its 95% F-based confidence interval
+(McGraw & Wong 1996) come from :func:`pingouin.intraclass_corr`; pingouin rounds the CI to two
+decimals by default, so its ``round.column.CI95`` option is switched off (restored afterwards).
+
+Only subjects with a value for every repeat of a feature are used for that feature (listwise
+deletion, as the two-way ANOVA behind the ICC needs balanced data); ``n_subjects`` reports how
+many remained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pingouin
+
+__all__ = ["icc_table", "within_subject_cv", "koo_li_band", "stable_features"]
+
+# canonical Shrout & Fleiss name -> pingouin Type names (>= 0.7 and older releases)
+_FORMS = {
+    "ICC(1,1)": ("ICC(1,1)", "ICC1"),
+    "ICC(2,1)": ("ICC(A,1)", "ICC2"),
+    "ICC(3,1)": ("ICC(C,1)", "ICC3"),
+    "ICC(1,k)": ("ICC(1,k)", "ICC1k"),
+    "ICC(2,k)": ("ICC(A,k)", "ICC2k"),
+    "ICC(3,k)": ("ICC(C,k)", "ICC3k"),
+}
+_ALIASES = {alias.upper(): form for form, names in _FORMS.items() for alias in (form, *names)}
+_COLUMNS = ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats",
+            "stable", "koo_li_band"]
+
+
+@contextmanager
+def _pingouin_full_precision():
+    saved = dict(pingouin.options)
+    pingouin.options["round"] = None
+    pingouin.options["round.column.CI95"] = None
+    try:
+        yield
+    finally:
+        pingouin.options.clear()
+        pingouin.options.update(saved)
+
+
+def _canonical_form(form):
+    key = str(form).replace(" ", "").upper()
+    if key not in _ALIASES:
+        raise ValueError(f"form must be one of {list(_FORMS)} (or pingouin's names); got {form!r}")
+    return _ALIASES[key]
+
+
+def _wide(long_df, features, subject, rater):
+    """Validate and pivot to columns (feature, repeat); returns (wide, repeats)."""
+    if not isinstance(long_df, pd.DataFrame):
+        raise ValueError(f"long_df must be a pandas DataFrame; got {type(long_df).__name__}")
+    missing = [c for c in [subject, rater, *features] if c not in long_df.columns]
+    if missing:
+        raise ValueError(f"long_df lacks columns {missing}; expected subject {subject!r}, "
+                         f"rater {rater!r} and the feature columns")
+    if not features:
+        raise ValueError("feature_columns is empty; expected at least one feature column")
+    not_numeric = [f for f in features if long_df[f].dtype.kind not in "biuf"]
+    if not_numeric:
+        raise ValueError(f"feature columns must be numeric; non-numeric: {not_numeric[:5]}")
+    if long_df[[subject, rater]].isna().any().any():
+        raise ValueError(f"{subject!r} and {rater!r} must not contain missing values")
+    dup = long_df.duplicated([subject, rater])
+    if dup.any():
+        first = long_df.loc[dup, [subject, rater]].iloc[0].tolist()
+        raise ValueError(f"each ({subject}, {rater}) pair must occur once; {first} is repeated")
+    repeats = pd.unique(long_df[rater])
+    if repeats.size < 2:
+        raise ValueError(f"need at least 2 repeats in {rater!r}; got {repeats.size}")
+    wide = long_df.pivot(index=subject, columns=rater, values=list(features))
+    return wide, repeats
+
+
+def _complete(wide, feature):
+    """(n_complete_subjects, k) float array of subjects measured at every repeat."""
+    return wide[feature].dropna(how="any").to_numpy(dtype=float)
+
+
+def _wcv(values):
+    if values.shape[0] == 0:
+        return float("nan")
+    mean = values.mean(axis=1)
+    if np.any(mean == 0):
+        return float("nan")
+    sd = values.std(axis=1, ddof=1)
+    return float(np.sqrt(np.mean((sd / mean) ** 2)))
+
+
+def within_subject_cv(long_df, feature, subject="case_id", rater="repeat"):
+    """Within-subject coefficient of variation by the root-mean-square method.
+
+    ``wCV = sqrt(mean_i (SD_i / mean_i)^2)``, with ``SD_i`` (ddof=1) and ``mean_i`` over the
+    repeats of subject i. Only subjects measured at every repeat are used.
+
+    Parameters
+    ----------
+    long_df : pandas.DataFrame
+        One row per (subject, repeat).
+    feature : str
+        Feature column.
+    subject, rater : str
+        Columns identifying the subject and the repeat / rater / segmentation.
+
+    Returns
+    -------
+    float
+        wCV as a fraction (multiply by 100 for %); NaN when no subject is complete or a subject's
+        mean is 0 (the CV is undefined; it is sign-free otherwise).
+
+    Raises
+    ------
+    ValueError
+        If columns are missing or non-numeric, a (subject, repeat) pair is duplicated, or there
+        are fewer than 2 repeats.
+
+    References
+    ----------
+    Bland JM, Altman DG (1996). Measurement error proportional to the mean. BMJ 313:106.
+    Hyslop NP, White WH (2009). Estimating precision using duplicate measurements.
+    J Air Waste Manag Assoc 59:1032-1039.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_id": [1, 1, 2, 2], "repeat": [1, 2, 1, 2],
+    ...                    "f": [9.0, 11.0, 18.0, 22.0]})
+    >>> round(within_subject_cv(df, "f"), 6)  # both subjects have CV = sqrt(2)/10
+    0.141421
+    """
+    wide, _ = _wide(long_df, [feature], subject, rater)
+    return _wcv(_complete(wide, feature))
+
+
+def koo_li_band(icc):
+    """Koo & Li (2016) interpretation band of an ICC value.
+
+    Parameters
+    ----------
+    icc : float
+        ICC point estimate (Koo & Li advise applying the bands to the 95% CI as well).
+
+    Returns
+    -------
+    str
+        ``"poor"`` (< 0.5), ``"moderate"`` (0.5 to < 0.75), ``"good"`` (0.75 to 0.9),
+        ``"excellent"`` (> 0.9), or ``"undefined"`` for NaN.
+
+    Raises
+    ------
+    ValueError
+        If ``icc`` is not a number.
+
+    References
+    ----------
+    Koo TK, Li MY (2016). A guideline of selecting and reporting intraclass correlation
+    coefficients for reliability research. J Chiropr Med 15(2):155-163.
+
+    Examples
+    --------
+    >>> koo_li_band(0.8), koo_li_band(0.95), koo_li_band(float("nan"))
+    ('good', 'excellent', 'undefined')
+    """
+    try:
+        x = float(icc)
+    except (TypeError, ValueError):
+        raise ValueError(f"icc must be a number; got {icc!r}") from None
+    if np.isnan(x):
+        return "undefined"
+    if x < 0.5:
+        return "poor"
+    if x < 0.75:
+        return "moderate"
+    if x <= 0.9:
+        return "good"
+    return "excellent"
+
+
+def _icc_one(values, form):
+    """ICC and full-precision 95% CI of an (n, k) complete array via pingouin."""
+    n, k = values.shape
+    if n < 2 or np.ptp(values) == 0:  # ICC undefined: too few subjects or zero variance
+        return np.nan, np.nan, np.nan
+    data = pd.DataFrame({"s": np.repeat(np.arange(n), k), "r": np.tile(np.arange(k), n),
+                         "v": values.ravel()})
+    with warnings.catch_warnings(), _pingouin_full_precision():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = pingouin.intraclass_corr(data, targets="s", raters="r", ratings="v",
+                                       nan_policy="omit")
+    row = res[res["Type"].isin(_FORMS[form])].iloc[0]
+    low, high = np.asarray(row["CI95"], dtype=float)
+    return float(row["ICC"]), float(low), float(high)
+
+
+def icc_table(long_df, feature_columns, subject="case_id", rater="repeat", form="ICC(2,1)",
+              threshold=0.75):
+    """ICC, 95% CI, wCV and stability of many features.
+
+    Parameters
+    ----------
+    long_df : pandas.DataFrame
+        One row per (subject, repeat), one numeric column per feature.
+    feature_columns : list of str
+        Features to assess (F of them).
+    subject, rater : str
+        Columns identifying the subject (target) and the repeat / rater / segmentation.
+    form : str
+        ``"ICC(1,1)"``, ``"ICC(2,1)"`` (two-way random, absolute agreement; default),
+        ``"ICC(3,1)"`` (two-way mixed, consistency) or the average-measure ``"ICC(1,k)"``,
+        ``"ICC(2,k)"``, ``"ICC(3,k)"``; pingouin's names (``"ICC2"``, ``"ICC(A,1)"``, ...) are
+        accepted too.
+    threshold : float
+        A feature is ``stable`` when the lower 95% CI bound is >= ``threshold``.
+
+    Returns
+    -------
+    pandas.DataFrame, F rows
+        ``feature``, ``icc_form`` (canonical name), ``icc``, ``ci_low``, ``ci_high`` (95%, full
+        precision), ``wcv`` (see :func:`within_subject_cv`), ``n_subjects`` (complete subjects
+        used), ``n_repeats`` (k), ``stable`` (bool) and ``koo_li_band``. A feature with zero
+        variance, or fewer than 2 complete subjects, gets NaN ICC/CI and ``stable = False``.
+
+    Raises
+    ------
+    ValueError
+        On missing or non-numeric columns, duplicated (subject, repeat) pairs, fewer than 2
+        repeats, an unknown ``form`` or a non-finite ``threshold`` > 1.
+
+    References
+    ----------
+    Shrout PE, Fleiss JL (1979). Intraclass correlations: uses in assessing rater reliability.
+    Psychol Bull 86(2):420-428.
+    McGraw KO, Wong SP (1996). Forming inferences about some intraclass correlation
+    coefficients. Psychol Methods 1(1):30-46.
+    Koo TK, Li MY (2016). J Chiropr Med 15(2):155-163.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_id": [1, 1, 2, 2, 3, 3], "repeat": [1, 2] * 3,
+    ...                    "f": [1.0, 1.1, 2.0, 2.1, 3.0, 2.9]})
+    >>> t = icc_table(df, ["f"])
+    >>> t.loc[0, ["icc", "ci_low"]].astype(float).round(3).tolist(), t.loc[0, "koo_li_band"]
+    ([0.994, 0.875], 'excellent')
+    """
+    form = _canonical_form(form)
+    features = list(feature_columns)
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a number <= 1; got {threshold!r}") from None
+    if not np.isfinite(threshold) or threshold > 1:
+        raise ValueError(f"threshold must be a finite ICC value <= 1, e.g. 0.75; got {threshold}")
+    wide, repeats = _wide(long_df, features, subject, rater)
+    rows = []
+    for feature in features:
+        values = _complete(wide, feature)
+        icc, low, high = _icc_one(values, form)
+        rows.append({
+            "feature": feature, "icc_form": form, "icc": icc, "ci_low": low, "ci_high": high,
+            "wcv": _wcv(values), "n_subjects": int(values.shape[0]), "n_repeats": len(repeats),
+            "stable": bool(low >= threshold), "koo_li_band": koo_li_band(icc),
+        })
+    return pd.DataFrame(rows, columns=_COLUMNS)
+
+
+def stable_features(icc_df):
+    """Names of the features marked stable in an :func:`icc_table` result.
+
+    Parameters
+    ----------
+    icc_df : pandas.DataFrame
+        Output of :func:`icc_table` (columns ``feature`` and ``stable``).
+
+    Returns
+    -------
+    list of str
+        Features with ``stable`` True, in table order.
+
+    Raises
+    ------
+    ValueError
+        If the columns ``feature`` or ``stable`` are missing.
+
+    References
+    ----------
+    Koo TK, Li MY (2016). J Chiropr Med 15(2):155-163.
+
+    Examples
+    --------
+    >>> stable_features(pd.DataFrame({"feature": ["a", "b"], "stable": [True, False]}))
+    ['a']
+    """
+    missing = {"feature", "stable"} - set(icc_df.columns)
+    if missing:
+        raise ValueError(f"icc_df must be an icc_table() result; missing columns {sorted(missing)}")
+    return icc_df.loc[icc_df["stable"].astype(bool), "feature"].tolist()

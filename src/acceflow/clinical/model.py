@@ -1,0 +1,298 @@
+"""Model training and internal validation, leakage-safe by construction.
+
+The model is one scikit-learn :class:`~sklearn.pipeline.Pipeline` (median imputation, removal of
+constant columns, standardisation, L1-penalised logistic regression) wrapped in a
+:class:`~sklearn.model_selection.GridSearchCV` that chooses C by inner stratified
+cross-validation. Every fitted step is therefore refitted inside each fold; external cohorts are
+touched only by the frozen, refitted model. Internal validation is repeated stratified
+cross-validation of the *whole* procedure, inner C search included (nested CV; Varma & Simon
+2006, BMC Bioinformatics 7:91).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
+
+
+class CohortError(ValueError):
+    """A cohort cannot be used for modelling or validation (e.g. a single outcome class)."""
+
+
+def feature_columns(table: pd.DataFrame, exclude=(), explicit=None) -> list[str]:
+    """Feature columns of a table: ``explicit`` if given, else every numeric column not excluded.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    exclude : iterable of str
+        Columns that are never features (ids, cohort, outcomes, clinical covariates).
+    explicit : list of str, optional
+        The config's ``features`` list; every name must be a column.
+
+    Raises
+    ------
+    ValueError
+        When an explicit feature is missing or no feature column remains.
+    """
+    if explicit:
+        missing = [c for c in explicit if c not in table]
+        if missing:
+            raise ValueError(f"feature column(s) {missing} named in the config's 'features' are not in the table")
+        return list(explicit)
+    skip = NON_FEATURE_COLUMNS | set(exclude)
+    cols = [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])]
+    if not cols:
+        raise ValueError("no numeric feature column in the table; list them under 'features' in the config")
+    return cols
+
+
+def check_binary(y, cohort: str, min_per_class: int = 2) -> np.ndarray:
+    """Return ``y`` as int array, raising when a class has fewer than ``min_per_class`` cases."""
+    y = np.asarray(y, dtype=float)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if min(n_pos, n_neg) < min_per_class:
+        raise CohortError(f"cohort {cohort}: {n_pos} positive and {n_neg} negative cases; both outcome "
+                          f"classes need at least {min_per_class} cases (check outcome.positive and the cohort)")
+    return y.astype(int)
+
+
+def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
+                scoring: str = "roc_auc") -> GridSearchCV:
+    """L1 logistic regression pipeline with C chosen by inner stratified cross-validation.
+
+    Parameters
+    ----------
+    Cs : sequence of float
+        Inverse regularisation strengths searched.
+    inner_folds : int
+        Folds of the inner cross-validation.
+    seed : int
+        Seed of the inner fold assignment.
+    scoring : str
+        scikit-learn scorer the search maximises.
+
+    Returns
+    -------
+    sklearn.model_selection.GridSearchCV
+        Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
+    """
+    pipe = Pipeline([
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("drop_constant", VarianceThreshold(0.0)),
+        ("scale", StandardScaler()),
+        # liblinear penalises the intercept; a large intercept_scaling makes that penalty negligible
+        ("classifier", LogisticRegression(l1_ratio=1.0, solver="liblinear", intercept_scaling=100.0,
+                                          max_iter=1000, random_state=seed)),
+    ])
+    return GridSearchCV(pipe, {"classifier__C": list(Cs)}, scoring=scoring, refit=True,
+                        cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed), error_score="raise")
+
+
+def fitted_coefficients(model: GridSearchCV, features: list[str]) -> tuple[dict, float]:
+    """Coefficients per standardised feature (0 for dropped/constant ones) and the intercept."""
+    pipe = model.best_estimator_
+    kept = np.asarray(features)[pipe.named_steps["drop_constant"].get_support()]
+    clf = pipe.named_steps["classifier"]
+    coefs = dict.fromkeys(features, 0.0)
+    coefs.update({f: float(c) for f, c in zip(kept, clf.coef_[0])})
+    return coefs, float(clf.intercept_[0])
+
+
+def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int = 5, repeats: int = 5,
+                        seed: int = 42) -> tuple[np.ndarray, pd.DataFrame]:
+    """Repeated stratified cross-validation of the whole modelling procedure.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame of shape (n_cases, n_features)
+    y : array of shape (n_cases,), 0/1
+    make_model : callable
+        Returns a fresh unfitted estimator (e.g. ``lambda: build_model(...)``).
+    folds, repeats : int
+        Outer folds and repeats.
+    seed : int
+        Repeat ``r`` uses ``StratifiedKFold(shuffle=True, random_state=seed + r)``.
+
+    Returns
+    -------
+    oof : array of shape (n_cases,)
+        Out-of-fold predicted probability per case, averaged over the repeats.
+    folds_table : pandas.DataFrame
+        ``repeat, fold, n, n_events, auc`` per outer fold.
+    """
+    y = np.asarray(y)
+    per_repeat = np.zeros((repeats, len(y)))
+    rows = []
+    for r in range(repeats):
+        for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(X, y)):
+            model = make_model().fit(X.iloc[tr], y[tr])
+            per_repeat[r, te] = model.predict_proba(X.iloc[te])[:, 1]
+            auc = roc_auc_score(y[te], per_repeat[r, te]) if len(set(y[te])) == 2 else np.nan
+            rows.append({"repeat": r + 1, "fold": k + 1, "n": len(te), "n_events": int(y[te].sum()), "auc": auc})
+    return per_repeat.mean(axis=0), pd.DataFrame(rows)
+
+
+def save_model(model, path: str | os.PathLike) -> str:
+    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card)."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
+    os.close(fd)
+    joblib.dump(model, tmp)
+    os.replace(tmp, path)
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def load_model(path: str | os.PathLike, sha256: str):
+    """Load a model written by :func:`save_model` after checking its SHA-256.
+
+    joblib files can run code when loaded: the hash recorded in ``model_card.json`` at training
+    time is checked first, so only the file this workflow wrote is ever unpickled.
+
+    Raises
+    ------
+    ValueError
+        When the file's hash differs from ``sha256``.
+    """
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    if digest != sha256:
+        raise ValueError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file "
+                         f"was changed after training: delete it and re-run the training rule")
+    return joblib.load(path)
+
+
+def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None = None) -> tuple[list[str], str]:
+    """The model's input columns and a sentence on how they were chosen.
+
+    Imaging features (or the config's explicit ``features``), restricted to the stable ones when
+    the reproducibility stage found any and ``reproducibility.filter_model_features`` is on, plus
+    the clinical covariates when ``model.include_clinical`` is on.
+    """
+    from acceflow.config import outcome_columns
+
+    clinical = list(config["clinical"])
+    feats = feature_columns(table, exclude=[*outcome_columns(config), *clinical], explicit=config["features"])
+    note = f"{len(feats)} features"
+    if stable is not None and config["reproducibility"]["filter_model_features"]:
+        kept = [f for f in feats if f in set(stable)]
+        if kept:
+            note = f"{len(kept)} of {len(feats)} features stable under the reproducibility criterion"
+            feats = kept
+        else:
+            note = f"{len(feats)} features (no reproducibility filter: no repeats, or no feature met the criterion)"
+    if config["model"]["include_clinical"]:
+        feats = feats + [c for c in clinical if c not in feats]
+        note += f" + {len(clinical)} clinical covariates"
+    return feats, note
+
+
+def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
+    """Train the frozen model on the training cohorts and validate it internally.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``features/features.tsv``: ``case_id``, ``cohort``, outcome and feature columns.
+    config : dict
+        The validated configuration (cohorts, outcome, model, validation, seed).
+    stable : list of str, optional
+        Stable features from the reproducibility stage.
+
+    Returns
+    -------
+    model : fitted GridSearchCV
+        Refitted on all training cases.
+    card : dict
+        Model card (features, learner, hyper-parameters, cohorts, seed, coefficients, ...).
+    predictions : pandas.DataFrame
+        Training cases: ``case_id, outcome, probability`` (out-of-fold, averaged over repeats).
+    folds : pandas.DataFrame
+        Per outer fold: ``repeat, fold, n, n_events, auc``.
+
+    Raises
+    ------
+    CohortError
+        When the training cohorts lack either outcome class.
+    """
+    from acceflow.io.manifest import binary_outcome
+
+    seed, m, v = config["seed"], config["model"], config["validation"]
+    train_rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
+    y = check_binary(binary_outcome(train_rows[config["outcome"]["column"]], config["outcome"]["positive"]),
+                     "+".join(config["cohorts"]["train"]), min_per_class=v["cv_folds"])
+    feats, note = model_features(table, config, stable)
+    X = train_rows[feats].apply(pd.to_numeric, errors="coerce")
+
+    def make():
+        return build_model(m["Cs"], m["inner_folds"], seed, m["scoring"])
+
+    oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
+    model = make().fit(X, y)
+    coefs, intercept = fitted_coefficients(model, feats)
+    card = {
+        "learner": m["learner"],
+        "pipeline": [f"{name}: {type(step).__name__}" for name, step in model.best_estimator_.steps],
+        "hyperparameters": {"C": float(model.best_params_["classifier__C"]), "Cs_searched": list(m["Cs"]),
+                            "inner_folds": m["inner_folds"], "scoring": m["scoring"]},
+        "features": feats,
+        "feature_selection": note,
+        "n_nonzero": int(sum(c != 0 for c in coefs.values())),
+        "coefficients": coefs,
+        "intercept": intercept,
+        "coefficient_scale": "per standard deviation of the training cohort",
+        "training_cohorts": list(config["cohorts"]["train"]),
+        "external_cohorts": list(config["cohorts"]["external"]),
+        "outcome": dict(config["outcome"]),
+        "n_train": int(len(y)),
+        "n_events_train": int(y.sum()),
+        "seed": seed,
+        "validation": "external" if config["cohorts"]["external"] else "internal",
+        "internal_validation": (f"repeated stratified {v['cv_folds']}-fold cross-validation, {v['cv_repeats']} "
+                                f"repeats, of the whole pipeline (C chosen by inner {m['inner_folds']}-fold CV "
+                                f"in each outer fold); out-of-fold probabilities averaged over repeats"),
+        "cv_auc_mean": float(folds["auc"].mean()),
+        "cv_auc_sd": float(folds["auc"].std(ddof=1)) if len(folds) > 1 else float("nan"),
+        "apparent_auc": float(roc_auc_score(y, model.predict_proba(X)[:, 1])),
+    }
+    predictions = pd.DataFrame({"case_id": train_rows["case_id"], "outcome": y, "probability": oof})
+    return model, card, predictions, folds
+
+
+def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.DataFrame:
+    """Apply the frozen model to one cohort.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``case_id, outcome, probability`` for the cohort's cases.
+
+    Raises
+    ------
+    CohortError
+        When the cohort has no case in the table.
+    """
+    from acceflow.io.manifest import binary_outcome
+
+    rows = table[table["cohort"] == cohort].reset_index(drop=True)
+    if rows.empty:
+        raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
+    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
+    return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})

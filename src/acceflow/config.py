@@ -1,0 +1,83 @@
+"""Checks of a study configuration beyond its JSON schema (workflow/schemas/config.schema.yaml).
+
+The schema checks types and fills defaults; :func:`check_config` checks what a schema cannot
+express (one input and only one, at least one training cohort, cohorts not both train and
+external) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be run; the message names the key and the fix."""
+
+
+def check_config(config: dict) -> None:
+    """Raise :class:`ConfigError` when a validated config cannot be run.
+
+    Parameters
+    ----------
+    config : dict
+        The configuration after schema validation (defaults filled in).
+    """
+    inp = config["input"]
+    if bool(inp.get("images")) == bool(inp.get("features")):
+        raise ConfigError("give exactly one of input.images (an image manifest) and input.features "
+                          "(a feature table); a study config must set the other to null")
+    if config["demo"]["enabled"] and not inp.get("images"):
+        raise ConfigError("demo.enabled needs input.images: the path where the demo manifest is written "
+                          "(e.g. results/demo/manifest.tsv)")
+    if config["demo"]["enabled"] and inp.get("layout"):
+        raise ConfigError("demo.enabled and input.layout both produce the manifest; set one of them")
+    cohorts = config["cohorts"]
+    if not cohorts["train"]:
+        raise ConfigError("cohorts.train is empty: name the cohort(s) the model is trained on")
+    both = set(cohorts["train"]) & set(cohorts["external"])
+    if both:
+        raise ConfigError(f"cohort(s) {sorted(both)} are in both cohorts.train and cohorts.external")
+    if "train" in cohorts["external"]:
+        raise ConfigError("an external cohort may not be called 'train' (the name of the internal results)")
+    outcome = config["outcome"]
+    if outcome["type"] == "binary" and not outcome.get("column"):
+        raise ConfigError("outcome.type binary needs outcome.column and outcome.positive")
+    if outcome["type"] == "survival":
+        raise ConfigError("outcome.type survival is not available in this version of acceflow "
+                          "(binary outcomes only); use a binary outcome at a fixed horizon")
+    lo, hi, step = config["utility"]["thresholds"]
+    if not (0 < lo < hi < 1 and step > 0):
+        raise ConfigError(f"utility.thresholds [start, stop, step] must satisfy 0 < start < stop < 1 and "
+                          f"step > 0, got {config['utility']['thresholds']}")
+
+
+def outcome_columns(config: dict) -> list[str]:
+    """The outcome columns a study carries into its tables (binary column, survival time/event)."""
+    o = config["outcome"]
+    return [c for c in (o.get("column"), o.get("time"), o.get("event")) if c]
+
+
+@contextlib.contextmanager
+def log_to(path: str | None):
+    """Send stdout, stderr and Python logging of a workflow step to ``path`` (append)."""
+    if not path:
+        yield
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        handler = logging.StreamHandler(fh)
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+        try:
+            yield
+        except BaseException:
+            import traceback
+
+            traceback.print_exc(file=fh)
+            raise
+        finally:
+            logging.getLogger().removeHandler(handler)
+            sys.stdout.flush()

@@ -1,0 +1,216 @@
+"""Image manifests and feature tables: reading, validation and ingest quality control.
+
+The image manifest has one row per image: ``case_id``, ``image``, ``mask``, the cohort column,
+outcome columns, optional clinical covariates, optional ``repeat`` (scan or reader id) and
+``modality``. Relative paths resolve against ``data_root`` (default: the manifest's folder).
+A *scan* is one row; its ``scan_id`` is ``case_id`` joined with modality and repeat where those
+vary, and names the per-scan files of the workflow.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_IMAGE_COLUMNS = ("case_id", "image")
+
+
+class ManifestError(ValueError):
+    """A manifest or feature table is unusable; the message names the file, the rows and the fix."""
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a TSV or CSV table (the delimiter is sniffed), keeping ids as strings.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.tsv``/``.txt`` (tab) or ``.csv`` (comma) file with a header row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``case_id`` (when present) as ``str``; other columns as parsed by pandas.
+
+    Raises
+    ------
+    ManifestError
+        When the file is missing or empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: table not found; check input.images / input.features in the config")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        head = fh.readline()
+    sep = "\t" if head.count("\t") >= head.count(",") and "\t" in head else ","
+    df = pd.read_csv(path, sep=sep, dtype={"case_id": str, "repeat": str, "modality": str},
+                     encoding="utf-8-sig")
+    if df.empty:
+        raise ManifestError(f"{path}: the table has no rows")
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def make_scan_id(case_id: str, modality: str | None = None, repeat: str | None = None) -> str:
+    """File-safe id of one manifest row: ``case_id[__modality][__repeat]``."""
+    parts = [str(case_id)] + [str(p) for p in (modality, repeat) if p not in (None, "") and not pd.isna(p)]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "__".join(parts))
+
+
+def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
+                  cohort_column: str = "cohort", default_modality: str = "CT") -> pd.DataFrame:
+    """Read and validate an image manifest.
+
+    Parameters
+    ----------
+    path : path-like
+        Manifest (TSV/CSV), one row per image.
+    data_root : path-like, optional
+        Folder that relative ``image``/``mask`` paths resolve against (default: the manifest's
+        folder). Paths that resolve outside it are refused.
+    cohort_column : str
+        Column naming the cohort (site).
+    default_modality : str
+        Modality for manifests without a ``modality`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest with absolute ``image`` and ``mask`` paths, ``cohort``, ``modality``,
+        ``repeat`` (``""`` when absent), ``scan_id`` and ``primary`` (True for the first repeat
+        of each case and modality, the scan the model uses).
+
+    Raises
+    ------
+    ManifestError
+        Missing columns, empty case ids, duplicate (case_id, modality, repeat) rows, or paths that
+        escape ``data_root``.
+    """
+    path = Path(path)
+    df = read_table(path)
+    missing = [c for c in (*REQUIRED_IMAGE_COLUMNS, cohort_column) if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {missing}; an image manifest needs "
+                            f"case_id, image, mask and the cohort column '{cohort_column}' "
+                            f"(cohorts.column in the config)")
+    df = df.copy()
+    df["case_id"] = df["case_id"].astype(str).str.strip()
+    if (df["case_id"].isin(["", "nan"])).any():
+        rows = list(np.flatnonzero(df["case_id"].isin(["", "nan"])) + 2)
+        raise ManifestError(f"{path}: empty case_id on line(s) {rows}")
+    df["cohort"] = df[cohort_column].astype(str)
+    df["modality"] = df["modality"].fillna(default_modality).astype(str) if "modality" in df else default_modality
+    df["repeat"] = df["repeat"].fillna("").astype(str) if "repeat" in df else ""
+    if "mask" not in df:
+        df["mask"] = ""
+    dup = df.duplicated(["case_id", "modality", "repeat"], keep=False)
+    if dup.any():
+        raise ManifestError(f"{path}: duplicate rows for case_id(s) {sorted(df.loc[dup, 'case_id'].unique())[:10]} "
+                            f"(same modality and repeat); give each repeat its own 'repeat' value")
+    root = Path(data_root) if data_root else path.parent
+    root = root.resolve()
+
+    def resolve(value, column, row):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
+            return ""
+        p = Path(str(value).strip())
+        p = (p if p.is_absolute() else root / p).resolve()
+        if data_root and not p.is_relative_to(root):
+            raise ManifestError(f"{path}: case {row.case_id}: {column} '{value}' lies outside the data root "
+                                f"{root}; move the file under it or change input.data_root")
+        return str(p)
+
+    for column in ("image", "mask"):
+        df[column] = [resolve(v, column, r) for v, r in zip(df[column], df.itertuples())]
+    vary_mod = df["modality"].nunique() > 1
+    df["scan_id"] = [make_scan_id(c, m if vary_mod else None, r)
+                     for c, m, r in zip(df["case_id"], df["modality"], df["repeat"])]
+    if df["scan_id"].duplicated().any():
+        raise ManifestError(f"{path}: case ids collide after making them file-safe: "
+                            f"{sorted(df.loc[df['scan_id'].duplicated(), 'scan_id'])[:10]}")
+    df["primary"] = ~df.duplicated(["case_id", "modality"], keep="first")
+    return df
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, or of a folder's files (sorted by relative path)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(chunk), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def binary_outcome(values: pd.Series, positive) -> pd.Series:
+    """Map an outcome column to 1 (== ``positive``), 0 (other values) or NaN (missing).
+
+    Comparison is on the string form, so ``positive: "YES"``, ``1`` and ``"1"`` all work.
+    """
+    pos = str(positive)
+    as_str = values.map(lambda v: None if pd.isna(v) else (str(int(v)) if isinstance(v, float) and float(v).is_integer() else str(v)))
+    return as_str.map(lambda v: np.nan if v is None else float(v == pos))
+
+
+def build_manifest_from_layout(root: str, images: dict, masks: dict, cases: str = "*",
+                               clinical: str | None = None, clinical_id: str = "case_id",
+                               cohort: str = "site") -> pd.DataFrame:
+    """Build an image manifest from a folder-per-case layout and a clinical table.
+
+    Parameters
+    ----------
+    root : str
+        Data folder holding one folder per case (the folder name is the case id).
+    images, masks : dict
+        Modality -> file name inside a case folder, e.g. ``{"MR": "MR_T1_image.nii.gz"}``.
+    cases : str
+        Glob of case folders under ``root``.
+    clinical : str, optional
+        Clinical table (CSV/TSV) whose ``clinical_id`` column matches the folder names; its
+        columns are joined onto every row of that case.
+    cohort : str
+        Cohort name given to every case (for single-site data).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Manifest rows ``case_id, modality, image, mask, cohort`` (+ clinical columns), paths
+        absolute. Cases missing from the clinical table are kept with empty clinical values
+        (ingest then excludes them for a missing outcome).
+
+    Raises
+    ------
+    ManifestError
+        When no case folder matches or the clinical table lacks ``clinical_id``.
+    """
+    folders = sorted(p for p in glob.glob(os.path.join(root, cases)) if os.path.isdir(p))
+    if not folders:
+        raise ManifestError(f"{root}: no case folder matches '{cases}'; check input.layout.root and .cases")
+    rows = []
+    for folder in folders:
+        case_id = os.path.basename(folder)
+        for modality, image_name in images.items():
+            rows.append({"case_id": case_id, "modality": modality,
+                         "image": os.path.abspath(os.path.join(folder, image_name)),
+                         "mask": os.path.abspath(os.path.join(folder, masks[modality])) if modality in masks else "",
+                         "cohort": cohort})
+    df = pd.DataFrame(rows)
+    if clinical:
+        table = read_table(clinical)
+        if clinical_id not in table:
+            raise ManifestError(f"{clinical}: no column '{clinical_id}' (input.layout.clinical_id)")
+        table = table.rename(columns={clinical_id: "case_id"})
+        table["case_id"] = table["case_id"].astype(str).str.strip()
+        table = table.drop(columns=[c for c in ("modality", "image", "mask", "cohort") if c in table])
+        df = df.merge(table, on="case_id", how="left")
+    return df

@@ -1,0 +1,152 @@
+"""Feature tables: the ready-table entry and the assembly of per-scan radiomics features.
+
+``features/features.tsv`` (the results contract) has one row per case: ``case_id``, ``cohort``,
+the outcome columns, the clinical covariates, then one column per feature.
+``features/repeats.tsv`` is the long repeat table (``case_id``, ``repeat``, features) for the
+reproducibility stage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from acceflow.config import outcome_columns
+from acceflow.io.manifest import ManifestError, binary_outcome, read_table
+from acceflow.io.qc import QC_COLUMNS
+
+
+def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
+    if outcome["type"] == "binary":
+        if outcome["column"] not in df:
+            raise ManifestError(f"outcome column '{outcome['column']}' is not in the table; set outcome.column")
+        return binary_outcome(df[outcome["column"]], outcome["positive"]).notna()
+    t = pd.to_numeric(df[outcome["time"]], errors="coerce")
+    return (t > 0) & df[outcome["event"]].notna()
+
+
+def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a ready feature table (``input.features``).
+
+    Parameters
+    ----------
+    path : str
+        TSV/CSV with the id column (``input.id_column``), the cohort column, outcome columns and
+        feature columns; missing feature values are allowed (imputed inside the model pipeline).
+    config : dict
+        The validated configuration.
+
+    Returns
+    -------
+    qc : pandas.DataFrame
+        One row per case: ``case_id, repeat, modality, cohort, scan_id, status, reason``.
+    features : pandas.DataFrame
+        Usable cases: ``case_id, cohort``, outcome columns, clinical columns, feature columns.
+
+    Raises
+    ------
+    ManifestError
+        Missing id, cohort, outcome or feature columns; duplicate case ids; a configured cohort
+        absent from the table.
+    """
+    df = read_table(path)
+    id_col, cohort_col = config["input"]["id_column"], config["cohorts"]["column"]
+    for col, key in ((id_col, "input.id_column"), (cohort_col, "cohorts.column")):
+        if col not in df:
+            raise ManifestError(f"{path}: no column '{col}' ({key}); columns are {list(df.columns)[:20]}")
+    df = df.copy()
+    df["case_id"] = df[id_col].astype(str).str.strip()
+    df["cohort"] = df[cohort_col].astype(str)
+    dup = df["case_id"].duplicated(keep=False)
+    if dup.any():
+        raise ManifestError(f"{path}: duplicate case id(s) {sorted(df.loc[dup, 'case_id'].unique())[:10]} "
+                            f"in column '{id_col}'; each case needs one row (repeats go to input.repeats)")
+    train, external = config["cohorts"]["train"], config["cohorts"]["external"]
+    absent = [c for c in [*train, *external] if c not in set(df["cohort"])]
+    if absent:
+        raise ManifestError(f"{path}: cohort(s) {absent} named in the config are not in column '{cohort_col}' "
+                            f"(found {sorted(set(df['cohort']))})")
+    outcomes = outcome_columns(config)
+    clinical = list(config["clinical"])
+    missing = [c for c in outcomes + clinical + list(config["features"] or []) if c not in df]
+    if missing:
+        raise ManifestError(f"{path}: column(s) {missing} named in the config are not in the table")
+    named = {id_col, cohort_col, "case_id", "cohort", *outcomes, *clinical}
+    if config["features"]:
+        feats = list(config["features"])
+    else:
+        feats = [c for c in df.columns if c not in named and pd.api.types.is_numeric_dtype(df[c])]
+    if not feats:
+        raise ManifestError(f"{path}: no numeric feature column; list them under 'features' in the config")
+    reason = np.where(~df["cohort"].isin(train + external), "cohort is in neither cohorts.train nor cohorts.external",
+                      np.where(~_outcome_known(df, config["outcome"]), "outcome missing", ""))
+    qc = pd.DataFrame({"case_id": df["case_id"], "repeat": "", "modality": "", "cohort": df["cohort"],
+                       "scan_id": df["case_id"], "status": np.where(reason == "", "ok", "excluded"),
+                       "reason": reason})[QC_COLUMNS]
+    cols = ["case_id", "cohort", *outcomes, *[c for c in clinical if c not in feats], *feats]
+    features = df.loc[qc["status"].values == "ok", cols].reset_index(drop=True)
+    return qc, features
+
+
+def assemble_feature_table(scans_path: str, feature_files: list[str], config: dict):
+    """Join per-scan feature rows into the case-level table and the long repeat table.
+
+    Parameters
+    ----------
+    scans_path : str
+        ``ingest/scans.tsv`` (usable scans with their manifest columns).
+    feature_files : list of str
+        ``features/scans/{scan}.tsv`` files: ``scan_id, error`` and one column per feature.
+    config : dict
+        The validated configuration.
+
+    Returns
+    -------
+    features : pandas.DataFrame
+        One row per case with every primary scan extracted; feature columns are prefixed with the
+        modality (``MR_original_firstorder_Mean``) when the study has several modalities.
+    repeats : pandas.DataFrame
+        ``case_id, repeat`` and the feature columns, for cases with two or more repeats.
+    qc : pandas.DataFrame
+        One row per scan (``QC_COLUMNS``): ok, or excluded with the extraction error.
+    """
+    scans = pd.read_csv(scans_path, sep="\t", dtype={"case_id": str, "repeat": str, "modality": str},
+                        keep_default_na=True)
+    scans["repeat"] = scans["repeat"].fillna("")
+    rows = pd.concat([pd.read_csv(f, sep="\t", dtype={"scan_id": str, "error": str}) for f in feature_files],
+                     ignore_index=True) if feature_files else pd.DataFrame(columns=["scan_id", "error"])
+    rows["error"] = rows["error"].fillna("")
+    merged = scans.merge(rows, on="scan_id", how="left", validate="one_to_one")
+    merged["error"] = merged["error"].fillna("no feature file")
+    qc = merged[["case_id", "repeat", "modality", "cohort", "scan_id"]].copy()
+    qc["status"] = np.where(merged["error"] == "", "ok", "excluded")
+    qc["reason"] = merged["error"]
+    feature_cols = [c for c in rows.columns if c not in ("scan_id", "error")]
+    ok = merged[merged["error"] == ""]
+    modalities = sorted(scans["modality"].unique())
+
+    def wide(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        parts = []
+        for mod in modalities:
+            part = frame.loc[frame["modality"] == mod, keys + feature_cols]
+            if len(modalities) > 1:
+                part = part.rename(columns={c: f"{mod}_{c}" for c in feature_cols})
+            parts.append(part.set_index(keys))
+        return pd.concat(parts, axis=1, join="inner" if keys == ["case_id"] else "outer").reset_index()
+
+    primary = ok[ok["primary"].astype(str) == "True"]
+    bad_cases = set(qc.loc[(qc["status"] != "ok") & (merged["primary"].astype(str) == "True").values, "case_id"])
+    primary = primary[~primary["case_id"].isin(bad_cases)]
+    feats = wide(primary, ["case_id"])
+    meta_cols = ["cohort", *outcome_columns(config), *config["clinical"]]
+    missing = [c for c in meta_cols if c not in scans]
+    if missing:
+        raise ManifestError(f"column(s) {missing} named in the config are not in the manifest")
+    meta = scans[scans["primary"].astype(str) == "True"].drop_duplicates("case_id").set_index("case_id")[meta_cols]
+    features = meta.join(feats.set_index("case_id"), how="inner").reset_index()
+    features = features.sort_values("case_id", kind="stable").reset_index(drop=True)
+    counts = ok.groupby("case_id")["repeat"].nunique()
+    repeated = ok[ok["case_id"].isin(counts[counts >= 2].index)]
+    repeats = wide(repeated, ["case_id", "repeat"]) if len(repeated) else pd.DataFrame(columns=["case_id", "repeat"])
+    repeats = repeats.sort_values(["case_id", "repeat"], kind="stable").reset_index(drop=True)
+    return features, repeats, qc

@@ -1,0 +1,1 @@
+"""acceflow.report"""

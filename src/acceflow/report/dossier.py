@@ -1,0 +1,725 @@
+"""The evidence dossier: one self-contained HTML file and a ``summary.json`` of headline figures.
+
+:func:`build_dossier` reads the results contract (see ``docs``/DESIGN: ``ingest/qc.tsv``,
+``features/features.tsv``, ``analytical/icc.tsv``, ``clinical/model/model_card.json`` and, per
+cohort, ``clinical/{cohort}/…`` and ``utility/{cohort}/…``) and writes a dossier organised by
+the ACCE hierarchy:
+
+1. Study and data, 2. Analytical validity, 3. Clinical validity, 4. Clinical utility,
+5. Limitations detected from the results, 6. Appendix (provenance).
+
+The HTML has inline CSS and figures embedded as base64 PNG: it opens without a network. Every
+string taken from the data is HTML-escaped. Numbers are shown to 3 decimals; ``summary.json``
+keeps them at full precision, equal to the files they come from.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from acceflow.report import figures as F
+from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
+
+__all__ = ["beneficial_threshold_range", "build_dossier", "detect_limitations"]
+
+#: Koo & Li (2016) bands in order, for the ICC summary.
+_BANDS = ("poor", "moderate", "good", "excellent")
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+class _Html(str):
+    """A string that is already HTML (not escaped again by the table helpers)."""
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _isnum(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _num(x, nd: int = 3) -> str:
+    """A number to ``nd`` decimals (integers as such, tiny values in scientific notation, — for none)."""
+    if isinstance(x, (bool, str)):
+        return _e(x)
+    if not _isnum(x) or not math.isfinite(float(x)):
+        return "—"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if x != 0 and abs(x) < 0.5 * 10**-nd:
+        return f"{x:.2e}"
+    return f"{x:.{nd}f}"
+
+
+def _ci(est, lo, hi) -> str:
+    if est is None or not _isnum(est):
+        return "—"
+    if lo is None or hi is None or not (_isnum(lo) and _isnum(hi)):
+        return _num(est)
+    return f"{_num(est)} [{_num(lo)}, {_num(hi)}]"
+
+
+def _cell(v) -> str:
+    if isinstance(v, _Html):
+        return v
+    return _num(v)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    c = f' class="{cls}"' if cls else ""
+    return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _kv_table(pairs: Iterable[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th scope=\"row\">{_e(k)}</th><td>{_cell(v)}</td></tr>" for k, v in pairs)
+    return f'<table class="kv"><tbody>{body}</tbody></table>'
+
+
+def _p(text: str, cls: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    return f"<p{c}>{text}</p>"
+
+
+def _figure(make, caption: str, alt: str) -> str:
+    """Draw a figure with ``make()`` and embed it; a failure is shown in place of the image."""
+    try:
+        fig = make()
+    except Exception as exc:  # noqa: BLE001 - the dossier shows the failure instead of dying
+        return _p(f"Figure not drawn ({_e(alt)}): {_e(type(exc).__name__)}: {_e(exc)}", "warn")
+    try:
+        data = F.figure_to_base64_png(fig)
+    finally:
+        F.plt.close(fig)
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _read_tsv(path: Path, **kw) -> pd.DataFrame | None:
+    return pd.read_csv(path, sep="\t", **kw) if path.is_file() else None
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _f(x):
+    """A JSON value as float (None and non-numbers -> nan)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _join(items) -> str:
+    items = [str(i) for i in items or []]
+    return ", ".join(items) if items else "none"
+
+
+# ------------------------------------------------------------------------------------ analysis
+
+
+def beneficial_threshold_range(curve: pd.DataFrame) -> tuple[float, float] | None:
+    """Widest contiguous run of thresholds where the model beats treat-all and treat-none.
+
+    A threshold counts when ``net_benefit_model > max(net_benefit_all, 0)``. Returns the first and
+    last threshold of the longest such run (the first one on ties), or ``None`` when there is none.
+    """
+    d = curve.sort_values("threshold")
+    model = pd.to_numeric(d["net_benefit_model"], errors="coerce").to_numpy(float)
+    best = np.maximum(pd.to_numeric(d["net_benefit_all"], errors="coerce").to_numpy(float), 0.0)
+    ok = np.nan_to_num(model, nan=-np.inf) > np.nan_to_num(best, nan=np.inf)
+    t = d["threshold"].to_numpy(float)
+    best_run, start = None, None
+    for i, flag in enumerate(np.r_[ok, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if best_run is None or (i - start) > (best_run[1] - best_run[0]):
+                best_run = (start, i)
+            start = None
+    if best_run is None:
+        return None
+    return float(t[best_run[0]]), float(t[best_run[1] - 1])
+
+
+def _is_positive(values: pd.Series, positive) -> pd.Series:
+    """Boolean events of an outcome column (numeric comparison when both sides are numbers)."""
+    if positive is None:
+        positive = 1
+    num = pd.to_numeric(values, errors="coerce")
+    try:
+        pv = float(positive)
+    except (TypeError, ValueError):
+        pv = None
+    if pv is not None and num.notna().sum() == values.notna().sum():
+        return num == pv
+    return values.astype(str).str.strip() == str(positive).strip()
+
+
+def _cohort_table(features: pd.DataFrame | None, config: Mapping, card: Mapping) -> list[dict]:
+    """Cases, events and prevalence per cohort of the feature table."""
+    if features is None:
+        return []
+    ccol = "cohort" if "cohort" in features else (config.get("cohorts") or {}).get("column", "cohort")
+    outcome = config.get("outcome") or card.get("outcome") or {}
+    if outcome.get("type", "binary") == "survival":
+        col, events = outcome.get("event"), lambda s: pd.to_numeric(s, errors="coerce") == 1
+    else:
+        col, events = outcome.get("column"), lambda s: _is_positive(s, outcome.get("positive"))
+    train = list((config.get("cohorts") or {}).get("train") or card.get("training_cohorts") or [])
+    external = list((config.get("cohorts") or {}).get("external") or card.get("external_cohorts") or [])
+    rows = []
+    groups = features.groupby(ccol, sort=False) if ccol in features else [("all", features)]
+    for name, df in groups:
+        n = len(df)
+        if col in df:
+            known = df[col].notna()
+            ev = int(events(df.loc[known, col]).sum())
+            prev = ev / int(known.sum()) if known.any() else float("nan")
+        else:
+            ev, prev = None, None
+        role = "training" if name in train else "external" if name in external else "not used"
+        rows.append({"cohort": str(name), "role": role, "n": n, "n_events": ev, "prevalence": prev})
+    return rows
+
+
+def _n_candidate_features(features: pd.DataFrame | None, config: Mapping) -> int | None:
+    """Feature columns of the feature table: named in the config, or every other numeric column."""
+    if features is None:
+        return None
+    if config.get("features"):
+        return len(config["features"])
+    outcome = config.get("outcome") or {}
+    skip = {"case_id", "cohort", (config.get("cohorts") or {}).get("column"), outcome.get("column"),
+            outcome.get("time"), outcome.get("event"), "repeat", "modality", *(config.get("clinical") or [])}
+    return int(sum(1 for c in features.columns
+                   if c not in skip and pd.api.types.is_numeric_dtype(features[c])))
+
+
+def _distinct_ints(df: pd.DataFrame, col: str) -> list[int]:
+    return sorted({int(v) for v in pd.to_numeric(df[col], errors="coerce").dropna()}) if col in df else []
+
+
+def _icc_summary(icc: pd.DataFrame | None, threshold: float) -> dict:
+    if icc is None or icc.empty:
+        return {"assessed": False, "n_features": 0, "n_stable": None}
+    stable = icc["stable"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
+    vals = pd.to_numeric(icc["icc"], errors="coerce")
+    bands = (icc["koo_li_band"].astype(str).str.lower() if "koo_li_band" in icc
+             else vals.map(F.koo_li_band))
+    return {
+        "assessed": True,
+        "forms": sorted(icc["icc_form"].dropna().astype(str).unique()) if "icc_form" in icc else [],
+        "n_features": int(len(icc)),
+        "n_stable": int(stable.sum()),
+        "threshold": threshold,
+        "bands": {b: int((bands == b).sum()) for b in _BANDS},
+        "median_icc": float(vals.median()),
+        "n_subjects": _distinct_ints(icc, "n_subjects"),
+        "n_repeats": _distinct_ints(icc, "n_repeats"),
+    }
+
+
+def detect_limitations(summary: Mapping) -> list[str]:
+    """Limitations that can be read off the results (plain sentences, in a fixed order).
+
+    Checks: events per variable below 10; internal validation only; an external cohort with fewer
+    than 100 events; a calibration slope whose CI excludes 1 or an intercept whose CI excludes 0;
+    no repeated measurements (reproducibility not assessed); missing result files.
+    """
+    out = []
+    epv = summary.get("events_per_variable")
+    if epv is not None and math.isfinite(epv) and epv < 10:
+        out.append(
+            f"Events per variable is {epv:.3f} ({summary.get('n_events_train')} training events for "
+            f"{summary.get('n_model_features')} candidate model features), below 10: the model is prone to "
+            "overfitting and its coefficients are unstable (Peduzzi et al. 1996; Riley et al. 2020).")
+    if summary.get("validation") != "external":
+        out.append("Internal validation only: no external cohort was available, so transportability to "
+                   "other sites, scanners and populations is unknown.")
+    for cohort, c in summary.get("cohorts", {}).items():
+        if c.get("missing"):
+            out.append(f"Cohort {cohort}: result files missing ({', '.join(c['missing'])}); its figures "
+                       "are incomplete.")
+        if cohort != "train" and c.get("n_events") is not None and c["n_events"] < 100:
+            out.append(f"External cohort {cohort} has {c['n_events']} events (fewer than 100): its "
+                       "performance estimates are imprecise (Collins et al. 2016 recommend at least 100 "
+                       "events for external validation).")
+        lo, hi = _f(c.get("calibration_slope_ci_low")), _f(c.get("calibration_slope_ci_high"))
+        if math.isfinite(lo) and math.isfinite(hi) and not lo <= 1 <= hi:
+            kind = ("too extreme (overfitting)" if hi < 1 else "too moderate (underfitting)")
+            out.append(f"Cohort {cohort}: calibration slope {c['calibration_slope']:.3f} with 95% CI "
+                       f"[{lo:.3f}, {hi:.3f}] excludes 1: predictions are {kind}.")
+        lo, hi = _f(c.get("calibration_intercept_ci_low")), _f(c.get("calibration_intercept_ci_high"))
+        if math.isfinite(lo) and math.isfinite(hi) and not lo <= 0 <= hi:
+            kind = "over-estimate" if hi < 0 else "under-estimate"
+            out.append(f"Cohort {cohort}: calibration intercept {c['calibration_intercept']:.3f} with 95% "
+                       f"CI [{lo:.3f}, {hi:.3f}] excludes 0: predictions {kind} the risk on average "
+                       "(calibration-in-the-large).")
+    if not summary.get("reproducibility_assessed"):
+        out.append("Reproducibility not assessed: no repeated measurements (test-retest, inter-reader or "
+                   "perturbation) were available, so the measurement error of the features is unknown.")
+    return out
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def _load(results: Path, cohorts: Sequence[str]) -> dict:
+    per = {}
+    for c in cohorts:
+        files = {
+            "predictions": results / "clinical" / c / "predictions.tsv",
+            "metrics": results / "clinical" / c / "metrics.json",
+            "calibration": results / "utility" / c / "calibration.json",
+            "decision_curve": results / "utility" / c / "decision_curve.tsv",
+        }
+        per[c] = {k: (_read_tsv(p) if p.suffix == ".tsv" else _read_json(p)) for k, p in files.items()}
+        per[c]["missing"] = [str(p.relative_to(results)) for p in files.values() if not p.is_file()]
+    return {
+        "qc": _read_tsv(results / "ingest" / "qc.tsv", dtype=str, keep_default_na=False),
+        "features": _read_tsv(results / "features" / "features.tsv"),
+        "icc": _read_tsv(results / "analytical" / "icc.tsv"),
+        "icc_exists": (results / "analytical" / "icc.tsv").is_file(),
+        "card": _read_json(results / "clinical" / "model" / "model_card.json") or {},
+        "cohorts": per,
+    }
+
+
+def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -> dict:
+    card = data["card"]
+    coefs = card.get("coefficients") or {}
+    n_model = len(card.get("features") or [])
+    n_ev_train = card.get("n_events_train")
+    qc = data["qc"]
+    excluded = qc[qc["status"].astype(str).str.lower() == "excluded"] if qc is not None else None
+    summary = {
+        "validation": card.get("validation"),
+        "internal_validation": card.get("internal_validation"),
+        "learner": card.get("learner"),
+        "outcome": card.get("outcome") or config.get("outcome"),
+        "training_cohorts": card.get("training_cohorts"),
+        "external_cohorts": card.get("external_cohorts"),
+        "n_train": card.get("n_train"),
+        "n_events_train": n_ev_train,
+        "n_features": _n_candidate_features(data["features"], config),
+        "n_model_features": n_model,
+        "n_nonzero_coefficients": int(sum(1 for v in coefs.values() if _f(v) != 0)),
+        "events_per_variable": (n_ev_train / max(1, n_model)) if n_ev_train is not None else None,
+        "reproducibility_assessed": icc["assessed"],
+        "icc_form": ", ".join(icc.get("forms", [])) or None,
+        "n_features_icc": icc["n_features"],
+        "n_stable_features": icc["n_stable"],
+        "stability_threshold": icc.get("threshold"),
+        "n_excluded_entries": None if excluded is None else int(len(excluded)),
+        "n_excluded_cases": None if excluded is None else int(excluded["case_id"].nunique()),
+        "cohorts": {},
+    }
+    for c in cohorts:
+        d = data["cohorts"][c]
+        m, cal = d["metrics"] or {}, d["calibration"] or {}
+        entry = {"role": "internal validation (out-of-fold)" if c == "train" else "external",
+                 "validation": m.get("validation")}
+        for k in ("n", "n_events", "prevalence", "auc", "auc_ci_low", "auc_ci_high", "auc_ci_method", "brier"):
+            entry[k] = m.get(k)
+        for k in ("calibration_intercept", "calibration_intercept_ci_low", "calibration_intercept_ci_high",
+                  "calibration_slope", "calibration_slope_ci_low", "calibration_slope_ci_high", "ici"):
+            entry[k] = cal.get(k)
+        rng = beneficial_threshold_range(d["decision_curve"]) if d["decision_curve"] is not None else None
+        entry["net_benefit_threshold_range"] = list(rng) if rng else None
+        if d["missing"]:
+            entry["missing"] = d["missing"]
+        summary["cohorts"][c] = entry
+    summary["limitations"] = detect_limitations(summary)
+    return to_jsonable(summary)
+
+
+# ------------------------------------------------------------------------------------ sections
+
+
+def _cohort_name(c: str) -> str:
+    return "train — internal validation (out-of-fold)" if c == "train" else f"{c} — external validation"
+
+
+def _section_study(data: dict, config: Mapping, summary: dict) -> str:
+    rows = _cohort_table(data["features"], config, data["card"])
+    out = ["<h2 id=\"study\">1. Study and data</h2>"]
+    outcome = summary.get("outcome") or {}
+    if outcome.get("type", "binary") == "survival":
+        odesc = f"survival: time <code>{_e(outcome.get('time'))}</code>, event <code>{_e(outcome.get('event'))}</code>"
+    else:
+        odesc = (f"binary: <code>{_e(outcome.get('column'))}</code> = "
+                 f"<code>{_e(outcome.get('positive'))}</code> is an event")
+    out.append(_p(f"Outcome — {odesc}. Candidate features in the feature table: "
+                  f"{_num(summary.get('n_features'))}."))
+    if rows:
+        total_n = sum(r["n"] for r in rows)
+        ev = [r["n_events"] for r in rows if r["n_events"] is not None]
+        table_rows = [[r["cohort"], r["role"], r["n"], r["n_events"], r["prevalence"]] for r in rows]
+        table_rows.append([_Html("<strong>all</strong>"), "", total_n, sum(ev) if ev else None,
+                           (sum(ev) / total_n) if ev and total_n else None])
+        out.append(_table(["Cohort", "Role", "Cases", "Events", "Prevalence"], table_rows))
+        out.append(_p("Cases after quality control, from <code>features/features.tsv</code>.", "note"))
+    else:
+        out.append(_p("The feature table <code>features/features.tsv</code> was not found.", "warn"))
+
+    qc = data["qc"]
+    out.append("<h3>Exclusions</h3>")
+    if qc is None:
+        out.append(_p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
+        return "\n".join(out)
+    excl = qc[qc["status"].astype(str).str.lower() == "excluded"]
+    out.append(_p(f"{len(qc)} entries passed through quality control; {len(excl)} were excluded "
+                  f"({excl['case_id'].nunique()} distinct cases)."))
+    if len(excl):
+        reasons = excl["reason"].replace("", "(no reason given)").value_counts()
+        out.append(_table(["Reason", "Entries"], [[r, int(n)] for r, n in reasons.items()]))
+        cols = [c for c in ("case_id", "cohort", "repeat", "modality", "reason") if c in excl]
+        out.append(_table(cols, excl[cols].head(200).itertuples(index=False), "compact"))
+        if len(excl) > 200:
+            out.append(_p(f"First 200 of {len(excl)} exclusions shown; the full list is in "
+                          "<code>ingest/qc.tsv</code>.", "note"))
+    return "\n".join(out)
+
+
+def _section_analytical(data: dict, s: dict) -> str:
+    out = ["<h2 id=\"analytical\">2. Analytical validity</h2>"]
+    icc, threshold = data["icc"], s.get("threshold")
+    if not s["assessed"]:
+        why = ("<code>analytical/icc.tsv</code> has no rows" if data["icc_exists"]
+               else "<code>analytical/icc.tsv</code> was not produced")
+        out.append(_p("<strong>Reproducibility was not assessed</strong>: the study has no repeated "
+                      "measurements (no test-retest scans, second readers or perturbations), so no "
+                      f"intraclass correlation could be computed ({why}). The measurement error of the "
+                      "features is unknown and the model features could not be filtered for stability.",
+                      "warn"))
+        return "\n".join(out)
+    out.append(_kv_table([
+        ("ICC form", ", ".join(s["forms"]) or "—"),
+        ("Features assessed", s["n_features"]),
+        ("Subjects", ", ".join(map(str, s["n_subjects"])) or "—"),
+        ("Repeats per subject", ", ".join(map(str, s["n_repeats"])) or "—"),
+        ("Median ICC", s["median_icc"]),
+        (f"Stable features (95% CI lower bound ≥ {threshold:g})", s["n_stable"]),
+    ]))
+    out.append(_table(["Koo & Li band", "ICC range", "Features"],
+                      [[b, r, s["bands"][b]] for b, r in zip(
+                          _BANDS, ("< 0.5", "0.5 – 0.75", "0.75 – 0.9", "≥ 0.9"))]))
+    out.append(_figure(
+        lambda: F.icc_figure(icc, threshold=threshold),
+        f"<strong>Feature reproducibility.</strong> Each row is one feature: the dot is its ICC "
+        f"({_e(', '.join(s['forms']))}) and the bar its 95% confidence interval; features are grouped by "
+        "image type and feature class and sorted by ICC within a group (with many features, one row per "
+        "group and one dot per feature). Colours give the Koo &amp; Li (2016) band (poor &lt; 0.5, "
+        "moderate &lt; 0.75, good &lt; 0.9, excellent). The dashed line is the stability threshold: a "
+        "feature whose whole interval lies to its right is stable.",
+        "ICC per feature with 95% CI"))
+    return "\n".join(out)
+
+
+def _validation_statement(card: Mapping, cohorts: Sequence[str]) -> str:
+    iv = card.get("internal_validation") or "cross-validation"
+    train = _join(card.get("training_cohorts"))
+    ext = [c for c in cohorts if c != "train"]
+    if card.get("validation") == "external":
+        return _p(
+            f"<strong>Validation: external.</strong> The model was fitted on {_e(train)} "
+            f"(n = {_num(card.get('n_train'))}, {_num(card.get('n_events_train'))} events), frozen, and applied "
+            f"unchanged to the external cohort(s) {_e(_join(ext))}, which played no part in feature selection, "
+            f"fitting or tuning. Rows labelled <em>train</em> are internal validation (out-of-fold predictions "
+            f"of {_e(iv)}) on the training data, not apparent performance.", "statement")
+    return _p(
+        f"<strong>Validation: internal validation only.</strong> No external cohort was available. All "
+        f"performance figures are internal validation — out-of-fold predictions of {_e(iv)} on the single "
+        f"training site {_e(train)}. They do not show how the model transports to other sites, scanners or "
+        "populations; an external validation is needed before any clinical use.", "statement warn")
+
+
+def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
+    card = data["card"]
+    out = ["<h2 id=\"clinical\">3. Clinical validity</h2>", _validation_statement(card, cohorts),
+           "<h3>Model</h3>"]
+    if not card:
+        out.append(_p("No model card (<code>clinical/model/model_card.json</code>) was found.", "warn"))
+    hp = card.get("hyperparameters") or {}
+    out.append(_kv_table([
+        ("Learner", card.get("learner", "—")),
+        ("Hyper-parameters", ", ".join(f"{k} = {_num(v) if _isnum(v) else v}" for k, v in hp.items()) or "—"),
+        ("Candidate features", summary["n_model_features"]),
+        ("Non-zero coefficients", summary["n_nonzero_coefficients"]),
+        ("Training cohorts", _join(card.get("training_cohorts"))),
+        ("External cohorts", _join(card.get("external_cohorts"))),
+        ("Training cases / events", f"{_num(card.get('n_train'))} / {_num(card.get('n_events_train'))}"),
+        ("Events per variable", summary["events_per_variable"]),
+        ("Internal validation", card.get("internal_validation", "—")),
+        ("Seed", card.get("seed", "—")),
+        ("Model file (SHA-256)", f"{card.get('model_file', '—')} ({card.get('model_sha256', '—')})"),
+    ]))
+    coefs = {k: _f(v) for k, v in (card.get("coefficients") or {}).items()}
+    nz = sorted(((k, v) for k, v in coefs.items() if v != 0), key=lambda kv: (-abs(kv[1]), kv[0]))
+    if nz or "intercept" in card:
+        rows = [[_Html("<em>intercept</em>"), _f(card.get("intercept"))]] + [[k, v] for k, v in nz]
+        out.append(_table(["Term", "Coefficient"], rows, "compact"))
+        out.append(_p("Non-zero coefficients of the frozen model, largest magnitude first (on the scale of "
+                      "the model's inputs).", "note"))
+
+    out.append("<h3>Discrimination</h3>")
+    rows = []
+    for c in cohorts:
+        m = data["cohorts"][c]["metrics"] or {}
+        rows.append([_cohort_name(c), m.get("validation", "—"), m.get("n"), m.get("n_events"),
+                     m.get("prevalence"), _Html(_ci(m.get("auc"), m.get("auc_ci_low"), m.get("auc_ci_high"))),
+                     m.get("auc_ci_method", "—"), m.get("brier"), m.get("log_loss")])
+    out.append(_table(["Cohort", "Validation", "n", "Events", "Prevalence", "AUC [95% CI]", "CI method",
+                       "Brier", "Log loss"], rows))
+    preds = {c: data["cohorts"][c]["predictions"] for c in cohorts if data["cohorts"][c]["predictions"] is not None}
+    if preds:
+        out.append(_figure(
+            lambda: F.roc_figure(preds, {c: data["cohorts"][c]["metrics"] or {} for c in preds}),
+            "<strong>ROC curves.</strong> Sensitivity against 1 − specificity as the decision threshold "
+            "moves, one curve per cohort; the legend gives the AUC with its 95% CI. The dashed curve "
+            "(<em>train</em>) is built from out-of-fold predictions of the internal validation; solid "
+            "curves are external cohorts. A curve nearer the top-left corner discriminates better; the "
+            "dotted diagonal is chance.",
+            "ROC curves per cohort"))
+    return "\n".join(out)
+
+
+def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: int) -> str:
+    out = ["<h2 id=\"utility\">4. Clinical utility</h2>", "<h3>Calibration</h3>"]
+    rows = []
+    for c in cohorts:
+        k = data["cohorts"][c]["calibration"] or {}
+        g = k.get
+        rows.append([
+            _cohort_name(c), g("n"), g("n_events"),
+            _Html(_ci(g("calibration_intercept"), g("calibration_intercept_ci_low"), g("calibration_intercept_ci_high"))),
+            _Html(_ci(g("calibration_slope"), g("calibration_slope_ci_low"), g("calibration_slope_ci_high"))),
+            g("ici"), g("e50"), g("e90"), g("emax"), g("brier"), g("brier_scaled"),
+            _Html(f"{_num(g('spiegelhalter_z'))} (p = {_num(g('spiegelhalter_p'))})"),
+        ])
+    out.append(_table(["Cohort", "n", "Events", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "E50", "E90",
+                       "Emax", "Brier", "Scaled Brier", "Spiegelhalter z"], rows))
+    out.append(_p("Ideal: intercept 0 (calibration-in-the-large, slope fixed at 1), slope 1 (below 1: "
+                  "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
+                  "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
+                  "2019). Scaled Brier: 1 − Brier / Brier of the prevalence, higher is better.", "note"))
+    preds = {c: data["cohorts"][c]["predictions"] for c in cohorts if data["cohorts"][c]["predictions"] is not None}
+    if preds:
+        out.append(_figure(
+            lambda: F.calibration_figure(preds, n_bins=n_bins),
+            "<strong>Calibration plots.</strong> One panel per cohort: the observed proportion of events "
+            "against the predicted probability. The line is the loess-smoothed observed probability, the "
+            f"open circles the observed proportion in {n_bins} quantile bins of the prediction with 95% "
+            "CIs, the dotted diagonal perfect calibration. A curve below the diagonal means the model "
+            "over-estimates risk there, above it under-estimates. The histogram under each panel shows "
+            "the distribution of predictions (events up, non-events down). <em>train</em> uses "
+            "out-of-fold predictions of the internal validation.",
+            "Calibration plots per cohort"))
+
+    out.append("<h3>Decision-curve analysis</h3>")
+    curves = {c: data["cohorts"][c]["decision_curve"] for c in cohorts
+              if data["cohorts"][c]["decision_curve"] is not None}
+    prev = {c: _f((data["cohorts"][c]["metrics"] or {}).get("prevalence")) for c in curves}
+    prev = {c: v for c, v in prev.items() if math.isfinite(v)}
+    if curves:
+        out.append(_figure(
+            lambda: F.decision_curve_figure(curves, prev),
+            "<strong>Decision curves.</strong> Net benefit (true positives per patient, minus false positives "
+            "weighted by the odds of the threshold probability; Vickers &amp; Elkin 2006) against the "
+            "threshold probability at which one would act. The model is useful at thresholds where its "
+            "curve lies above both <em>treat all</em> (dashed) and <em>treat none</em> (dotted, zero). "
+            "<em>train</em> uses out-of-fold predictions of the internal validation.",
+            "Decision curves per cohort"))
+    rows = []
+    for c in cohorts:
+        rng = summary["cohorts"][c]["net_benefit_threshold_range"]
+        if data["cohorts"][c]["decision_curve"] is None:
+            text = "no decision curve"
+        elif rng is None:
+            text = "none: the model never beats both treat-all and treat-none"
+        else:
+            text = f"{_num(rng[0])} – {_num(rng[1])}"
+        rows.append([_cohort_name(c), text])
+    out.append(_table(["Cohort", "Threshold range where the model beats treat-all and treat-none"], rows))
+    out.append(_p("The widest contiguous run of thresholds on the decision-curve grid at which the model's "
+                  "net benefit exceeds both defaults.", "note"))
+    return "\n".join(out)
+
+
+def _section_limitations(summary: dict) -> str:
+    out = ["<h2 id=\"limitations\">5. Limitations detected from the results</h2>"]
+    lim = summary["limitations"]
+    if lim:
+        out.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in lim) + "</ul>")
+    else:
+        out.append(_p("None of the automatic checks flagged a limitation."))
+    out.append(_p("Checks: events per variable &lt; 10; internal validation only; external cohort with "
+                  "fewer than 100 events; calibration slope CI excluding 1 or intercept CI excluding 0; "
+                  "no repeated measurements. They do not replace a critical appraisal (e.g. TRIPOD+AI, "
+                  "PROBAST, CLAIM).", "note"))
+    return "\n".join(out)
+
+
+def _config_text(config: Mapping) -> str:
+    try:
+        import yaml
+
+        return yaml.safe_dump(to_jsonable(dict(config)), sort_keys=False, allow_unicode=True)
+    except Exception:  # noqa: BLE001
+        return json.dumps(to_jsonable(dict(config)), indent=2)
+
+
+def _section_appendix(config: Mapping, provenance: Mapping | None) -> str:
+    out = ["<h2 id=\"appendix\">6. Appendix: provenance</h2>"]
+    if not provenance:
+        out.append(_p("No provenance record was supplied.", "warn"))
+    else:
+        plat = provenance.get("platform") or {}
+        gpus = plat.get("gpus")
+        out.append(_kv_table([
+            ("Created (UTC)", provenance.get("created", "—")),
+            ("acceflow commit", provenance.get("commit") or "unknown (not a git checkout, or no commit)"),
+            ("Input files checksummed (SHA-256)", len(provenance.get("inputs") or {})),
+            ("Output files checksummed (SHA-256)", len(provenance.get("outputs") or {})),
+            ("Seeds", ", ".join(f"{k} = {v}" for k, v in (provenance.get("seeds") or {}).items()) or "—"),
+            ("Python", plat.get("python", "—")),
+            ("Operating system", plat.get("os", "—")),
+            ("CPU", f"{plat.get('cpu', '—')} ({plat.get('cpu_count', '—')} logical cores)"),
+            ("Memory (GiB)", plat.get("memory_gib")),
+            ("GPU", ", ".join(g.get("name", "?") for g in gpus) if gpus else "none detected"),
+        ]))
+        versions = provenance.get("versions") or {}
+        out.append("<h3>Package versions</h3>")
+        out.append(_table(["Package", "Version"],
+                          [[k, v if v is not None else "not installed"] for k, v in sorted(versions.items())],
+                          "compact"))
+    out.append("<h3>Configuration as run</h3>")
+    out.append(f"<pre>{_e(_config_text(config))}</pre>")
+    return "\n".join(out)
+
+
+_CSS = """
+:root { color-scheme: light; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1a1a1a;
+  max-width: 64rem; margin: 2rem auto; padding: 0 1.5rem; line-height: 1.45; font-size: 15px; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.3rem; border-bottom: 2px solid #333; padding-bottom: 0.2rem; margin-top: 2.2rem; }
+h3 { font-size: 1.05rem; margin-top: 1.4rem; }
+.subtitle { color: #555; margin-top: 0; }
+nav ol { columns: 2; padding-left: 1.2rem; }
+nav a { color: #0b4f8a; text-decoration: none; }
+table { border-collapse: collapse; margin: 0.6rem 0 0.4rem; font-size: 0.88rem; }
+th, td { border: 1px solid #bbb; padding: 0.25rem 0.55rem; text-align: left; vertical-align: top; }
+thead th { background: #eef1f4; }
+td { font-variant-numeric: tabular-nums; }
+table.kv th { background: #f6f7f8; font-weight: 600; white-space: nowrap; }
+table.compact { font-size: 0.8rem; }
+figure { margin: 1rem 0; page-break-inside: avoid; break-inside: avoid; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: 0.85rem; color: #333; margin-top: 0.3rem; }
+.note { font-size: 0.85rem; color: #555; }
+.warn { background: #fff6e5; border-left: 4px solid #e69f00; padding: 0.4rem 0.7rem; }
+.statement { border-left: 4px solid #0072b2; background: #eef5fb; padding: 0.5rem 0.8rem; }
+.statement.warn { border-left-color: #d55e00; background: #fff1e8; }
+pre { background: #f6f7f8; border: 1px solid #ddd; padding: 0.6rem; font-size: 0.8rem; overflow-x: auto;
+  white-space: pre-wrap; }
+code { font-size: 0.9em; }
+@media print {
+  body { max-width: none; margin: 0; font-size: 11pt; }
+  h2 { page-break-after: avoid; break-after: avoid; }
+  table, pre { page-break-inside: avoid; break-inside: avoid; }
+  nav { display: none; }
+}
+"""
+
+
+def _render(title: str, body: Sequence[str], created: str | None) -> str:
+    sub = "Evidence dossier along the ACCE hierarchy: analytical validity, clinical validity, clinical utility."
+    if created:
+        sub += f" Generated {_e(created)} by acceflow."
+    nav = ("<nav><ol>"
+           "<li><a href=\"#study\">Study and data</a></li>"
+           "<li><a href=\"#analytical\">Analytical validity</a></li>"
+           "<li><a href=\"#clinical\">Clinical validity</a></li>"
+           "<li><a href=\"#utility\">Clinical utility</a></li>"
+           "<li><a href=\"#limitations\">Limitations</a></li>"
+           "<li><a href=\"#appendix\">Appendix: provenance</a></li>"
+           "</ol></nav>")
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<header><h1>{_e(title)}</h1><p class=\"subtitle\">{sub}</p></header>\n{nav}\n"
+            + "\n".join(f"<section>\n{b}\n</section>" for b in body)
+            + "\n</body>\n</html>\n")
+
+
+# ---------------------------------------------------------------------------------------- entry
+
+
+def build_dossier(
+    results_dir: str | os.PathLike,
+    config: Mapping,
+    cohorts: Sequence[str],
+    out_html: str | os.PathLike,
+    out_summary: str | os.PathLike,
+    provenance: Mapping | None = None,
+) -> dict:
+    """Write the evidence dossier (self-contained HTML) and its ``summary.json``.
+
+    Parameters
+    ----------
+    results_dir : the results folder holding the results contract
+    config : the configuration as run (outcome, cohorts, reproducibility threshold, ...)
+    cohorts : cohort folders to report, ``"train"`` (internal, out-of-fold) and each external one
+    out_html, out_summary : where to write the dossier and the summary (written atomically)
+    provenance : a record from :func:`acceflow.report.provenance.collect_provenance`; when
+        ``None``, ``report/provenance.json`` under ``results_dir`` is used if it exists
+
+    Returns
+    -------
+    dict : the summary (what ``summary.json`` holds): validation type, feature counts, events per
+        variable, and per cohort n, events, AUC with CI, Brier, calibration intercept / slope with
+        CIs, ICI and the threshold range where the model beats both default strategies; plus the
+        detected limitations.
+    """
+    results = Path(results_dir)
+    cohorts = list(cohorts)
+    data = _load(results, cohorts)
+    threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
+    icc = _icc_summary(data["icc"], threshold)
+    summary = _summarise(data, icc, config, cohorts)
+    if provenance is None:
+        provenance = _read_json(results / "report" / "provenance.json")
+    n_bins = int((config.get("utility") or {}).get("calibration_bins", 10))
+    title = str(config.get("title") or config.get("name") or "Imaging biomarker evidence dossier")
+    body = [
+        _section_study(data, config, summary),
+        _section_analytical(data, icc),
+        _section_clinical(data, summary, cohorts),
+        _section_utility(data, summary, cohorts, n_bins),
+        _section_limitations(summary),
+        _section_appendix(config, provenance),
+    ]
+    page = _render(title, body, (provenance or {}).get("created"))
+    atomic_write_bytes(page.encode("utf-8"), out_html)
+    write_json(summary, out_summary)
+    return summary

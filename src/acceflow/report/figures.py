@@ -1,0 +1,401 @@
+"""Figures of the evidence dossier.
+
+Every function takes the tables of the results contract (predictions, metrics, decision curves,
+ICC table) and returns a :class:`matplotlib.figure.Figure`; nothing here reads files, so each
+figure can be drawn from a notebook as well. Figures are deterministic: no timestamps, fixed SVG
+ids, no software tag in the PNG, so the same results give byte-identical images.
+
+The cohort named ``train`` holds out-of-fold predictions of the internal validation
+(repeated cross-validation on the training site); it is labelled as such in every figure.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from acceflow.report.provenance import atomic_write_bytes  # noqa: E402
+from acceflow.utility.calibration import binned_calibration, calibration_curve_loess  # noqa: E402
+
+__all__ = [
+    "KOO_LI_COLOURS",
+    "calibration_figure",
+    "cohort_label",
+    "decision_curve_figure",
+    "figure_to_base64_png",
+    "icc_figure",
+    "koo_li_band",
+    "roc_figure",
+    "save_figure",
+]
+
+#: Colour per cohort, in order of appearance (Okabe & Ito colour-blind safe palette).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+#: Koo & Li (2016) reliability bands and their colours (poor to excellent).
+KOO_LI_COLOURS = {
+    "poor": "#d7301f",
+    "moderate": "#fc8d59",
+    "good": "#91bfdb",
+    "excellent": "#4575b4",
+}
+
+#: pyradiomics feature classes, used to group features in the ICC figure.
+_FEATURE_CLASSES = ("shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+_RC = {
+    "svg.hashsalt": "acceflow",  # fixed SVG element ids: identical figures give identical files
+    "svg.fonttype": "path",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def cohort_label(cohort: str) -> str:
+    """Label of a cohort in figures: ``train`` is the internal (out-of-fold) validation."""
+    if cohort == "train":
+        return "train (internal validation, out-of-fold)"
+    return f"{cohort} (external)"
+
+
+def _colours(cohorts) -> dict[str, str]:
+    return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(cohorts)}
+
+
+def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
+    ncols = max(1, min(n, max_cols))
+    return int(np.ceil(max(n, 1) / ncols)), ncols
+
+
+def _fmt(x, nd: int = 3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "NA"
+    return "NA" if not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+# --------------------------------------------------------------------------------------- output
+
+
+def figure_to_base64_png(fig: Figure, dpi: int = 110) -> str:
+    """Render ``fig`` as PNG and return it base64-encoded (for a ``data:image/png`` URI).
+
+    The PNG carries no software tag or timestamp, so it is reproducible byte for byte.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def save_figure(fig: Figure, path_without_ext: str | os.PathLike, dpi: int = 150) -> list[Path]:
+    """Write ``fig`` as ``<path>.png`` and ``<path>.svg`` (atomically) and return both paths.
+
+    The SVG carries no date and fixed element ids; the PNG no software tag.
+    """
+    base = Path(path_without_ext)
+    written = []
+    for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        buf = io.BytesIO()
+        with plt.rc_context({"svg.hashsalt": "acceflow"}):
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
+        written.append(atomic_write_bytes(buf.getvalue(), base.with_name(f"{base.name}.{fmt}")))
+    return written
+
+
+# ------------------------------------------------------------------------------------------ ROC
+
+
+def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    return fpr, tpr
+
+
+def _binary(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome (0/1) and probability of a predictions table, rows with missing values dropped."""
+    d = df[["outcome", "probability"]].apply(pd.to_numeric, errors="coerce").dropna()
+    return d["outcome"].to_numpy(dtype=int), d["probability"].to_numpy(dtype=float)
+
+
+def roc_figure(
+    preds_by_cohort: Mapping[str, pd.DataFrame],
+    metrics_by_cohort: Mapping[str, Mapping] | None = None,
+) -> Figure:
+    """ROC curves, one per cohort, on one set of axes.
+
+    Parameters
+    ----------
+    preds_by_cohort : mapping cohort -> DataFrame with columns ``outcome`` (0/1) and ``probability``
+    metrics_by_cohort : mapping cohort -> metrics dict (``auc``, ``auc_ci_low``, ``auc_ci_high``),
+        optional; the legend shows the AUC and its 95% CI from there (computed AUC otherwise).
+    """
+    metrics_by_cohort = metrics_by_cohort or {}
+    colours = _colours(preds_by_cohort)
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(5.2, 5.0))
+        ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="chance (AUC 0.5)")
+        for cohort, df in preds_by_cohort.items():
+            y, p = _binary(df)
+            if len(np.unique(y)) < 2:
+                continue
+            fpr, tpr = _roc_points(y, p)
+            m = metrics_by_cohort.get(cohort, {})
+            if "auc" in m:
+                auc = f"AUC {_fmt(m.get('auc'))} (95% CI {_fmt(m.get('auc_ci_low'))}–{_fmt(m.get('auc_ci_high'))})"
+            else:
+                from sklearn.metrics import roc_auc_score
+
+                auc = f"AUC {_fmt(roc_auc_score(y, p))}"
+            ls = "--" if cohort == "train" else "-"
+            ax.step(fpr, tpr, where="post", color=colours[cohort], ls=ls, lw=1.6,
+                    label=f"{cohort_label(cohort)}\n{auc}, n={len(y)}")
+        ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
+               xlabel="1 − specificity (false-positive rate)", ylabel="Sensitivity (true-positive rate)",
+               title="Discrimination: ROC curves")
+        ax.legend(loc="lower right", frameon=False)
+        fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------- Calibration
+
+
+def _loess_curve(y: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """Loess-smoothed observed probability at each prediction; ``None`` when it cannot be fitted."""
+    try:
+        return np.asarray(calibration_curve_loess(y, p), dtype=float)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return None
+
+
+def _binned(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame:
+    """Quantile bins: ``mean_predicted``, ``observed`` proportion and its 95% CI ``ci_low``, ``ci_high``."""
+    b = binned_calibration(y, p, n_bins=n_bins)
+    return b.rename(columns={"observed_proportion": "observed", "observed_ci_low": "ci_low",
+                             "observed_ci_high": "ci_high"})
+
+
+def calibration_figure(preds_by_cohort: Mapping[str, pd.DataFrame], n_bins: int = 10) -> Figure:
+    """Calibration plot per cohort: smoothed curve, binned observed proportions, prediction histogram.
+
+    Each panel shows the ideal line (predicted = observed), the loess-smoothed observed
+    probability as a function of the predicted probability, the observed proportion of events in
+    ``n_bins`` quantile bins of the prediction with its 95% CI, and below it a histogram of the
+    predictions (events above the axis, non-events below).
+    """
+    cohorts = list(preds_by_cohort)
+    colours = _colours(cohorts)
+    nrows, ncols = _grid(len(cohorts))
+    with plt.rc_context(_RC):
+        fig = plt.figure(figsize=(4.3 * ncols, 5.3 * nrows))
+        outer = fig.add_gridspec(nrows, ncols, hspace=0.35, wspace=0.3)
+        for i, cohort in enumerate(cohorts):
+            inner = outer[i // ncols, i % ncols].subgridspec(2, 1, height_ratios=[4, 1], hspace=0.05)
+            ax = fig.add_subplot(inner[0])
+            axh = fig.add_subplot(inner[1], sharex=ax)
+            y, p = _binary(preds_by_cohort[cohort])
+            c = colours[cohort]
+            ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="ideal")
+            if len(y) >= 5:
+                smooth = _loess_curve(y, p)
+                if smooth is not None and np.isfinite(smooth).any():
+                    order = np.argsort(p)
+                    ax.plot(p[order], np.clip(smooth[order], 0, 1), color=c, lw=1.8, label="loess-smoothed")
+                b = _binned(y, p, n_bins)
+                yerr = np.vstack([b["observed"] - b["ci_low"], b["ci_high"] - b["observed"]]).clip(min=0)
+                ax.errorbar(b["mean_predicted"], b["observed"], yerr=yerr, fmt="o", ms=4, color=c,
+                            mfc="white", elinewidth=1, capsize=2, label=f"{len(b)} quantile bins, 95% CI")
+            ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="Observed proportion",
+                   title=f"{cohort_label(cohort)}\nn={len(y)}, events={int(y.sum())}")
+            ax.legend(loc="upper left", frameon=False)
+            ax.tick_params(labelbottom=False)
+            edges = np.linspace(0, 1, 41)
+            h1, _ = np.histogram(p[y == 1], bins=edges)
+            h0, _ = np.histogram(p[y == 0], bins=edges)
+            axh.bar(edges[:-1], h1, width=np.diff(edges), align="edge", color=c, alpha=0.8, label="events")
+            axh.bar(edges[:-1], -h0, width=np.diff(edges), align="edge", color="grey", alpha=0.6,
+                    label="non-events")
+            axh.axhline(0, color="black", lw=0.5)
+            top = max(h1.max(initial=0), h0.max(initial=0), 1)
+            axh.set(ylim=(-top * 1.1, top * 1.1), xlabel="Predicted probability", ylabel="count")
+            axh.set_yticks([-top, 0, top], [str(top), "0", str(top)])
+        fig.suptitle("Calibration: predicted vs observed probability", y=1.0)
+    return fig
+
+
+# ------------------------------------------------------------------------------- Decision curve
+
+
+def _prevalence_from_curve(curve: pd.DataFrame) -> float:
+    """Prevalence implied by the treat-all curve: NB_all = π − (1 − π)·w, w = pt/(1 − pt)."""
+    d = curve[["threshold", "net_benefit_all"]].apply(pd.to_numeric, errors="coerce").dropna()
+    d = d[(d["threshold"] > 0) & (d["threshold"] < 1)]
+    if d.empty:
+        return float("nan")
+    row = d.iloc[0]
+    w = row["threshold"] / (1 - row["threshold"])
+    return float((row["net_benefit_all"] + w) / (1 + w))
+
+
+def decision_curve_figure(
+    curves_by_cohort: Mapping[str, pd.DataFrame],
+    prevalence_by_cohort: Mapping[str, float] | None = None,
+) -> Figure:
+    """Decision curves: net benefit of the model, treat-all and treat-none, one panel per cohort.
+
+    Parameters
+    ----------
+    curves_by_cohort : mapping cohort -> DataFrame with ``threshold``, ``net_benefit_model``,
+        ``net_benefit_all``, ``net_benefit_none``
+    prevalence_by_cohort : optional prevalence per cohort; when absent it is read off the
+        treat-all curve. The y axis spans −0.05 to the largest prevalence + 0.05 on every panel.
+    """
+    cohorts = list(curves_by_cohort)
+    colours = _colours(cohorts)
+    prevalence_by_cohort = dict(prevalence_by_cohort or {})
+    prev = [prevalence_by_cohort.get(c, _prevalence_from_curve(curves_by_cohort[c])) for c in cohorts]
+    prev = [v for v in prev if v is not None and np.isfinite(v)]
+    ymax = (max(prev) if prev else 0.5) + 0.05
+    nrows, ncols = _grid(len(cohorts))
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.6 * nrows), squeeze=False)
+        for ax in axes.flat[len(cohorts):]:
+            ax.set_visible(False)
+        for ax, cohort in zip(axes.flat, cohorts):
+            d = curves_by_cohort[cohort].sort_values("threshold")
+            t = d["threshold"].to_numpy(float)
+            ax.plot(t, d["net_benefit_model"], color=colours[cohort], lw=1.8, label="model")
+            ax.plot(t, d["net_benefit_all"], color="black", lw=1, ls="--", label="treat all")
+            ax.plot(t, d["net_benefit_none"], color="grey", lw=1, ls=":", label="treat none")
+            ax.set(ylim=(-0.05, ymax), xlim=(0, float(np.nanmax(t)) if len(t) else 1),
+                   xlabel="Threshold probability", ylabel="Net benefit", title=cohort_label(cohort))
+            ax.legend(loc="upper right", frameon=False)
+        fig.suptitle("Clinical utility: decision curves (net benefit)")
+        fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------ ICC
+
+
+def koo_li_band(icc: float) -> str:
+    """Koo & Li (2016) band of an ICC value: poor < 0.5 ≤ moderate < 0.75 ≤ good < 0.9 ≤ excellent."""
+    if icc is None or not np.isfinite(icc):
+        return "NA"
+    if icc < 0.5:
+        return "poor"
+    if icc < 0.75:
+        return "moderate"
+    if icc < 0.9:
+        return "good"
+    return "excellent"
+
+
+def feature_group(name: str) -> tuple[str, str]:
+    """Split a feature name into (group, short label), the group ending at the pyradiomics class.
+
+    ``CT_original_firstorder_Mean`` -> (``CT original firstorder``, ``Mean``); names without a
+    known class go to group ``other``.
+    """
+    parts = str(name).split("_")
+    for i, tok in enumerate(parts[:-1]):
+        if tok in _FEATURE_CLASSES:
+            return " ".join(parts[: i + 1]), "_".join(parts[i + 1:])
+    return "other", str(name)
+
+
+def _group_order(group: str) -> tuple:
+    """Sort key of feature groups: by prefix (modality, image type), then pyradiomics class order."""
+    *prefix, cls = group.split(" ")
+    rank = _FEATURE_CLASSES.index(cls) if cls in _FEATURE_CLASSES else len(_FEATURE_CLASSES)
+    return (group == "other", " ".join(prefix), rank, group)
+
+
+def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detailed: int = 150) -> Figure:
+    """ICC per feature with its 95% CI, grouped by feature class, coloured by Koo & Li band.
+
+    Up to ``max_detailed`` features, one row per feature (sorted by ICC within its group);
+    beyond that, one row per group with each feature's ICC as a dot (a strip plot), so the
+    figure stays readable with a thousand features. A dashed line marks the stability
+    threshold (a feature is stable when its CI lower bound reaches it).
+    """
+    d = icc_df.copy()
+    for col in ("icc", "ci_low", "ci_high"):
+        d[col] = pd.to_numeric(d[col], errors="coerce")
+    if "koo_li_band" in d and d["koo_li_band"].notna().all():
+        d["band"] = d["koo_li_band"].astype(str).str.lower()
+    else:
+        d["band"] = d["icc"].map(koo_li_band)
+    grp = d["feature"].map(feature_group)
+    d["group"] = [g for g, _ in grp]
+    d["label"] = [lab for _, lab in grp]
+    colours = d["band"].map(KOO_LI_COLOURS).fillna("black")
+    lo = float(np.nanmin(np.r_[d["ci_low"].to_numpy(), d["icc"].to_numpy(), 0.0]))
+    xlim = (max(-1.0, np.floor(lo * 10) / 10), 1.0)
+    groups = sorted(d["group"].unique(), key=_group_order)
+    detailed = len(d) <= max_detailed
+
+    with plt.rc_context(_RC):
+        if detailed:
+            height = 1.4 + 0.16 * len(d) + 0.25 * len(groups)
+            fig, ax = plt.subplots(figsize=(7.5, max(height, 3.0)), layout="constrained")
+            y, ticks, labels = 0.0, [], []
+            for g in groups:  # top to bottom (inverted y axis), highest ICC first within a group
+                sub = d[d["group"] == g].sort_values("icc", ascending=False, na_position="last")
+                ys = y + 1 + np.arange(len(sub))
+                ax.hlines(ys, sub["ci_low"], sub["ci_high"], colors=colours[sub.index], lw=1.2)
+                ax.scatter(sub["icc"], ys, c=colours[sub.index], s=14, zorder=3)
+                ticks += list(ys)
+                labels += list(sub["label"])
+                ax.text(xlim[0], y + 0.3, f" {g} (n={len(sub)})", fontsize=8, fontweight="bold",
+                        va="center", ha="left")
+                if y > 0:
+                    ax.axhline(y - 0.3, color="lightgrey", lw=0.6)
+                y = ys[-1] + 1.3
+            ax.set_yticks(ticks, labels, fontsize=7 if len(d) > 40 else 8)
+            ax.set_ylim(y - 0.3, -0.5)
+            ax.set_xlabel("ICC (dot) and 95% CI (bar)")
+        else:
+            fig, ax = plt.subplots(figsize=(7.5, 1.8 + 0.4 * len(groups)), layout="constrained")
+            rng = np.random.default_rng(0)
+            for k, g in enumerate(groups):
+                sub = d[d["group"] == g]
+                jitter = rng.uniform(-0.25, 0.25, len(sub))
+                ax.scatter(sub["icc"], k + jitter, c=colours[sub.index], s=6, alpha=0.8)
+            ax.set_yticks(range(len(groups)), [f"{g} (n={(d['group'] == g).sum()})" for g in groups])
+            ax.set_ylim(len(groups) - 0.4, -0.6)
+            ax.set_xlabel("ICC per feature (one dot each)")
+        if threshold is not None:
+            ax.axvline(threshold, color="black", ls="--", lw=1)
+        ax.set_xlim(*xlim)
+        handles = [Patch(color=c, label=b) for b, c in KOO_LI_COLOURS.items()]
+        if threshold is not None:
+            handles.append(Line2D([], [], color="black", ls="--", label=f"stability threshold {threshold:g}"))
+        forms = ", ".join(sorted(map(str, d["icc_form"].dropna().unique()))) if "icc_form" in d else ""
+        fig.legend(handles=handles, title="Koo & Li (2016) band", loc="outside lower center",
+                   ncols=len(handles), frameon=False, fontsize=7, title_fontsize=7)
+        ax.set_title(f"Analytical validity: feature reproducibility {forms}".strip())
+    return fig
+

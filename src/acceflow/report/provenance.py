@@ -1,0 +1,273 @@
+"""Provenance of a run: what went in, what came out, with which code, on which machine.
+
+:func:`collect_provenance` gathers the configuration as run, the seeds, SHA-256 checksums of
+the input and output files, package versions, the acceflow git commit and the platform into
+one dict; :func:`write_json` writes it (or any result) atomically as sorted, indented JSON
+with NaN written as ``null``. Apart from ``created`` (UTC, ISO 8601) the record depends only on
+the inputs, the code and the machine, so two runs of the same thing can be diffed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_PACKAGES",
+    "atomic_write_bytes",
+    "collect_provenance",
+    "git_commit",
+    "package_versions",
+    "platform_info",
+    "sha256_file",
+    "to_jsonable",
+    "write_json",
+]
+
+#: Distributions whose versions are recorded by default.
+DEFAULT_PACKAGES = (
+    "snakemake",
+    "acceflow",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "statsmodels",
+    "SimpleITK",
+    "pyradiomics",
+    "pingouin",
+    "lifelines",
+    "torch",
+    "monai",
+    "matplotlib",
+    "scikit-misc",
+)
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, read in chunks of ``chunk_size`` bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_versions(names: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Installed version of each distribution in ``names`` (default :data:`DEFAULT_PACKAGES`).
+
+    A distribution that is not installed maps to ``None``.
+    """
+    out: dict[str, str | None] = {}
+    for name in DEFAULT_PACKAGES if names is None else names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        res = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str | None:
+    """Commit (``git rev-parse HEAD``) of the repository holding ``path``, ``-dirty`` if modified.
+
+    ``path`` defaults to the acceflow source folder. "Dirty" means tracked files differ from the
+    commit (untracked files are ignored). Returns ``None`` when git is not installed, the folder
+    is not in a git work tree (e.g. acceflow installed from a wheel) or it has no commit yet.
+    Git runs read-only (``--no-optional-locks``: the index is not refreshed).
+    """
+    if path is None:
+        path = Path(__file__).resolve().parent
+    path = Path(path)
+    cwd = path if path.is_dir() else path.parent
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if not commit:
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return f"{commit}-dirty" if status else commit
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            res = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=5, check=False)
+            if res.returncode == 0 and res.stdout.strip():
+                return res.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gpus() -> list[dict] | None:
+    """GPUs seen by torch.cuda; ``None`` when torch is not installed or cannot be imported."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return []
+        out = []
+        for i in range(torch.cuda.device_count()):
+            prop = torch.cuda.get_device_properties(i)
+            out.append({"name": prop.name, "memory_bytes": int(prop.total_memory)})
+        return out
+    except Exception:  # noqa: BLE001 - provenance never fails a run
+        return None
+
+
+def platform_info() -> dict:
+    """Python, OS, CPU model, logical cores, physical memory and GPUs (via torch.cuda, if installed)."""
+    mem = _memory_bytes()
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": None if mem is None else round(mem / 2**30, 2),
+        "gpus": _gpus(),
+    }
+
+
+def _seeds(config: Mapping, prefix: str = "") -> dict:
+    """Every key named ``seed`` or ending in ``_seed`` in a nested config, by dotted path."""
+    out = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_seeds(value, path + "."))
+        elif str(key) == "seed" or str(key).endswith("_seed"):
+            out[path] = value
+    return out
+
+
+def _checksums(paths: Iterable[str | os.PathLike]) -> dict[str, str | None]:
+    """{path: sha256}; a folder contributes each file under it; a missing path maps to None."""
+    out: dict[str, str | None] = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                out[str(f)] = sha256_file(f)
+        elif p.is_file():
+            out[str(p)] = sha256_file(p)
+        else:
+            out[str(p)] = None
+    return out
+
+
+def collect_provenance(
+    config: Mapping,
+    input_files: Iterable[str | os.PathLike],
+    output_files: Iterable[str | os.PathLike] = (),
+) -> dict:
+    """The provenance record of a run.
+
+    Parameters
+    ----------
+    config : the configuration as run (after defaults were filled in)
+    input_files : files (or folders) the run read; each is checksummed with SHA-256
+    output_files : files (or folders) the run wrote
+
+    Returns
+    -------
+    dict with keys ``created`` (UTC ISO 8601, the only time-dependent field), ``config``,
+    ``seeds`` (dotted config path -> seed), ``inputs`` and ``outputs`` ({path: sha256 or None
+    when missing}), ``versions`` (package -> version or None), ``commit`` (acceflow git commit or
+    None) and ``platform``.
+    """
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "config": to_jsonable(dict(config)),
+        "seeds": to_jsonable(_seeds(config)),
+        "inputs": _checksums(input_files),
+        "outputs": _checksums(output_files),
+        "versions": package_versions(),
+        "commit": git_commit(),
+        "platform": platform_info(),
+    }
+
+
+def to_jsonable(obj):
+    """Plain JSON types: numpy scalars/arrays to Python, paths to str, NaN/±inf to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
+        return [to_jsonable(v) for v in items]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalar / array
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    try:  # pandas.NA / NaT and other scalars
+        import pandas as pd
+
+        if pd.isna(obj):
+            return None
+    except (ImportError, TypeError, ValueError):
+        pass
+    return str(obj)
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as JSON (sorted keys, indent 2, NaN as null) atomically; return the path."""
+    text = json.dumps(to_jsonable(obj), sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    return atomic_write_bytes(text.encode("utf-8"), path)

@@ -1,0 +1,376 @@
+"""Calibration of predicted probabilities for a binary outcome.
+
+Follows the hierarchy of Van Calster et al. (2016): mean calibration (calibration-in-the-large),
+weak calibration (calibration slope) and moderate calibration (the flexible calibration curve,
+summarised by ICI / E50 / E90 / Emax after Austin & Steyerberg 2019). Intercept and slope are
+fitted by unpenalised maximum likelihood (statsmodels GLM, binomial family, logit link) with Wald
+confidence intervals; the calibration curve is R's ``loess`` (span 0.75, degree 2, gaussian)
+through scikit-misc, which wraps the same netlib code.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from scipy.special import logit
+from skmisc.loess import loess
+from statsmodels.stats.proportion import proportion_confint
+
+from acceflow.clinical.discrimination import brier_score, check_binary_outcome
+
+__all__ = [
+    "calibration_intercept_slope",
+    "calibration_curve_loess",
+    "calibration_errors",
+    "spiegelhalter_z",
+    "calibration_summary",
+    "binned_calibration",
+]
+
+_EPS = 1e-8
+
+
+def _inputs(y_true, prob):
+    return check_binary_outcome(y_true, prob, "prob", probabilities=True, what="calibration")
+
+
+def _logit(p):
+    return logit(np.clip(p, _EPS, 1 - _EPS))
+
+
+def calibration_intercept_slope(y_true, prob, alpha=0.05):
+    """Calibration-in-the-large and calibration slope with Wald confidence intervals.
+
+    * Calibration intercept: logistic GLM ``logit P(y=1) = a + offset(logit(prob))``; ``a = 0``
+      when the mean prediction matches the observed rate (``a > 0``: predictions too low).
+    * Calibration slope: logistic recalibration ``logit P(y=1) = a + b logit(prob)``; ``b = 1``
+      ideally, ``b < 1`` means predictions too extreme (over-fitting), ``b > 1`` too modest.
+
+    Probabilities are clipped to ``[1e-8, 1 - 1e-8]`` before the logit.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1; both classes.
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+    alpha : float
+        1 - confidence level of the Wald intervals.
+
+    Returns
+    -------
+    dict
+        ``calibration_intercept``, ``calibration_intercept_ci_low``,
+        ``calibration_intercept_ci_high``, ``calibration_slope``, ``calibration_slope_ci_low``,
+        ``calibration_slope_ci_high``; plain floats on the logit scale (intercept) or unitless
+        (slope).
+
+    Raises
+    ------
+    ValueError
+        On invalid input (see :func:`acceflow.clinical.discrimination.check_binary_outcome`) or
+        ``alpha`` outside (0, 1).
+
+    References
+    ----------
+    Cox DR (1958). Two further applications of a model for binary regression.
+    Biometrika 45:562-565.
+    Van Calster B, Nieboer D, Vergouwe Y, De Cock B, Pencina MJ, Steyerberg EW (2016). A calibration
+    hierarchy for risk models was defined: from utopia to empirical data.
+    J Clin Epidemiol 74:167-176.
+    Steyerberg EW (2019). Clinical Prediction Models, 2nd ed., ch. 15. Springer.
+
+    Examples
+    --------
+    >>> r = calibration_intercept_slope([0, 0, 1, 1, 0, 1], [0.2, 0.3, 0.6, 0.8, 0.55, 0.4])
+    >>> round(r["calibration_intercept"], 3), round(r["calibration_slope"], 3)
+    (0.119, 2.125)
+    """
+    y, p = _inputs(y_true, prob)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    lp = _logit(p)
+    ones = np.ones((y.size, 1))
+    fam = sm.families.Binomial()
+    citl = sm.GLM(y, ones, family=fam, offset=lp).fit()
+    slope = sm.GLM(y, np.column_stack([ones, lp]), family=fam).fit()
+    ci_a = np.asarray(citl.conf_int(alpha))[0]
+    ci_b = np.asarray(slope.conf_int(alpha))[1]
+    return {
+        "calibration_intercept": float(citl.params[0]),
+        "calibration_intercept_ci_low": float(ci_a[0]),
+        "calibration_intercept_ci_high": float(ci_a[1]),
+        "calibration_slope": float(slope.params[1]),
+        "calibration_slope_ci_low": float(ci_b[0]),
+        "calibration_slope_ci_high": float(ci_b[1]),
+    }
+
+
+def calibration_curve_loess(y_true, prob, span=0.75, degree=2):
+    """Flexible calibration curve: loess-smoothed observed outcome at each prediction.
+
+    Equivalent to R's ``predict(loess(y ~ p, span = 0.75, degree = 2))`` (gaussian family,
+    interpolated surface), computed with :class:`skmisc.loess.loess`.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1; both classes.
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+    span : float
+        Fraction of points in each local neighbourhood, in (0, 1].
+    degree : int
+        Degree of the local polynomials (0, 1 or 2).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Smoothed observed probability at each ``prob`` (input order), clipped to [0, 1].
+
+    Raises
+    ------
+    ValueError
+        On invalid input, bad ``span``/``degree``, or when loess cannot fit (typically too few
+        distinct predicted probabilities for a local quadratic fit).
+
+    References
+    ----------
+    Cleveland WS, Grosse E, Shyu WM (1992). Local regression models. In: Chambers JM, Hastie TJ
+    (eds) Statistical Models in S. Wadsworth.
+    Austin PC, Steyerberg EW (2014). Graphical assessment of internal and external calibration of
+    logistic regression models by using loess smoothers. Stat Med 33:517-535.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.05, 0.95, 300)
+    >>> obs = calibration_curve_loess(rng.uniform(size=300) < p, p)
+    >>> obs.shape, bool(((obs >= 0) & (obs <= 1)).all())
+    ((300,), True)
+    """
+    y, p = _inputs(y_true, prob)
+    if not 0 < span <= 1:
+        raise ValueError(f"span must be in (0, 1]; got {span}")
+    if degree not in (0, 1, 2):
+        raise ValueError(f"degree must be 0, 1 or 2; got {degree}")
+    try:
+        fit = loess(p, y.astype(float), span=span, degree=degree, family="gaussian")
+        fit.fit()
+        smoothed = np.asarray(fit.predict(p).values, dtype=float)
+    except ValueError as exc:  # netlib loess errors come back as ValueError(bytes)
+        raise ValueError(
+            f"loess calibration curve could not be fitted ({exc!s}); the predictions need enough "
+            f"distinct values ({np.unique(p).size} here) for span={span}, degree={degree}"
+        ) from exc
+    return np.clip(smoothed, 0.0, 1.0)
+
+
+def calibration_errors(y_true, prob):
+    """ICI, E50, E90 and Emax: summaries of |loess-smoothed observed - predicted|.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1; both classes.
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+
+    Returns
+    -------
+    dict
+        ``ici`` (mean), ``e50`` (median), ``e90`` (90th percentile, linear interpolation as R's
+        ``quantile``) and ``emax`` (maximum) of the absolute differences, in probability units.
+
+    Raises
+    ------
+    ValueError
+        On invalid input or when loess cannot fit (see :func:`calibration_curve_loess`).
+
+    References
+    ----------
+    Austin PC, Steyerberg EW (2019). The Integrated Calibration Index (ICI) and related metrics
+    for quantifying the calibration of logistic regression models. Stat Med 38:4051-4065.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.05, 0.95, 500)
+    >>> e = calibration_errors(rng.uniform(size=500) < p, p)
+    >>> sorted(e), e["ici"] <= e["e90"] <= e["emax"]
+    (['e50', 'e90', 'emax', 'ici'], True)
+    """
+    y, p = _inputs(y_true, prob)
+    diff = np.abs(calibration_curve_loess(y, p) - p)
+    return {
+        "ici": float(diff.mean()),
+        "e50": float(np.median(diff)),
+        "e90": float(np.quantile(diff, 0.9)),
+        "emax": float(diff.max()),
+    }
+
+
+def spiegelhalter_z(y_true, prob):
+    """Spiegelhalter's z test of calibration.
+
+    ``z = sum((y - p)(1 - 2p)) / sqrt(sum((1 - 2p)^2 p (1 - p)))``, standard normal under perfect
+    calibration.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1.
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+
+    Returns
+    -------
+    z : float
+        The statistic (NaN when every prediction is 0, 1/2 or 1, so that the variance is 0).
+    p_value : float
+        Two-sided p-value.
+
+    Raises
+    ------
+    ValueError
+        On invalid input.
+
+    References
+    ----------
+    Spiegelhalter DJ (1986). Probabilistic prediction in patient management and clinical trials.
+    Stat Med 5:421-433.
+
+    Examples
+    --------
+    >>> z, p = spiegelhalter_z([0, 1, 0, 1], [0.2, 0.8, 0.3, 0.6])
+    >>> round(z, 3), round(p, 3)
+    (-1.106, 0.269)
+    """
+    y, p = _inputs(y_true, prob)
+    var = np.sum((1 - 2 * p) ** 2 * p * (1 - p))
+    if var <= 0:
+        return float("nan"), float("nan")
+    z = np.sum((y - p) * (1 - 2 * p)) / np.sqrt(var)
+    return float(z), float(2 * stats.norm.sf(abs(z)))
+
+
+def calibration_summary(y_true, prob):
+    """All calibration measures of a set of predictions, as a JSON-ready dict.
+
+    If loess cannot be fitted (too few distinct predictions) the loess-based measures are NaN
+    and a :class:`RuntimeWarning` is issued, so that the other measures are still reported.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1; both classes.
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+
+    Returns
+    -------
+    dict of str to float
+        ``n``, ``n_events``, ``observed_rate``, ``mean_predicted``, ``brier``, ``brier_scaled``
+        (``1 - brier / (prevalence (1 - prevalence))``), the keys of
+        :func:`calibration_intercept_slope` and :func:`calibration_errors`, ``spiegelhalter_z``
+        and ``spiegelhalter_p``. Every value is a plain Python float (counts too).
+
+    Raises
+    ------
+    ValueError
+        On invalid input.
+
+    References
+    ----------
+    Van Calster B et al. (2016) J Clin Epidemiol 74:167-176. Austin PC, Steyerberg EW (2019)
+    Stat Med 38:4051-4065. Steyerberg EW et al. (2010). Assessing the performance of prediction
+    models: a framework for traditional and novel measures. Epidemiology 21:128-138.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.05, 0.95, 500)
+    >>> s = calibration_summary(rng.uniform(size=500) < p, p)
+    >>> s["n"], abs(s["calibration_slope"] - 1) < 0.3
+    (500.0, True)
+    """
+    y, p = _inputs(y_true, prob)
+    prevalence = float(y.mean())
+    brier = brier_score(y, p)
+    out = {
+        "n": float(y.size),
+        "n_events": float(y.sum()),
+        "observed_rate": prevalence,
+        "mean_predicted": float(p.mean()),
+        "brier": brier,
+        "brier_scaled": float(1 - brier / (prevalence * (1 - prevalence))),
+    }
+    out.update(calibration_intercept_slope(y, p))
+    try:
+        out.update(calibration_errors(y, p))
+    except ValueError as exc:
+        warnings.warn(f"ICI/E50/E90/Emax set to NaN: {exc}", RuntimeWarning, stacklevel=2)
+        out.update(dict.fromkeys(["ici", "e50", "e90", "emax"], float("nan")))
+    out["spiegelhalter_z"], out["spiegelhalter_p"] = spiegelhalter_z(y, p)
+    return out
+
+
+def binned_calibration(y_true, prob, n_bins=10):
+    """Observed versus predicted risk in quantile groups of the predictions (e.g. deciles).
+
+    Bins are ``pandas.qcut`` quantile groups; with ties in the predictions fewer than ``n_bins``
+    groups may result (duplicate edges are dropped).
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1 (a single class is allowed).
+    prob : array-like, shape (n,)
+        Predicted probabilities in [0, 1].
+    n_bins : int
+        Requested number of quantile groups (>= 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin, lowest risk first, with columns ``bin`` (0-based), ``n``, ``n_events``,
+        ``prob_min``, ``prob_max``, ``mean_predicted``, ``observed_proportion`` and its Wilson
+        95% interval ``observed_ci_low``, ``observed_ci_high``.
+
+    Raises
+    ------
+    ValueError
+        On invalid input or ``n_bins < 1``.
+
+    References
+    ----------
+    Hosmer DW, Lemeshow S (1980). Goodness of fit tests for the multiple logistic regression
+    model. Commun Stat Theory Methods 9:1043-1069.
+    Wilson EB (1927). Probable inference, the law of succession, and statistical inference.
+    J Am Stat Assoc 22:209-212.
+
+    Examples
+    --------
+    >>> t = binned_calibration([0, 0, 1, 0, 1, 1], [0.1, 0.2, 0.3, 0.6, 0.7, 0.9], n_bins=2)
+    >>> t[["n", "n_events", "observed_proportion"]].values.tolist()
+    [[3.0, 1.0, 0.3333333333333333], [3.0, 2.0, 0.6666666666666666]]
+    """
+    y, p = check_binary_outcome(y_true, prob, "prob", probabilities=True, require_both=False)
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins}")
+    codes = pd.qcut(p, int(n_bins), labels=False, duplicates="drop")
+    codes = np.nan_to_num(np.asarray(codes, dtype=float), nan=0.0).astype(int)  # constant p
+    df = pd.DataFrame({"bin": codes, "y": y, "p": p})
+    t = df.groupby("bin").agg(
+        n=("y", "size"), n_events=("y", "sum"), prob_min=("p", "min"), prob_max=("p", "max"),
+        mean_predicted=("p", "mean"),
+    ).reset_index()
+    t[["n", "n_events"]] = t[["n", "n_events"]].astype(float)
+    t["observed_proportion"] = t["n_events"] / t["n"]
+    low, high = proportion_confint(t["n_events"], t["n"], alpha=0.05, method="wilson")
+    t["observed_ci_low"], t["observed_ci_high"] = np.asarray(low), np.asarray(high)
+    return t

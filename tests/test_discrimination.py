@@ -1,0 +1,143 @@
+"""Tests for acceflow.clinical.discrimination (AUC, DeLong, bootstrap)."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from acceflow.clinical.discrimination import (
+    _auc_rows,
+    bootstrap_auc_ci,
+    brier_score,
+    delong_ci,
+    delong_roc_variance,
+    delong_test,
+    log_loss,
+    roc_curve_points,
+)
+
+
+def _psi(cases, controls):
+    """Kernel psi(X, Y) = 1 if X > Y, 1/2 if X == Y, 0 otherwise; shape (m, n)."""
+    x, y = cases[:, None], controls[None, :]
+    return (x > y) + 0.5 * (x == y)
+
+
+def _slow_delong(y, scores):
+    """Direct O(m n) DeLong (1988): AUCs and covariance matrix of k markers."""
+    v10, v01, aucs = [], [], []
+    for s in scores:
+        psi = _psi(s[y == 1], s[y == 0])
+        aucs.append(psi.mean())
+        v10.append(psi.mean(axis=1))  # structural component of each case
+        v01.append(psi.mean(axis=0))  # structural component of each control
+    v10, v01 = np.array(v10), np.array(v01)
+    cov = np.cov(v10) / v10.shape[1] + np.cov(v01) / v01.shape[1]
+    return np.array(aucs), np.atleast_2d(cov)
+
+
+def _tied_data(seed, n=120):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    a = np.round(y * 0.8 + rng.normal(size=n), 1)  # rounding creates many ties
+    b = np.round(0.5 * a + rng.normal(size=n), 1)
+    return y, a, b
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_delong_equals_slow_direct(seed):
+    y, a, _ = _tied_data(seed)
+    auc, var = delong_roc_variance(y, a)
+    slow_auc, slow_cov = _slow_delong(y, [a])
+    assert auc == pytest.approx(slow_auc[0], abs=1e-12)
+    assert var == pytest.approx(slow_cov[0, 0], rel=1e-10)
+    assert auc == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+
+
+def test_hand_computed_example():
+    # cases X = {0.35, 0.8}, controls Y = {0.1, 0.4}
+    # psi: (0.35,0.1)=1 (0.35,0.4)=0 (0.8,0.1)=1 (0.8,0.4)=1  -> AUC = 3/4
+    # V10 (cases):    0.35 -> 1/2, 0.8 -> 1      S10 = var([.5, 1], ddof=1) = 0.125
+    # V01 (controls): 0.1 -> 1,   0.4 -> 1/2     S01 = 0.125
+    # var = S10/m + S01/n = 0.125/2 + 0.125/2 = 0.125, SE = 0.35355
+    # 95% CI = 0.75 -/+ 1.95996 * 0.35355 = [0.0570, 1.4430] -> truncated to [0.0570, 1]
+    y, s = [0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]
+    auc, var = delong_roc_variance(y, s)
+    assert auc == pytest.approx(0.75)
+    assert var == pytest.approx(0.125)
+    auc, low, high = delong_ci(y, s)
+    assert low == pytest.approx(0.75 - 1.959964 * np.sqrt(0.125), abs=1e-6)
+    assert high == 1.0
+
+
+def test_paired_test_matches_slow_covariance():
+    y, a, b = _tied_data(3, n=200)
+    res = delong_test(y, a, b)
+    aucs, cov = _slow_delong(y, [a, b])
+    se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert res["auc_a"] == pytest.approx(aucs[0])
+    assert res["auc_b"] == pytest.approx(aucs[1])
+    assert res["diff"] == pytest.approx(aucs[0] - aucs[1])
+    assert res["se"] == pytest.approx(se, rel=1e-10)
+    assert res["z"] == pytest.approx(res["diff"] / se, rel=1e-10)
+    assert 0 <= res["p_value"] <= 1
+
+
+def test_paired_test_identical_scores():
+    y, a, _ = _tied_data(4)
+    res = delong_test(y, a, a)
+    assert res["diff"] == 0.0
+    assert res["se"] == 0.0
+    assert res["p_value"] == 1.0
+
+
+def test_bootstrap_ci_contains_auc_and_is_deterministic():
+    y, a, _ = _tied_data(5, n=150)
+    r1 = bootstrap_auc_ci(y, a, n_boot=500, seed=42)
+    r2 = bootstrap_auc_ci(y, a, n_boot=500, seed=42)
+    assert r1 == r2
+    auc, low, high = r1
+    assert auc == pytest.approx(roc_auc_score(y, a))
+    assert low < auc < high
+    r3 = bootstrap_auc_ci(y, a, n_boot=500, seed=42, stratified=False)
+    assert r3[1] < auc < r3[2]
+    # the bootstrap width is of the same order as the DeLong one
+    _, dl, dh = delong_ci(y, a)
+    assert 0.7 < (high - low) / (dh - dl) < 1.3
+
+
+def test_vectorised_row_auc_equals_sklearn():
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 2, (5, 40)).astype(bool)
+    scores = np.round(rng.normal(size=(5, 40)), 1)
+    expected = [roc_auc_score(lab, sc) for lab, sc in zip(labels, scores)]
+    np.testing.assert_allclose(_auc_rows(labels, scores), expected, atol=1e-12)
+
+
+def test_single_class_raises():
+    with pytest.raises(ValueError, match="single class"):
+        delong_roc_variance([0, 0, 0], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="single class"):
+        bootstrap_auc_ci([1, 1, 1], [0.1, 0.2, 0.3])
+
+
+def test_other_invalid_inputs_raise():
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        delong_ci([0, 2, 1, 1], [0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(ValueError, match="same shape"):
+        delong_ci([0, 0, 1, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="finite"):
+        delong_ci([0, 0, 1, 1], [0.1, np.nan, 0.3, 0.4])
+    with pytest.raises(ValueError, match="at least 2 cases"):
+        delong_ci([0, 0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="alpha"):
+        delong_ci([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], alpha=1.5)
+
+
+def test_roc_points_brier_logloss():
+    pts = roc_curve_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert list(pts.columns) == ["fpr", "tpr", "threshold"]
+    assert np.trapezoid(pts["tpr"], pts["fpr"]) == pytest.approx(0.75)
+    assert brier_score([0, 1, 1], [0.0, 1.0, 0.5]) == pytest.approx(0.25 / 3)
+    assert log_loss([0, 1], [0.5, 0.5]) == pytest.approx(np.log(2))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        brier_score([0, 1], [0.2, 1.2])

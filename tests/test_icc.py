@@ -1,0 +1,144 @@
+"""Tests for acceflow.analytical.icc."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pingouin
+import pytest
+from scipy import stats
+
+from acceflow.analytical.icc import icc_table, koo_li_band, stable_features, within_subject_cv
+
+# Shrout & Fleiss (1979), Table 1: 6 targets rated by 4 judges
+SF = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]],
+              dtype=float)
+SF_PUBLISHED = {"ICC(1,1)": 0.17, "ICC(2,1)": 0.29, "ICC(3,1)": 0.71,
+                "ICC(1,k)": 0.44, "ICC(2,k)": 0.62, "ICC(3,k)": 0.91}
+
+
+def _long(wide, name="score"):
+    n, k = wide.shape
+    return pd.DataFrame({"case_id": np.repeat(np.arange(1, n + 1), k),
+                         "repeat": np.tile(np.arange(1, k + 1), n), name: wide.ravel()})
+
+
+def _mean_squares(x):
+    n, k = x.shape
+    grand = x.mean()
+    ss_rows = k * ((x.mean(axis=1) - grand) ** 2).sum()
+    ss_cols = n * ((x.mean(axis=0) - grand) ** 2).sum()
+    ss_err = ((x - grand) ** 2).sum() - ss_rows - ss_cols
+    msr = ss_rows / (n - 1)
+    msw = (ss_cols + ss_err) / (n * (k - 1))
+    mse = ss_err / ((n - 1) * (k - 1))
+    return msr, msw, mse
+
+
+@pytest.mark.parametrize("form", list(SF_PUBLISHED))
+def test_shrout_fleiss_table2(form):
+    t = icc_table(_long(SF), ["score"], form=form)
+    assert t.loc[0, "icc_form"] == form
+    assert round(t.loc[0, "icc"], 2) == SF_PUBLISHED[form]
+    assert t.loc[0, "n_subjects"] == 6 and t.loc[0, "n_repeats"] == 4
+    assert t.loc[0, "ci_low"] < t.loc[0, "icc"] < t.loc[0, "ci_high"]
+
+
+def test_ci_full_precision_matches_mcgraw_wong_f_intervals():
+    n, k = SF.shape
+    msr, msw, mse = _mean_squares(SF)
+    q = stats.f.ppf
+    # ICC(1,1): F = MSR/MSW on (n-1, n(k-1)) df
+    f1 = msr / msw
+    fl, fu = f1 / q(0.975, n - 1, n * (k - 1)), f1 * q(0.975, n * (k - 1), n - 1)
+    expected1 = [(fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1)]
+    # ICC(3,1): F = MSR/MSE on (n-1, (n-1)(k-1)) df
+    f3 = msr / mse
+    fl, fu = f3 / q(0.975, n - 1, (n - 1) * (k - 1)), f3 * q(0.975, (n - 1) * (k - 1), n - 1)
+    expected3 = [(fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1)]
+    for form, expected in [("ICC(1,1)", expected1), ("ICC(3,1)", expected3)]:
+        row = icc_table(_long(SF), ["score"], form=form).iloc[0]
+        np.testing.assert_allclose([row["ci_low"], row["ci_high"]], expected, rtol=1e-10)
+    # not rounded to pingouin's default 2 decimals ...
+    row = icc_table(_long(SF), ["score"], form="ICC(2,1)").iloc[0]
+    assert any(abs(v - round(v, 2)) > 1e-9 for v in (row["ci_low"], row["ci_high"]))
+    # ... equal to pingouin's unrounded interval, and pingouin's options are restored
+    assert pingouin.options["round.column.CI95"] == 2
+    saved = dict(pingouin.options)
+    pingouin.options["round.column.CI95"] = None
+    try:
+        ref = pingouin.intraclass_corr(_long(SF), "case_id", "repeat", "score")
+    finally:
+        pingouin.options.clear()
+        pingouin.options.update(saved)
+    ci = ref.loc[ref["Type"].isin(["ICC(A,1)", "ICC2"]), "CI95"].iloc[0]
+    np.testing.assert_allclose([row["ci_low"], row["ci_high"]], ci, rtol=1e-12)
+
+
+def test_wcv_known_answer():
+    # subject 1: (9, 11) -> mean 10, SD sqrt(2), CV^2 = 0.02
+    # subject 2: (19, 21) -> mean 20, SD sqrt(2), CV^2 = 0.005
+    # wCV = sqrt((0.02 + 0.005) / 2) = sqrt(0.0125)
+    df = _long(np.array([[9.0, 11.0], [19.0, 21.0]]), "f")
+    assert within_subject_cv(df, "f") == pytest.approx(np.sqrt(0.0125))
+    # a third subject without its second repeat is ignored
+    df3 = pd.concat([df, pd.DataFrame({"case_id": [3], "repeat": [1], "f": [5.0]})])
+    assert within_subject_cv(df3, "f") == pytest.approx(np.sqrt(0.0125))
+
+
+def test_incomplete_subjects_are_dropped():
+    base = _long(SF)
+    extra = pd.DataFrame({"case_id": [7, 7, 7, 8, 8, 8, 8], "repeat": [1, 2, 3, 1, 2, 3, 4],
+                          "score": [1.0, 2.0, 3.0, 4.0, np.nan, 5.0, 6.0]})
+    t = icc_table(pd.concat([base, extra]), ["score"], form="ICC(3,1)")
+    ref = icc_table(base, ["score"], form="ICC(3,1)")
+    assert t.loc[0, "n_subjects"] == 6
+    assert t.loc[0, "icc"] == pytest.approx(ref.loc[0, "icc"])
+
+
+def test_zero_variance_feature_is_nan_and_not_stable():
+    df = _long(SF).assign(const=3.0)
+    t = icc_table(df, ["score", "const"], form="ICC(3,1)", threshold=0.5)
+    const = t.set_index("feature").loc["const"]
+    assert np.isnan(const["icc"]) and np.isnan(const["ci_low"])
+    assert not const["stable"]
+    assert const["koo_li_band"] == "undefined"
+    assert list(t.columns[:9]) == ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv",
+                                   "n_subjects", "n_repeats", "stable"]
+
+
+def test_stable_features_and_bands():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(30, 1))
+    df = _long(truth + 0.05 * rng.normal(size=(30, 2)), "good")
+    df["noise"] = rng.normal(size=len(df))
+    t = icc_table(df, ["good", "noise"])
+    assert stable_features(t) == ["good"]
+    assert [koo_li_band(x) for x in (0.2, 0.5, 0.75, 0.9, 0.91)] == \
+        ["poor", "moderate", "good", "good", "excellent"]
+
+
+def test_invalid_inputs_raise():
+    df = _long(SF)
+    with pytest.raises(ValueError, match="form must be one of"):
+        icc_table(df, ["score"], form="ICC(4,1)")
+    with pytest.raises(ValueError, match="lacks columns"):
+        icc_table(df, ["nope"])
+    with pytest.raises(ValueError, match="must occur once"):
+        icc_table(pd.concat([df, df.iloc[:1]]), ["score"])
+    with pytest.raises(ValueError, match="at least 2 repeats"):
+        icc_table(df[df["repeat"] == 1], ["score"])
+
+
+def test_many_features_is_fast():
+    rng = np.random.default_rng(1)
+    n, k, n_feat = 30, 2, 200
+    truth = rng.normal(size=(n, 1, n_feat))
+    values = (truth + 0.3 * rng.normal(size=(n, k, n_feat))).reshape(n * k, n_feat)
+    df = pd.DataFrame(values, columns=[f"f{i}" for i in range(n_feat)])
+    df.insert(0, "repeat", np.tile(np.arange(k), n))
+    df.insert(0, "case_id", np.repeat(np.arange(n), k))
+    start = time.perf_counter()
+    t = icc_table(df, list(df.columns[2:]))
+    assert time.perf_counter() - start < 15
+    assert len(t) == n_feat and t["icc"].between(0.5, 1).all()

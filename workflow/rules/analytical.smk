@@ -1,0 +1,27 @@
+# Analytical validity: ICC per feature from the repeats, and the stable-feature list.
+
+
+def repeats_input(wildcards):
+    if config["input"]["repeats"]:
+        return config["input"]["repeats"]
+    return R("features/repeats.tsv") if IMAGES else []
+
+
+rule icc:
+    input:
+        repeats=repeats_input,
+        features=R("features/features.tsv"),
+    output:
+        icc=R("analytical/icc.tsv"),
+        stable=R("analytical/stable_features.txt"),
+    params:
+        settings=config["reproducibility"],
+        features=config["features"],
+    log:
+        R("logs/icc.log"),
+    benchmark:
+        R("benchmarks/icc.tsv")
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/icc.py"

@@ -1,0 +1,58 @@
+# Clinical validity: the model trained on the training cohorts only, frozen, and applied to each
+# external cohort; discrimination per cohort.
+
+
+rule train:
+    input:
+        features=R("features/features.tsv"),
+        stable=R("analytical/stable_features.txt"),
+    output:
+        model=R("clinical/model/model.joblib"),
+        card=R("clinical/model/model_card.json"),
+        predictions=R("clinical/train/predictions.tsv"),
+        folds=R("clinical/train/cv_folds.tsv"),
+    params:
+        config=config,
+    threads: 1
+    log:
+        R("logs/train.log"),
+    benchmark:
+        R("benchmarks/train.tsv")
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule predict:
+    input:
+        features=R("features/features.tsv"),
+        model=R("clinical/model/model.joblib"),
+        card=R("clinical/model/model_card.json"),
+    output:
+        predictions=R("clinical/{cohort}/predictions.tsv"),
+    wildcard_constraints:
+        cohort="|".join(EXTERNAL) if EXTERNAL else "(?!)",
+    log:
+        R("logs/predict/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/predict.py"
+
+
+rule discrimination:
+    input:
+        predictions=R("clinical/{cohort}/predictions.tsv"),
+        card=R("clinical/model/model_card.json"),
+    output:
+        metrics=R("clinical/{cohort}/metrics.json"),
+    params:
+        alpha=config["validation"]["alpha"],
+        seed=config["seed"],
+    log:
+        R("logs/discrimination/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/discrimination.py"

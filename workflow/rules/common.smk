@@ -1,0 +1,72 @@
+# Loads and validates the config, and holds the input functions shared by the rules.
+import functools
+import os
+
+import pandas as pd
+from snakemake.utils import validate
+
+from acceflow.config import check_config
+
+
+if not config:
+    configfile: "config/config.yaml"
+
+
+validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+RESULTS = config["results"].rstrip("/")
+IMAGES = bool(config["input"]["images"])
+EXTERNAL = list(config["cohorts"]["external"])
+COHORTS = ["train"] + EXTERNAL
+SOURCE = config["segmentation"]["source"]
+
+
+def R(path):
+    """A path inside the results folder."""
+    return f"{RESULTS}/{path}"
+
+
+wildcard_constraints:
+    scan=r"[A-Za-z0-9._-]+",
+    cohort="|".join(COHORTS),
+
+
+@functools.lru_cache(maxsize=4)
+def _read_scans(path, mtime):
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
+
+
+def scans_table():
+    """The usable scans written by the ingest checkpoint (re-evaluates the DAG after it)."""
+    path = checkpoints.ingest.get().output.scans
+    return _read_scans(path, os.path.getmtime(path))
+
+
+def scan_row(wildcards):
+    return scans_table().loc[wildcards.scan]
+
+
+def scan_inputs(wildcards):
+    row = scan_row(wildcards)
+    return {"image": row["image"], "mask": row["mask"]} if row["mask"] else {"image": row["image"]}
+
+
+def segmentation_mask(wildcards):
+    if SOURCE == "otsu":
+        return R(f"segmentation/otsu/{wildcards.scan}/mask.nii.gz")
+    return R(f"preprocessed/{wildcards.scan}/mask.nii.gz")
+
+
+def extraction_params(wildcards):
+    modality = scan_row(wildcards)["modality"]
+    return config["extraction"]["modality_params"].get(modality, config["extraction"]["params"])
+
+
+def scan_features(wildcards):
+    return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
+
+
+# Scripts import acceflow from this checkout, also inside per-rule conda environments.
+_SRC = os.path.abspath(os.path.join(workflow.basedir, "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)

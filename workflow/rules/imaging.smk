@@ -1,0 +1,74 @@
+# Imaging: per-scan preprocessing, segmentation and radiomics extraction, then the feature table.
+
+if IMAGES:
+
+    rule preprocess:
+        input:
+            unpack(scan_inputs),
+        output:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            mask=R("preprocessed/{scan}/mask.nii.gz"),
+        params:
+            modality=lambda wc: scan_row(wc)["modality"],
+            settings=config["preprocessing"],
+        log:
+            R("logs/preprocess/{scan}.log"),
+        benchmark:
+            R("benchmarks/preprocess/{scan}.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/preprocess.py"
+
+    rule segment_otsu:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            mask=R("preprocessed/{scan}/mask.nii.gz"),
+        output:
+            mask=R("segmentation/otsu/{scan}/mask.nii.gz"),
+        params:
+            settings=config["segmentation"],
+            label=config["extraction"]["label"],
+        log:
+            R("logs/segment_otsu/{scan}.log"),
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/segment_otsu.py"
+
+    rule extract:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            mask=segmentation_mask,
+            params=extraction_params,
+        output:
+            features=R("features/scans/{scan}.tsv"),
+            diagnostics=R("features/diagnostics/{scan}.tsv"),
+        params:
+            label=config["extraction"]["label"],
+            on_error=config["on_case_error"],
+        log:
+            R("logs/extract/{scan}.log"),
+        benchmark:
+            R("benchmarks/extract/{scan}.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/extract.py"
+
+    rule feature_table:
+        input:
+            scans=R("ingest/scans.tsv"),
+            features=scan_features,
+        output:
+            features=R("features/features.tsv"),
+            repeats=R("features/repeats.tsv"),
+            qc=R("features/extraction_qc.tsv"),
+        params:
+            config=config,
+        log:
+            R("logs/feature_table.log"),
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/feature_table.py"

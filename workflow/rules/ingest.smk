@@ -1,0 +1,69 @@
+# Ingest: the demo cohort or a manifest built from a folder layout (optional), then per-scan
+# quality control (images), or validation of a ready feature table.
+
+if config["demo"]["enabled"]:
+
+    rule demo:
+        output:
+            manifest=config["input"]["images"],
+            truth=os.path.join(os.path.dirname(config["input"]["images"]), "truth.tsv"),
+        params:
+            settings=config["demo"],
+            seed=config["seed"],
+        log:
+            R("logs/demo.log"),
+        script:
+            "../scripts/demo.py"
+
+
+if config["input"]["layout"]:
+
+    rule manifest_from_layout:
+        output:
+            config["input"]["images"],
+        params:
+            layout=config["input"]["layout"],
+        log:
+            R("logs/manifest_from_layout.log"),
+        script:
+            "../scripts/manifest_from_layout.py"
+
+
+if IMAGES:
+
+    checkpoint ingest:
+        input:
+            manifest=config["input"]["images"],
+        output:
+            qc=R("ingest/qc.tsv"),
+            scans=R("ingest/scans.tsv"),
+        params:
+            data_root=config["input"]["data_root"],
+            cohorts=config["cohorts"],
+            outcome=config["outcome"],
+            label=config["extraction"]["label"],
+            need_mask=SOURCE == "reference" or not config["segmentation"]["box_mm"],
+            default_modality=config["preprocessing"]["default_modality"],
+        log:
+            R("logs/ingest.log"),
+        benchmark:
+            R("benchmarks/ingest.tsv")
+        script:
+            "../scripts/ingest.py"
+
+else:
+
+    rule ingest_table:
+        input:
+            table=config["input"]["features"],
+        output:
+            qc=R("ingest/qc.tsv"),
+            features=R("features/features.tsv"),
+        params:
+            config=config,
+        log:
+            R("logs/ingest_table.log"),
+        benchmark:
+            R("benchmarks/ingest_table.tsv")
+        script:
+            "../scripts/ingest_table.py"

@@ -1,0 +1,41 @@
+# The evidence dossier, its machine-readable summary and the provenance record.
+
+
+def input_files(wildcards):
+    """Every input file of the study (for checksums): manifest or table, repeats, params."""
+    files = [f for f in (config["input"]["images"], config["input"]["features"], config["input"]["repeats"]) if f]
+    if IMAGES:
+        files.append(config["extraction"]["params"])
+        files.extend(sorted(set(config["extraction"]["modality_params"].values())))
+    return files
+
+
+rule dossier:
+    input:
+        inputs=input_files,
+        qc=R("ingest/qc.tsv"),
+        extraction_qc=R("features/extraction_qc.tsv") if IMAGES else [],
+        scans=R("ingest/scans.tsv") if IMAGES else [],
+        features=R("features/features.tsv"),
+        icc=R("analytical/icc.tsv"),
+        card=R("clinical/model/model_card.json"),
+        metrics=expand(R("clinical/{cohort}/metrics.json"), cohort=COHORTS),
+        predictions=expand(R("clinical/{cohort}/predictions.tsv"), cohort=COHORTS),
+        calibration=expand(R("utility/{cohort}/calibration.json"), cohort=COHORTS),
+        curves=expand(R("utility/{cohort}/decision_curve.tsv"), cohort=COHORTS),
+    output:
+        html=R("report/dossier.html"),
+        summary=R("report/summary.json"),
+        provenance=R("report/provenance.json"),
+    params:
+        config=config,
+        cohorts=COHORTS,
+        results=RESULTS,
+    log:
+        R("logs/dossier.log"),
+    benchmark:
+        R("benchmarks/dossier.tsv")
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/dossier.py"

@@ -1,0 +1,14 @@
+"""Ingest QC of every manifest row: ingest/qc.tsv and the usable scans (ingest/scans.tsv)."""
+from acceflow.config import log_to
+from acceflow.io.manifest import load_manifest
+from acceflow.io.qc import ingest
+
+with log_to(snakemake.log[0]):
+    p = snakemake.params
+    manifest = load_manifest(snakemake.input.manifest, data_root=p.data_root,
+                             cohort_column=p.cohorts["column"], default_modality=p.default_modality)
+    qc, scans = ingest(manifest, p.outcome, p.cohorts["train"], p.cohorts["external"], label=p.label,
+                       need_mask=p.need_mask)
+    qc.to_csv(snakemake.output.qc, sep="\t", index=False)
+    scans.to_csv(snakemake.output.scans, sep="\t", index=False)
+    print(f"{len(qc)} scans, {int((qc.status == 'ok').sum())} ok")

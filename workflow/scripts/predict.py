@@ -1,0 +1,15 @@
+"""Apply the frozen model to one external cohort."""
+import json
+import os
+
+import pandas as pd
+
+from acceflow.clinical.model import load_model, predict_cohort
+from acceflow.config import log_to
+
+with log_to(snakemake.log[0]):
+    card = json.load(open(snakemake.input.card))
+    model = load_model(snakemake.input.model, card["model_sha256"])
+    table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
+    predict_cohort(model, card, table, snakemake.wildcards.cohort).to_csv(
+        snakemake.output.predictions, sep="\t", index=False)
