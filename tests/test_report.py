@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from acceflow.report import figures
-from acceflow.report.dossier import beneficial_threshold_range, build_dossier
+from acceflow.report.dossier import build_dossier
 from acceflow.report.provenance import collect_provenance, sha256_file, write_json
 
 FEATURES = [f"CT_original_{cls}_{name}" for cls in ("firstorder", "glcm", "shape")
@@ -81,8 +81,8 @@ def make_results(root, validation="external", repeats=True):
     rows = []
     if repeats:
         for f, v in zip(FEATURES, np.linspace(0.35, 0.97, len(FEATURES))):
-            rows.append([f, "ICC(2,1)", v, v - 0.12, min(v + 0.05, 1.0), 0.1, 20, 2, v - 0.12 >= 0.75,
-                         figures.koo_li_band(v)])
+            band = "poor" if v < 0.5 else "moderate" if v < 0.75 else "good" if v <= 0.9 else "excellent"
+            rows.append([f, "ICC(2,1)", v, v - 0.12, min(v + 0.05, 1.0), 0.1, 20, 2, v - 0.12 >= 0.75, band])
     (root / "analytical").mkdir()
     pd.DataFrame(rows, columns=icc_cols).to_csv(root / "analytical" / "icc.tsv", sep="\t", index=False)
 
@@ -253,23 +253,12 @@ def test_zero_row_icc_is_not_assessed(internal):
     assert len(re.findall(r"data:image/png;base64,", html)) == 3  # no ICC figure
 
 
-def test_beneficial_threshold_range_picks_widest_run():
-    curve = pd.DataFrame({
-        "threshold": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-        "net_benefit_model": [0.30, 0.10, 0.20, 0.15, 0.10, -0.01, 0.05],
-        "net_benefit_all": [0.35, 0.05, 0.10, 0.05, -0.10, -0.20, -0.30],
-    })
-    assert beneficial_threshold_range(curve) == (0.2, 0.5)
-    curve["net_benefit_model"] = 0.0
-    assert beneficial_threshold_range(curve) is None
-
-
 # ----------------------------------------------------------------------------------------- figures
 
 
 def test_figures_are_deterministic(tmp_path):
     rng = np.random.default_rng(1)
-    names = [f"MR_wavelet-LLH_{c}_f{i}" for c in ("glcm", "glszm", "firstorder") for i in range(20)]
+    names = [f"MR_wavelet-LLH_{c}_f{i}" for c in ("glcm", "glszm", "firstorder") for i in range(8)]
     v = rng.uniform(0.2, 1.0, len(names))
     icc = pd.DataFrame({"feature": names, "icc_form": "ICC(3,1)", "icc": v, "ci_low": v - 0.1,
                         "ci_high": np.minimum(v + 0.05, 1)})
@@ -283,8 +272,7 @@ def test_figures_are_deterministic(tmp_path):
     assert figures.figure_to_base64_png(figures.roc_figure({"x": pd.DataFrame(
         {"outcome": [0, 1, 0, 1, 1], "probability": [0.1, 0.8, 0.4, 0.3, 0.9]})}))[:8] == "iVBORw0K"
     figures.plt.close("all")
-    many = pd.concat([icc] * 3, ignore_index=True).assign(feature=lambda d: d["feature"] + d.index.astype(str))
-    figures.plt.close(figures.icc_figure(many))  # > 150 features: compact strip plot per group
+    figures.plt.close(figures.icc_figure(icc, max_detailed=10))  # many features: strip plot per group
 
 
 # -------------------------------------------------------------------------------------- provenance

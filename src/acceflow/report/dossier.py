@@ -25,10 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from acceflow.clinical.model import feature_columns
+from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
+from acceflow.utility.decision_curve import useful_threshold_range
 
-__all__ = ["beneficial_threshold_range", "build_dossier", "detect_limitations"]
+__all__ = ["build_dossier", "detect_limitations"]
 
 #: Koo & Li (2016) bands in order, for the ICC summary.
 _BANDS = ("poor", "moderate", "good", "excellent")
@@ -134,44 +137,6 @@ def _join(items) -> str:
 # ------------------------------------------------------------------------------------ analysis
 
 
-def beneficial_threshold_range(curve: pd.DataFrame) -> tuple[float, float] | None:
-    """Widest contiguous run of thresholds where the model beats treat-all and treat-none.
-
-    A threshold counts when ``net_benefit_model > max(net_benefit_all, 0)``. Returns the first and
-    last threshold of the longest such run (the first one on ties), or ``None`` when there is none.
-    """
-    d = curve.sort_values("threshold")
-    model = pd.to_numeric(d["net_benefit_model"], errors="coerce").to_numpy(float)
-    best = np.maximum(pd.to_numeric(d["net_benefit_all"], errors="coerce").to_numpy(float), 0.0)
-    ok = np.nan_to_num(model, nan=-np.inf) > np.nan_to_num(best, nan=np.inf)
-    t = d["threshold"].to_numpy(float)
-    best_run, start = None, None
-    for i, flag in enumerate(np.r_[ok, False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if best_run is None or (i - start) > (best_run[1] - best_run[0]):
-                best_run = (start, i)
-            start = None
-    if best_run is None:
-        return None
-    return float(t[best_run[0]]), float(t[best_run[1] - 1])
-
-
-def _is_positive(values: pd.Series, positive) -> pd.Series:
-    """Boolean events of an outcome column (numeric comparison when both sides are numbers)."""
-    if positive is None:
-        positive = 1
-    num = pd.to_numeric(values, errors="coerce")
-    try:
-        pv = float(positive)
-    except (TypeError, ValueError):
-        pv = None
-    if pv is not None and num.notna().sum() == values.notna().sum():
-        return num == pv
-    return values.astype(str).str.strip() == str(positive).strip()
-
-
 def _cohort_table(features: pd.DataFrame | None, config: Mapping, card: Mapping) -> list[dict]:
     """Cases, events and prevalence per cohort of the feature table."""
     if features is None:
@@ -179,9 +144,9 @@ def _cohort_table(features: pd.DataFrame | None, config: Mapping, card: Mapping)
     ccol = "cohort" if "cohort" in features else (config.get("cohorts") or {}).get("column", "cohort")
     outcome = config.get("outcome") or card.get("outcome") or {}
     if outcome.get("type", "binary") == "survival":
-        col, events = outcome.get("event"), lambda s: pd.to_numeric(s, errors="coerce") == 1
+        col, events = outcome.get("event"), lambda s: pd.to_numeric(s, errors="coerce")
     else:
-        col, events = outcome.get("column"), lambda s: _is_positive(s, outcome.get("positive"))
+        col, events = outcome.get("column"), lambda s: binary_outcome(s, outcome.get("positive", 1))
     train = list((config.get("cohorts") or {}).get("train") or card.get("training_cohorts") or [])
     external = list((config.get("cohorts") or {}).get("external") or card.get("external_cohorts") or [])
     rows = []
@@ -189,9 +154,9 @@ def _cohort_table(features: pd.DataFrame | None, config: Mapping, card: Mapping)
     for name, df in groups:
         n = len(df)
         if col in df:
-            known = df[col].notna()
-            ev = int(events(df.loc[known, col]).sum())
-            prev = ev / int(known.sum()) if known.any() else float("nan")
+            y = events(df[col])  # 1 event, 0 not, NaN unknown
+            ev = int((y == 1).sum())
+            prev = ev / int(y.notna().sum()) if y.notna().any() else float("nan")
         else:
             ev, prev = None, None
         role = "training" if name in train else "external" if name in external else "not used"
@@ -203,13 +168,13 @@ def _n_candidate_features(features: pd.DataFrame | None, config: Mapping) -> int
     """Feature columns of the feature table: named in the config, or every other numeric column."""
     if features is None:
         return None
-    if config.get("features"):
-        return len(config["features"])
     outcome = config.get("outcome") or {}
-    skip = {"case_id", "cohort", (config.get("cohorts") or {}).get("column"), outcome.get("column"),
-            outcome.get("time"), outcome.get("event"), "repeat", "modality", *(config.get("clinical") or [])}
-    return int(sum(1 for c in features.columns
-                   if c not in skip and pd.api.types.is_numeric_dtype(features[c])))
+    exclude = [(config.get("cohorts") or {}).get("column"), outcome.get("column"), outcome.get("time"),
+               outcome.get("event"), *(config.get("clinical") or [])]
+    try:
+        return len(feature_columns(features, exclude=[c for c in exclude if c], explicit=config.get("features")))
+    except ValueError:
+        return 0
 
 
 def _distinct_ints(df: pd.DataFrame, col: str) -> list[int]:
@@ -341,8 +306,8 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
         for k in ("calibration_intercept", "calibration_intercept_ci_low", "calibration_intercept_ci_high",
                   "calibration_slope", "calibration_slope_ci_low", "calibration_slope_ci_high", "ici"):
             entry[k] = cal.get(k)
-        rng = beneficial_threshold_range(d["decision_curve"]) if d["decision_curve"] is not None else None
-        entry["net_benefit_threshold_range"] = list(rng) if rng else None
+        rng = useful_threshold_range(d["decision_curve"]) if d["decision_curve"] is not None else (None, None)
+        entry["net_benefit_threshold_range"] = list(rng) if rng[0] is not None else None
         if d["missing"]:
             entry["missing"] = d["missing"]
         summary["cohorts"][c] = entry
@@ -420,14 +385,14 @@ def _section_analytical(data: dict, s: dict) -> str:
     ]))
     out.append(_table(["Koo & Li band", "ICC range", "Features"],
                       [[b, r, s["bands"][b]] for b, r in zip(
-                          _BANDS, ("< 0.5", "0.5 – 0.75", "0.75 – 0.9", "≥ 0.9"))]))
+                          _BANDS, ("< 0.5", "0.5 – < 0.75", "0.75 – 0.9", "> 0.9"))]))
     out.append(_figure(
         lambda: F.icc_figure(icc, threshold=threshold),
         f"<strong>Feature reproducibility.</strong> Each row is one feature: the dot is its ICC "
         f"({_e(', '.join(s['forms']))}) and the bar its 95% confidence interval; features are grouped by "
         "image type and feature class and sorted by ICC within a group (with many features, one row per "
         "group and one dot per feature). Colours give the Koo &amp; Li (2016) band (poor &lt; 0.5, "
-        "moderate &lt; 0.75, good &lt; 0.9, excellent). The dashed line is the stability threshold: a "
+        "moderate &lt; 0.75, good ≤ 0.9, excellent &gt; 0.9). The dashed line is the stability threshold: a "
         "feature whose whole interval lies to its right is stable.",
         "ICC per feature with 95% CI"))
     return "\n".join(out)
@@ -446,8 +411,8 @@ def _validation_statement(card: Mapping, cohorts: Sequence[str]) -> str:
             f"of {_e(iv)}) on the training data, not apparent performance.", "statement")
     return _p(
         f"<strong>Validation: internal validation only.</strong> No external cohort was available. All "
-        f"performance figures are internal validation — out-of-fold predictions of {_e(iv)} on the single "
-        f"training site {_e(train)}. They do not show how the model transports to other sites, scanners or "
+        f"performance figures are internal validation on the single training site {_e(train)}: out-of-fold "
+        f"predictions of {_e(iv)}. They do not show how the model transports to other sites, scanners or "
         "populations; an external validation is needed before any clinical use.", "statement warn")
 
 

@@ -27,6 +27,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from acceflow.report.provenance import atomic_write_bytes  # noqa: E402
 from acceflow.utility.calibration import binned_calibration, calibration_curve_loess  # noqa: E402
@@ -37,8 +38,8 @@ __all__ = [
     "cohort_label",
     "decision_curve_figure",
     "figure_to_base64_png",
+    "feature_group",
     "icc_figure",
-    "koo_li_band",
     "roc_figure",
     "save_figure",
 ]
@@ -58,8 +59,6 @@ KOO_LI_COLOURS = {
 _FEATURE_CLASSES = ("shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
 _RC = {
-    "svg.hashsalt": "acceflow",  # fixed SVG element ids: identical figures give identical files
-    "svg.fonttype": "path",
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -117,20 +116,13 @@ def save_figure(fig: Figure, path_without_ext: str | os.PathLike, dpi: int = 150
     written = []
     for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
         buf = io.BytesIO()
-        with plt.rc_context({"svg.hashsalt": "acceflow"}):
+        with plt.rc_context({"svg.hashsalt": "acceflow"}):  # fixed SVG ids instead of random ones
             fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
         written.append(atomic_write_bytes(buf.getvalue(), base.with_name(f"{base.name}.{fmt}")))
     return written
 
 
 # ------------------------------------------------------------------------------------------ ROC
-
-
-def _roc_points(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y, p)
-    return fpr, tpr
 
 
 def _binary(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -160,13 +152,11 @@ def roc_figure(
             y, p = _binary(df)
             if len(np.unique(y)) < 2:
                 continue
-            fpr, tpr = _roc_points(y, p)
+            fpr, tpr, _ = roc_curve(y, p)
             m = metrics_by_cohort.get(cohort, {})
             if "auc" in m:
                 auc = f"AUC {_fmt(m.get('auc'))} (95% CI {_fmt(m.get('auc_ci_low'))}–{_fmt(m.get('auc_ci_high'))})"
             else:
-                from sklearn.metrics import roc_auc_score
-
                 auc = f"AUC {_fmt(roc_auc_score(y, p))}"
             ls = "--" if cohort == "train" else "-"
             ax.step(fpr, tpr, where="post", color=colours[cohort], ls=ls, lw=1.6,
@@ -300,19 +290,6 @@ def decision_curve_figure(
 # ------------------------------------------------------------------------------------------ ICC
 
 
-def koo_li_band(icc: float) -> str:
-    """Koo & Li (2016) band of an ICC value: poor < 0.5 ≤ moderate < 0.75 ≤ good < 0.9 ≤ excellent."""
-    if icc is None or not np.isfinite(icc):
-        return "NA"
-    if icc < 0.5:
-        return "poor"
-    if icc < 0.75:
-        return "moderate"
-    if icc < 0.9:
-        return "good"
-    return "excellent"
-
-
 def feature_group(name: str) -> tuple[str, str]:
     """Split a feature name into (group, short label), the group ending at the pyradiomics class.
 
@@ -346,7 +323,9 @@ def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detaile
         d[col] = pd.to_numeric(d[col], errors="coerce")
     if "koo_li_band" in d and d["koo_li_band"].notna().all():
         d["band"] = d["koo_li_band"].astype(str).str.lower()
-    else:
+    else:  # imported here: acceflow.analytical.icc pulls in pingouin, slow to import
+        from acceflow.analytical.icc import koo_li_band
+
         d["band"] = d["icc"].map(koo_li_band)
     grp = d["feature"].map(feature_group)
     d["group"] = [g for g, _ in grp]
