@@ -261,7 +261,8 @@ def test_figures_are_deterministic(tmp_path):
     names = [f"MR_wavelet-LLH_{c}_f{i}" for c in ("glcm", "glszm", "firstorder") for i in range(8)]
     v = rng.uniform(0.2, 1.0, len(names))
     icc = pd.DataFrame({"feature": names, "icc_form": "ICC(3,1)", "icc": v, "ci_low": v - 0.1,
-                        "ci_high": np.minimum(v + 0.05, 1)})
+                        "ci_high": np.minimum(v + 0.05, 1),
+                        "koo_li_band": np.where(v < 0.5, "poor", np.where(v < 0.75, "moderate", "good"))})
     paths = figures.save_figure(figures.icc_figure(icc), tmp_path / "a")
     fig = figures.icc_figure(icc)  # the same data drawn again gives the same bytes
     figures.save_figure(fig, tmp_path / "b")

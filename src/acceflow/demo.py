@@ -45,14 +45,16 @@ every spacing. In "true" HU::
     background(x) = 40 + 8 * B(x)                      soft tissue with smooth structure
 
 ``B`` and ``texture`` are stationary Gaussian random fields of unit variance (random Fourier
-features; Gaussian correlation with length 10 mm and 2 mm), drawn once per case. ``lesion`` is
+features; Gaussian correlation with length 10 mm and 1.5 mm), drawn once per case. ``lesion`` is
 the indicator of an irregular star-shaped blob around a centre ``c`` (within 1.5 mm of the
 field-of-view centre) whose radius in direction ``u`` is ``R * (1 + irregularity * f(u))``,
 ``f`` a standardised sum of 8 random von Mises-Fisher bumps on the sphere (clipped to
 ``[0.6 R, 1.4 R]`` and so that the lesion stays at least 3 mm inside the field of view). The
 scanner then samples the scene: each voxel averages 3 sub-slice samples across its slice
 thickness, the volume is blurred by a Gaussian PSF (sigma in mm, :data:`SITES`), white Gaussian
-noise is added (the per-scan noise), and the site's intensity transform
+noise is added (the per-scan noise: its SD is the site's noise SD times ``exp(0.10 * N(0, 1))``
+drawn per scan, as dose and patient habitus vary, and its realisation is new on every scan),
+and the site's intensity transform
 ``HU = scale * HU_true + offset`` is applied; images are stored as int16 HU. The mask
 (uint8, 1 = lesion, 0 = background, same geometry as the image) is the lesion indicator at the
 voxel centres, i.e. a perfect first reader.
@@ -81,7 +83,7 @@ Outcomes and clinical covariates
 * Survival: event time exponential with hazard ``h0 * exp(0.9 z)``, ``h0 = ln 2 / 1080`` per day
   (median event time about 1000 days over the population); independent censoring time
   ``Uniform(0, 3650)`` days; ``time = ceil(min(T, C))`` days (>= 1), ``event = 1`` if the event
-  was observed (about 55 % events).
+  was observed (about 60 % events).
 * ``age`` (years, integer): ``63 + 3 z + N(0, 9)``, clipped to [35, 90] (weakly related to z).
 * ``sex`` (0/1, unrelated to z, P(1) = 0.5).
 * ``lesion_grade`` (1-3): ``g = 0.6 z + 0.8 e_g``; 1 if ``g < -0.5``, 3 if ``g > 0.6``, else 2
@@ -92,7 +94,8 @@ Reproducibility designs
 * Test-retest: the first ``n_retest`` site A cases get a second scan (``repeat`` = ``scan2``;
   first scan ``scan1``): the same patient scene (same lesion shape, size, contrast, texture field
   and background) moved by a random sub-voxel translation (uniform within +-half a voxel per
-  axis), with a new noise realisation. Its mask is the same lesion at the translated position.
+  axis), with a new noise level and realisation. Its mask is the same lesion at the translated
+  position.
 * Inter-reader: the last ``n_reader`` site A cases get a second reader's mask on the first scan's
   image (``repeat`` = ``reader2``; first reader ``reader1`` = the scan1 mask). The boundary is
   perturbed by about one voxel: where a smooth random field (correlation length 6 mm) is high
@@ -112,12 +115,26 @@ mean contrast          yes                        yes
 texture field          yes (same realisation)     yes (amplitude ``texture_sd_hu``)
 background structure   yes                        no
 patient position       no (sub-voxel shift)       no
-scan noise             no (new white noise)       no
+scan noise             no (new level, new noise)  no
 =====================  =========================  =========================================
 
 :data:`STABLE_FACTORS` and :data:`UNSTABLE_FACTORS` list these names. Shape and first-order
 mean/volume features should have a high test-retest ICC; fine-texture features that mostly
 measure the white noise (and differ between sites through the noise SD and PSF) should not.
+
+What to expect (seed 42, default cohort)
+----------------------------------------
+Measured with pyradiomics (binWidth 10 HU, resampled to 1 x 1 x 1 mm, firstorder + shape +
+glcm) on the default cohort, seed 42; other seeds give similar figures. Spearman correlation
+with z over the 100 site A scan1 cases: shape VoxelVolume +0.86, firstorder Mean +0.61,
+firstorder Variance +0.82, glcm Contrast +0.66, shape Sphericity -0.54, firstorder Kurtosis
+-0.06. Test-retest ICC(3,1) over the 20 pairs: VoxelVolume 1.00, Mean 1.00, Variance 0.96,
+glcm JointEntropy 0.92, Sphericity 0.86, glcm Contrast 0.63, Kurtosis 0.49; 11 of 56 features
+have ICC < 0.75. An L1-penalised logistic regression on all features, trained on site A, reaches
+an AUC of about 0.7-0.8 on site B and site C (0.75 and 0.69 with seed 42; the true probability
+reaches 0.80 and 0.90 on those cohorts); its 5-fold cross-validated AUC on site A is 0.69.
+Texture features shift between sites (noise SD and PSF): the median lesion Variance is 181 HU^2
+at site A, 262 at site B and 118 at site C.
 
 Determinism
 -----------
@@ -223,7 +240,7 @@ _SHAPE_KAPPA = 4.0
 _CENTRE_JITTER_MM = 1.5
 _EDGE_MARGIN_MM = 3.0
 _SUBSLICE_OFFSETS = (-1.0 / 3.0, 0.0, 1.0 / 3.0)   # in units of the slice thickness
-_NOISE_LEVEL_LOG_SD = 0.10      # per-scan noise SD = site noise SD * exp(0.25 * N(0, 1))
+_NOISE_LEVEL_LOG_SD = 0.10      # per-scan noise SD = site noise SD * exp(0.10 * N(0, 1))
 _READER_CORR_MM = 6.0
 _READER_THRESHOLD = 0.35
 

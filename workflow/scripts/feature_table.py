@@ -1,6 +1,6 @@
 """Assemble per-scan features into features/features.tsv and features/repeats.tsv."""
 from acceflow.config import log_to
-from acceflow.imaging.table import assemble_feature_table
+from acceflow.io.table import assemble_feature_table
 
 with log_to(snakemake.log[0]):
     features, repeats, qc = assemble_feature_table(snakemake.input.scans, snakemake.input.features,

@@ -267,13 +267,17 @@ def _load(results: Path, cohorts: Sequence[str]) -> dict:
     }
 
 
+def _excluded(qc: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Rows of the QC table with status ``excluded``."""
+    return None if qc is None else qc[qc["status"].str.strip().str.lower() == "excluded"]
+
+
 def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -> dict:
     card = data["card"]
     coefs = card.get("coefficients") or {}
     n_model = len(card.get("features") or [])
     n_ev_train = card.get("n_events_train")
-    qc = data["qc"]
-    excluded = qc[qc["status"].astype(str).str.lower() == "excluded"] if qc is not None else None
+    excluded = _excluded(data["qc"])
     summary = {
         "validation": card.get("validation"),
         "internal_validation": card.get("internal_validation"),
@@ -349,8 +353,8 @@ def _section_study(data: dict, config: Mapping, summary: dict) -> str:
     if qc is None:
         out.append(_p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
         return "\n".join(out)
-    excl = qc[qc["status"].astype(str).str.lower() == "excluded"]
-    out.append(_p(f"{len(qc)} entries passed through quality control; {len(excl)} were excluded "
+    excl = _excluded(qc)
+    out.append(_p(f"Quality control checked {len(qc)} entries; {len(excl)} were excluded "
                   f"({excl['case_id'].nunique()} distinct cases)."))
     if len(excl):
         reasons = excl["reason"].replace("", "(no reason given)").value_counts()
@@ -470,12 +474,11 @@ def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: 
     out = ["<h2 id=\"utility\">4. Clinical utility</h2>", "<h3>Calibration</h3>"]
     rows = []
     for c in cohorts:
-        k = data["cohorts"][c]["calibration"] or {}
-        g = k.get
+        g = (data["cohorts"][c]["calibration"] or {}).get
+        est = {k: _Html(_ci(g(k), g(f"{k}_ci_low"), g(f"{k}_ci_high")))
+               for k in ("calibration_intercept", "calibration_slope")}
         rows.append([
-            _cohort_name(c), g("n"), g("n_events"),
-            _Html(_ci(g("calibration_intercept"), g("calibration_intercept_ci_low"), g("calibration_intercept_ci_high"))),
-            _Html(_ci(g("calibration_slope"), g("calibration_slope_ci_low"), g("calibration_slope_ci_high"))),
+            _cohort_name(c), g("n"), g("n_events"), est["calibration_intercept"], est["calibration_slope"],
             g("ici"), g("e50"), g("e90"), g("emax"), g("brier"), g("brier_scaled"),
             _Html(f"{_num(g('spiegelhalter_z'))} (p = {_num(g('spiegelhalter_p'))})"),
         ])

@@ -80,7 +80,8 @@ def package_versions(names: Iterable[str] | None = None) -> dict[str, str | None
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        res = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+        res = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True,
+                             timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() if res.returncode == 0 else None
