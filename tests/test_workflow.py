@@ -1,0 +1,135 @@
+"""Integration: the real Snakemake DAG on a small demo cohort and on the PI-CAI marksheet."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from conftest import REPO, SHARED_DATA
+
+pytestmark = pytest.mark.integration
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+CONTRACT_COLUMNS = {
+    "ingest/qc.tsv": ["case_id", "status", "reason"],
+    "analytical/icc.tsv": ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats",
+                           "stable"],
+}
+
+
+def run_snakemake(workdir: Path, configfile: Path, *extra) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+           "--configfile", str(configfile), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> None:
+    for rel, columns in CONTRACT_COLUMNS.items():
+        table = pd.read_csv(results / rel, sep="\t")
+        assert set(columns) <= set(table.columns), rel
+    features = pd.read_csv(results / "features/features.tsv", sep="\t")
+    assert list(features.columns[:2]) == ["case_id", "cohort"] and outcome_column in features
+    card = json.loads((results / "clinical/model/model_card.json").read_text())
+    assert {"features", "learner", "hyperparameters", "training_cohorts", "seed"} <= set(card)
+    assert (results / "clinical/model" / card["model_file"]).is_file()
+    for cohort in cohorts:
+        preds = pd.read_csv(results / f"clinical/{cohort}/predictions.tsv", sep="\t")
+        assert list(preds.columns) == ["case_id", "outcome", "probability"] and preds["probability"].between(0, 1).all()
+        metrics = json.loads((results / f"clinical/{cohort}/metrics.json").read_text())
+        assert {"n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier"} <= set(metrics)
+        assert metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"] and metrics["n"] == len(preds)
+        cal = json.loads((results / f"utility/{cohort}/calibration.json").read_text())
+        assert {"calibration_intercept", "calibration_slope", "ici", "e50", "e90", "emax"} <= set(cal)
+        curve = pd.read_csv(results / f"utility/{cohort}/decision_curve.tsv", sep="\t")
+        assert {"threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none"} <= set(curve.columns)
+    html = (results / "report/dossier.html").read_text()
+    for heading in ("Analytical validity", "Clinical validity", "Clinical utility"):
+        assert heading in html
+    summary = json.loads((results / "report/summary.json").read_text())
+    assert set(cohorts) <= set(summary["cohorts"])
+    provenance = json.loads((results / "report/provenance.json").read_text())
+    assert provenance["inputs"] and all(provenance["inputs"].values())
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    results = work / "results"
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(results=str(results), demo={"enabled": True, "n_train": 60, "n_external": [40, 40],
+                                               "n_retest": 12, "n_reader": 0})
+    config["input"]["images"] = str(results / "demo/manifest.tsv")
+    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config["validation"] = {"cv_folds": 5, "cv_repeats": 2}
+    cfg = write_config(work / "demo.yaml", config)
+    proc = run_snakemake(work, cfg)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work, cfg, results
+
+
+def test_demo_dag_writes_the_results_contract(demo_run):
+    _, _, results = demo_run
+    check_contract(results, ["train", "site_B", "site_C"], "outcome")
+    qc = pd.read_csv(results / "ingest/qc.tsv", sep="\t")
+    assert (qc["status"] == "ok").all() and len(qc) == 60 + 40 + 40 + 12
+    icc = pd.read_csv(results / "analytical/icc.tsv", sep="\t")
+    assert len(icc) > 50 and (icc["n_subjects"] == 12).all() and icc["stable"].any() and not icc["stable"].all()
+
+
+def test_demo_external_auc_near_the_truth(demo_run):
+    """On each external site, the frozen model ranks cases nearly as well as the true probabilities."""
+    _, _, results = demo_run
+    truth = pd.read_csv(results / "demo/truth.tsv", sep="\t", dtype={"case_id": str})
+    for cohort in ("site_B", "site_C"):
+        preds = pd.read_csv(results / f"clinical/{cohort}/predictions.tsv", sep="\t", dtype={"case_id": str})
+        both = preds.merge(truth, on="case_id", validate="one_to_one")
+        assert len(both) == len(preds) == 40
+        auc_model = roc_auc_score(both["outcome"], both["probability"])
+        auc_true = roc_auc_score(both["outcome"], both["true_probability"])
+        assert auc_model > 0.6 and abs(auc_model - auc_true) < 0.15, (cohort, auc_model, auc_true)
+
+
+def test_rerun_has_nothing_to_do(demo_run):
+    work, cfg, _ = demo_run
+    proc = run_snakemake(work, cfg, "--dry-run")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_feature_table_entry_on_picai(tmp_path):
+    marksheet = SHARED_DATA / "picai" / "marksheet.csv"
+    if not marksheet.exists():
+        pytest.skip("../shared/data/picai not available")
+    config = yaml.safe_load((REPO / "config/studies/picai.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    config["input"]["features"] = str(marksheet)
+    config["validation"] = {"cv_folds": 5, "cv_repeats": 1}
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "picai.yaml", config))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = tmp_path / "results"
+    check_contract(results, ["train", "PCNN", "ZGT"], "case_csPCa")
+    assert json.loads((results / "clinical/train/metrics.json").read_text())["n"] == 800
+    for cohort in ("PCNN", "ZGT"):
+        assert json.loads((results / f"clinical/{cohort}/metrics.json").read_text())["n"] == 350
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_bad_config_is_refused_with_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config/studies/picai.yaml").read_text())
+    config["cohorts"]["train"] = []
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "bad.yaml", config), "--dry-run")
+    assert proc.returncode != 0 and "cohorts.train is empty" in proc.stdout + proc.stderr
