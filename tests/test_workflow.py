@@ -122,8 +122,10 @@ def test_feature_table_entry_on_picai(tmp_path):
         assert json.loads((results / f"clinical/{cohort}/metrics.json").read_text())["n"] == 350
 
 
-def test_lint_is_clean():
-    proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+@pytest.mark.parametrize("configfile", [None, "config/studies/picai.yaml", "config/studies/sts.yaml"])
+def test_lint_is_clean(configfile):
+    extra = ["--configfile", configfile] if configfile else []
+    proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile"), *extra], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

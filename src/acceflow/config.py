@@ -81,3 +81,10 @@ def log_to(path: str | None):
         finally:
             logging.getLogger().removeHandler(handler)
             sys.stdout.flush()
+
+
+def put_on_pythonpath(folder: str) -> None:
+    """Prepend ``folder`` to ``PYTHONPATH`` so that the jobs a workflow starts import this checkout."""
+    folder = os.path.abspath(folder)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
+    os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])

@@ -1,12 +1,6 @@
 # Analytical validity: ICC per feature from the repeats, and the stable-feature list.
 
 
-def repeats_input(wildcards):
-    if config["input"]["repeats"]:
-        return config["input"]["repeats"]
-    return R("features/repeats.tsv") if IMAGES else []
-
-
 rule icc:
     input:
         repeats=repeats_input,

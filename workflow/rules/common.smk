@@ -5,7 +5,7 @@ import os
 import pandas as pd
 from snakemake.utils import validate
 
-from acceflow.config import check_config
+from acceflow.config import check_config, put_on_pythonpath
 
 
 if not config:
@@ -67,6 +67,20 @@ def scan_features(wildcards):
     return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
 
 
+def repeats_input(wildcards):
+    if config["input"]["repeats"]:
+        return config["input"]["repeats"]
+    return R("features/repeats.tsv") if IMAGES else []
+
+
+def input_files(wildcards):
+    """Every input file of the study (for checksums): manifest or table, repeats, params."""
+    files = [f for f in (config["input"]["images"], config["input"]["features"], config["input"]["repeats"]) if f]
+    if IMAGES:
+        files.append(config["extraction"]["params"])
+        files.extend(sorted(set(config["extraction"]["modality_params"].values())))
+    return files
+
+
 # Scripts import acceflow from this checkout, also inside per-rule conda environments.
-_SRC = os.path.abspath(os.path.join(workflow.basedir, "src"))
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+put_on_pythonpath(os.path.join(workflow.basedir, "src"))

@@ -12,6 +12,8 @@ if config["demo"]["enabled"]:
             seed=config["seed"],
         log:
             R("logs/demo.log"),
+        conda:
+            "../../envs/imaging.yaml"
         script:
             "../scripts/demo.py"
 
@@ -25,6 +27,8 @@ if config["input"]["layout"]:
             layout=config["input"]["layout"],
         log:
             R("logs/manifest_from_layout.log"),
+        conda:
+            "../../envs/imaging.yaml"
         script:
             "../scripts/manifest_from_layout.py"
 
@@ -48,6 +52,8 @@ if IMAGES:
             R("logs/ingest.log"),
         benchmark:
             R("benchmarks/ingest.tsv")
+        conda:
+            "../../envs/imaging.yaml"
         script:
             "../scripts/ingest.py"
 
@@ -65,5 +71,7 @@ else:
             R("logs/ingest_table.log"),
         benchmark:
             R("benchmarks/ingest_table.tsv")
+        conda:
+            "../../envs/statistics.yaml"
         script:
             "../scripts/ingest_table.py"

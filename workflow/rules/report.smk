@@ -1,15 +1,6 @@
 # The evidence dossier, its machine-readable summary and the provenance record.
 
 
-def input_files(wildcards):
-    """Every input file of the study (for checksums): manifest or table, repeats, params."""
-    files = [f for f in (config["input"]["images"], config["input"]["features"], config["input"]["repeats"]) if f]
-    if IMAGES:
-        files.append(config["extraction"]["params"])
-        files.extend(sorted(set(config["extraction"]["modality_params"].values())))
-    return files
-
-
 rule dossier:
     input:
         inputs=input_files,
@@ -30,7 +21,7 @@ rule dossier:
     params:
         config=config,
         cohorts=COHORTS,
-        results=RESULTS,
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.html)),
     log:
         R("logs/dossier.log"),
     benchmark:
