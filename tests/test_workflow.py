@@ -135,3 +135,21 @@ def test_bad_config_is_refused_with_the_key(tmp_path):
     config["cohorts"]["train"] = []
     proc = run_snakemake(tmp_path, write_config(tmp_path / "bad.yaml", config), "--dry-run")
     assert proc.returncode != 0 and "cohorts.train is empty" in proc.stdout + proc.stderr
+
+
+def test_otsu_segmentation_source_runs_to_the_dossier(tmp_path):
+    results = tmp_path / "results"
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config.update(results=str(results), demo={"enabled": True, "n_train": 30, "n_external": [15, 15],
+                                               "n_retest": 0, "n_reader": 0})
+    config["input"]["images"] = str(results / "demo/manifest.tsv")
+    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config["segmentation"] = {"source": "otsu", "margin_mm": 4.0}
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "otsu.yaml", config))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(list((results / "segmentation/otsu").glob("*/mask.nii.gz"))) == 60
+    check_contract(results, ["train", "site_B", "site_C"], "outcome")
+    # no repeats in this design: reproducibility is reported as not assessed, the model uses all features
+    assert pd.read_csv(results / "analytical/icc.tsv", sep="\t").empty
+    assert "Reproducibility was not assessed" in (results / "report/dossier.html").read_text()

@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--n-train", type=int, default=100)
     demo.add_argument("--n-external", type=int, nargs="+", default=[60, 60])
+    demo.add_argument("--n-retest", type=int, default=20)
+    demo.add_argument("--n-reader", type=int, default=20)
     man = sub.add_parser("manifest", help="build a manifest from a config's input.layout")
     man.add_argument("config")
     man.add_argument("--out", help="default: the config's input.images")
@@ -33,8 +35,9 @@ def main(argv=None) -> int:
         from acceflow.demo import make_demo_cohort
 
         written = make_demo_cohort(args.out_dir, n_train=args.n_train, n_external=tuple(args.n_external),
+                                   n_retest=min(args.n_retest, args.n_train), n_reader=min(args.n_reader, args.n_train),
                                    seed=args.seed)
-        print(written["manifest"] if isinstance(written, dict) and "manifest" in written else written)
+        print(written["manifest"])
     elif args.command == "manifest":
         from acceflow.io.manifest import build_manifest_from_layout
 
