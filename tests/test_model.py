@@ -23,8 +23,9 @@ CONFIG = {
     "seed": 1, "features": None, "clinical": [],
     "cohorts": {"train": ["A"], "external": ["B"]},
     "outcome": {"type": "binary", "column": "y", "positive": "pos"},
-    "model": {"learner": "l1_logistic", "Cs": [0.03, 0.1, 0.3, 1.0], "inner_folds": 3, "scoring": "roc_auc",
-              "include_clinical": False},
+    "model": {"learner": "l1_logistic", "learners": None, "Cs": [0.03, 0.1, 0.3, 1.0], "inner_folds": 3,
+              "scoring": "roc_auc", "include_clinical": False, "selection": "none", "n_select": 5,
+              "correlation_threshold": None, "primary": "imaging", "comparators": "auto"},
     "validation": {"cv_folds": 3, "cv_repeats": 2},
     "reproducibility": {"filter_model_features": True},
 }
@@ -77,3 +78,21 @@ def test_model_file_hash_is_checked(tmp_path):
         fh.write(b"tampered")
     with pytest.raises(ValueError, match="differs from the model card"):
         load_model(tmp_path / "m.joblib", digest)
+
+
+def test_clinical_and_fusion_models_use_their_columns():
+    df = _table()
+    df["age"] = df["f0"] * 0.5 + np.random.default_rng(5).normal(size=len(df))
+    config = {**CONFIG, "clinical": ["age"]}
+    from acceflow.clinical.model import model_names
+
+    assert model_names(config) == ("imaging", ["clinical", "combined_early", "combined_late"])
+    _, card_c, _, _ = train(df, config, kind="clinical")
+    assert card_c["features"] == ["age"] and card_c["role"] == "comparator"
+    _, card_e, _, _ = train(df, config, kind="combined_early")
+    assert card_e["features"][-1] == "age" and len(card_e["features"]) == 31
+    model_l, card_l, preds_l, _ = train(df, config, kind="combined_late")
+    assert card_l["chosen"]["estimator"] == "StackingClassifier" and preds_l["probability"].between(0, 1).all()
+    assert predict_cohort(model_l, card_l, df, "B")["probability"].between(0, 1).all()
+    with pytest.raises(ValueError, match="clinical covariates"):
+        model_names({**CONFIG, "model": {**CONFIG["model"], "primary": "clinical"}})

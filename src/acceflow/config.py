@@ -13,6 +13,9 @@ import os
 import sys
 
 
+MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
+
+
 class ConfigError(ValueError):
     """The configuration cannot be run; the message names the key and the fix."""
 
@@ -48,6 +51,7 @@ def check_config(config: dict) -> None:
     if outcome["type"] == "survival":
         raise ConfigError("outcome.type survival is not available in this version of acceflow "
                           "(binary outcomes only); use a binary outcome at a fixed horizon")
+    model_names(config)
     lo, hi, step = config["utility"]["thresholds"]
     if not (0 < lo < hi < 1 and step > 0):
         raise ConfigError(f"utility.thresholds [start, stop, step] must satisfy 0 < start < stop < 1 and "
@@ -88,3 +92,26 @@ def put_on_pythonpath(folder: str) -> None:
     folder = os.path.abspath(folder)
     parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
+
+
+def model_names(config: dict) -> tuple[str, list[str]]:
+    """The primary model's name and the comparators' names for a config.
+
+    ``model.comparators: auto`` gives, when clinical covariates are configured, every other kind
+    of :data:`MODEL_KINDS` (clinical-only baseline, early and late fusion); without covariates,
+    none.
+
+    Raises
+    ------
+    ConfigError
+        When a model needs clinical covariates and none are configured.
+    """
+    m = config["model"]
+    primary = m["primary"]
+    comparators = m["comparators"]
+    if comparators == "auto":
+        comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
+    comparators = [c for c in comparators if c != primary]
+    if not config["clinical"] and any(k != "imaging" for k in [primary, *comparators]):
+        raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
+    return primary, list(comparators)

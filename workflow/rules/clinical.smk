@@ -1,5 +1,6 @@
-# Clinical validity: the model trained on the training cohorts only, frozen, and applied to each
-# external cohort; discrimination per cohort.
+# Clinical validity: models trained on the training cohorts only, frozen, and applied to each
+# external cohort; discrimination per cohort. The primary model (model.primary) writes the
+# results contract's paths; comparators the same files under comparators/{model}/.
 
 
 rule train:
@@ -12,16 +13,32 @@ rule train:
         predictions=R("clinical/train/predictions.tsv"),
         folds=R("clinical/train/cv_folds.tsv"),
     params:
-        config=config,
+        config=MODEL_CONFIG,
+        kind=PRIMARY,
     threads: 1
     log:
-        R("logs/train.log"),
+        R("logs/train/primary.log"),
     benchmark:
-        R("benchmarks/train.tsv")
+        R("benchmarks/train/primary.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
         "../scripts/train.py"
+
+
+use rule train as train_comparator with:
+    output:
+        model=R("clinical/model/comparators/{model}/model.joblib"),
+        card=R("clinical/model/comparators/{model}/model_card.json"),
+        predictions=R("clinical/train/comparators/{model}/predictions.tsv"),
+        folds=R("clinical/train/comparators/{model}/cv_folds.tsv"),
+    params:
+        config=MODEL_CONFIG,
+        kind=lambda wildcards: wildcards.model,
+    log:
+        R("logs/train/{model}.log"),
+    benchmark:
+        R("benchmarks/train/{model}.tsv")
 
 
 rule predict:
@@ -32,13 +49,24 @@ rule predict:
     output:
         predictions=R("clinical/{cohort}/predictions.tsv"),
     wildcard_constraints:
-        cohort="|".join(EXTERNAL) if EXTERNAL else "(?!)",
+        cohort=EXTERNAL_PATTERN,
     log:
         R("logs/predict/{cohort}.log"),
     conda:
         "../../envs/statistics.yaml"
     script:
         "../scripts/predict.py"
+
+
+use rule predict as predict_comparator with:
+    input:
+        features=R("features/features.tsv"),
+        model=R("clinical/model/comparators/{model}/model.joblib"),
+        card=R("clinical/model/comparators/{model}/model_card.json"),
+    output:
+        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+    log:
+        R("logs/predict/{cohort}/{model}.log"),
 
 
 rule discrimination:
@@ -49,6 +77,7 @@ rule discrimination:
         metrics=R("clinical/{cohort}/metrics.json"),
     params:
         alpha=config["validation"]["alpha"],
+        n_bootstrap=config["validation"]["n_bootstrap"],
         seed=config["seed"],
     log:
         R("logs/discrimination/{cohort}.log"),
@@ -56,3 +85,29 @@ rule discrimination:
         "../../envs/statistics.yaml"
     script:
         "../scripts/discrimination.py"
+
+
+use rule discrimination as discrimination_comparator with:
+    input:
+        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+        card=R("clinical/model/comparators/{model}/model_card.json"),
+    output:
+        metrics=R("clinical/{cohort}/comparators/{model}/metrics.json"),
+    log:
+        R("logs/discrimination/{cohort}/{model}.log"),
+
+
+rule compare_models:
+    input:
+        predictions=lambda wildcards: model_predictions(wildcards.cohort),
+    output:
+        comparison=R("clinical/{cohort}/model_comparison.tsv"),
+    params:
+        models=[PRIMARY, *COMPARATORS],
+        alpha=config["validation"]["alpha"],
+    log:
+        R("logs/compare_models/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/compare_models.py"

@@ -5,7 +5,7 @@ import os
 import pandas as pd
 from snakemake.utils import validate
 
-from acceflow.config import check_config, put_on_pythonpath
+from acceflow.config import check_config, model_names, put_on_pythonpath
 
 
 if not config:
@@ -20,6 +20,17 @@ IMAGES = bool(config["input"]["images"])
 EXTERNAL = list(config["cohorts"]["external"])
 COHORTS = ["train"] + EXTERNAL
 SOURCE = config["segmentation"]["source"]
+PRIMARY, COMPARATORS = model_names(config)
+EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
+
+
+def config_subset(*keys):
+    """Only the config sections a rule uses, so that other changes do not re-run it."""
+    return {k: config[k] for k in keys}
+
+
+MODEL_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation",
+                             "reproducibility")
 
 
 def R(path):
@@ -30,6 +41,7 @@ def R(path):
 wildcard_constraints:
     scan=r"[A-Za-z0-9._-]+",
     cohort="|".join(COHORTS),
+    model="|".join(COMPARATORS) if COMPARATORS else "(?!)",
 
 
 @functools.lru_cache(maxsize=4)
@@ -61,6 +73,26 @@ def segmentation_mask(wildcards):
 def extraction_params(wildcards):
     modality = scan_row(wildcards)["modality"]
     return config["extraction"]["modality_params"].get(modality, config["extraction"]["params"])
+
+
+def model_predictions(cohort):
+    """Predictions of every model (primary first) on one cohort."""
+    return [R(f"clinical/{cohort}/predictions.tsv")] + [
+        R(f"clinical/{cohort}/comparators/{m}/predictions.tsv") for m in COMPARATORS
+    ]
+
+
+def comparator_outputs():
+    """Every per-cohort file of the comparator models (empty without comparators)."""
+    files = []
+    for m in COMPARATORS:
+        for c in COHORTS:
+            files += [R(f"clinical/{c}/comparators/{m}/metrics.json"),
+                      R(f"utility/{c}/comparators/{m}/calibration.json"),
+                      R(f"utility/{c}/comparators/{m}/decision_curve.tsv")]
+    if COMPARATORS:
+        files += [R(f"clinical/{c}/model_comparison.tsv") for c in COHORTS]
+    return files
 
 
 def scan_features(wildcards):

@@ -65,7 +65,7 @@ if IMAGES:
             repeats=R("features/repeats.tsv"),
             qc=R("features/extraction_qc.tsv"),
         params:
-            config=config,
+            config=config_subset("outcome", "clinical"),
         log:
             R("logs/feature_table.log"),
         conda:

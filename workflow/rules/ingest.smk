@@ -66,7 +66,7 @@ else:
             qc=R("ingest/qc.tsv"),
             features=R("features/features.tsv"),
         params:
-            config=config,
+            config=config_subset("input", "cohorts", "outcome", "clinical", "features"),
         log:
             R("logs/ingest_table.log"),
         benchmark:

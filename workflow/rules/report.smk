@@ -14,6 +14,7 @@ rule dossier:
         predictions=expand(R("clinical/{cohort}/predictions.tsv"), cohort=COHORTS),
         calibration=expand(R("utility/{cohort}/calibration.json"), cohort=COHORTS),
         curves=expand(R("utility/{cohort}/decision_curve.tsv"), cohort=COHORTS),
+        comparators=comparator_outputs(),
     output:
         html=R("report/dossier.html"),
         summary=R("report/summary.json"),

@@ -1,4 +1,4 @@
-# Clinical utility: calibration and decision curves per cohort.
+# Clinical utility: calibration and decision curves per cohort (and per comparator model).
 
 
 rule calibration:
@@ -17,6 +17,16 @@ rule calibration:
         "../scripts/calibration.py"
 
 
+use rule calibration as calibration_comparator with:
+    input:
+        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+    output:
+        calibration=R("utility/{cohort}/comparators/{model}/calibration.json"),
+        bins=R("utility/{cohort}/comparators/{model}/calibration_bins.tsv"),
+    log:
+        R("logs/calibration/{cohort}/{model}.log"),
+
+
 rule decision_curve:
     input:
         predictions=R("clinical/{cohort}/predictions.tsv"),
@@ -30,3 +40,12 @@ rule decision_curve:
         "../../envs/statistics.yaml"
     script:
         "../scripts/decision_curve.py"
+
+
+use rule decision_curve as decision_curve_comparator with:
+    input:
+        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+    output:
+        curve=R("utility/{cohort}/comparators/{model}/decision_curve.tsv"),
+    log:
+        R("logs/decision_curve/{cohort}/{model}.log"),

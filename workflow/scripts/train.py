@@ -9,7 +9,7 @@ from acceflow.config import log_to
 with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     stable = [l.strip() for l in open(snakemake.input.stable) if l.strip()]
-    model, card, predictions, folds = train(table, snakemake.params.config, stable)
+    model, card, predictions, folds = train(table, snakemake.params.config, stable, kind=snakemake.params.kind)
     card["model_file"] = "model.joblib"
     card["model_sha256"] = save_model(model, snakemake.output.model)
     with open(snakemake.output.card, "w") as fh:

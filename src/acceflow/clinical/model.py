@@ -1,12 +1,18 @@
 """Model training and internal validation, leakage-safe by construction.
 
-The model is one scikit-learn :class:`~sklearn.pipeline.Pipeline` (median imputation, removal of
-constant columns, standardisation, L1-penalised logistic regression) wrapped in a
-:class:`~sklearn.model_selection.GridSearchCV` that chooses C by inner stratified
-cross-validation. Every fitted step is therefore refitted inside each fold; external cohorts are
-touched only by the frozen, refitted model. Internal validation is repeated stratified
-cross-validation of the *whole* procedure, inner C search included (nested CV; Varma & Simon
-2006, BMC Bioinformatics 7:91).
+A model is one scikit-learn :class:`~sklearn.pipeline.Pipeline` (imputation, removal of constant
+columns, standardisation, optional correlation filter and feature selection, a learner) wrapped
+in a :class:`~sklearn.model_selection.GridSearchCV` that chooses the learner and its
+hyper-parameters by inner stratified cross-validation (``acceflow.clinical.pipeline``). Every
+fitted step is therefore refitted inside each fold; external cohorts are touched only by the
+frozen, refitted model. Internal validation is repeated stratified cross-validation of the
+*whole* procedure, inner search included (nested CV; Varma & Simon 2006, BMC Bioinformatics 7:91).
+
+Several named models can be trained on the same cases (``MODEL_KINDS``): ``imaging`` (the
+biomarker's features), ``clinical`` (the clinical covariates only, the baseline), and the two
+fusions ``combined_early`` (features and covariates concatenated) and ``combined_late`` (an
+imaging and a clinical model stacked). The config's ``model.primary`` writes the results
+contract's paths; the others are comparators.
 """
 
 from __future__ import annotations
@@ -18,13 +24,11 @@ import tempfile
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.feature_selection import VarianceThreshold
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+from acceflow.clinical.pipeline import build_late_fusion, build_search, chosen_learner
+from acceflow.config import MODEL_KINDS, model_names  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
 
@@ -72,8 +76,9 @@ def check_binary(y, cohort: str, min_per_class: int = 2) -> np.ndarray:
 
 
 def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
-                scoring: str = "roc_auc") -> GridSearchCV:
-    """L1 logistic regression pipeline with C chosen by inner stratified cross-validation.
+                scoring: str = "roc_auc", learners=("l1_logistic",), selection: str = "none", n_select: int = 10,
+                correlation_threshold: float | None = None) -> GridSearchCV:
+    """The default model: L1 logistic regression with C chosen by inner stratified cross-validation.
 
     Parameters
     ----------
@@ -82,34 +87,41 @@ def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int
     inner_folds : int
         Folds of the inner cross-validation.
     seed : int
-        Seed of the inner fold assignment.
+        Seed of the inner fold assignment and of stochastic learners.
     scoring : str
         scikit-learn scorer the search maximises.
+    learners, selection, n_select, correlation_threshold
+        See :func:`acceflow.clinical.pipeline.build_search`.
 
     Returns
     -------
     sklearn.model_selection.GridSearchCV
         Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
     """
-    pipe = Pipeline([
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("drop_constant", VarianceThreshold(0.0)),
-        ("scale", StandardScaler()),
-        # liblinear penalises the intercept; a large intercept_scaling makes that penalty negligible
-        ("classifier", LogisticRegression(l1_ratio=1.0, solver="liblinear", intercept_scaling=100.0,
-                                          max_iter=1000, random_state=seed)),
-    ])
-    return GridSearchCV(pipe, {"classifier__C": list(Cs)}, scoring=scoring, refit=True,
-                        cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed), error_score="raise")
+    return build_search(learners=learners, Cs=Cs, inner_folds=inner_folds, seed=seed, scoring=scoring,
+                        selection=selection, n_select=n_select, correlation_threshold=correlation_threshold)
 
 
-def fitted_coefficients(model: GridSearchCV, features: list[str]) -> tuple[dict, float]:
-    """Coefficients per standardised feature (0 for dropped/constant ones) and the intercept."""
+def fitted_coefficients(model, features: list[str]) -> tuple[dict, float]:
+    """Coefficients per standardised input feature and the intercept of a fitted linear model.
+
+    Features removed by the constant-column, correlation or selection steps get 0. Returns
+    ``({}, nan)`` when the chosen learner has no coefficients (random forest, SVM, boosting,
+    stacking).
+    """
+    if not isinstance(model, GridSearchCV):
+        return {}, float("nan")
     pipe = model.best_estimator_
-    kept = np.asarray(features)[pipe.named_steps["drop_constant"].get_support()]
     clf = pipe.named_steps["classifier"]
+    if not hasattr(clf, "coef_"):
+        return {}, float("nan")
+    names = np.asarray(features)
+    for step in ("drop_constant", "decorrelate", "select"):
+        est = pipe.named_steps[step]
+        if est != "passthrough":
+            names = names[est.get_support()]
     coefs = dict.fromkeys(features, 0.0)
-    coefs.update({f: float(c) for f, c in zip(kept, clf.coef_[0])})
+    coefs.update({f: float(c) for f, c in zip(names, clf.coef_[0])})
     return coefs, float(clf.intercept_[0])
 
 
@@ -179,7 +191,7 @@ def load_model(path: str | os.PathLike, sha256: str):
 
 
 def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None = None) -> tuple[list[str], str]:
-    """The model's input columns and a sentence on how they were chosen.
+    """The imaging model's input columns and a sentence on how they were chosen.
 
     Imaging features (or the config's explicit ``features``), restricted to the stable ones when
     the reproducibility stage found any and ``reproducibility.filter_model_features`` is on, plus
@@ -203,8 +215,43 @@ def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None =
     return feats, note
 
 
-def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
-    """Train the frozen model on the training cohorts and validate it internally.
+def model_spec(kind: str, table: pd.DataFrame, config: dict, stable: list[str] | None = None):
+    """Inputs and an unfitted-model factory for one model kind.
+
+    Returns
+    -------
+    features : list of str
+        Input columns.
+    note : str
+        How the inputs were chosen.
+    make : callable
+        Zero-argument factory of the unfitted estimator.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model '{kind}' unknown; use one of {MODEL_KINDS}")
+    seed, m = config["seed"], config["model"]
+    search = dict(learners=tuple(m["learners"] or [m["learner"]]), Cs=m["Cs"], inner_folds=m["inner_folds"],
+                  seed=seed, scoring=m["scoring"], selection=m["selection"], n_select=m["n_select"],
+                  correlation_threshold=m["correlation_threshold"])
+    clinical = list(config["clinical"])
+    imaging, note = model_features(table, {**config, "model": {**m, "include_clinical": False}}, stable)
+    if kind == "imaging":
+        if m["include_clinical"]:
+            imaging, note = imaging + [c for c in clinical if c not in imaging], note + f" + {len(clinical)} clinical covariates"
+        return imaging, note, lambda: build_search(**search)
+    if kind == "clinical":
+        return clinical, f"{len(clinical)} clinical covariates", lambda: build_search(**{**search, "selection": "none"})
+    both = imaging + [c for c in clinical if c not in imaging]
+    if kind == "combined_early":
+        return both, note + f" + {len(clinical)} clinical covariates, concatenated (early fusion)", \
+            lambda: build_search(**search)
+    late = {k: v for k, v in search.items() if k not in ("seed", "inner_folds")}
+    return both, note + f" and {len(clinical)} clinical covariates in two models stacked (late fusion)", \
+        lambda: build_late_fusion(imaging, clinical, seed=seed, inner_folds=m["inner_folds"], **late)
+
+
+def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
+    """Train one frozen model on the training cohorts and validate it internally.
 
     Parameters
     ----------
@@ -214,13 +261,15 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
         The validated configuration (cohorts, outcome, model, validation, seed).
     stable : list of str, optional
         Stable features from the reproducibility stage.
+    kind : str, optional
+        Which model (:data:`MODEL_KINDS`); default the config's ``model.primary``.
 
     Returns
     -------
-    model : fitted GridSearchCV
+    model : fitted estimator
         Refitted on all training cases.
     card : dict
-        Model card (features, learner, hyper-parameters, cohorts, seed, coefficients, ...).
+        Model card (name, features, learner, hyper-parameters, cohorts, seed, coefficients, ...).
     predictions : pandas.DataFrame
         Training cases: ``case_id, outcome, probability`` (out-of-fold, averaged over repeats).
     folds : pandas.DataFrame
@@ -229,31 +278,35 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
     Raises
     ------
     CohortError
-        When the training cohorts lack either outcome class.
+        When the training cohorts lack either outcome class or have fewer events than
+        ``model.min_events``.
     """
     from acceflow.io.manifest import binary_outcome
 
+    kind = kind or config["model"]["primary"]
     seed, m, v = config["seed"], config["model"], config["validation"]
     train_rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
     y = check_binary(binary_outcome(train_rows[config["outcome"]["column"]], config["outcome"]["positive"]),
                      "+".join(config["cohorts"]["train"]), min_per_class=v["cv_folds"])
-    feats, note = model_features(table, config, stable)
+    feats, note, make = model_spec(kind, table, config, stable)
     X = train_rows[feats].apply(pd.to_numeric, errors="coerce")
-
-    def make():
-        return build_model(m["Cs"], m["inner_folds"], seed, m["scoring"])
-
     oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
     model = make().fit(X, y)
     coefs, intercept = fitted_coefficients(model, feats)
+    primary, _ = model_names(config)
     card = {
-        "learner": m["learner"],
-        "pipeline": [f"{name}: {type(step).__name__}" for name, step in model.best_estimator_.steps],
-        "hyperparameters": {"C": float(model.best_params_["classifier__C"]), "Cs_searched": list(m["Cs"]),
-                            "inner_folds": m["inner_folds"], "scoring": m["scoring"]},
+        "model": kind,
+        "role": "primary" if kind == primary else "comparator",
+        "learner": m["learners"] or m["learner"],
+        "chosen": chosen_learner(model),
+        "pipeline": _describe(model),
+        "hyperparameters": {**{k: v for k, v in chosen_learner(model).items() if k != "estimator"},
+                            "Cs_searched": list(m["Cs"]), "inner_folds": m["inner_folds"], "scoring": m["scoring"],
+                            "selection": m["selection"], "n_select": m["n_select"],
+                            "correlation_threshold": m["correlation_threshold"]},
         "features": feats,
         "feature_selection": note,
-        "n_nonzero": int(sum(c != 0 for c in coefs.values())),
+        "n_nonzero": int(sum(c != 0 for c in coefs.values())) if coefs else len(feats),
         "coefficients": coefs,
         "intercept": intercept,
         "coefficient_scale": "per standard deviation of the training cohort",
@@ -265,8 +318,9 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
         "seed": seed,
         "validation": "external" if config["cohorts"]["external"] else "internal",
         "internal_validation": (f"repeated stratified {v['cv_folds']}-fold cross-validation, {v['cv_repeats']} "
-                                f"repeats, of the whole pipeline (C chosen by inner {m['inner_folds']}-fold CV "
-                                f"in each outer fold); out-of-fold probabilities averaged over repeats"),
+                                f"repeats, of the whole pipeline (learner and hyper-parameters chosen by inner "
+                                f"{m['inner_folds']}-fold CV in each outer fold); out-of-fold probabilities "
+                                f"averaged over repeats"),
         "cv_auc_mean": float(folds["auc"].mean()),
         "cv_auc_sd": float(folds["auc"].std(ddof=1)) if len(folds) > 1 else float("nan"),
         "apparent_auc": float(roc_auc_score(y, model.predict_proba(X)[:, 1])),
@@ -275,8 +329,16 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
     return model, card, predictions, folds
 
 
+def _describe(model) -> list[str]:
+    if isinstance(model, GridSearchCV):
+        return [f"{name}: {type(step).__name__ if step != 'passthrough' else 'none'}"
+                for name, step in model.best_estimator_.steps]
+    return [f"{name}: {' -> '.join(_describe(est))}" for name, est in getattr(model, "named_estimators_", {}).items()] \
+        + [f"stacker: {type(getattr(model, 'final_estimator_', None)).__name__}"]
+
+
 def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.DataFrame:
-    """Apply the frozen model to one cohort.
+    """Apply a frozen model to one cohort.
 
     Returns
     -------

@@ -1,0 +1,1317 @@
+"""Survival outcomes: concordance (Harrell, Uno), time-dependent AUC, penalised Cox, risk groups,
+Kaplan-Meier summaries, the log-rank test and the hazard ratio per SD of a risk score.
+
+Conventions used throughout
+---------------------------
+* ``time`` is the follow-up time in **days** (finite, > 0); ``event`` is 1 for an observed event
+  and 0 for a censored follow-up. "Case index" in error messages is the 0-based position in the
+  arrays (not a pandas index label).
+* Risk scores are oriented so that a **higher score means a worse prognosis** (shorter survival),
+  as a Cox linear predictor is.
+* Comparable pairs and ties (all concordance measures here): a pair (i, j) is comparable when i
+  has an event and j is known to outlive it, i.e. ``T_j > T_i``, or ``T_j == T_i`` with j censored
+  (censored on the day of i's event, so still event-free that day). Two events on the same day are
+  not comparable. A comparable pair with tied risk scores (exact equality) counts 1/2. These are
+  Harrell's and lifelines' rules; Uno's C uses the same pairs and only changes the weights.
+* Censoring distribution: ``G(t) = P(C > t)`` is the Kaplan-Meier estimate of the censoring times
+  ("reverse" Kaplan-Meier), in which an event and a censoring on the same day are ordered event
+  first (the subject with the event is not at risk of being censored that day), as in
+  scikit-survival's ``CensoringDistributionEstimator``. ``G`` is estimated from the cohort being
+  evaluated: it describes that cohort's follow-up, not a model parameter.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.statistics import logrank_test as _lifelines_logrank_test
+from lifelines.statistics import multivariate_logrank_test as _lifelines_multivariate_logrank_test
+from lifelines.utils import concordance_index as _lifelines_concordance_index
+from lifelines.utils import median_survival_times as _lifelines_median_survival_times
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = [
+    "check_survival",
+    "survival_y",
+    "harrell_c",
+    "uno_c",
+    "c_index_ci",
+    "time_dependent_auc",
+    "fit_cox",
+    "PenalizedCox",
+    "risk_cutoffs",
+    "assign_risk_groups",
+    "risk_groups",
+    "km_by_group",
+    "logrank",
+    "hazard_ratio_per_sd",
+    "km_risk_at",
+]
+
+_CHUNK_ELEMENTS = 2_000_000  # bound on (rows x columns) of any pairwise block held in memory
+_TIME_COL = "__acceflow_time__"
+_EVENT_COL = "__acceflow_event__"
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _first_bad(mask, values, what, requirement):
+    bad = np.flatnonzero(mask)
+    if bad.size:
+        i = int(bad[0])
+        more = f" ({bad.size} cases in all)" if bad.size > 1 else ""
+        raise ValueError(f"{what} must be {requirement}; case index {i} has {what} {values[i]:g}{more}")
+
+
+def check_survival(time, event):
+    """Validate right-censored survival data.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up time of each case in days: time to the event, or to the last contact when
+        censored. Must be finite and strictly positive.
+    event : array-like, shape (n,)
+        1 (or True) if the event was observed at ``time``, 0 (or False) if the follow-up was
+        censored at ``time``.
+
+    Returns
+    -------
+    time : numpy.ndarray of float, shape (n,)
+        Follow-up times in days.
+    event : numpy.ndarray of int, shape (n,)
+        Event indicators coded 0/1.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D, are empty or differ in length; if ``time`` is non-numeric,
+        non-finite or not positive (the message names the first offending case index); if
+        ``event`` holds values other than 0/1; or if no case has an event.
+
+    References
+    ----------
+    Kalbfleisch JD, Prentice RL. The Statistical Analysis of Failure Time Data, 2nd ed. Wiley; 2002.
+
+    Examples
+    --------
+    >>> t, e = check_survival([120, 365.5, 30], [1, 0, True])
+    >>> t.tolist(), e.tolist()
+    ([120.0, 365.5, 30.0], [1, 0, 1])
+    >>> check_survival([120, 0], [1, 0])
+    Traceback (most recent call last):
+    ...
+    ValueError: time must be positive (days); case index 1 has time 0
+    """
+    t = np.asarray(time)
+    e = np.asarray(event)
+    if t.ndim != 1 or t.size == 0:
+        raise ValueError(f"time must be a non-empty 1-D array of follow-up times (days); got shape {t.shape}")
+    if e.shape != t.shape:
+        raise ValueError(f"event must have the same shape as time {t.shape} (one entry per case); got {e.shape}")
+    if t.dtype.kind not in "biuf":
+        raise ValueError(f"time must be numeric (days); got dtype {t.dtype}")
+    if e.dtype.kind not in "biuf":
+        raise ValueError(f"event must be numeric 0/1 (or bool); got dtype {e.dtype}")
+    t = t.astype(float)
+    e = e.astype(float)
+    _first_bad(~np.isfinite(t), t, "time", "finite (days)")
+    _first_bad(t <= 0, t, "time", "positive (days)")
+    _first_bad(~np.isin(e, (0.0, 1.0)), e, "event", "0 (censored) or 1 (event)")
+    e = e.astype(int)
+    if not e.any():
+        raise ValueError(
+            f"event has no 1: all {e.size} cases are censored; at least one observed event is needed"
+        )
+    return t, e
+
+
+def _check_vector(values, n, name):
+    v = np.asarray(values)
+    if v.ndim != 1 or v.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-D array with one value per case ({n}); got shape {v.shape}")
+    if v.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric; got dtype {v.dtype}")
+    v = v.astype(float)
+    _first_bad(~np.isfinite(v), v, name, "finite")
+    return v
+
+
+def _check_survival_risk(time, event, risk, name="risk"):
+    t, e = check_survival(time, event)
+    return t, e, _check_vector(risk, t.size, name)
+
+
+def _check_alpha(alpha):
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a number in (0, 1), e.g. 0.05 for 95% intervals; got {alpha!r}")
+    return float(alpha)
+
+
+def _check_groups(groups, n):
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n:
+        raise ValueError(f"groups must be a 1-D array with one label per case ({n}); got shape {g.shape}")
+    if g.dtype.kind == "f":
+        _first_bad(~np.isfinite(g), g, "groups", "a finite label")
+    elif g.dtype.kind == "O":
+        missing = pd.isna(g)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise ValueError(f"groups must not be missing; case index {i} has no group label")
+    return g
+
+
+def _label(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# --------------------------------------------------------------------------------------------
+# censoring distribution and weighted concordance (vectorised over bootstrap replicates)
+# --------------------------------------------------------------------------------------------
+
+
+def _censoring_km(time, event, counts):
+    """Reverse Kaplan-Meier G(t) = P(C > t) with case multiplicities.
+
+    ``counts`` has shape (B, n): how often each case enters each of B (bootstrap) samples.
+    Returns ``inv`` (n,), the index of each case's time among the sorted unique times, and
+    ``g_right`` / ``g_left`` (B, K): G at the unique times (after the drop) and just before them.
+    Events precede censorings on the same day (those with an event are not at risk of censoring).
+    """
+    uniq, inv = np.unique(time, return_inverse=True)
+    order = np.argsort(time, kind="stable")
+    sorted_time = time[order]
+    starts = np.flatnonzero(np.r_[True, sorted_time[1:] != sorted_time[:-1]])
+    c = counts[:, order]
+    total = np.add.reduceat(c, starts, axis=1)
+    events = np.add.reduceat(c * event[order], starts, axis=1)
+    censored = total - events
+    at_risk = np.cumsum(total[:, ::-1], axis=1)[:, ::-1]
+    ratio = np.divide(censored, at_risk - events, out=np.zeros_like(censored), where=censored > 0)
+    g_right = np.cumprod(1.0 - ratio, axis=1)
+    g_left = np.hstack([np.ones((counts.shape[0], 1)), g_right[:, :-1]])
+    return inv, g_right, g_left
+
+
+def _uno_weights(time, event, counts):
+    """1 / G(T_i-)^2 per replicate and case; 0 where the case is not in the replicate."""
+    inv, _, g_left = _censoring_km(time, event, counts)
+    g = g_left[:, inv]
+    ok = (counts > 0) & (g > 0)
+    return np.divide(1.0, g * g, out=np.zeros_like(g), where=ok)
+
+
+def _concordance_sums(time, event, risk, counts, weights, tau=None):
+    """Weighted concordance numerator and denominator for B replicates at once.
+
+    ``counts`` and ``weights`` have shape (B, n). For replicate b:
+    num_b = sum_ij m_bi m_bj w_bi comparable_ij [1(r_i > r_j) + 1/2 1(r_i == r_j)],
+    den_b = sum_ij m_bi m_bj w_bi comparable_ij, with i restricted to events with T_i < tau.
+    """
+    rows = event == 1
+    if tau is not None:
+        rows &= time < tau
+    rows = np.flatnonzero(rows)
+    n_rep = counts.shape[0]
+    num = np.zeros(n_rep)
+    den = np.zeros(n_rep)
+    censored = event == 0
+    counts_t = counts.T
+    step = max(1, _CHUNK_ELEMENTS // max(time.size, n_rep))
+    for start in range(0, rows.size, step):
+        r = rows[start : start + step]
+        ti = time[r][:, None]
+        ri = risk[r][:, None]
+        comparable = (time[None, :] > ti) | ((time[None, :] == ti) & censored[None, :])
+        score = np.where(risk[None, :] < ri, 1.0, np.where(risk[None, :] == ri, 0.5, 0.0))
+        score *= comparable
+        row_w = counts[:, r] * weights[:, r]
+        num += np.einsum("br,rb->b", row_w, score @ counts_t)
+        den += np.einsum("br,rb->b", row_w, comparable.astype(float) @ counts_t)
+    return num, den
+
+
+def _check_tau(tau, time):
+    if tau is None:
+        return None
+    if not (isinstance(tau, numbers.Real) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a positive finite time in days (or None); got {tau!r}")
+    if tau > time.max():
+        raise ValueError(
+            f"tau ({tau:g} days) exceeds the longest follow-up ({time.max():g} days): the censoring "
+            f"survival G(tau) cannot be estimated there; choose tau <= {time.max():g}"
+        )
+    return float(tau)
+
+
+# --------------------------------------------------------------------------------------------
+# concordance
+# --------------------------------------------------------------------------------------------
+
+
+def harrell_c(time, event, risk):
+    """Harrell's concordance index for a risk score (higher risk = shorter survival).
+
+    Thin wrapper of ``lifelines.utils.concordance_index(time, -risk, event)``: lifelines expects
+    scores that rise with survival time, so the risk score is negated.
+
+    Tie handling (lifelines' rules): a pair is comparable when the shorter time is an event and the
+    other case was followed longer, or was censored on the same day as the event; two events on the
+    same day are not comparable; a comparable pair with exactly equal risk scores counts 1/2.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    risk : array-like, shape (n,)
+        Risk score (e.g. a Cox linear predictor); higher means worse prognosis. Unitless.
+
+    Returns
+    -------
+    float
+        C in [0, 1]: the share of comparable pairs in which the case with the event had the higher
+        risk. 0.5 = no discrimination.
+
+    Raises
+    ------
+    ValueError
+        If the survival data are invalid (see :func:`check_survival`), ``risk`` is not finite or of
+        the wrong length, or no pair is comparable.
+
+    References
+    ----------
+    Harrell FE, Califf RM, Pryor DB, Lee KL, Rosati RA. Evaluating the yield of medical tests.
+    JAMA 1982;247(18):2543-2546.
+    Harrell FE, Lee KL, Mark DB. Multivariable prognostic models: issues in developing models,
+    evaluating assumptions and adequacy, and measuring and reducing errors. Stat Med
+    1996;15(4):361-387.
+
+    Examples
+    --------
+    >>> harrell_c([100, 200, 300, 400], [1, 1, 0, 1], [4.0, 1.0, 3.0, 2.0])
+    0.6
+    """
+    t, e, r = _check_survival_risk(time, event, risk)
+    try:
+        return float(_lifelines_concordance_index(t, -r, e))
+    except ZeroDivisionError:
+        raise ValueError(
+            "no comparable pair: every event is at or after the longest follow-up of the other cases"
+        ) from None
+
+
+def uno_c(time, event, risk, tau=None):
+    """Uno's IPCW concordance statistic, truncated at ``tau``.
+
+    .. math::
+
+        C_\\tau = \\frac{\\sum_{i,j} \\Delta_i \\hat G(T_i-)^{-2} I(T_i < \\tau) P_{ij}
+                     [I(r_i > r_j) + \\tfrac12 I(r_i = r_j)]}
+                    {\\sum_{i,j} \\Delta_i \\hat G(T_i-)^{-2} I(T_i < \\tau) P_{ij}}
+
+    where :math:`P_{ij}` marks comparable pairs (``T_j > T_i``, or ``T_j == T_i`` with j censored;
+    see the module notes) and :math:`\\hat G` is the Kaplan-Meier estimate of the censoring
+    survival function from the same data. :math:`\\hat G(T_i-) = \\hat P(C \\ge T_i)` is the
+    probability that case i was still uncensored when its event happened, so the weights undo the
+    over-representation of early events among comparable pairs and, unlike Harrell's C, the
+    estimate does not depend on the censoring distribution (under independent censoring).
+    scikit-survival's ``concordance_index_ipcw`` uses :math:`\\hat G(T_i)` instead; the two differ
+    only when a censoring falls on the same day as an event.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    risk : array-like, shape (n,)
+        Risk score; higher means worse prognosis. Unitless.
+    tau : float, optional
+        Truncation time in days: only events before ``tau`` enter the statistic. Uno et al. require
+        ``G(tau) > 0`` (some follow-up must remain beyond ``tau``), so ``tau`` may not exceed the
+        longest follow-up. ``None`` (default) means no truncation, i.e. tau = the longest follow-up;
+        every weight :math:`\\hat G(T_i-)` is then positive, but late events can get large weights
+        when little follow-up remains, so prefer a pre-specified clinical horizon (e.g. 5 years =
+        1826 days) at which a fair share of cases is still followed.
+
+    Returns
+    -------
+    float
+        :math:`C_\\tau` in [0, 1]; 0.5 = no discrimination. Without censoring all weights are 1 and
+        the untruncated value equals Harrell's C.
+
+    Raises
+    ------
+    ValueError
+        If the survival data or risk are invalid, ``tau`` is not positive or exceeds the longest
+        follow-up, or no comparable pair has its event before ``tau``.
+
+    References
+    ----------
+    Uno H, Cai T, Pencina MJ, D'Agostino RB, Wei LJ. On the C-statistics for evaluating overall
+    adequacy of risk prediction procedures with censored survival data. Stat Med
+    2011;30(10):1105-1117. doi:10.1002/sim.4154
+
+    Examples
+    --------
+    >>> time = [1, 2, 3, 4, 5, 6]
+    >>> event = [1, 0, 1, 1, 0, 1]
+    >>> risk = [5, 3, 2, 4, 2, 0]
+    >>> round(uno_c(time, event, risk), 6)      # Harrell's C is 0.85 here
+    0.817073
+    >>> round(uno_c(time, event, risk, tau=3.5), 6)
+    0.758065
+    """
+    t, e, r = _check_survival_risk(time, event, risk)
+    tau = _check_tau(tau, t)
+    counts = np.ones((1, t.size))
+    weights = _uno_weights(t, e, counts)
+    num, den = _concordance_sums(t, e, r, counts, weights, tau)
+    if den[0] <= 0:
+        where = "" if tau is None else f" with the event before tau = {tau:g} days"
+        raise ValueError(f"no comparable pair{where}: Uno's C is undefined")
+    return float(num[0] / den[0])
+
+
+def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, seed=0, tau=None):
+    """Concordance index with a bootstrap percentile confidence interval.
+
+    Cases are resampled with replacement ``n_boot`` times (seeded ``numpy.random.Generator``);
+    for Uno's C the censoring distribution is re-estimated in every replicate. All replicates are
+    evaluated at once from the case multiplicities (pairwise blocks times the count matrix), so the
+    cost is O(n^2 * n_boot / BLAS speed) and memory stays bounded. Replicates without any
+    comparable pair are dropped.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    risk : array-like, shape (n,)
+        Risk score; higher means worse prognosis.
+    method : {"harrell", "uno"}
+        Harrell's C (:func:`harrell_c`) or Uno's C (:func:`uno_c`).
+    n_boot : int
+        Number of bootstrap replicates (>= 1; 1000 or more for reporting).
+    alpha : float
+        1 - confidence level of the two-sided interval.
+    seed : int or None
+        Seed of ``numpy.random.default_rng``.
+    tau : float, optional
+        Truncation time in days for ``method="uno"`` (see :func:`uno_c`); ignored for Harrell.
+
+    Returns
+    -------
+    c : float
+        Point estimate on the full data.
+    low, high : float
+        The ``alpha/2`` and ``1 - alpha/2`` percentiles of the bootstrap distribution.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, ``n_boot`` < 1, ``alpha`` is not in (0, 1), the inputs are
+        invalid, or no replicate yields a value.
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. Chapman & Hall; 1993 (percentile
+    interval, ch. 13).
+    Harrell FE, Lee KL, Mark DB. Stat Med 1996;15(4):361-387.
+    Uno H, Cai T, Pencina MJ, D'Agostino RB, Wei LJ. Stat Med 2011;30(10):1105-1117.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> risk = rng.normal(size=60)
+    >>> time = rng.exponential(1000 * np.exp(-risk)) + 1
+    >>> event = (rng.uniform(size=60) < 0.7).astype(int)
+    >>> c, low, high = c_index_ci(time, event, risk, n_boot=200)
+    >>> bool(low < c < high)
+    True
+    """
+    if method not in ("harrell", "uno"):
+        raise ValueError(f'method must be "harrell" or "uno"; got {method!r}')
+    if not (isinstance(n_boot, numbers.Integral) and n_boot >= 1):
+        raise ValueError(f"n_boot must be a positive integer (e.g. 1000); got {n_boot!r}")
+    alpha = _check_alpha(alpha)
+    t, e, r = _check_survival_risk(time, event, risk)
+    if method == "harrell":
+        c = harrell_c(t, e, r)
+        tau = None
+    else:
+        c = uno_c(t, e, r, tau=tau)
+        tau = _check_tau(tau, t)
+    n = t.size
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    stats = np.empty(n_boot)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        counts = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n)
+        counts = counts.reshape(b, n).astype(float)
+        weights = _uno_weights(t, e, counts) if method == "uno" else np.ones_like(counts)
+        num, den = _concordance_sums(t, e, r, counts, weights, tau)
+        stats[start : start + b] = np.divide(num, den, out=np.full(b, np.nan), where=den > 0)
+    if np.isnan(stats).all():
+        raise ValueError("no bootstrap replicate had a comparable pair; the cohort is too small")
+    low, high = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    return float(c), float(low), float(high)
+
+
+def time_dependent_auc(time, event, risk, horizons):
+    """Cumulative/dynamic time-dependent AUC(t) with inverse probability of censoring weights.
+
+    At each horizon t, *cases* are the cases with an event at or before t (``T_i <= t``, event) and
+    *controls* those still followed after t (``T_j > t``). Cases censored before t are neither and
+    are represented through the weights :math:`w_i = 1/\\hat G(T_i)` (Kaplan-Meier estimate of the
+    censoring survival, evaluated right-continuously at the event time):
+
+    .. math::
+
+        \\widehat{AUC}(t) = \\frac{\\sum_i \\sum_j w_i I(T_i \\le t, \\Delta_i = 1) I(T_j > t)
+                            [I(r_i > r_j) + \\tfrac12 I(r_i = r_j)]}
+                           {\\sum_i w_i I(T_i \\le t, \\Delta_i = 1) \\cdot \\sum_j I(T_j > t)}
+
+    This is the estimator of scikit-survival's ``cumulative_dynamic_auc`` with the censoring
+    distribution estimated on the evaluated cohort. Without censoring it is the ordinary ROC AUC of
+    the risk score for the outcome ``T <= t``.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    risk : array-like, shape (n,)
+        Risk score; higher means worse prognosis. A time-specific predicted risk (e.g.
+        ``1 - S(t | x)``) may be used; with a Cox model the linear predictor gives the same AUC.
+    horizons : float or array-like, shape (k,)
+        Horizons t in days. Each needs at least one case (an event at or before t) and one control
+        (follow-up beyond t): ``earliest event time <= t < longest follow-up``.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (k,)
+        AUC(t) at each horizon, in the order given.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid or a horizon is not positive and finite, has no case or has no
+        control (the message names the horizon).
+
+    References
+    ----------
+    Uno H, Cai T, Tian L, Wei LJ. Evaluating prediction rules for t-year survivors with censored
+    regression models. J Am Stat Assoc 2007;102(478):527-537.
+    Hung H, Chiang CT. Estimation methods for time-dependent AUC models with survival data.
+    Can J Stat 2010;38(1):8-26.
+
+    Examples
+    --------
+    >>> time = [1, 2, 3, 4, 5, 6]
+    >>> event = [1, 0, 1, 1, 0, 1]
+    >>> risk = [5, 3, 2, 4, 2, 0]
+    >>> time_dependent_auc(time, event, risk, [4]).round(6).tolist()
+    [0.910714]
+    """
+    t, e, r = _check_survival_risk(time, event, risk)
+    h = np.atleast_1d(np.asarray(horizons, dtype=float))
+    if h.ndim != 1 or h.size == 0:
+        raise ValueError(f"horizons must be a number or a non-empty 1-D array of days; got shape {h.shape}")
+    _, g_right, _ = _censoring_km(t, e, np.ones((1, t.size)))
+    inv = np.unique(t, return_inverse=True)[1]
+    g_at_t = g_right[0, inv]
+    first_event = t[e == 1].min()
+    out = np.empty(h.size)
+    for k, hz in enumerate(h):
+        if not (np.isfinite(hz) and hz > 0):
+            raise ValueError(f"horizons must be positive finite days; horizon {k} is {hz:g}")
+        cases = (e == 1) & (t <= hz)
+        controls = t > hz
+        if not cases.any():
+            raise ValueError(
+                f"horizon {hz:g} days has no case (no event at or before it); the earliest event is "
+                f"at {first_event:g} days"
+            )
+        if not controls.any():
+            raise ValueError(
+                f"horizon {hz:g} days has no control (nobody followed beyond it); the longest "
+                f"follow-up is {t.max():g} days"
+            )
+        w = 1.0 / g_at_t[cases]
+        ctrl = np.sort(r[controls])
+        below = np.searchsorted(ctrl, r[cases], side="left")
+        ties = np.searchsorted(ctrl, r[cases], side="right") - below
+        out[k] = float(np.sum(w * (below + 0.5 * ties)) / (w.sum() * ctrl.size))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Cox models
+# --------------------------------------------------------------------------------------------
+
+
+def _check_penalty(penalizer, l1_ratio):
+    if not (isinstance(penalizer, numbers.Real) and math.isfinite(penalizer) and penalizer >= 0):
+        raise ValueError(f"penalizer must be a finite number >= 0; got {penalizer!r}")
+    if not (isinstance(l1_ratio, numbers.Real) and 0 <= l1_ratio <= 1):
+        raise ValueError(f"l1_ratio must be in [0, 1] (0 = ridge, 1 = lasso); got {l1_ratio!r}")
+
+
+def fit_cox(X, time, event, penalizer=0.1, l1_ratio=0.0):
+    """Fit a (penalised) Cox proportional hazards model with lifelines.
+
+    lifelines maximises the Efron partial likelihood with an elastic-net penalty,
+    ``-loglik(beta) / n + penalizer * (l1_ratio * |beta|_1 + (1 - l1_ratio) / 2 * |beta|_2^2)``,
+    where ``beta`` are the coefficients of covariates it standardises internally (mean 0, SD 1)
+    and ``|.|_1`` is a smooth approximation (lasso coefficients shrink towards, but never exactly
+    to, 0). The baseline hazard is Breslow's. Nothing is standardised here beyond that: X should
+    already be preprocessed (imputed, scaled) by the caller's pipeline, fitted on training data
+    only, so that the reported coefficients are per SD of the training data and external cohorts
+    go through the same frozen transformation.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame, shape (n, p)
+        Numeric, finite covariates, one row per case; column names become coefficient names.
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    penalizer : float
+        Penalty strength (>= 0; 0 = unpenalised maximum partial likelihood).
+    l1_ratio : float
+        Elastic-net mixing in [0, 1]: 0 = ridge, 1 = lasso.
+
+    Returns
+    -------
+    lifelines.CoxPHFitter
+        The fitted model (``params_`` = log hazard ratios per unit of each column of X).
+
+    Raises
+    ------
+    ValueError
+        If X is not a DataFrame, has non-numeric, non-finite or constant columns, reserved column
+        names, a row count different from ``time``; or the survival data or penalty are invalid.
+
+    References
+    ----------
+    Cox DR. Regression models and life-tables. J R Stat Soc B 1972;34(2):187-220.
+    Efron B. The efficiency of Cox's likelihood function for censored data. J Am Stat Assoc
+    1977;72(359):557-565.
+    Simon N, Friedman J, Hastie T, Tibshirani R. Regularization paths for Cox's proportional
+    hazards model via coordinate descent. J Stat Softw 2011;39(5):1-13.
+
+    Examples
+    --------
+    >>> from lifelines.datasets import load_rossi
+    >>> rossi = load_rossi()
+    >>> cph = fit_cox(rossi[["age", "prio"]], rossi["week"], rossi["arrest"], penalizer=0.01)
+    >>> sorted(cph.params_.index)
+    ['age', 'prio']
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(f"X must be a pandas DataFrame of covariates (one row per case); got {type(X).__name__}")
+    t, e = check_survival(time, event)
+    _check_penalty(penalizer, l1_ratio)
+    if X.shape[0] != t.size:
+        raise ValueError(f"X must have one row per case ({t.size}); got {X.shape[0]} rows")
+    if X.shape[1] == 0:
+        raise ValueError("X must have at least one covariate column; got none")
+    reserved = {_TIME_COL, _EVENT_COL} & {str(c) for c in X.columns}
+    if reserved:
+        raise ValueError(f"X must not contain the reserved column names {sorted(reserved)}")
+    non_numeric = [str(c) for c in X.columns if X[c].dtype.kind not in "biuf"]
+    if non_numeric:
+        raise ValueError(f"X must be numeric (encode categories first); non-numeric columns: {non_numeric}")
+    values = X.to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        raise ValueError(
+            f"X must be finite (impute missing values first); case index {i} has "
+            f"{values[i, j]} in column {X.columns[j]!r}"
+        )
+    constant = [str(c) for c, s in zip(X.columns, values.std(axis=0)) if s == 0]
+    if constant:
+        raise ValueError(f"X has constant columns (no information, drop them first): {constant}")
+    df = pd.DataFrame(values, columns=[str(c) for c in X.columns])
+    df[_TIME_COL] = t
+    df[_EVENT_COL] = e
+    cph = CoxPHFitter(penalizer=float(penalizer), l1_ratio=float(l1_ratio))
+    cph.fit(df, duration_col=_TIME_COL, event_col=_EVENT_COL)
+    return cph
+
+
+def survival_y(time, event):
+    """Pack survival outcomes into a structured array for scikit-learn (``y`` of :class:`PenalizedCox`).
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Structured array with fields ``event`` (bool) and ``time`` (float, days), the layout of
+        scikit-survival's ``Surv.from_arrays``; it can be indexed and split like any ``y``.
+
+    Raises
+    ------
+    ValueError
+        If the survival data are invalid (see :func:`check_survival`).
+
+    References
+    ----------
+    Pölsterl S. scikit-survival: a library for time-to-event analysis built on top of
+    scikit-learn. J Mach Learn Res 2020;21(212):1-6.
+
+    Examples
+    --------
+    >>> y = survival_y([100, 200], [1, 0])
+    >>> y["time"].tolist(), y["event"].tolist()
+    ([100.0, 200.0], [True, False])
+    """
+    t, e = check_survival(time, event)
+    y = np.empty(t.size, dtype=[("event", bool), ("time", float)])
+    y["event"] = e.astype(bool)
+    y["time"] = t
+    return y
+
+
+def _split_y(y):
+    """(time, event) from a structured array, a DataFrame or an (n, 2) array of (time, event)."""
+    if isinstance(y, pd.DataFrame):
+        lower = {str(c).lower(): c for c in y.columns}
+        if "time" in lower and "event" in lower:
+            return check_survival(y[lower["time"]].to_numpy(), y[lower["event"]].to_numpy())
+        y = y.to_numpy()
+    y = np.asarray(y)
+    names = y.dtype.names
+    if names is not None:
+        lower = {n.lower(): n for n in names}
+        if "time" in lower and "event" in lower:
+            return check_survival(y[lower["time"]], y[lower["event"]])
+        bools = [n for n in names if y.dtype[n].kind == "b"]
+        if len(names) == 2 and len(bools) == 1:
+            other = names[1] if names[0] == bools[0] else names[0]
+            return check_survival(y[other], y[bools[0]])
+        raise ValueError(
+            f"structured y must have fields 'time' and 'event', or one bool (event) and one "
+            f"numeric (time) field; got fields {list(names)}"
+        )
+    if y.ndim == 2 and y.shape[1] == 2:
+        return check_survival(y[:, 0], y[:, 1])
+    raise ValueError(
+        "y must be a structured array with fields (event, time) (see survival_y) or an (n, 2) "
+        f"array with columns (time in days, event 0/1); got shape {y.shape}"
+    )
+
+
+class PenalizedCox(BaseEstimator):
+    """Penalised Cox model as a scikit-learn estimator (last step of a Pipeline).
+
+    Wraps :func:`fit_cox` (lifelines ``CoxPHFitter``, Efron ties, Breslow baseline). Put the
+    preprocessing (imputer, scaler, feature selection) before it in a ``Pipeline`` so that it is
+    refitted inside every cross-validation fold.
+
+    Parameters
+    ----------
+    penalizer : float
+        Penalty strength (>= 0), see :func:`fit_cox`.
+    l1_ratio : float
+        Elastic-net mixing in [0, 1]: 0 = ridge, 1 = lasso.
+
+    Attributes
+    ----------
+    cox_ : lifelines.CoxPHFitter
+        The fitted lifelines model.
+    coef_ : numpy.ndarray, shape (p,)
+        Log hazard ratios per unit of each input column.
+    feature_columns_ : list of str
+        Column names used (``feature_names_in_`` when X was a DataFrame, else ``x0``, ``x1``, ...).
+    baseline_time_ : numpy.ndarray, shape (K,)
+        Distinct training follow-up times (days) at which the baseline cumulative hazard is given.
+    baseline_cumhaz_ : numpy.ndarray, shape (K,)
+        Breslow baseline cumulative hazard at ``baseline_time_`` (for the mean training covariates).
+    max_time_ : float
+        Longest training follow-up (days): survival is not predicted beyond it.
+
+    Raises
+    ------
+    ValueError
+        From ``fit`` / ``predict*`` on invalid ``X``, ``y``, ``t`` or penalty.
+
+    References
+    ----------
+    Cox DR. J R Stat Soc B 1972;34(2):187-220.
+    Breslow NE. Covariance analysis of censored survival data. Biometrics 1974;30(1):89-99.
+    Simon N, Friedman J, Hastie T, Tibshirani R. J Stat Softw 2011;39(5):1-13.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from lifelines.datasets import load_rossi
+    >>> rossi = load_rossi()
+    >>> X = rossi.drop(columns=["week", "arrest"])
+    >>> model = make_pipeline(StandardScaler(), PenalizedCox(penalizer=0.01))
+    >>> model = model.fit(X, survival_y(rossi["week"], rossi["arrest"]))
+    >>> model.predict(X).shape, model[-1].predict_risk_at(model[:-1].transform(X), 52).shape
+    ((432,), (432,))
+    """
+
+    def __init__(self, penalizer=0.1, l1_ratio=0.0):
+        self.penalizer = penalizer
+        self.l1_ratio = l1_ratio
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    def fit(self, X, y):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+            Numeric, finite, preprocessed covariates.
+        y : structured array, DataFrame or array, shape (n,) or (n, 2)
+            Survival outcome: a structured array with fields ``event``/``time`` (see
+            :func:`survival_y`; scikit-survival's layout also works), a DataFrame with columns
+            ``time`` and ``event``, or an (n, 2) array with columns (time in days, event 0/1).
+
+        Returns
+        -------
+        self : PenalizedCox
+        """
+        X = validate_data(self, X, dtype=float)
+        time, event = _split_y(y)
+        if hasattr(self, "feature_names_in_"):
+            columns = [str(c) for c in self.feature_names_in_]
+        else:
+            columns = [f"x{i}" for i in range(X.shape[1])]
+        self.cox_ = fit_cox(pd.DataFrame(X, columns=columns), time, event, self.penalizer, self.l1_ratio)
+        self.feature_columns_ = columns
+        self.coef_ = self.cox_.params_.reindex(columns).to_numpy(dtype=float)
+        baseline = self.cox_.baseline_cumulative_hazard_
+        self.baseline_time_ = baseline.index.to_numpy(dtype=float)
+        self.baseline_cumhaz_ = baseline.iloc[:, 0].to_numpy(dtype=float)
+        self.max_time_ = float(time.max())
+        return self
+
+    def predict(self, X):
+        """Linear predictor (risk score; higher = worse prognosis).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+            Covariates, same columns and preprocessing as in ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n,)
+            ``(x - mean_train) @ coef_``: the log partial hazard relative to the mean training
+            covariates (lifelines' ``predict_log_partial_hazard``). Unitless (log hazard ratio).
+        """
+        check_is_fitted(self, "cox_")
+        X = validate_data(self, X, dtype=float, reset=False)
+        frame = pd.DataFrame(X, columns=self.feature_columns_)
+        return self.cox_.predict_log_partial_hazard(frame).to_numpy(dtype=float)
+
+    def predict_survival(self, X, t):
+        """Predicted survival probability S(t | x) = exp(-H0(t) exp(lp)).
+
+        H0 is the Breslow baseline cumulative hazard evaluated as a step function (its value at the
+        last training time <= t). lifelines' ``predict_survival_function`` interpolates H0
+        linearly between those times instead; both agree at the training times.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+            Covariates, preprocessed as in ``fit``.
+        t : float or array-like, shape (k,)
+            Horizon(s) in days, 0 < t <= longest training follow-up (``max_time_``).
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n,) for a scalar ``t``, else (n, k)
+            Survival probabilities in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            If a horizon is not positive or lies beyond the training follow-up.
+        """
+        lp = self.predict(X)
+        times = np.asarray(t, dtype=float)
+        scalar = times.ndim == 0
+        times = np.atleast_1d(times)
+        if times.ndim != 1 or times.size == 0:
+            raise ValueError(f"t must be a number or a 1-D array of days; got shape {times.shape}")
+        for hz in times:
+            if not (np.isfinite(hz) and hz > 0):
+                raise ValueError(f"t must be positive finite days; got {hz:g}")
+            if hz > self.max_time_:
+                raise ValueError(
+                    f"t = {hz:g} days lies beyond the longest training follow-up "
+                    f"({self.max_time_:g} days); the baseline hazard is not estimated there"
+                )
+        idx = np.searchsorted(self.baseline_time_, times, side="right") - 1
+        h0 = np.where(idx >= 0, self.baseline_cumhaz_[np.clip(idx, 0, None)], 0.0)
+        surv = np.exp(-np.exp(lp)[:, None] * h0[None, :])
+        return surv[:, 0] if scalar else surv
+
+    def predict_risk_at(self, X, t):
+        """Predicted absolute risk by t days, 1 - S(t | x).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+            Covariates, preprocessed as in ``fit``.
+        t : float or array-like, shape (k,)
+            Horizon(s) in days (see :meth:`predict_survival`).
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n,) for a scalar ``t``, else (n, k)
+            Event probabilities in [0, 1].
+        """
+        return 1.0 - self.predict_survival(X, t)
+
+    def score(self, X, y):
+        """Harrell's C of :meth:`predict` (used by ``GridSearchCV`` when no scoring is given).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n, p)
+        y : structured array, DataFrame or (n, 2) array (see :meth:`fit`)
+
+        Returns
+        -------
+        float
+            Harrell's C (see :func:`harrell_c`).
+        """
+        time, event = _split_y(y)
+        return harrell_c(time, event, self.predict(X))
+
+
+# --------------------------------------------------------------------------------------------
+# risk groups, Kaplan-Meier, log-rank, hazard ratio
+# --------------------------------------------------------------------------------------------
+
+
+def risk_cutoffs(risk_train, quantiles=(0.5,)):
+    """Risk-group cut-offs fixed on the training risk scores.
+
+    Parameters
+    ----------
+    risk_train : array-like, shape (n_train,)
+        Risk scores of the training (development) cohort.
+    quantiles : sequence of float, shape (k,)
+        Strictly increasing probabilities in (0, 1); (0.5,) = median split, (1/3, 2/3) = tertiles.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (k,)
+        Cut-offs on the risk scale (numpy's default linear-interpolation quantiles), to be stored
+        with the frozen model and applied to new cohorts with :func:`assign_risk_groups`.
+
+    Raises
+    ------
+    ValueError
+        If the risk scores are not finite, the quantiles are not strictly increasing in (0, 1), or
+        tied training scores make two cut-offs equal (an empty group).
+
+    References
+    ----------
+    Royston P, Altman DG. External validation of a Cox prognostic model: principles and methods.
+    BMC Med Res Methodol 2013;13:33.
+
+    Examples
+    --------
+    >>> risk_cutoffs([1, 2, 3, 4, 5], quantiles=(0.5,)).tolist()
+    [3.0]
+    """
+    r = np.asarray(risk_train)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"risk_train must be a non-empty 1-D array; got shape {r.shape}")
+    r = _check_vector(r, r.size, "risk_train")
+    q = np.atleast_1d(np.asarray(quantiles, dtype=float))
+    if q.ndim != 1 or q.size == 0 or not ((q > 0) & (q < 1)).all() or (np.diff(q) <= 0).any():
+        raise ValueError(f"quantiles must be strictly increasing probabilities in (0, 1); got {q.tolist()}")
+    cut = np.quantile(r, q)
+    if (np.diff(cut) <= 0).any():
+        raise ValueError(
+            f"the training risk quantiles {q.tolist()} give tied cut-offs {cut.tolist()} (too many "
+            "tied scores); use fewer groups"
+        )
+    return cut
+
+
+def assign_risk_groups(risk, cutoffs):
+    """Assign risk groups from fixed cut-offs.
+
+    Parameters
+    ----------
+    risk : array-like, shape (n,)
+        Risk scores of any cohort (higher = worse).
+    cutoffs : array-like, shape (k,)
+        Strictly increasing cut-offs, e.g. from :func:`risk_cutoffs` on the training cohort.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+        Group index 0..k: the number of cut-offs strictly below the score (0 = lowest risk; a
+        score equal to a cut-off goes to the lower group).
+
+    Raises
+    ------
+    ValueError
+        If scores or cut-offs are not finite, or the cut-offs are not strictly increasing.
+
+    References
+    ----------
+    Royston P, Altman DG. BMC Med Res Methodol 2013;13:33.
+
+    Examples
+    --------
+    >>> assign_risk_groups([0.1, 3.0, 7.5], [3.0, 5.0]).tolist()
+    [0, 0, 2]
+    """
+    r = np.asarray(risk)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"risk must be a non-empty 1-D array; got shape {r.shape}")
+    r = _check_vector(r, r.size, "risk")
+    cut = np.atleast_1d(np.asarray(cutoffs, dtype=float))
+    if cut.ndim != 1 or cut.size == 0 or not np.isfinite(cut).all() or (np.diff(cut) <= 0).any():
+        raise ValueError(f"cutoffs must be finite and strictly increasing; got {cut.tolist()}")
+    return np.searchsorted(cut, r, side="left").astype(int)
+
+
+def risk_groups(risk_train, risk, quantiles=(0.5,)):
+    """Risk groups of new scores with cut-offs fixed at quantiles of the training scores.
+
+    Shorthand for ``assign_risk_groups(risk, risk_cutoffs(risk_train, quantiles))``; keep the
+    cut-offs from :func:`risk_cutoffs` with the model when the groups must be reproduced later.
+
+    Parameters
+    ----------
+    risk_train : array-like, shape (n_train,)
+        Risk scores of the training cohort (defines the cut-offs only).
+    risk : array-like, shape (n,)
+        Risk scores to group (may be the training scores themselves or an external cohort).
+    quantiles : sequence of float, shape (k,)
+        Strictly increasing probabilities in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n,)
+        Group index 0..k (0 = lowest risk).
+
+    Raises
+    ------
+    ValueError
+        See :func:`risk_cutoffs` and :func:`assign_risk_groups`.
+
+    References
+    ----------
+    Royston P, Altman DG. BMC Med Res Methodol 2013;13:33.
+    Altman DG, Lausen B, Sauerbrei W, Schumacher M. Dangers of using "optimal" cutpoints in the
+    evaluation of prognostic factors. J Natl Cancer Inst 1994;86(11):829-835.
+
+    Examples
+    --------
+    >>> risk_groups([1, 2, 3, 4, 5], [0.5, 3.5, 10]).tolist()
+    [0, 1, 1]
+    """
+    return assign_risk_groups(risk, risk_cutoffs(risk_train, quantiles))
+
+
+def _median_or_none(value):
+    value = float(value)
+    return None if not math.isfinite(value) else value
+
+
+def km_by_group(time, event, groups, alpha=0.05):
+    """Kaplan-Meier estimates per group.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    groups : array-like, shape (n,)
+        Group label of each case (e.g. from :func:`risk_groups`).
+    alpha : float
+        1 - confidence level of the pointwise intervals.
+
+    Returns
+    -------
+    dict
+        Keyed by group label (sorted), each value a dict with
+
+        * ``n`` (int), ``events`` (int);
+        * ``median`` (float, days, or None when the curve stays above 0.5: median not reached),
+          ``median_ci_low`` / ``median_ci_high`` (days or None; times at which the confidence
+          limits cross 0.5, Brookmeyer-Crowley type);
+        * ``table`` (pandas.DataFrame, one row per distinct time starting at 0) with columns
+          ``time`` (days), ``survival``, ``ci_lower``, ``ci_upper`` (lifelines' exponential
+          Greenwood interval: Greenwood variance on the log(-log) scale), ``at_risk``, ``events``,
+          ``censored``.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid or differ in length.
+
+    References
+    ----------
+    Kaplan EL, Meier P. Nonparametric estimation from incomplete observations. J Am Stat Assoc
+    1958;53(282):457-481.
+    Greenwood M. The natural duration of cancer. Rep Public Health Med Subj 1926;33:1-26.
+    Brookmeyer R, Crowley J. A confidence interval for the median survival time. Biometrics
+    1982;38(1):29-41.
+
+    Examples
+    --------
+    >>> km = km_by_group([10, 20, 30, 40], [1, 1, 0, 1], [0, 0, 1, 1])
+    >>> km[0]["median"], km[1]["n"], km[0]["table"]["survival"].tolist()
+    (10.0, 2, [1.0, 0.5, 0.0])
+    """
+    alpha = _check_alpha(alpha)
+    t, e = check_survival(time, event)
+    g = _check_groups(groups, t.size)
+    out = {}
+    for label in np.unique(g):
+        mask = g == label
+        kmf = KaplanMeierFitter(alpha=alpha).fit(t[mask], e[mask])
+        sf = kmf.survival_function_.iloc[:, 0]
+        ci = kmf.confidence_interval_.reindex(sf.index)
+        et = kmf.event_table.reindex(sf.index).fillna(0)
+        med_ci = _lifelines_median_survival_times(kmf.confidence_interval_)
+        table = pd.DataFrame(
+            {
+                "time": sf.index.to_numpy(dtype=float),
+                "survival": sf.to_numpy(dtype=float),
+                "ci_lower": ci.iloc[:, 0].to_numpy(dtype=float),
+                "ci_upper": ci.iloc[:, 1].to_numpy(dtype=float),
+                "at_risk": et["at_risk"].to_numpy(dtype=int),
+                "events": et["observed"].to_numpy(dtype=int),
+                "censored": et["censored"].to_numpy(dtype=int),
+            }
+        )
+        out[_label(label)] = {
+            "n": int(mask.sum()),
+            "events": int(e[mask].sum()),
+            "median": _median_or_none(kmf.median_survival_time_),
+            "median_ci_low": _median_or_none(med_ci.iloc[0, 0]),
+            "median_ci_high": _median_or_none(med_ci.iloc[0, 1]),
+            "table": table,
+        }
+    return out
+
+
+def logrank(time, event, groups):
+    """Log-rank test of equal survival across groups.
+
+    Two groups: ``lifelines.statistics.logrank_test``; three or more:
+    ``lifelines.statistics.multivariate_logrank_test`` (the k-group chi-square test, k - 1 df).
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    groups : array-like, shape (n,)
+        Group label of each case; at least two distinct labels.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (chi-square), ``p_value``, ``df`` (k - 1), ``test`` (name of the lifelines
+        function used) and ``groups`` (the sorted labels).
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid or there are fewer than two groups.
+
+    References
+    ----------
+    Mantel N. Evaluation of survival data and two new rank order statistics arising in its
+    consideration. Cancer Chemother Rep 1966;50(3):163-170.
+    Peto R, Peto J. Asymptotically efficient rank invariant test procedures. J R Stat Soc A
+    1972;135(2):185-207.
+
+    Examples
+    --------
+    >>> res = logrank([5, 8, 12, 50, 60, 70], [1, 1, 1, 1, 0, 1], [1, 1, 1, 0, 0, 0])
+    >>> res["test"], res["df"], bool(res["p_value"] < 0.05)
+    ('logrank_test', 1, True)
+    """
+    t, e = check_survival(time, event)
+    g = _check_groups(groups, t.size)
+    labels = np.unique(g)
+    if labels.size < 2:
+        raise ValueError(f"the log-rank test needs at least two groups; got only {labels.tolist()}")
+    if labels.size == 2:
+        a, b = g == labels[0], g == labels[1]
+        res = _lifelines_logrank_test(t[a], t[b], event_observed_A=e[a], event_observed_B=e[b])
+        test = "logrank_test"
+    else:
+        res = _lifelines_multivariate_logrank_test(t, g, e)
+        test = "multivariate_logrank_test"
+    return {
+        "statistic": float(res.test_statistic),
+        "p_value": float(res.p_value),
+        "df": int(labels.size - 1),
+        "test": test,
+        "groups": [_label(v) for v in labels],
+    }
+
+
+def hazard_ratio_per_sd(time, event, risk, alpha=0.05, sd=None):
+    """Hazard ratio per standard deviation of a risk score (univariable Cox model).
+
+    Fits an unpenalised Cox model (lifelines, Efron ties) of ``risk / sd``. For an external cohort
+    pass the training SD as ``sd`` so that "per SD" means the same on both cohorts.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    risk : array-like, shape (n,)
+        Risk score (higher = worse).
+    alpha : float
+        1 - confidence level of the Wald interval.
+    sd : float, optional
+        SD to scale by (e.g. of the training risk scores). Default: the sample SD (ddof=1) of
+        ``risk``.
+
+    Returns
+    -------
+    dict
+        ``hr`` (hazard ratio per SD), ``ci_low``, ``ci_high`` (Wald interval), ``p_value`` (Wald
+        test of HR = 1), ``sd`` (the SD used, in risk-score units), ``n``, ``events``.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid, ``sd`` is not positive and finite, or ``risk`` is constant.
+
+    References
+    ----------
+    Cox DR. Regression models and life-tables. J R Stat Soc B 1972;34(2):187-220.
+    Royston P, Altman DG. External validation of a Cox prognostic model: principles and methods.
+    BMC Med Res Methodol 2013;13:33.
+
+    Examples
+    --------
+    >>> res = hazard_ratio_per_sd([5, 8, 12, 50, 60, 70, 30, 40], [1, 1, 1, 1, 0, 1, 1, 0],
+    ...                           [3.0, 0.5, 2.0, 2.5, 0.1, 0.0, 1.5, 1.0])
+    >>> bool(res["hr"] > 1)
+    True
+    """
+    alpha = _check_alpha(alpha)
+    t, e, r = _check_survival_risk(time, event, risk)
+    if sd is None:
+        if t.size < 2 or np.ptp(r) == 0:
+            raise ValueError("risk is constant (or a single case): its SD is 0, no hazard ratio per SD")
+        sd = float(np.std(r, ddof=1))
+    elif not (isinstance(sd, numbers.Real) and math.isfinite(sd) and sd > 0):
+        raise ValueError(f"sd must be a positive finite number (the training SD of the risk score); got {sd!r}")
+    if np.ptp(r) == 0:
+        raise ValueError("risk is constant: no hazard ratio can be estimated")
+    df = pd.DataFrame({"risk_per_sd": r / float(sd), _TIME_COL: t, _EVENT_COL: e})
+    cph = CoxPHFitter(alpha=alpha).fit(df, duration_col=_TIME_COL, event_col=_EVENT_COL)
+    coef = float(cph.params_["risk_per_sd"])
+    low, high = cph.confidence_intervals_.loc["risk_per_sd"].to_numpy(dtype=float)
+    return {
+        "hr": math.exp(coef),
+        "ci_low": math.exp(low),
+        "ci_high": math.exp(high),
+        "p_value": float(cph.summary.loc["risk_per_sd", "p"]),
+        "sd": float(sd),
+        "n": int(t.size),
+        "events": int(e.sum()),
+    }
+
+
+def km_risk_at(time, event, t, alpha=0.05):
+    """Observed cumulative risk by ``t`` days, 1 - S_KM(t), with its confidence interval.
+
+    Parameters
+    ----------
+    time : array-like, shape (n,)
+        Follow-up times in days (> 0).
+    event : array-like, shape (n,)
+        1 = event observed, 0 = censored.
+    t : float
+        Horizon in days, 0 < t <= longest follow-up.
+    alpha : float
+        1 - confidence level.
+
+    Returns
+    -------
+    risk : float
+        1 - S(t) from the Kaplan-Meier step function (value at the last distinct time <= t).
+    low, high : float
+        1 - upper and 1 - lower limits of lifelines' pointwise interval for S(t) (Greenwood
+        variance, log(-log) transform).
+
+    Raises
+    ------
+    ValueError
+        If the inputs are invalid or ``t`` is not positive or lies beyond the longest follow-up.
+
+    References
+    ----------
+    Kaplan EL, Meier P. J Am Stat Assoc 1958;53(282):457-481.
+    Greenwood M. Rep Public Health Med Subj 1926;33:1-26.
+    Kalbfleisch JD, Prentice RL. The Statistical Analysis of Failure Time Data, 2nd ed. Wiley; 2002.
+
+    Examples
+    --------
+    >>> risk, low, high = km_risk_at([100, 200, 300, 400], [1, 1, 0, 1], 250)
+    >>> risk, bool(low < risk < high)
+    (0.5, True)
+    """
+    alpha = _check_alpha(alpha)
+    tt, e = check_survival(time, event)
+    if not (isinstance(t, numbers.Real) and math.isfinite(t) and t > 0):
+        raise ValueError(f"t must be a positive finite horizon in days; got {t!r}")
+    if t > tt.max():
+        raise ValueError(
+            f"t = {t:g} days lies beyond the longest follow-up ({tt.max():g} days); the Kaplan-Meier "
+            "estimate is not defined there"
+        )
+    kmf = KaplanMeierFitter(alpha=alpha).fit(tt, e)
+    timeline = kmf.survival_function_.index.to_numpy(dtype=float)
+    i = int(np.searchsorted(timeline, t, side="right") - 1)
+    s = float(kmf.survival_function_.iloc[i, 0])
+    lower, upper = kmf.confidence_interval_.iloc[i].to_numpy(dtype=float)
+    return 1.0 - s, 1.0 - upper, 1.0 - lower
