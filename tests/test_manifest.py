@@ -94,7 +94,7 @@ def test_check_scan_rejects_nan_voxels(tmp_path, sphere_case):
 
 
 def _config(**kw):
-    cfg = {"input": {"id_column": "case_id"}, "cohorts": {"column": "cohort", "train": ["A"], "external": ["B"]},
+    cfg = {"input": {"id_column": "case_id", "derived": {}}, "cohorts": {"column": "cohort", "train": ["A"], "external": ["B"]},
            "outcome": {"type": "binary", "column": "y", "positive": "YES", "time": None, "event": None},
            "clinical": [], "features": None}
     cfg.update(kw)
@@ -142,3 +142,15 @@ def test_layout_manifest_on_sts(shared_data):
                                     clinical_id="Patient ID", cohort="MUHC")
     assert len(df) == 102 and df["case_id"].nunique() == 51
     assert int(df.drop_duplicates("case_id")["LungMets"].sum()) == 19
+
+
+def test_derived_columns_aggregate_list_cells():
+    from acceflow.io.table import derive_columns
+
+    df = pd.DataFrame({"lesion_PIRADS": ["4,2", "N/A,3", None, "5"]})
+    out = derive_columns(df, {"pirads_max": {"column": "lesion_PIRADS", "aggregate": "max"},
+                              "n_lesions": {"column": "lesion_PIRADS", "aggregate": "count"}})
+    assert out["pirads_max"].tolist()[:2] == [4.0, 3.0] and np.isnan(out["pirads_max"][2])
+    assert out["n_lesions"].tolist() == [2.0, 1.0, 0.0, 1.0]
+    with pytest.raises(ManifestError, match="not in the table"):
+        derive_columns(df, {"x": {"column": "nope"}})

@@ -25,7 +25,8 @@ CONFIG = {
     "outcome": {"type": "binary", "column": "y", "positive": "pos"},
     "model": {"learner": "l1_logistic", "learners": None, "Cs": [0.03, 0.1, 0.3, 1.0], "inner_folds": 3,
               "scoring": "roc_auc", "include_clinical": False, "selection": "none", "n_select": 5,
-              "correlation_threshold": None, "primary": "imaging", "comparators": "auto"},
+              "correlation_threshold": None, "primary": "imaging", "comparators": "auto", "threshold": "youden",
+              "threshold_target": None},
     "validation": {"cv_folds": 3, "cv_repeats": 2},
     "reproducibility": {"filter_model_features": True},
 }

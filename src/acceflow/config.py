@@ -48,9 +48,8 @@ def check_config(config: dict) -> None:
     outcome = config["outcome"]
     if outcome["type"] == "binary" and not outcome.get("column"):
         raise ConfigError("outcome.type binary needs outcome.column and outcome.positive")
-    if outcome["type"] == "survival":
-        raise ConfigError("outcome.type survival is not available in this version of acceflow "
-                          "(binary outcomes only); use a binary outcome at a fixed horizon")
+    if outcome["type"] == "survival" and not (outcome.get("time") and outcome.get("event")):
+        raise ConfigError("outcome.type survival needs outcome.time (days) and outcome.event (1 = event)")
     model_names(config)
     lo, hi, step = config["utility"]["thresholds"]
     if not (0 < lo < hi < 1 and step > 0):
@@ -109,6 +108,10 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     m = config["model"]
     primary = m["primary"]
     comparators = m["comparators"]
+    if config["outcome"]["type"] == "survival":
+        if primary != "imaging":
+            raise ConfigError("survival outcomes: model.primary must be imaging (comparators are binary-only so far)")
+        return primary, []
     if comparators == "auto":
         comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
     comparators = [c for c in comparators if c != primary]

@@ -111,3 +111,59 @@ rule compare_models:
         "../../envs/statistics.yaml"
     script:
         "../scripts/compare_models.py"
+
+
+rule optimism:
+    input:
+        features=R("features/features.tsv"),
+        stable=R("analytical/stable_features.txt"),
+    output:
+        optimism=R("clinical/train/optimism.tsv"),
+    params:
+        config=MODEL_CONFIG,
+    log:
+        R("logs/optimism.log"),
+    benchmark:
+        R("benchmarks/optimism.tsv")
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/optimism.py"
+
+
+rule coefficients:
+    input:
+        features=R("features/features.tsv"),
+        stable=R("analytical/stable_features.txt"),
+    output:
+        coefficients=R("clinical/model/coefficients.tsv"),
+    params:
+        config=MODEL_CONFIG,
+    log:
+        R("logs/coefficients.log"),
+    benchmark:
+        R("benchmarks/coefficients.tsv")
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/coefficients.py"
+
+
+rule importance:
+    input:
+        features=R("features/features.tsv"),
+        model=R("clinical/model/model.joblib"),
+        card=R("clinical/model/model_card.json"),
+    output:
+        importance=R("clinical/{cohort}/permutation_importance.tsv"),
+    wildcard_constraints:
+        cohort=EXTERNAL_PATTERN,
+    params:
+        repeats=config["validation"]["permutation_repeats"],
+        seed=config["seed"],
+    log:
+        R("logs/importance/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/importance.py"

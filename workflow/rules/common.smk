@@ -95,6 +95,19 @@ def comparator_outputs():
     return files
 
 
+def explanation_outputs():
+    """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
+    v = config["validation"]
+    if config["outcome"]["type"] == "survival":
+        return []
+    files = [R(f"clinical/{c}/permutation_importance.tsv") for c in EXTERNAL]
+    if not EXTERNAL and v["optimism_bootstrap"]:
+        files.append(R("clinical/train/optimism.tsv"))
+    if v["coefficient_bootstrap"]:
+        files.append(R("clinical/model/coefficients.tsv"))
+    return files
+
+
 def scan_features(wildcards):
     return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
 

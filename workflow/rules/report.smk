@@ -15,6 +15,7 @@ rule dossier:
         calibration=expand(R("utility/{cohort}/calibration.json"), cohort=COHORTS),
         curves=expand(R("utility/{cohort}/decision_curve.tsv"), cohort=COHORTS),
         comparators=comparator_outputs(),
+        explanations=explanation_outputs(),
     output:
         html=R("report/dossier.html"),
         summary=R("report/summary.json"),

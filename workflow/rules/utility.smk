@@ -4,6 +4,7 @@
 rule calibration:
     input:
         predictions=R("clinical/{cohort}/predictions.tsv"),
+        card=R("clinical/model/model_card.json"),
     output:
         calibration=R("utility/{cohort}/calibration.json"),
         bins=R("utility/{cohort}/calibration_bins.tsv"),
@@ -20,6 +21,7 @@ rule calibration:
 use rule calibration as calibration_comparator with:
     input:
         predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+        card=R("clinical/model/comparators/{model}/model_card.json"),
     output:
         calibration=R("utility/{cohort}/comparators/{model}/calibration.json"),
         bins=R("utility/{cohort}/comparators/{model}/calibration_bins.tsv"),
@@ -30,6 +32,7 @@ use rule calibration as calibration_comparator with:
 rule decision_curve:
     input:
         predictions=R("clinical/{cohort}/predictions.tsv"),
+        card=R("clinical/model/model_card.json"),
     output:
         curve=R("utility/{cohort}/decision_curve.tsv"),
     params:
@@ -45,6 +48,7 @@ rule decision_curve:
 use rule decision_curve as decision_curve_comparator with:
     input:
         predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+        card=R("clinical/model/comparators/{model}/model_card.json"),
     output:
         curve=R("utility/{cohort}/comparators/{model}/decision_curve.tsv"),
     log:

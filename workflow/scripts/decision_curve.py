@@ -1,4 +1,6 @@
-"""Decision curve (net benefit) of one cohort's predictions (acceflow.utility.decision_curve)."""
+"""Decision curve (net benefit) of one cohort's predictions (survival: at the horizon, Kaplan-Meier)."""
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -6,8 +8,15 @@ from acceflow.config import log_to
 from acceflow.utility.decision_curve import decision_curve
 
 with log_to(snakemake.log[0]):
+    card = json.load(open(snakemake.input.card))
     start, stop, step = snakemake.params.thresholds
     thresholds = np.round(np.arange(start, stop + step / 2, step), 10)
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
-    decision_curve(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), thresholds).to_csv(
-        snakemake.output.curve, sep="\t", index=False, float_format="%.10g")
+    if card["outcome"]["type"] == "survival":
+        from acceflow.utility.survival_utility import survival_decision_curve
+
+        curve = survival_decision_curve(preds["time"], preds["event"], preds["risk_at_horizon"],
+                                        card["horizon_days"], thresholds)
+    else:
+        curve = decision_curve(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), thresholds)
+    curve.to_csv(snakemake.output.curve, sep="\t", index=False, float_format="%.10g")

@@ -1,6 +1,5 @@
-"""Apply the frozen model to one external cohort."""
+"""Apply a frozen model to one external cohort."""
 import json
-import os
 
 import pandas as pd
 
@@ -11,5 +10,9 @@ with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
     model = load_model(snakemake.input.model, card["model_sha256"])
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
-    predict_cohort(model, card, table, snakemake.wildcards.cohort).to_csv(
-        snakemake.output.predictions, sep="\t", index=False)
+    if card["outcome"]["type"] == "survival":
+        from acceflow.clinical.survival_model import predict_survival_cohort as predict
+    else:
+        predict = predict_cohort
+    predict(model, card, table, snakemake.wildcards.cohort).to_csv(snakemake.output.predictions, sep="\t",
+                                                                   index=False, float_format="%.10g")

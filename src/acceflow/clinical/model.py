@@ -28,6 +28,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from acceflow.clinical.pipeline import build_late_fusion, build_search, chosen_learner
+from acceflow.clinical.validation import decision_threshold
 from acceflow.config import MODEL_KINDS, model_names  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
@@ -250,6 +251,37 @@ def model_spec(kind: str, table: pd.DataFrame, config: dict, stable: list[str] |
         lambda: build_late_fusion(imaging, clinical, seed=seed, inner_folds=m["inner_folds"], **late)
 
 
+def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
+    """The training cohorts' rows, inputs and outcome for one model kind.
+
+    Returns
+    -------
+    rows : pandas.DataFrame
+        Training cases of ``table``.
+    X : pandas.DataFrame of shape (n_train, n_features)
+    y : array of shape (n_train,), 0/1
+    features : list of str
+    note : str
+        How the inputs were chosen.
+    make : callable
+        Zero-argument factory of the unfitted model.
+
+    Raises
+    ------
+    CohortError
+        When a class has fewer cases than the outer folds.
+    """
+    from acceflow.io.manifest import binary_outcome
+
+    kind = kind or config["model"]["primary"]
+    rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
+    y = check_binary(binary_outcome(rows[config["outcome"]["column"]], config["outcome"]["positive"]),
+                     "+".join(config["cohorts"]["train"]), min_per_class=config["validation"]["cv_folds"])
+    feats, note, make = model_spec(kind, table, config, stable)
+    X = rows[feats].apply(pd.to_numeric, errors="coerce")
+    return rows, X, y, feats, note, make
+
+
 def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
     """Train one frozen model on the training cohorts and validate it internally.
 
@@ -281,15 +313,9 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
         When the training cohorts lack either outcome class or have fewer events than
         ``model.min_events``.
     """
-    from acceflow.io.manifest import binary_outcome
-
     kind = kind or config["model"]["primary"]
     seed, m, v = config["seed"], config["model"], config["validation"]
-    train_rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
-    y = check_binary(binary_outcome(train_rows[config["outcome"]["column"]], config["outcome"]["positive"]),
-                     "+".join(config["cohorts"]["train"]), min_per_class=v["cv_folds"])
-    feats, note, make = model_spec(kind, table, config, stable)
-    X = train_rows[feats].apply(pd.to_numeric, errors="coerce")
+    train_rows, X, y, feats, note, make = training_data(table, config, stable, kind)
     oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
     model = make().fit(X, y)
     coefs, intercept = fitted_coefficients(model, feats)
@@ -324,6 +350,9 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
         "cv_auc_mean": float(folds["auc"].mean()),
         "cv_auc_sd": float(folds["auc"].std(ddof=1)) if len(folds) > 1 else float("nan"),
         "apparent_auc": float(roc_auc_score(y, model.predict_proba(X)[:, 1])),
+        "threshold": {"method": m["threshold"], "target": m["threshold_target"],
+                      "value": float(decision_threshold(y, oof, m["threshold"], m["threshold_target"])),
+                      "fixed_on": "out-of-fold predictions of the training cohorts"},
     }
     predictions = pd.DataFrame({"case_id": train_rows["case_id"], "outcome": y, "probability": oof})
     return model, card, predictions, folds

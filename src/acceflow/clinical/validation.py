@@ -623,3 +623,41 @@ def optimism_corrected(X, y, make_model, metrics=None, n_boot=200, seed=0):
                       + ", ".join(f"{m} {n}/{n_boot}" for m, n in failed.itertuples(index=False)),
                       RuntimeWarning, stacklevel=2)
     return out
+
+
+def decision_threshold(y_true, prob, method="youden", target=None):
+    """Fix a decision threshold on training predictions by a named rule.
+
+    Parameters
+    ----------
+    y_true, prob : array-like of shape (n_samples,)
+        Training outcomes (0/1) and out-of-fold predicted probabilities.
+    method : {"youden", "sensitivity", "specificity", "value"}
+        Youden's J, the highest threshold reaching a target sensitivity, the lowest reaching a
+        target specificity, or a given probability.
+    target : float, optional
+        The sensitivity, specificity or probability for the last three methods.
+
+    Returns
+    -------
+    float
+        The threshold; a case is called positive when its probability is >= it.
+
+    Raises
+    ------
+    ValueError
+        On an unknown method or a missing target.
+    """
+    if method == "youden":
+        return youden_threshold(y_true, prob)
+    if target is None:
+        raise ValueError(f"model.threshold '{method}' needs model.threshold_target")
+    if method == "sensitivity":
+        return threshold_for_sensitivity(y_true, prob, target)
+    if method == "specificity":
+        return threshold_for_specificity(y_true, prob, target)
+    if method == "value":
+        if not 0 < target < 1:
+            raise ValueError(f"model.threshold_target must be a probability in (0, 1), got {target}")
+        return float(target)
+    raise ValueError(f"model.threshold '{method}' unknown; use youden, sensitivity, specificity or value")

@@ -25,6 +25,53 @@ def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
     return (t > 0) & df[outcome["event"]].notna()
 
 
+AGGREGATES = {"max": np.max, "min": np.min, "mean": np.mean, "count": len}
+
+
+def derive_columns(df: pd.DataFrame, derived: dict | None) -> pd.DataFrame:
+    """Add numeric columns aggregated from list-valued cells (``input.derived``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    derived : dict
+        New column -> ``{"column": source, "aggregate": "max" | "min" | "mean" | "count"}``. A
+        source cell such as ``"4,2"`` holds comma-separated values (one per lesion); entries that
+        are not numbers (``N/A``) are ignored; a cell with no number gives NaN (``count``: 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the new columns.
+
+    Raises
+    ------
+    ManifestError
+        When a source column is missing or an aggregate is unknown.
+    """
+    df = df.copy()
+    for name, spec in (derived or {}).items():
+        source, how = spec.get("column"), spec.get("aggregate", "max")
+        if source not in df:
+            raise ManifestError(f"input.derived.{name}: source column '{source}' is not in the table")
+        if how not in AGGREGATES:
+            raise ManifestError(f"input.derived.{name}: aggregate '{how}' unknown; use one of {sorted(AGGREGATES)}")
+
+        def one(cell):
+            values = []
+            for part in ("" if pd.isna(cell) else str(cell)).split(","):
+                try:
+                    values.append(float(part))
+                except ValueError:
+                    continue
+            if how == "count":
+                return float(len(values))
+            return float(AGGREGATES[how](values)) if values else np.nan
+
+        df[name] = df[source].map(one)
+    return df
+
+
 def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a ready feature table (``input.features``).
 
@@ -49,7 +96,7 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
         Missing id, cohort, outcome or feature columns; duplicate case ids; a configured cohort
         absent from the table.
     """
-    df = read_table(path)
+    df = derive_columns(read_table(path), config["input"].get("derived"))
     id_col, cohort_col = config["input"]["id_column"], config["cohorts"]["column"]
     for col, key in ((id_col, "input.id_column"), (cohort_col, "cohorts.column")):
         if col not in df:

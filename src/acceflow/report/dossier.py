@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pandas as pd
 from acceflow.clinical.model import feature_columns
 from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
+from acceflow.report.clinical_section import clinical_extras, is_survival, survival_clinical, survival_utility
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
 from acceflow.utility.decision_curve import useful_threshold_range
 
@@ -264,6 +266,7 @@ def _load(results: Path, cohorts: Sequence[str]) -> dict:
         "icc_exists": (results / "analytical" / "icc.tsv").is_file(),
         "card": _read_json(results / "clinical" / "model" / "model_card.json") or {},
         "cohorts": per,
+        "results": results,
     }
 
 
@@ -467,11 +470,15 @@ def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
             "curves are external cohorts. A curve nearer the top-left corner discriminates better; the "
             "dotted diagonal is chance.",
             "ROC curves per cohort"))
+    if is_survival(data["results"]):
+        out.append(survival_clinical(data["results"], cohorts, sys.modules[__name__]))
+    out.append(clinical_extras(data["results"], cohorts, sys.modules[__name__]))
     return "\n".join(out)
 
 
-def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: int) -> str:
-    out = ["<h2 id=\"utility\">4. Clinical utility</h2>", "<h3>Calibration</h3>"]
+def _binary_calibration(data: dict, cohorts: Sequence[str], n_bins: int) -> list[str]:
+    out = []
+    out.append("<h3>Calibration</h3>")
     rows = []
     for c in cohorts:
         g = (data["cohorts"][c]["calibration"] or {}).get
@@ -501,6 +508,16 @@ def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: 
             "out-of-fold predictions of the internal validation.",
             "Calibration plots per cohort"))
 
+    return out
+
+
+def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: int) -> str:
+    out = ["<h2 id=\"utility\">4. Clinical utility</h2>"]
+    if is_survival(data["results"]):
+        out.append(survival_utility(data["results"], cohorts, sys.modules[__name__]))
+    survival = is_survival(data["results"])
+    if not survival:
+        out.extend(_binary_calibration(data, cohorts, n_bins))
     out.append("<h3>Decision-curve analysis</h3>")
     curves = {c: data["cohorts"][c]["decision_curve"] for c in cohorts
               if data["cohorts"][c]["decision_curve"] is not None}

@@ -1,0 +1,213 @@
+"""Clinical-validity additions to the dossier: operating point, model comparison, optimism
+correction, coefficient CIs and permutation importance (each shown when its file exists)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+
+def _read(path: Path):
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_csv(path, sep="\t")
+
+
+def clinical_extras(results: Path, cohorts: Sequence[str], h) -> str:
+    """HTML blocks for the clinical-validity section.
+
+    Parameters
+    ----------
+    results : Path
+        The results folder.
+    cohorts : sequence of str
+        ``train`` and the external cohorts.
+    h : module
+        ``acceflow.report.dossier`` (its table, number and escaping helpers).
+    """
+    results = Path(results)
+    out = []
+    rows = []
+    for c in cohorts:
+        m = _read(results / "clinical" / c / "metrics.json") or {}
+        if "at_threshold_threshold" not in m:
+            continue
+        rows.append([h._cohort_name(c), m.get("at_threshold_threshold"),
+                     *(h._Html(h._ci(m.get(f"at_threshold_{k}"), m.get(f"at_threshold_{k}_ci_low"),
+                                     m.get(f"at_threshold_{k}_ci_high")))
+                       for k in ("sensitivity", "specificity", "ppv", "npv")),
+                     h._Html(h._ci(m.get("auc"), m.get("auc_bootstrap_ci_low"), m.get("auc_bootstrap_ci_high")))])
+    if rows:
+        card = _read(results / "clinical" / "model" / "model_card.json") or {}
+        method = (card.get("threshold") or {}).get("method", "youden")
+        out += ["<h3>Operating point</h3>",
+                h._table(["Cohort", "Threshold", "Sensitivity", "Specificity", "PPV", "NPV",
+                          "AUC [bootstrap 95% CI]"], rows),
+                h._p(f"The threshold was fixed on the training cohorts' out-of-fold predictions ({h._e(method)}) "
+                     f"and applied unchanged to every cohort; Wilson 95% CIs. The last column gives the AUC "
+                     f"with a stratified bootstrap CI beside the DeLong CI above.", "note")]
+    blocks = []
+    for c in cohorts:
+        table = _read(results / "clinical" / c / "model_comparison.tsv")
+        if table is None:
+            continue
+        ref = table["reference"].iloc[0]
+        rows = [[r.model, h._Html(h._ci(r.auc, r.auc_ci_low, r.auc_ci_high)),
+                 "reference" if r.model == ref else r.auc_difference, "" if r.model == ref else r.p_value]
+                for r in table.itertuples()]
+        blocks += [f"<h4>{h._e(h._cohort_name(c))} (n = {int(table['n'].iloc[0])}, "
+                   f"{int(table['n_events'].iloc[0])} events)</h4>",
+                   h._table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)"], rows, "compact")]
+    if blocks:
+        out += ["<h3>Model comparison</h3>",
+                h._p("Every model on the same cases. The paired DeLong test (DeLong et al. 1988) compares each "
+                     "model's AUC with the reference model's (the clinical baseline when it exists): does the "
+                     "biomarker add to what the clinic already knows? <em>train</em> rows are out-of-fold.",
+                     "note"), *blocks]
+    opt = _read(results / "clinical" / "train" / "optimism.tsv")
+    if opt is not None and len(opt):
+        rows = [[r.metric, r.apparent, r.optimism, r.corrected, int(r.n_boot)] for r in opt.itertuples()]
+        out += ["<h3>Internal validation: optimism correction</h3>",
+                h._table(["Metric", "Apparent", "Optimism", "Corrected", "Bootstrap replicates"], rows, "compact"),
+                h._p("Harrell's bootstrap optimism correction (Harrell, Lee & Mark 1996): the whole modelling "
+                     "procedure refitted on each bootstrap sample; corrected = apparent − mean optimism. Shown "
+                     "beside the repeated cross-validation estimate above; with many candidate features and few "
+                     "events the bootstrap correction is known to stay optimistic, so the cross-validated "
+                     "figure is the one to quote.", "note")]
+    coefs = _read(results / "clinical" / "model" / "coefficients.tsv")
+    if coefs is not None and len(coefs):
+        coefs = coefs[(coefs["coefficient"] != 0) | (coefs["selected_fraction"] >= 0.5)]
+        coefs = coefs.reindex(coefs["coefficient"].abs().sort_values(ascending=False).index).head(25)
+        rows = [[r.feature, h._Html(h._ci(r.coefficient, r.ci_low, r.ci_high)), r.selected_fraction]
+                for r in coefs.itertuples()]
+        out += ["<h3>Coefficients with bootstrap CIs</h3>",
+                h._table(["Feature", "Coefficient [95% CI]", "Selected in (share of refits)"], rows, "compact"),
+                h._p("The whole model (inner search included) refitted on stratified bootstrap samples of the "
+                     "training cases; percentile CIs per standard deviation of each input; the last column is "
+                     "how often the L1 penalty kept the feature (a measure of selection stability).", "note")]
+    for c in cohorts:
+        imp = _read(results / "clinical" / c / "permutation_importance.tsv")
+        if imp is None or not len(imp):
+            continue
+        rows = [[r.feature, r.importance_mean, r.importance_sd] for r in imp.head(10).itertuples()]
+        out += [f"<h3>Permutation importance on {h._e(h._cohort_name(c))}</h3>",
+                h._table(["Feature", "AUC drop (mean)", "SD"], rows, "compact"),
+                h._p(f"Drop in the frozen model's AUC on this cohort when one input is shuffled "
+                     f"(baseline AUC {h._num(imp['auc_baseline'].iloc[0])}); ten largest.", "note")]
+    return "\n".join(out)
+
+
+def is_survival(results: Path) -> bool:
+    """Whether the study's model is a survival model (from its model card)."""
+    card = _read(Path(results) / "clinical" / "model" / "model_card.json") or {}
+    return (card.get("outcome") or {}).get("type") == "survival"
+
+
+def km_figure(preds: dict, cutoff: float):
+    """Kaplan–Meier curves of the two risk groups cut at the training median, one panel per cohort."""
+    from lifelines import KaplanMeierFitter
+
+    from acceflow.report import figures as F
+
+    fig, axes = F.plt.subplots(1, len(preds), figsize=(4.2 * len(preds), 3.6), squeeze=False)
+    for ax, (c, df) in zip(axes[0], preds.items()):
+        for label, sel, colour in (("low risk", df["risk"] <= cutoff, "#1b7837"),
+                                   ("high risk", df["risk"] > cutoff, "#b2182b")):
+            if sel.sum() == 0:
+                continue
+            km = KaplanMeierFitter().fit(df.loc[sel, "time"], df.loc[sel, "event"], label=f"{label} (n={int(sel.sum())})")
+            km.plot_survival_function(ax=ax, color=colour, ci_show=True)
+        ax.set_title(F.cohort_label(c), fontsize=9)
+        ax.set_xlabel("days")
+        ax.set_ylabel("survival probability")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def survival_calibration_figure(bins: dict, horizon: float):
+    """Predicted against Kaplan–Meier observed risk at the horizon, per risk group and cohort."""
+    from acceflow.report import figures as F
+
+    fig, ax = F.plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    for c, df in bins.items():
+        yerr = [df["observed"] - df["observed_ci_low"], df["observed_ci_high"] - df["observed"]]
+        ax.errorbar(df["mean_predicted"], df["observed"], yerr=yerr, marker="o", capsize=2, lw=1,
+                    label=F.cohort_label(c))
+    hi = max(0.2, max(float(max(df["mean_predicted"].max(), df["observed_ci_high"].max())) for df in bins.values()))
+    ax.set_xlim(0, min(1, hi * 1.1))
+    ax.set_ylim(0, min(1, hi * 1.1))
+    ax.set_xlabel(f"predicted risk at {horizon:g} days")
+    ax.set_ylabel(f"observed risk at {horizon:g} days (Kaplan–Meier)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def survival_clinical(results: Path, cohorts: Sequence[str], h) -> str:
+    """Discrimination of a survival model: C-indices, time-dependent AUC, HR, risk groups, KM."""
+    results = Path(results)
+    card = _read(results / "clinical" / "model" / "model_card.json") or {}
+    rows, preds = [], {}
+    for c in cohorts:
+        m = _read(results / "clinical" / c / "metrics.json") or {}
+        td = ", ".join(f"{k[7:-1]} d: {h._num(v)}" for k, v in m.items() if k.startswith("td_auc_"))
+        rows.append([h._cohort_name(c), m.get("n"), m.get("n_events"),
+                     h._Html(h._ci(m.get("c_index"), m.get("c_index_ci_low"), m.get("c_index_ci_high"))),
+                     h._Html(h._ci(m.get("uno_c"), m.get("uno_c_ci_low"), m.get("uno_c_ci_high"))), td or "—",
+                     h._Html(h._ci(m.get("hr_per_sd"), m.get("hr_per_sd_ci_low"), m.get("hr_per_sd_ci_high"))),
+                     m.get("logrank_p_value")])
+        p = _read(results / "clinical" / c / "predictions.tsv")
+        if p is not None:
+            preds[c] = p
+    out = ["<h3>Discrimination (survival)</h3>",
+           h._table(["Cohort", "n", "Events", "Harrell's C [95% CI]", "Uno's C [95% CI]", "Time-dependent AUC",
+                     "HR per SD [95% CI]", "Log-rank p"], rows),
+           h._p("Harrell's C and Uno's IPCW C (Uno et al. 2011) with percentile bootstrap CIs; cumulative/dynamic "
+                "AUC at each horizon (Uno et al. 2007); hazard ratio per training standard deviation of the risk "
+                "score (univariable Cox); log-rank test of the two risk groups cut at the training median. "
+                "<em>train</em> rows are out-of-fold.", "note")]
+    if preds and card.get("risk_train"):
+        import numpy as np
+
+        cutoff = float(np.median(card["risk_train"]))
+        out.append(h._figure(lambda: km_figure(preds, cutoff),
+                             "<strong>Kaplan–Meier curves by risk group.</strong> Cases split at the median risk "
+                             "score of the training cohort (the cut-off is fixed on training and applied "
+                             "unchanged); shaded bands are 95% CIs. Separated curves mean the score stratifies "
+                             "prognosis.", "Kaplan-Meier curves by risk group"))
+    return "\n".join(out)
+
+
+def survival_utility(results: Path, cohorts: Sequence[str], h) -> str:
+    """Calibration at the horizon (grouped and smoothed) and its figure."""
+    results = Path(results)
+    rows, bins, horizon = [], {}, None
+    for c in cohorts:
+        cal = _read(results / "utility" / c / "calibration.json") or {}
+        horizon = cal.get("horizon_days", horizon)
+        rows.append([h._cohort_name(c), cal.get("mean_predicted"), cal.get("observed_risk_km"),
+                     cal.get("observed_expected_ratio"),
+                     h._Html(h._ci(cal.get("calibration_slope"), cal.get("calibration_slope_ci_low"),
+                                   cal.get("calibration_slope_ci_high"))),
+                     cal.get("ici"), cal.get("e50"), cal.get("e90")])
+        b = _read(results / "utility" / c / "calibration_bins.tsv")
+        if b is not None and len(b):
+            bins[c] = b
+    out = [f"<h3>Calibration at {h._num(horizon)} days (survival)</h3>",
+           h._table(["Cohort", "Mean predicted risk", "Observed risk (KM)", "O/E", "Slope [95% CI]", "ICI", "E50",
+                     "E90"], rows),
+           h._p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
+                "restricted cubic spline of the complementary log-log of the predicted risk (Austin, Harrell &amp; "
+                "van Klaveren 2020); slope: Cox regression on the linear predictor (1 ideal).", "note")]
+    if bins:
+        out.append(h._figure(lambda: survival_calibration_figure(bins, horizon),
+                             f"<strong>Calibration at {h._num(horizon)} days.</strong> Mean predicted risk against "
+                             "the Kaplan–Meier observed risk in quintiles of predicted risk, with 95% CIs; the "
+                             "dotted diagonal is perfect calibration.", "Survival calibration"))
+    return "\n".join(out)

@@ -1,0 +1,19 @@
+"""Coefficients of the primary model with bootstrap CIs and selection frequencies."""
+import pandas as pd
+
+from acceflow.clinical.explain import bootstrap_coefficients
+from acceflow.clinical.model import training_data
+from acceflow.config import log_to
+
+with log_to(snakemake.log[0]):
+    config = snakemake.params.config
+    table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
+    stable = [l.strip() for l in open(snakemake.input.stable) if l.strip()]
+    _, X, y, _, _, make = training_data(table, config, stable)
+    try:
+        result = bootstrap_coefficients(X, y, make, n_boot=config["validation"]["coefficient_bootstrap"],
+                                        seed=config["seed"], alpha=config["validation"]["alpha"])
+    except ValueError as exc:  # learners without coefficients (forest, SVM, boosting, stacking)
+        print(f"no coefficients: {exc}")
+        result = pd.DataFrame(columns=["feature", "coefficient", "ci_low", "ci_high", "selected_fraction", "n_boot"])
+    result.to_csv(snakemake.output.coefficients, sep="\t", index=False, float_format="%.10g")

@@ -1,0 +1,19 @@
+"""Permutation importance (drop in AUC) of the frozen primary model on one external cohort."""
+import json
+
+import pandas as pd
+
+from acceflow.clinical.explain import permutation_importance_auc
+from acceflow.clinical.model import load_model
+from acceflow.config import log_to
+from acceflow.io.manifest import binary_outcome
+
+with log_to(snakemake.log[0]):
+    card = json.load(open(snakemake.input.card))
+    model = load_model(snakemake.input.model, card["model_sha256"])
+    table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
+    rows = table[table["cohort"] == snakemake.wildcards.cohort]
+    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int).to_numpy()
+    permutation_importance_auc(model, X, y, n_repeats=snakemake.params.repeats, seed=snakemake.params.seed).to_csv(
+        snakemake.output.importance, sep="\t", index=False, float_format="%.10g")
