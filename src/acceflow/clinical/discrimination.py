@@ -276,11 +276,38 @@ def _auc_rows(labels, scores):
     return auc
 
 
+def _counts(idx, n):
+    """Per-row multiplicities of ``idx`` (B, k) with values in [0, n): array (B, n)."""
+    b = idx.shape[0]
+    return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+
+
+def _auc_from_counts(pos, neg, idx_pos, idx_neg):
+    """AUC of stratified bootstrap replicates without re-ranking, O(B (n1 + n0)).
+
+    A replicate's AUC is sum_i sum_j w_i v_j K(pos_i, neg_j) / (n1 n0) with w, v the cases' and
+    controls' multiplicities and K = 1 (pos > neg), 1/2 (tie), 0; the inner sum is a cumulative
+    sum of v over the sorted controls, read at each case's position (found once by binary search).
+    Equal to the rank formula of :func:`_auc_rows` on the resampled scores.
+    """
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    lo = np.searchsorted(neg_sorted, pos, side="left")
+    hi = np.searchsorted(neg_sorted, pos, side="right")
+    w = _counts(idx_pos, pos.size)
+    v = _counts(idx_neg, neg.size)[:, order]
+    cum = np.zeros((v.shape[0], v.shape[1] + 1))
+    np.cumsum(v, axis=1, out=cum[:, 1:])
+    below, upto = cum[:, lo], cum[:, hi]
+    return (w * (below + 0.5 * (upto - below))).sum(axis=1) / (pos.size * neg.size)
+
+
 def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratified=True):
     """AUC with a percentile bootstrap confidence interval.
 
-    All replicates are resampled and ranked at once with numpy, in chunks that keep at most about
-    2 million (replicate, case) values in memory.
+    All replicates are resampled at once with numpy, in chunks that keep at most about 2 million
+    (replicate, case) values in memory. Stratified replicates are scored without re-ranking, from
+    the cases' and controls' multiplicities and one sort of the controls (O(B n)).
 
     Parameters
     ----------
@@ -336,9 +363,8 @@ def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratifie
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         if stratified:
-            scores = np.hstack([pos[rng.integers(0, pos.size, (b, pos.size))],
-                                neg[rng.integers(0, neg.size, (b, neg.size))]])
-            out.append(_auc_rows(labels, scores))
+            out.append(_auc_from_counts(pos, neg, rng.integers(0, pos.size, (b, pos.size)),
+                                        rng.integers(0, neg.size, (b, neg.size))))
         else:
             idx = rng.integers(0, n_all, (b, n_all))
             out.append(_auc_rows(y[idx].astype(bool), s[idx]))
