@@ -95,6 +95,22 @@ def comparator_outputs():
     return files
 
 
+def model_curves(cohort):
+    """Decision curves of every model (primary first) on one cohort."""
+    return [R(f"utility/{cohort}/decision_curve.tsv")] + [
+        R(f"utility/{cohort}/comparators/{m}/decision_curve.tsv") for m in COMPARATORS
+    ]
+
+
+def utility_outputs():
+    """Per-cohort figures, and recalibration of the primary model on each external cohort (binary)."""
+    files = [R(f"utility/{c}/{name}.{ext}") for c in COHORTS for name in ("calibration", "decision_curve")
+             for ext in ("png", "svg")]
+    if config["outcome"]["type"] == "binary" and config["utility"]["recalibration"]:
+        files += [R(f"utility/{c}/recalibration.tsv") for c in EXTERNAL]
+    return files
+
+
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]

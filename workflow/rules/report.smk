@@ -16,6 +16,7 @@ rule dossier:
         curves=expand(R("utility/{cohort}/decision_curve.tsv"), cohort=COHORTS),
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
+        utility=utility_outputs(),
     output:
         html=R("report/dossier.html"),
         summary=R("report/summary.json"),

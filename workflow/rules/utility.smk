@@ -8,8 +8,11 @@ rule calibration:
     output:
         calibration=R("utility/{cohort}/calibration.json"),
         bins=R("utility/{cohort}/calibration_bins.tsv"),
+        curve=R("utility/{cohort}/calibration_curve.tsv"),
     params:
         bins=config["utility"]["calibration_bins"],
+        n_boot=config["utility"]["curve_bootstrap"],
+        seed=config["seed"],
     log:
         R("logs/calibration/{cohort}.log"),
     conda:
@@ -25,6 +28,7 @@ use rule calibration as calibration_comparator with:
     output:
         calibration=R("utility/{cohort}/comparators/{model}/calibration.json"),
         bins=R("utility/{cohort}/comparators/{model}/calibration_bins.tsv"),
+        curve=R("utility/{cohort}/comparators/{model}/calibration_curve.tsv"),
     log:
         R("logs/calibration/{cohort}/{model}.log"),
 
@@ -37,6 +41,8 @@ rule decision_curve:
         curve=R("utility/{cohort}/decision_curve.tsv"),
     params:
         thresholds=config["utility"]["thresholds"],
+        n_boot=config["utility"]["curve_bootstrap"],
+        seed=config["seed"],
     log:
         R("logs/decision_curve/{cohort}.log"),
     conda:
@@ -53,3 +59,44 @@ use rule decision_curve as decision_curve_comparator with:
         curve=R("utility/{cohort}/comparators/{model}/decision_curve.tsv"),
     log:
         R("logs/decision_curve/{cohort}/{model}.log"),
+
+
+rule recalibration:
+    input:
+        predictions=R("clinical/{cohort}/predictions.tsv"),
+    output:
+        recalibration=R("utility/{cohort}/recalibration.tsv"),
+    wildcard_constraints:
+        cohort=EXTERNAL_PATTERN,
+    params:
+        methods=config["utility"]["recalibration"],
+        folds=config["validation"]["cv_folds"],
+        seed=config["seed"],
+    log:
+        R("logs/recalibration/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/recalibration.py"
+
+
+rule utility_figures:
+    input:
+        predictions=R("clinical/{cohort}/predictions.tsv"),
+        curve=R("utility/{cohort}/calibration_curve.tsv"),
+        bins=R("utility/{cohort}/calibration_bins.tsv"),
+        curves=lambda wildcards: model_curves(wildcards.cohort),
+    output:
+        cal_png=R("utility/{cohort}/calibration.png"),
+        cal_svg=R("utility/{cohort}/calibration.svg"),
+        dc_png=R("utility/{cohort}/decision_curve.png"),
+        dc_svg=R("utility/{cohort}/decision_curve.svg"),
+    params:
+        models=[PRIMARY, *COMPARATORS],
+        survival=config["outcome"]["type"] == "survival",
+    log:
+        R("logs/utility_figures/{cohort}.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/utility_figures.py"

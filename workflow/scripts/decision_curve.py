@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from acceflow.config import log_to
-from acceflow.utility.decision_curve import decision_curve
+from acceflow.utility.decision_curve import decision_curve, decision_curve_ci
 
 with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
@@ -18,5 +18,8 @@ with log_to(snakemake.log[0]):
         curve = survival_decision_curve(preds["time"], preds["event"], preds["risk_at_horizon"],
                                         card["horizon_days"], thresholds)
     else:
-        curve = decision_curve(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), thresholds)
+        y, prob = preds["outcome"].to_numpy(), preds["probability"].to_numpy()
+        curve = decision_curve(y, prob, thresholds)
+        band = decision_curve_ci(y, prob, thresholds, n_boot=snakemake.params.n_boot, seed=snakemake.params.seed)
+        curve = curve.merge(band, on="threshold", validate="one_to_one")
     curve.to_csv(snakemake.output.curve, sep="\t", index=False, float_format="%.10g")

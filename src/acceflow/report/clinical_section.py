@@ -211,3 +211,55 @@ def survival_utility(results: Path, cohorts: Sequence[str], h) -> str:
                              "the Kaplan–Meier observed risk in quintiles of predicted risk, with 95% CIs; the "
                              "dotted diagonal is perfect calibration.", "Survival calibration"))
     return "\n".join(out)
+
+
+def utility_extras(results: Path, cohorts: Sequence[str], h) -> str:
+    """Calibration level (Van Calster hierarchy), recalibration, and the per-cohort utility figures."""
+    import base64
+
+    results = Path(results)
+    out = []
+    rows = []
+    for c in cohorts:
+        cal = _read(results / "utility" / c / "calibration.json") or {}
+        if "calibration_level" in cal:
+            rows.append([h._cohort_name(c), cal["calibration_level"], cal.get("calibration_level_evidence", "")])
+    if rows:
+        out += ["<h3>Level of calibration</h3>",
+                h._table(["Cohort", "Level reached", "Evidence"], rows),
+                h._p("The calibration hierarchy of Van Calster et al. (2016): <em>mean</em> (intercept's CI contains "
+                     "0), <em>weak</em> (and the slope's CI contains 1), <em>moderate</em> (and the flexible "
+                     "calibration curve's 95% bootstrap band contains the diagonal over at least 90% of the range "
+                     "of predictions). <em>Strong</em> calibration cannot be shown from data and is never claimed; "
+                     "<em>none</em> means calibration-in-the-large already fails.", "note")]
+    for c in cohorts:
+        recal = _read(results / "utility" / c / "recalibration.tsv")
+        if recal is None or not len(recal):
+            continue
+        rows = [[("original model" if r.method == "original" else f"RECALIBRATED ({r.method})"), r.evaluation,
+                 h._Html(h._ci(r.calibration_intercept, r.calibration_intercept_ci_low, r.calibration_intercept_ci_high)),
+                 h._Html(h._ci(r.calibration_slope, r.calibration_slope_ci_low, r.calibration_slope_ci_high)),
+                 r.ici, r.brier] for r in recal.itertuples()]
+        out += [f"<h3>Recalibration on {h._e(h._cohort_name(c))}</h3>",
+                h._table(["Probabilities", "Evaluated", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "Brier"],
+                         rows, "compact"),
+                h._p("Recalibrated probabilities are <strong>not</strong> the frozen model's: each update "
+                     "(intercept only; logistic intercept and slope; isotonic) was fitted on part of this cohort "
+                     "and judged on the held-out part (cross-validation within the cohort), so the figures show "
+                     "what updating the model for this site would achieve on its new cases.", "note")]
+    figs = []
+    for c in cohorts:
+        for name, caption in (("calibration", "calibration curve (loess) with its 95% bootstrap band, decile "
+                                              "proportions with Wilson CIs, and the distribution of predictions"),
+                              ("decision_curve", "net benefit of every model on the same cases against treat-all "
+                                                 "and treat-none; the band is the primary model's 95% bootstrap "
+                                                 "interval")):
+            png = results / "utility" / c / f"{name}.png"
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode("ascii")
+                figs.append(f'<figure><img src="data:image/png;base64,{data}" alt="{h._e(name)} {h._e(c)}">'
+                            f"<figcaption><strong>{h._e(h._cohort_name(c))}</strong>: {caption} "
+                            f"(also <code>utility/{h._e(c)}/{name}.svg</code>).</figcaption></figure>")
+    if figs:
+        out += ["<h3>Per-cohort utility figures</h3>", *figs]
+    return "\n".join(out)

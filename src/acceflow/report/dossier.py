@@ -29,7 +29,8 @@ import pandas as pd
 from acceflow.clinical.model import feature_columns
 from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
-from acceflow.report.clinical_section import clinical_extras, is_survival, survival_clinical, survival_utility
+from acceflow.report.clinical_section import (clinical_extras, is_survival, survival_clinical, survival_utility,
+                                              utility_extras)
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
 from acceflow.utility.decision_curve import useful_threshold_range
 
@@ -545,6 +546,7 @@ def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: 
     out.append(_table(["Cohort", "Threshold range where the model beats treat-all and treat-none"], rows))
     out.append(_p("The widest contiguous run of thresholds on the decision-curve grid at which the model's "
                   "net benefit exceeds both defaults.", "note"))
+    out.append(utility_extras(data["results"], cohorts, sys.modules[__name__]))
     return "\n".join(out)
 
 

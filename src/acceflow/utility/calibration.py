@@ -374,3 +374,113 @@ def binned_calibration(y_true, prob, n_bins=10):
     low, high = proportion_confint(t["n_events"], t["n"], alpha=0.05, method="wilson")
     t["observed_ci_low"], t["observed_ci_high"] = np.asarray(low), np.asarray(high)
     return t
+
+
+def calibration_curve_band(y_true, prob, grid=None, n_boot=200, alpha=0.05, seed=0, span=0.75, degree=2):
+    """Loess calibration curve on a grid of predicted probabilities with a bootstrap CI band.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome coded 0/1.
+    prob : array-like, shape (n,)
+        Predicted probabilities.
+    grid : array-like, shape (g,), optional
+        Predicted probabilities at which the curve is evaluated (default: 50 points between the
+        2.5th and 97.5th percentiles of ``prob``, where the curve is supported by data).
+    n_boot : int
+        Bootstrap replicates (cases resampled with replacement, curve refitted each time).
+    alpha : float
+        1 - confidence level of the pointwise percentile band.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``predicted, observed, observed_ci_low, observed_ci_high`` with g rows; replicates whose
+        loess fit fails are skipped (their count is in the ``n_boot_used`` column).
+
+    References
+    ----------
+    Austin PC, Steyerberg EW (2014). Graphical assessment of internal and external calibration of
+    logistic regression models by using loess smoothers. Stat Med 33:517-535.
+    """
+    y, p = _inputs(y_true, prob)
+    if grid is None:
+        lo, hi = np.quantile(p, [0.025, 0.975])
+        grid = np.linspace(lo, hi, 50)
+    grid = np.asarray(grid, dtype=float)
+
+    def curve(yy, pp):
+        fit = loess(pp, yy.astype(float), span=span, degree=degree, family="gaussian")
+        fit.fit()
+        inside = (grid >= pp.min()) & (grid <= pp.max())
+        out = np.full(grid.shape, np.nan)
+        out[inside] = fit.predict(grid[inside]).values
+        return np.clip(out, 0, 1)
+
+    main = curve(y, p)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(int(n_boot)):
+        idx = rng.integers(0, y.size, y.size)
+        if y[idx].min() == y[idx].max():
+            continue
+        try:
+            reps.append(curve(y[idx], p[idx]))
+        except ValueError:
+            continue
+    reps = np.asarray(reps) if reps else np.full((1, grid.size), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(reps, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
+    return pd.DataFrame({"predicted": grid, "observed": main, "observed_ci_low": low, "observed_ci_high": high,
+                         "n_boot_used": len(reps)})
+
+
+def calibration_level(summary: dict, band=None, ici_tolerance: float = 0.05) -> tuple[str, str]:
+    """The highest level of the calibration hierarchy a cohort reaches, with the evidence.
+
+    Levels after Van Calster et al. (2016): *mean* (calibration-in-the-large: the intercept's CI
+    contains 0), *weak* (mean, and the slope's CI contains 1), *moderate* (weak, and the flexible
+    calibration curve stays near the diagonal: its pointwise 95% bootstrap band contains the
+    diagonal over at least 90% of the supported range of predictions, or — without a band — ICI below ``ici_tolerance``). *Strong* calibration
+    (for every covariate pattern) cannot be shown from the data and is never claimed.
+
+    Parameters
+    ----------
+    summary : dict
+        Output of :func:`calibration_summary`.
+    band : pandas.DataFrame, optional
+        Output of :func:`calibration_curve_band`.
+    ici_tolerance : float
+        ICI below which the curve counts as near the diagonal when no band is given.
+
+    Returns
+    -------
+    (level, evidence) : tuple of str
+        ``level`` in {"none", "mean", "weak", "moderate"}; ``evidence`` a sentence with the numbers.
+
+    References
+    ----------
+    Van Calster B, Nieboer D, Vergouwe Y, De Cock B, Pencina MJ, Steyerberg EW (2016). A
+    calibration hierarchy for risk models was defined: from utopia to empirical data. J Clin
+    Epidemiol 74:167-176.
+    """
+    g = summary.get
+    a, a_lo, a_hi = g("calibration_intercept"), g("calibration_intercept_ci_low"), g("calibration_intercept_ci_high")
+    b, b_lo, b_hi = g("calibration_slope"), g("calibration_slope_ci_low"), g("calibration_slope_ci_high")
+    ev = [f"intercept {a:.3f} [{a_lo:.3f}, {a_hi:.3f}]", f"slope {b:.3f} [{b_lo:.3f}, {b_hi:.3f}]"]
+    mean_ok = a_lo <= 0 <= a_hi
+    weak_ok = mean_ok and b_lo <= 1 <= b_hi
+    if band is not None and len(band) and np.isfinite(band["observed_ci_low"]).any():
+        ok = band.dropna(subset=["observed_ci_low", "observed_ci_high"])
+        covered = float(((ok["observed_ci_low"] <= ok["predicted"]) & (ok["predicted"] <= ok["observed_ci_high"])).mean())
+        near = covered >= 0.9
+        ev.append(f"the curve's 95% band contains the diagonal at {100 * covered:.0f}% of the supported range")
+    else:
+        near = bool(np.isfinite(g("ici", np.nan)) and g("ici") < ici_tolerance)
+        ev.append(f"ICI {g('ici', float('nan')):.3f}")
+    level = "moderate" if weak_ok and near else "weak" if weak_ok else "mean" if mean_ok else "none"
+    return level, "; ".join(ev)

@@ -224,3 +224,72 @@ def useful_threshold_range(curve, tol=1e-12):
                 best = (low, high)
             start = None
     return best
+
+
+def decision_curve_ci(y_true, prob, thresholds, n_boot=1000, alpha=0.05, seed=0) -> pd.DataFrame:
+    """Bootstrap percentile bands of the model's and treat-all net benefit, vectorised.
+
+    Each replicate resamples the cases with replacement; with the cases sorted by predicted
+    probability, true and false positives at every threshold are cumulative sums of the cases'
+    multiplicities read at the threshold's position, so all replicates cost O(B·n).
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Outcome 0/1.
+    prob : array-like, shape (n,)
+        Predicted probabilities.
+    thresholds : array-like, shape (k,)
+        Threshold probabilities in (0, 1).
+    n_boot : int
+        Bootstrap replicates.
+    alpha : float
+        1 - confidence level.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``threshold, net_benefit_model_ci_low, net_benefit_model_ci_high, net_benefit_all_ci_low,
+        net_benefit_all_ci_high, net_benefit_difference_ci_low, net_benefit_difference_ci_high``
+        (difference = model minus the better of treat-all and treat-none).
+
+    References
+    ----------
+    Vickers AJ, Cronin AM, Elkin EB, Gonen M (2008). Extensions to decision curve analysis, a
+    novel method for evaluating diagnostic tests, prediction models and molecular markers.
+    BMC Med Inform Decis Mak 8:53.
+    """
+    y = np.asarray(y_true, float)
+    p = np.asarray(prob, float)
+    t = _thresholds(thresholds)
+    n = y.size
+    order = np.argsort(-p, kind="stable")
+    p_sorted, y_sorted = p[order], y[order]
+    # number of cases with p >= threshold, in descending order of p
+    k = np.searchsorted(-p_sorted, -t, side="right")
+    odds = t / (1 - t)
+    rng = np.random.default_rng(seed)
+    model, treat_all = [], []
+    chunk = max(1, 2_000_000 // max(n, 1))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, (b, n))
+        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)[:, order]
+        tp = np.zeros((b, n + 1))
+        fp = np.zeros((b, n + 1))
+        np.cumsum(w * y_sorted, axis=1, out=tp[:, 1:])
+        np.cumsum(w * (1 - y_sorted), axis=1, out=fp[:, 1:])
+        model.append(tp[:, k] / n - fp[:, k] / n * odds)
+        prev = tp[:, -1:] / n
+        treat_all.append(prev - (1 - prev) * odds)
+    model, treat_all = np.vstack(model), np.vstack(treat_all)
+    best_default = np.maximum(treat_all, 0.0)
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    m_lo, m_hi = np.percentile(model, q, axis=0)
+    a_lo, a_hi = np.percentile(treat_all, q, axis=0)
+    d_lo, d_hi = np.percentile(model - best_default, q, axis=0)
+    return pd.DataFrame({"threshold": t, "net_benefit_model_ci_low": m_lo, "net_benefit_model_ci_high": m_hi,
+                         "net_benefit_all_ci_low": a_lo, "net_benefit_all_ci_high": a_hi,
+                         "net_benefit_difference_ci_low": d_lo, "net_benefit_difference_ci_high": d_hi})

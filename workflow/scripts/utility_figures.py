@@ -1,0 +1,32 @@
+"""Per-cohort utility figures (PNG and SVG): calibration with band; decision curves of all models."""
+import json
+
+import pandas as pd
+
+from acceflow.config import log_to
+from acceflow.report.figures import cohort_label, plt, save_figure
+from acceflow.report.utility_figures import calibration_band_figure, decision_curves_figure
+
+with log_to(snakemake.log[0]):
+    cohort, models = snakemake.wildcards.cohort, snakemake.params.models
+    read = lambda f: pd.read_csv(f, sep="\t", dtype={"case_id": str})  # noqa: E731
+    curves = {m: read(f) for m, f in zip(models, snakemake.input.curves)}
+    label = cohort_label(cohort)
+    fig = decision_curves_figure(curves, curves[models[0]], f"Decision curves: {label}", models[0])
+    save_figure(fig, snakemake.output.dc_png[:-4])
+    plt.close(fig)
+    if snakemake.params.survival:
+        bins = read(snakemake.input.bins)
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.errorbar(bins["mean_predicted"], bins["observed"],
+                    yerr=[bins["observed"] - bins["observed_ci_low"], bins["observed_ci_high"] - bins["observed"]],
+                    fmt="o-", capsize=2)
+        ax.set_xlabel("predicted risk at the horizon")
+        ax.set_ylabel("observed risk (Kaplan-Meier)")
+        ax.set_title(f"Calibration: {label}", fontsize=9)
+    else:
+        fig = calibration_band_figure(read(snakemake.input.curve), read(snakemake.input.bins),
+                                      read(snakemake.input.predictions), f"Calibration: {label}")
+    save_figure(fig, snakemake.output.cal_png[:-4])
+    plt.close(fig)
