@@ -22,4 +22,5 @@ rule all:
         R("report/dossier.html"),
         R("report/summary.json"),
         R("report/provenance.json"),
+        R("report/rulegraph.svg"),
     default_target: True

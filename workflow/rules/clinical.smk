@@ -35,6 +35,8 @@ rule predict:
         cohort="|".join(EXTERNAL) if EXTERNAL else "(?!)",
     log:
         R("logs/predict/{cohort}.log"),
+    benchmark:
+        R("benchmarks/predict/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
@@ -46,12 +48,19 @@ rule discrimination:
         predictions=R("clinical/{cohort}/predictions.tsv"),
         card=R("clinical/model/model_card.json"),
     output:
-        metrics=R("clinical/{cohort}/metrics.json"),
+        metrics=report(
+            R("clinical/{cohort}/metrics.json"),
+            caption="../report/metrics.rst",
+            category="3. Clinical validity",
+            labels={"cohort": "{cohort}", "file": "metrics"},
+        ),
     params:
         alpha=config["validation"]["alpha"],
         seed=config["seed"],
     log:
         R("logs/discrimination/{cohort}.log"),
+    benchmark:
+        R("benchmarks/discrimination/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:

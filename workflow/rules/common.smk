@@ -84,3 +84,26 @@ def input_files(wildcards):
 
 # Scripts import acceflow from this checkout, also inside per-rule conda environments.
 put_on_pythonpath(os.path.join(workflow.basedir, "src"))
+
+
+def run_record(wildcards, input):
+    """What the dossier records about this run from the running workflow (main process).
+
+    Evaluated when the dossier job is scheduled, i.e. after the ingest checkpoint, so the DAG is
+    complete: Snakemake's rule graph (dot text, as ``--rulegraph`` prints it), the number of jobs
+    per rule, the config files given and the ``--config`` overrides. A function of ``input``, so
+    Snakemake does not treat it as a parameter whose change triggers a re-run.
+    """
+    record = {"rulegraph_dot": None, "jobs_per_rule": {}, "workdir": os.getcwd(),
+              "config_files": [os.path.abspath(f) for f in workflow.configfiles],
+              "config_overrides": dict(workflow.config_settings.overwrite_config or {})}
+    try:
+        dag = workflow.dag
+        record["rulegraph_dot"] = dag.rule_dot()
+        counts = {}
+        for job in dag.jobs:
+            counts[job.rule.name] = counts.get(job.rule.name, 0) + 1
+        record["jobs_per_rule"] = dict(sorted(counts.items()))
+    except Exception as exc:  # noqa: BLE001 - the dossier says the graph is unavailable instead
+        record["rulegraph_error"] = f"{type(exc).__name__}: {exc}"
+    return record
