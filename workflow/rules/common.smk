@@ -98,11 +98,18 @@ def run_record(wildcards, input):
               "config_files": [os.path.abspath(f) for f in workflow.configfiles],
               "config_overrides": dict(workflow.config_settings.overwrite_config or {})}
     try:
+        # what DAG.rule_dot() computes for `--rulegraph` (which prints only under that option)
         dag = workflow.dag
-        record["rulegraph_dot"] = dag.rule_dot()
-        counts = {}
+        graph, counts = {}, {}
         for job in dag.jobs:
-            counts[job.rule.name] = counts.get(job.rule.name, 0) + 1
+            name = job.rule.name
+            counts[name] = counts.get(name, 0) + 1
+            graph.setdefault(name, set()).update(dep.rule.name for dep in dag.dependencies[job])
+        ids = {name: i for i, name in enumerate(sorted(graph))}
+        lines = ["digraph snakemake_dag {"]
+        lines += [f'\t{ids[n]}[label = "{n}"];' for n in sorted(graph)]
+        lines += [f"\t{ids[d]} -> {ids[n]}" for n in sorted(graph) for d in sorted(graph[n])]
+        record["rulegraph_dot"] = "\n".join(lines + ["}"]) + "\n"
         record["jobs_per_rule"] = dict(sorted(counts.items()))
     except Exception as exc:  # noqa: BLE001 - the dossier says the graph is unavailable instead
         record["rulegraph_error"] = f"{type(exc).__name__}: {exc}"
