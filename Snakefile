@@ -8,6 +8,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/imaging.smk"
@@ -22,4 +25,5 @@ rule all:
         R("report/dossier.html"),
         R("report/summary.json"),
         R("report/provenance.json"),
+        R("report/rulegraph.svg"),
     default_target: True

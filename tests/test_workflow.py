@@ -1,5 +1,6 @@
 """Integration: the real Snakemake DAG on a small demo cohort and on the PI-CAI marksheet."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ CONTRACT_COLUMNS = {
     "analytical/icc.tsv": ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats",
                            "stable"],
 }
+
+
+#: every section of the dossier (anchors), checked on every end-to-end run
+DOSSIER_SECTIONS = ("study", "exclusions", "analytical", "clinical", "model", "discrimination", "utility",
+                    "calibration", "decision-curve", "limitations", "appendix", "rulegraph", "runtimes",
+                    "versions", "config", "checklists", "tripod-ai", "clear")
 
 
 def run_snakemake(workdir: Path, configfile: Path, *extra) -> subprocess.CompletedProcess:
@@ -55,10 +62,15 @@ def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> No
     html = (results / "report/dossier.html").read_text()
     for heading in ("Analytical validity", "Clinical validity", "Clinical utility"):
         assert heading in html
+    for anchor in DOSSIER_SECTIONS:
+        assert f'id="{anchor}"' in html, anchor
+    assert (results / "report/rulegraph.svg").read_text().startswith("<svg")
     summary = json.loads((results / "report/summary.json").read_text())
     assert set(cohorts) <= set(summary["cohorts"])
     provenance = json.loads((results / "report/provenance.json").read_text())
     assert provenance["inputs"] and all(provenance["inputs"].values())
+    assert provenance["rulegraph"]["dot"] and provenance["benchmarks"]["train"]["jobs"] == 1
+    assert "report/dossier.html" in provenance["outputs"] and provenance["config_files"]
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +165,48 @@ def test_otsu_segmentation_source_runs_to_the_dossier(tmp_path):
     # no repeats in this design: reproducibility is reported as not assessed, the model uses all features
     assert pd.read_csv(results / "analytical/icc.tsv", sep="\t").empty
     assert "Reproducibility was not assessed" in (results / "report/dossier.html").read_text()
+
+
+def test_verify_passes_on_a_fresh_run_and_names_a_changed_input(demo_run):
+    from acceflow.report.verify import format_verification, verify
+
+    _, _, results = demo_run
+    fresh = verify(results)
+    assert fresh.ok, format_verification(fresh)
+    kinds = {c.kind for c in fresh.checks}
+    assert kinds == {"input", "config", "output"} and len(fresh.checks) > 150
+    image = next(c for c in fresh.checks if c.kind == "input" and c.path.endswith(".nii.gz"))
+    path = Path(image.location)
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        proc = subprocess.run([sys.executable, "-m", "acceflow.cli", "verify", str(results)], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1 and f"CHANGED input: {image.path}" in proc.stdout, proc.stdout[-2000:]
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # keep the later re-run test's DAG as it was
+    assert verify(results).ok
+
+
+def test_dossier_opens_in_headless_chromium(demo_run):
+    """No console errors, every figure decodes; the screenshot is kept as a QC artefact."""
+    from acceflow.report.browser import check_in_browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (CI installs Debian's chromium in .ci/run)")
+    _, _, results = demo_run
+    shot = Path(os.environ.get("ACCEFLOW_QC_DIR", REPO / "results" / "qc")) / "dossier_demo.png"
+    check = check_in_browser(results / "report/dossier.html", shot)
+    assert check.console == []
+    assert len(check.images) >= 5 and not check.failed_images, check.images  # 4 figures + the rule graph
+    assert check.screenshot and Path(check.screenshot).stat().st_size > 10_000
+
+
+def test_snakemake_report_builds(demo_run):
+    work, cfg, _ = demo_run
+    out = work / "snakemake_report.html"
+    proc = run_snakemake(work, cfg, "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    text = out.read_text(encoding="utf-8", errors="replace")
+    assert out.stat().st_size > 100_000 and "dossier.html" in text

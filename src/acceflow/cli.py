@@ -2,6 +2,7 @@
 
 ``acceflow demo OUT_DIR``  write the synthetic demo cohort (manifest, images, truth).
 ``acceflow manifest CONFIG``  build a study's manifest from its ``input.layout`` section.
+``acceflow verify RESULTS_DIR``  re-hash the files named in the run's provenance; say what changed.
 ``acceflow version``  print versions.
 The workflow itself runs with ``snakemake`` (see README.md).
 """
@@ -29,6 +30,9 @@ def main(argv=None) -> int:
     man = sub.add_parser("manifest", help="build a manifest from a config's input.layout")
     man.add_argument("config")
     man.add_argument("--out", help="default: the config's input.images")
+    ver = sub.add_parser("verify", help="re-hash the inputs and outputs named in a run's provenance.json")
+    ver.add_argument("results_dir", help="the results folder (holding report/provenance.json)")
+    ver.add_argument("--json", action="store_true", help="print the full check as JSON")
     sub.add_parser("version", help="print versions")
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -49,6 +53,14 @@ def main(argv=None) -> int:
                                         cohort=lay.get("cohort", "site"))
         df.to_csv(out, sep="\t", index=False)
         print(f"{out}: {len(df)} rows")
+    elif args.command == "verify":
+        import json
+
+        from acceflow.report.verify import format_verification, verify
+
+        result = verify(args.results_dir)
+        print(json.dumps(result.to_dict(), indent=2) if args.json else format_verification(result))
+        return result.exit_code
     else:
         from acceflow.report.provenance import package_versions
 

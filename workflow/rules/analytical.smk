@@ -6,7 +6,7 @@ rule icc:
         repeats=repeats_input,
         features=R("features/features.tsv"),
     output:
-        icc=R("analytical/icc.tsv"),
+        icc=report(R("analytical/icc.tsv"), caption="../report/icc.rst", category="2. Analytical validity"),
         stable=R("analytical/stable_features.txt"),
     params:
         settings=config["reproducibility"],

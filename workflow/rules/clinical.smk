@@ -52,6 +52,8 @@ rule predict:
         cohort=EXTERNAL_PATTERN,
     log:
         R("logs/predict/{cohort}.log"),
+    benchmark:
+        R("benchmarks/predict/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
@@ -67,6 +69,8 @@ use rule predict as predict_comparator with:
         predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
     log:
         R("logs/predict/{cohort}/{model}.log"),
+    benchmark:
+        R("benchmarks/predict/{cohort}/{model}.tsv")
 
 
 rule discrimination:
@@ -74,13 +78,20 @@ rule discrimination:
         predictions=R("clinical/{cohort}/predictions.tsv"),
         card=R("clinical/model/model_card.json"),
     output:
-        metrics=R("clinical/{cohort}/metrics.json"),
+        metrics=report(
+            R("clinical/{cohort}/metrics.json"),
+            caption="../report/metrics.rst",
+            category="3. Clinical validity",
+            labels={"cohort": "{cohort}", "file": "metrics"},
+        ),
     params:
         alpha=config["validation"]["alpha"],
         n_bootstrap=config["validation"]["n_bootstrap"],
         seed=config["seed"],
     log:
         R("logs/discrimination/{cohort}.log"),
+    benchmark:
+        R("benchmarks/discrimination/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
@@ -95,6 +106,8 @@ use rule discrimination as discrimination_comparator with:
         metrics=R("clinical/{cohort}/comparators/{model}/metrics.json"),
     log:
         R("logs/discrimination/{cohort}/{model}.log"),
+    benchmark:
+        R("benchmarks/discrimination/{cohort}/{model}.tsv")
 
 
 rule compare_models:

@@ -145,3 +145,33 @@ def input_files(wildcards):
 
 # Scripts import acceflow from this checkout, also inside per-rule conda environments.
 put_on_pythonpath(os.path.join(workflow.basedir, "src"))
+
+
+def run_record(wildcards, input):
+    """What the dossier records about this run from the running workflow (main process).
+
+    Evaluated when the dossier job is scheduled, i.e. after the ingest checkpoint, so the DAG is
+    complete: Snakemake's rule graph (dot text, as ``--rulegraph`` prints it), the number of jobs
+    per rule, the config files given and the ``--config`` overrides. A function of ``input``, so
+    Snakemake does not treat it as a parameter whose change triggers a re-run.
+    """
+    record = {"rulegraph_dot": None, "jobs_per_rule": {}, "workdir": os.getcwd(),
+              "config_files": [os.path.abspath(f) for f in workflow.configfiles],
+              "config_overrides": dict(workflow.config_settings.overwrite_config or {})}
+    try:
+        # what DAG.rule_dot() computes for `--rulegraph` (which prints only under that option)
+        dag = workflow.dag
+        graph, counts = {}, {}
+        for job in dag.jobs:
+            name = job.rule.name
+            counts[name] = counts.get(name, 0) + 1
+            graph.setdefault(name, set()).update(dep.rule.name for dep in dag.dependencies[job])
+        ids = {name: i for i, name in enumerate(sorted(graph))}
+        lines = ["digraph snakemake_dag {"]
+        lines += [f'\t{ids[n]}[label = "{n}"];' for n in sorted(graph)]
+        lines += [f"\t{ids[d]} -> {ids[n]}" for n in sorted(graph) for d in sorted(graph[n])]
+        record["rulegraph_dot"] = "\n".join(lines + ["}"]) + "\n"
+        record["jobs_per_rule"] = dict(sorted(counts.items()))
+    except Exception as exc:  # noqa: BLE001 - the dossier says the graph is unavailable instead
+        record["rulegraph_error"] = f"{type(exc).__name__}: {exc}"
+    return record

@@ -31,6 +31,8 @@ if IMAGES:
             label=config["extraction"]["label"],
         log:
             R("logs/segment_otsu/{scan}.log"),
+        benchmark:
+            R("benchmarks/segment_otsu/{scan}.tsv")
         conda:
             "../../envs/imaging.yaml"
         script:
@@ -68,6 +70,8 @@ if IMAGES:
             config=config_subset("outcome", "clinical"),
         log:
             R("logs/feature_table.log"),
+        benchmark:
+            R("benchmarks/feature_table.tsv")
         conda:
             "../../envs/imaging.yaml"
         script:

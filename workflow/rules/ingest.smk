@@ -12,6 +12,8 @@ if config["demo"]["enabled"]:
             seed=config["seed"],
         log:
             R("logs/demo.log"),
+        benchmark:
+            R("benchmarks/demo.tsv")
         conda:
             "../../envs/imaging.yaml"
         script:
@@ -27,6 +29,8 @@ if config["input"]["layout"]:
             layout=config["input"]["layout"],
         log:
             R("logs/manifest_from_layout.log"),
+        benchmark:
+            R("benchmarks/manifest_from_layout.tsv")
         conda:
             "../../envs/imaging.yaml"
         script:

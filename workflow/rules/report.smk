@@ -1,4 +1,6 @@
-# The evidence dossier, its machine-readable summary and the provenance record.
+# The evidence dossier, its machine-readable summary, the provenance record and the rule graph.
+# Outputs are flagged with report() so that `snakemake --report report.html` also works
+# (captions in workflow/report/).
 
 
 rule dossier:
@@ -18,13 +20,19 @@ rule dossier:
         explanations=explanation_outputs(),
         utility=utility_outputs(),
     output:
-        html=R("report/dossier.html"),
-        summary=R("report/summary.json"),
-        provenance=R("report/provenance.json"),
+        html=report(R("report/dossier.html"), caption="../report/dossier.rst", category="1. Dossier"),
+        summary=report(R("report/summary.json"), caption="../report/summary.rst", category="1. Dossier"),
+        provenance=report(
+            R("report/provenance.json"), caption="../report/provenance.rst", category="5. Provenance"
+        ),
+        rulegraph=report(
+            R("report/rulegraph.svg"), caption="../report/rulegraph.rst", category="5. Provenance"
+        ),
     params:
         config=config,
         cohorts=COHORTS,
         results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.html)),
+        run=run_record,
     log:
         R("logs/dossier.log"),
     benchmark:

@@ -6,7 +6,12 @@ rule calibration:
         predictions=R("clinical/{cohort}/predictions.tsv"),
         card=R("clinical/model/model_card.json"),
     output:
-        calibration=R("utility/{cohort}/calibration.json"),
+        calibration=report(
+            R("utility/{cohort}/calibration.json"),
+            caption="../report/calibration.rst",
+            category="4. Clinical utility",
+            labels={"cohort": "{cohort}", "file": "calibration"},
+        ),
         bins=R("utility/{cohort}/calibration_bins.tsv"),
         curve=R("utility/{cohort}/calibration_curve.tsv"),
     params:
@@ -15,6 +20,8 @@ rule calibration:
         seed=config["seed"],
     log:
         R("logs/calibration/{cohort}.log"),
+    benchmark:
+        R("benchmarks/calibration/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
@@ -31,6 +38,8 @@ use rule calibration as calibration_comparator with:
         curve=R("utility/{cohort}/comparators/{model}/calibration_curve.tsv"),
     log:
         R("logs/calibration/{cohort}/{model}.log"),
+    benchmark:
+        R("benchmarks/calibration/{cohort}/{model}.tsv")
 
 
 rule decision_curve:
@@ -38,13 +47,20 @@ rule decision_curve:
         predictions=R("clinical/{cohort}/predictions.tsv"),
         card=R("clinical/model/model_card.json"),
     output:
-        curve=R("utility/{cohort}/decision_curve.tsv"),
+        curve=report(
+            R("utility/{cohort}/decision_curve.tsv"),
+            caption="../report/decision_curve.rst",
+            category="4. Clinical utility",
+            labels={"cohort": "{cohort}", "file": "decision curve"},
+        ),
     params:
         thresholds=config["utility"]["thresholds"],
         n_boot=config["utility"]["curve_bootstrap"],
         seed=config["seed"],
     log:
         R("logs/decision_curve/{cohort}.log"),
+    benchmark:
+        R("benchmarks/decision_curve/{cohort}.tsv")
     conda:
         "../../envs/statistics.yaml"
     script:
@@ -59,6 +75,8 @@ use rule decision_curve as decision_curve_comparator with:
         curve=R("utility/{cohort}/comparators/{model}/decision_curve.tsv"),
     log:
         R("logs/decision_curve/{cohort}/{model}.log"),
+    benchmark:
+        R("benchmarks/decision_curve/{cohort}/{model}.tsv")
 
 
 rule recalibration:

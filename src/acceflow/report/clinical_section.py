@@ -199,7 +199,7 @@ def survival_utility(results: Path, cohorts: Sequence[str], h) -> str:
         b = _read(results / "utility" / c / "calibration_bins.tsv")
         if b is not None and len(b):
             bins[c] = b
-    out = [f"<h3>Calibration at {h._num(horizon)} days (survival)</h3>",
+    out = [f"<h3 id=\"calibration\">Calibration at {h._num(horizon)} days (survival)</h3>",
            h._table(["Cohort", "Mean predicted risk", "Observed risk (KM)", "O/E", "Slope [95% CI]", "ICI", "E50",
                      "E90"], rows),
            h._p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "

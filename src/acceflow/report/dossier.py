@@ -6,7 +6,13 @@ cohort, ``clinical/{cohort}/…`` and ``utility/{cohort}/…``) and writes a dos
 the ACCE hierarchy:
 
 1. Study and data, 2. Analytical validity, 3. Clinical validity, 4. Clinical utility,
-5. Limitations detected from the results, 6. Appendix (provenance).
+5. Limitations detected from the results, 6. Appendix A: provenance (checksums, config as run,
+seeds, versions, platform, rule graph, per-rule run times), 7. Appendix B: reporting checklists
+(TRIPOD+AI 2024 and CLEAR 2023, from ``acceflow/report/checklists/*.yaml``).
+
+Privacy: patient-level content is limited to the case ids of excluded entries (with cohort,
+repeat, modality and the QC reason). No other manifest or clinical column and no image header
+(DICOM) value is read into the dossier; file paths appear only in ``provenance.json``.
 
 The HTML has inline CSS and figures embedded as base64 PNG: it opens without a network. Every
 string taken from the data is HTML-escaped. Numbers are shown to 3 decimals; ``summary.json``
@@ -15,6 +21,7 @@ keeps them at full precision, equal to the files they come from.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -34,7 +41,10 @@ from acceflow.report.clinical_section import (clinical_extras, is_survival, surv
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
 from acceflow.utility.decision_curve import useful_threshold_range
 
-__all__ = ["build_dossier", "detect_limitations"]
+__all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
+
+#: The reporting checklists shipped with acceflow (files in ``acceflow/report/checklists/``).
+CHECKLISTS = {"tripod-ai": "tripod_ai.yaml", "clear": "clear.yaml"}
 
 #: Koo & Li (2016) bands in order, for the ICC summary.
 _BANDS = ("poor", "moderate", "good", "excellent")
@@ -209,7 +219,9 @@ def detect_limitations(summary: Mapping) -> list[str]:
 
     Checks: events per variable below 10; internal validation only; an external cohort with fewer
     than 100 events; a calibration slope whose CI excludes 1 or an intercept whose CI excludes 0;
-    no repeated measurements (reproducibility not assessed); missing result files.
+    no repeated measurements (reproducibility not assessed); model features that are not stable
+    under the reproducibility criterion; IBSI conformance mismatches (``analytical/ibsi.tsv``,
+    when a run wrote one); missing result files.
     """
     out = []
     epv = summary.get("events_per_variable")
@@ -240,6 +252,17 @@ def detect_limitations(summary: Mapping) -> list[str]:
             out.append(f"Cohort {cohort}: calibration intercept {c['calibration_intercept']:.3f} with 95% "
                        f"CI [{lo:.3f}, {hi:.3f}] excludes 0: predictions {kind} the risk on average "
                        "(calibration-in-the-large).")
+    unstable = summary.get("unstable_model_features") or []
+    if unstable:
+        shown = ", ".join(unstable[:10]) + (f" and {len(unstable) - 10} more" if len(unstable) > 10 else "")
+        out.append(f"{len(unstable)} feature(s) used by the model are not stable under the reproducibility "
+                   f"criterion (95% CI lower bound of the ICC below the threshold): {shown}. Their measurement "
+                   "error may change the predictions on repeated imaging.")
+    ibsi = summary.get("ibsi_mismatches") or []
+    if ibsi:
+        shown = ", ".join(ibsi[:10]) + (f" and {len(ibsi) - 10} more" if len(ibsi) > 10 else "")
+        out.append(f"IBSI conformance: {len(ibsi)} feature(s) differ from the IBSI reference values beyond "
+                   f"tolerance: {shown}. These features are not computed as IBSI defines them.")
     if not summary.get("reproducibility_assessed"):
         out.append("Reproducibility not assessed: no repeated measurements (test-retest, inter-reader or "
                    "perturbation) were available, so the measurement error of the features is unknown.")
@@ -265,6 +288,7 @@ def _load(results: Path, cohorts: Sequence[str]) -> dict:
         "features": _read_tsv(results / "features" / "features.tsv"),
         "icc": _read_tsv(results / "analytical" / "icc.tsv"),
         "icc_exists": (results / "analytical" / "icc.tsv").is_file(),
+        "ibsi": _read_tsv(results / "analytical" / "ibsi.tsv"),
         "card": _read_json(results / "clinical" / "model" / "model_card.json") or {},
         "cohorts": per,
         "results": results,
@@ -282,6 +306,21 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
     n_model = len(card.get("features") or [])
     n_ev_train = card.get("n_events_train")
     excluded = _excluded(data["qc"])
+    unstable = []
+    icc_table = data["icc"]
+    if icc_table is not None and not icc_table.empty and "stable" in icc_table:
+        is_stable = dict(zip(icc_table["feature"].astype(str),
+                             icc_table["stable"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])))
+        used = ([k for k, v in coefs.items() if _f(v) != 0] if coefs else list(card.get("features") or []))
+        unstable = sorted(f for f in used if f in is_stable and not is_stable[f])
+    ibsi_bad = []
+    ib = data.get("ibsi")
+    if ib is not None and not ib.empty:
+        flag = next((c for c in ("match", "conformant", "within_tolerance") if c in ib), None)
+        if flag is not None:
+            ok = ib[flag].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
+            name = "feature" if "feature" in ib else ib.columns[0]
+            ibsi_bad = sorted(ib.loc[~ok, name].astype(str).unique())
     summary = {
         "validation": card.get("validation"),
         "internal_validation": card.get("internal_validation"),
@@ -300,6 +339,9 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
         "n_features_icc": icc["n_features"],
         "n_stable_features": icc["n_stable"],
         "stability_threshold": icc.get("threshold"),
+        "unstable_model_features": unstable,
+        "ibsi_checked": ib is not None and not ib.empty,
+        "ibsi_mismatches": ibsi_bad,
         "n_excluded_entries": None if excluded is None else int(len(excluded)),
         "n_excluded_cases": None if excluded is None else int(excluded["case_id"].nunique()),
         "cohorts": {},
@@ -353,7 +395,7 @@ def _section_study(data: dict, config: Mapping, summary: dict) -> str:
         out.append(_p("The feature table <code>features/features.tsv</code> was not found.", "warn"))
 
     qc = data["qc"]
-    out.append("<h3>Exclusions</h3>")
+    out.append("<h3 id=\"exclusions\">Exclusions</h3>")
     if qc is None:
         out.append(_p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
         return "\n".join(out)
@@ -427,7 +469,7 @@ def _validation_statement(card: Mapping, cohorts: Sequence[str]) -> str:
 def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
     card = data["card"]
     out = ["<h2 id=\"clinical\">3. Clinical validity</h2>", _validation_statement(card, cohorts),
-           "<h3>Model</h3>"]
+           "<h3 id=\"model\">Model</h3>"]
     if not card:
         out.append(_p("No model card (<code>clinical/model/model_card.json</code>) was found.", "warn"))
     hp = card.get("hyperparameters") or {}
@@ -452,7 +494,7 @@ def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
         out.append(_p("Non-zero coefficients of the frozen model, largest magnitude first (on the scale of "
                       "the model's inputs).", "note"))
 
-    out.append("<h3>Discrimination</h3>")
+    out.append("<h3 id=\"discrimination\">Discrimination</h3>")
     rows = []
     for c in cohorts:
         m = data["cohorts"][c]["metrics"] or {}
@@ -479,7 +521,7 @@ def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
 
 def _binary_calibration(data: dict, cohorts: Sequence[str], n_bins: int) -> list[str]:
     out = []
-    out.append("<h3>Calibration</h3>")
+    out.append("<h3 id=\"calibration\">Calibration</h3>")
     rows = []
     for c in cohorts:
         g = (data["cohorts"][c]["calibration"] or {}).get
@@ -516,10 +558,9 @@ def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: 
     out = ["<h2 id=\"utility\">4. Clinical utility</h2>"]
     if is_survival(data["results"]):
         out.append(survival_utility(data["results"], cohorts, sys.modules[__name__]))
-    survival = is_survival(data["results"])
-    if not survival:
+    else:
         out.extend(_binary_calibration(data, cohorts, n_bins))
-    out.append("<h3>Decision-curve analysis</h3>")
+    out.append("<h3 id=\"decision-curve\">Decision-curve analysis</h3>")
     curves = {c: data["cohorts"][c]["decision_curve"] for c in cohorts
               if data["cohorts"][c]["decision_curve"] is not None}
     prev = {c: _f((data["cohorts"][c]["metrics"] or {}).get("prevalence")) for c in curves}
@@ -559,7 +600,8 @@ def _section_limitations(summary: dict) -> str:
         out.append(_p("None of the automatic checks flagged a limitation."))
     out.append(_p("Checks: events per variable &lt; 10; internal validation only; external cohort with "
                   "fewer than 100 events; calibration slope CI excluding 1 or intercept CI excluding 0; "
-                  "no repeated measurements. They do not replace a critical appraisal (e.g. TRIPOD+AI, "
+                  "no repeated measurements; model features that are not stable; IBSI conformance "
+                  "mismatches (when checked). They do not replace a critical appraisal (e.g. TRIPOD+AI, "
                   "PROBAST, CLAIM).", "note"))
     return "\n".join(out)
 
@@ -573,11 +615,21 @@ def _config_text(config: Mapping) -> str:
         return json.dumps(to_jsonable(dict(config)), indent=2)
 
 
-def _section_appendix(config: Mapping, provenance: Mapping | None) -> str:
-    out = ["<h2 id=\"appendix\">6. Appendix: provenance</h2>"]
+def _svg_figure(svg: str, caption: str, alt: str) -> str:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{_e(alt)}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: str | None) -> str:
+    out = ["<h2 id=\"appendix\">6. Appendix A: provenance</h2>"]
     if not provenance:
         out.append(_p("No provenance record was supplied.", "warn"))
     else:
+        out.append(_p("The full record is <code>report/provenance.json</code>: SHA-256 of every input and output "
+                      "file, the configuration as run, every installed package, the platform. "
+                      "<code>acceflow verify RESULTS_DIR</code> re-hashes the files it names and reports "
+                      "any that changed since the run."))
         plat = provenance.get("platform") or {}
         gpus = plat.get("gpus")
         out.append(_kv_table([
@@ -585,20 +637,97 @@ def _section_appendix(config: Mapping, provenance: Mapping | None) -> str:
             ("acceflow commit", provenance.get("commit") or "unknown (not a git checkout, or no commit)"),
             ("Input files checksummed (SHA-256)", len(provenance.get("inputs") or {})),
             ("Output files checksummed (SHA-256)", len(provenance.get("outputs") or {})),
+            ("Config files", ", ".join(Path(f).name for f in (provenance.get("config_files") or {})) or "—"),
             ("Seeds", ", ".join(f"{k} = {v}" for k, v in (provenance.get("seeds") or {}).items()) or "—"),
             ("Python", plat.get("python", "—")),
             ("Operating system", plat.get("os", "—")),
             ("CPU", f"{plat.get('cpu', '—')} ({plat.get('cpu_count', '—')} logical cores)"),
             ("Memory (GiB)", plat.get("memory_gib")),
             ("GPU", ", ".join(g.get("name", "?") for g in gpus) if gpus else "none detected"),
+            ("Installed distributions recorded", len(provenance.get("environment") or {}) or "—"),
         ]))
+        out.append("<h3 id=\"rulegraph\">Workflow: rule graph</h3>")
+        if rulegraph:
+            out.append(_svg_figure(
+                rulegraph,
+                "<strong>Rule graph of this run.</strong> Each box is a Snakemake rule, with the number of jobs it "
+                "ran or reused in this run (per-scan rules have one job per scan); an arrow runs from a rule to "
+                "the rule that reads its output, so data flows from top to bottom: ingest, imaging, "
+                "analytical validity, model, per-cohort metrics, the dossier. The same graph as "
+                "<code>snakemake --rulegraph</code>; also in <code>report/rulegraph.svg</code>.",
+                "Snakemake rule graph"))
+        else:
+            why = (provenance.get("rulegraph") or {}).get("error") or "not recorded (run outside Snakemake)"
+            out.append(_p(f"Rule graph: {_e(why)}.", "note"))
+        bench = provenance.get("benchmarks") or {}
+        out.append("<h3 id=\"runtimes\">Run times per rule</h3>")
+        if bench:
+            rows = [[r, b.get("jobs"), b.get("total_s"), b.get("mean_s"), b.get("max_s"), b.get("max_rss_mb")]
+                    for r, b in bench.items()]
+            tot = sum(_f(b.get("total_s")) for b in bench.values())
+            rows.append([_Html("<strong>all</strong>"), sum(int(b.get("jobs") or 0) for b in bench.values()),
+                         tot, None, None, None])
+            out.append(_table(["Rule", "Jobs", "Total (s)", "Mean (s)", "Max (s)", "Peak RSS (MB)"], rows,
+                              "compact"))
+            out.append(_p("Wall-clock seconds from Snakemake's <code>benchmark:</code> files "
+                          "(<code>benchmarks/</code>); the dossier rule's own time is written after the dossier.",
+                          "note"))
+        else:
+            out.append(_p("No benchmark files were found.", "note"))
         versions = provenance.get("versions") or {}
-        out.append("<h3>Package versions</h3>")
+        out.append("<h3 id=\"versions\">Package versions</h3>")
         out.append(_table(["Package", "Version"],
                           [[k, v if v is not None else "not installed"] for k, v in sorted(versions.items())],
                           "compact"))
-    out.append("<h3>Configuration as run</h3>")
+        out.append(_p("Key packages; every installed distribution is listed under <code>environment</code> in "
+                      "<code>provenance.json</code>.", "note"))
+    out.append("<h3 id=\"config\">Configuration as run</h3>")
+    filled = (provenance or {}).get("defaults_filled")
+    if filled:
+        out.append(_p("Keys filled in from the schema's defaults (not set by the config files or "
+                      f"<code>--config</code>): {', '.join(f'<code>{_e(k)}</code>' for k in filled)}.", "note"))
     out.append(f"<pre>{_e(_config_text(config))}</pre>")
+    return "\n".join(out)
+
+
+def load_checklist(name: str) -> dict:
+    """A reporting checklist shipped with acceflow: ``"tripod-ai"`` or ``"clear"`` (see :data:`CHECKLISTS`).
+
+    Returns the YAML's content: ``name``, ``reference`` and ``items`` (each ``id``, ``section``,
+    ``text``, ``where``: a dossier anchor ``#...``, a results file, or ``"author"``; optional ``note``).
+    """
+    import yaml
+
+    path = Path(__file__).with_name("checklists") / CHECKLISTS[name]
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _where_link(where: str) -> str:
+    if where == "author":
+        return "<em>author to complete</em>"
+    if where.startswith("#"):
+        return f'<a href="{_e(where)}">dossier {_e(where[1:])}</a>'
+    return f'<a href="../{_e(where)}"><code>{_e(where)}</code></a>'
+
+
+def _section_checklists() -> str:
+    out = ["<h2 id=\"checklists\">7. Appendix B: reporting checklists</h2>",
+           _p("Each item of TRIPOD+AI and CLEAR is marked as <strong>covered</strong> (with a link to the dossier "
+              "section or the results file that shows it; file links resolve next to this dossier in the results "
+              "folder) or as the <em>author's to complete</em>. Item texts are brief paraphrases; report against "
+              "the published checklists.", "note")]
+    for key in CHECKLISTS:
+        cl = load_checklist(key)
+        items = cl["items"]
+        covered = sum(1 for i in items if i["where"] != "author")
+        out.append(f"<h3 id=\"{key}\">{_e(cl['name'])} ({_e(cl['reference'])})</h3>")
+        out.append(_p(f"{covered} of {len(items)} items covered by the pipeline (fully or in part); "
+                      f"{len(items) - covered} for the author."))
+        rows = [[str(i["id"]), i["section"], i["text"],
+                 _Html(("covered: " if i["where"] != "author" else "") + _where_link(i["where"])),
+                 i.get("note", "")] for i in items]
+        out.append(_table(["Item", "Section", "Item (paraphrased)", "Status", "Note"], rows, "compact checklist"))
     return "\n".join(out)
 
 
@@ -647,7 +776,8 @@ def _render(title: str, body: Sequence[str], created: str | None) -> str:
            "<li><a href=\"#clinical\">Clinical validity</a></li>"
            "<li><a href=\"#utility\">Clinical utility</a></li>"
            "<li><a href=\"#limitations\">Limitations</a></li>"
-           "<li><a href=\"#appendix\">Appendix: provenance</a></li>"
+           "<li><a href=\"#appendix\">Appendix A: provenance</a></li>"
+           "<li><a href=\"#checklists\">Appendix B: reporting checklists</a></li>"
            "</ol></nav>")
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -669,6 +799,7 @@ def build_dossier(
     out_html: str | os.PathLike,
     out_summary: str | os.PathLike,
     provenance: Mapping | None = None,
+    rulegraph_svg: str | None = None,
 ) -> dict:
     """Write the evidence dossier (self-contained HTML) and its ``summary.json``.
 
@@ -680,6 +811,8 @@ def build_dossier(
     out_html, out_summary : where to write the dossier and the summary (written atomically)
     provenance : a record from :func:`acceflow.report.provenance.collect_provenance`; when
         ``None``, ``report/provenance.json`` under ``results_dir`` is used if it exists
+    rulegraph_svg : the run's rule graph as SVG (embedded in the appendix); when ``None``,
+        ``report/rulegraph.svg`` under ``results_dir`` is used if it exists
 
     Returns
     -------
@@ -696,6 +829,8 @@ def build_dossier(
     summary = _summarise(data, icc, config, cohorts)
     if provenance is None:
         provenance = _read_json(results / "report" / "provenance.json")
+    if rulegraph_svg is None and (results / "report" / "rulegraph.svg").is_file():
+        rulegraph_svg = (results / "report" / "rulegraph.svg").read_text(encoding="utf-8")
     n_bins = int((config.get("utility") or {}).get("calibration_bins", 10))
     title = str(config.get("title") or config.get("name") or "Imaging biomarker evidence dossier")
     body = [
@@ -704,7 +839,8 @@ def build_dossier(
         _section_clinical(data, summary, cohorts),
         _section_utility(data, summary, cohorts, n_bins),
         _section_limitations(summary),
-        _section_appendix(config, provenance),
+        _section_appendix(config, provenance, rulegraph_svg),
+        _section_checklists(),
     ]
     page = _render(title, body, (provenance or {}).get("created"))
     atomic_write_bytes(page.encode("utf-8"), out_html)
