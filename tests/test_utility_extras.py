@@ -63,3 +63,16 @@ def test_decision_curve_ci_replicates_match_a_loop():
     loop = decision_curve(y[idx[0]], p[idx[0]], t)["net_benefit_model"].to_numpy()
     ci = decision_curve_ci(y, p, t, n_boot=1, seed=7)  # one replicate: the band collapses onto it
     np.testing.assert_allclose(ci["net_benefit_model_ci_low"], loop, atol=1e-12)
+
+
+def test_band_of_a_model_with_three_distinct_predictions_is_nan_not_an_error():
+    rng = np.random.default_rng(0)
+    p = rng.choice([0.2, 0.3, 0.5], 200)
+    y = (rng.random(200) < p).astype(int)
+    with pytest.warns(RuntimeWarning, match="no calibration curve"):
+        band = calibration_curve_band(y, p, n_boot=10)
+    assert band["observed"].isna().all() and (band["n_boot_used"] == 0).all()
+    assert calibration_level({
+        "calibration_intercept": 0.0, "calibration_intercept_ci_low": -0.1, "calibration_intercept_ci_high": 0.1,
+        "calibration_slope": 1.0, "calibration_slope_ci_low": 0.8, "calibration_slope_ci_high": 1.2,
+        "ici": float("nan")}, band)[0] == "weak"

@@ -1,5 +1,11 @@
-"""Coefficients of the primary model with bootstrap CIs and selection frequencies."""
+"""Coefficients of the primary model with bootstrap CIs and selection frequencies.
+
+The bootstrap refits the pipeline with the hyper-parameters chosen on all training cases held
+fixed (the chosen C; imputation, scaling and the L1 fit are refitted on every replicate), which
+keeps the cost at one fit per replicate.
+"""
 import pandas as pd
+from sklearn.base import clone
 
 from acceflow.clinical.explain import bootstrap_coefficients
 from acceflow.clinical.model import training_data
@@ -10,8 +16,10 @@ with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     stable = [l.strip() for l in open(snakemake.input.stable) if l.strip()]
     _, X, y, _, _, make = training_data(table, config, stable)
+    chosen = make().fit(X, y)
+    fixed = getattr(chosen, "best_estimator_", chosen)
     try:
-        result = bootstrap_coefficients(X, y, make, n_boot=config["validation"]["coefficient_bootstrap"],
+        result = bootstrap_coefficients(X, y, lambda: clone(fixed), n_boot=config["validation"]["coefficient_bootstrap"],
                                         seed=config["seed"], alpha=config["validation"]["alpha"])
     except ValueError as exc:  # learners without coefficients (forest, SVM, boosting, stacking)
         print(f"no coefficients: {exc}")

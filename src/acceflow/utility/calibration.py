@@ -399,7 +399,9 @@ def calibration_curve_band(y_true, prob, grid=None, n_boot=200, alpha=0.05, seed
     -------
     pandas.DataFrame
         ``predicted, observed, observed_ci_low, observed_ci_high`` with g rows; replicates whose
-        loess fit fails are skipped (their count is in the ``n_boot_used`` column).
+        loess fit fails are skipped (their count is in the ``n_boot_used`` column). When the
+        curve itself cannot be fitted (too few distinct predictions), every value is NaN and a
+        RuntimeWarning says why.
 
     References
     ----------
@@ -420,7 +422,13 @@ def calibration_curve_band(y_true, prob, grid=None, n_boot=200, alpha=0.05, seed
         out[inside] = fit.predict(grid[inside]).values
         return np.clip(out, 0, 1)
 
-    main = curve(y, p)
+    try:
+        main = curve(y, p)
+    except ValueError as exc:  # too few distinct predictions for a local quadratic fit
+        warnings.warn(f"no calibration curve: {exc}", RuntimeWarning, stacklevel=2)
+        nan = np.full(grid.shape, np.nan)
+        return pd.DataFrame({"predicted": grid, "observed": nan, "observed_ci_low": nan, "observed_ci_high": nan,
+                             "n_boot_used": 0})
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(int(n_boot)):
