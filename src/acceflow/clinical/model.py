@@ -72,7 +72,8 @@ def check_binary(y, cohort: str, min_per_class: int = 2) -> np.ndarray:
 
 
 def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
-                scoring: str = "roc_auc") -> GridSearchCV:
+                scoring: str = "roc_auc", harmonisation: str = "none", batch_column: str = "cohort",
+                unseen: str = "error") -> GridSearchCV:
     """L1 logistic regression pipeline with C chosen by inner stratified cross-validation.
 
     Parameters
@@ -85,13 +86,25 @@ def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int
         Seed of the inner fold assignment.
     scoring : str
         scikit-learn scorer the search maximises.
+    harmonisation : {"none", "combat"}
+        ``"combat"`` puts :class:`acceflow.analytical.harmonisation.ComBat` first: X must then
+        hold ``batch_column`` (the site), and ComBat is refitted wherever the pipeline is.
+    batch_column, unseen : str
+        ComBat's site column and its policy for sites it never saw (``"error"`` or ``"self"``).
 
     Returns
     -------
     sklearn.model_selection.GridSearchCV
         Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
     """
-    pipe = Pipeline([
+    steps = []
+    if harmonisation == "combat":
+        from acceflow.analytical.harmonisation import ComBat
+
+        steps.append(("harmonise", ComBat(batch=batch_column, unseen=unseen)))
+    elif harmonisation != "none":
+        raise ValueError(f"harmonisation must be 'none' or 'combat'; got {harmonisation!r}")
+    pipe = Pipeline(steps + [
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
         ("drop_constant", VarianceThreshold(0.0)),
         ("scale", StandardScaler()),
@@ -239,9 +252,13 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
                      "+".join(config["cohorts"]["train"]), min_per_class=v["cv_folds"])
     feats, note = model_features(table, config, stable)
     X = train_rows[feats].apply(pd.to_numeric, errors="coerce")
+    harmonisation = m.get("harmonisation", "none")
+    if harmonisation != "none":
+        X.insert(0, "cohort", train_rows["cohort"].astype(str).to_numpy())
 
     def make():
-        return build_model(m["Cs"], m["inner_folds"], seed, m["scoring"])
+        return build_model(m["Cs"], m["inner_folds"], seed, m["scoring"], harmonisation=harmonisation,
+                           batch_column="cohort", unseen=m.get("harmonisation_unseen", "error"))
 
     oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
     model = make().fit(X, y)
@@ -267,6 +284,9 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
         "internal_validation": (f"repeated stratified {v['cv_folds']}-fold cross-validation, {v['cv_repeats']} "
                                 f"repeats, of the whole pipeline (C chosen by inner {m['inner_folds']}-fold CV "
                                 f"in each outer fold); out-of-fold probabilities averaged over repeats"),
+        "harmonisation": {"method": harmonisation, "batch_column": "cohort",
+                          "training_sites": sorted(train_rows["cohort"].astype(str).unique()),
+                          "unseen": m.get("harmonisation_unseen", "error")},
         "cv_auc_mean": float(folds["auc"].mean()),
         "cv_auc_sd": float(folds["auc"].std(ddof=1)) if len(folds) > 1 else float("nan"),
         "apparent_auc": float(roc_auc_score(y, model.predict_proba(X)[:, 1])),
@@ -294,5 +314,7 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     if rows.empty:
         raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
     X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    if (card.get("harmonisation") or {}).get("method", "none") != "none":
+        X.insert(0, card["harmonisation"]["batch_column"], rows["cohort"].astype(str).to_numpy())
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
     return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})
