@@ -197,3 +197,58 @@ def test_site_effect_before_and_after():
     assert k == 3 and p < 1e-6
     table = site_effect_table(X, ["f0", "f1"], "cohort", train_sites=["a", "b"])
     assert (table["kw_p_before"] < 1e-6).all() and (table["kw_p_after"] > 1e-3).all()
+
+
+# ------------------------------------------------------------------------------ perturbation
+
+
+def test_perturbations_are_reproducible_and_change_what_they_should(sphere_case):
+    from acceflow.imaging.perturb import PERTURBATIONS, estimate_noise_sd, perturb_scan
+
+    image, mask = sphere_case
+    assert estimate_noise_sd(image) == pytest.approx(5.0, rel=0.15)  # the fixture's noise SD is 5
+    n0 = int(sitk.GetArrayFromImage(mask).sum())
+    img1, msk1, d1 = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x")
+    img1b, msk1b, _ = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x")
+    _, _, d2 = perturb_scan(image, mask, PERTURBATIONS, 2, seed=3, scan_id="x")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img1), sitk.GetArrayFromImage(img1b))
+    assert d1 != d2 and abs(d1["rotation_deg"]) <= 15 and abs(d1["volume_fraction"]) <= 0.2
+    n1 = int(sitk.GetArrayFromImage(msk1).sum())
+    assert 0.6 * n0 < n1 < 1.4 * n0
+    _, grown, d = perturb_scan(image, mask, ["volume"], 1, seed=0, scan_id="x", volume_fraction=0.2)
+    assert int(sitk.GetArrayFromImage(grown).sum()) == pytest.approx(n0 * (1 + d["volume_fraction"]), rel=0.02)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturb_scan(image, mask, ["zoom"], 1)
+
+
+# ------------------------------------------------------------------------------ model
+
+
+def test_model_with_combat_records_it_and_applies_it_to_unseen_sites():
+    from acceflow.clinical.model import predict_cohort, train
+
+    rng = np.random.default_rng(5)
+    n = 60
+    cohort = np.repeat(["a", "b", "c"], n)
+    z = rng.normal(size=3 * n)
+    shift = np.repeat([0.0, 3.0, -2.0], n)
+    table = pd.DataFrame({"case_id": [f"c{i}" for i in range(3 * n)], "cohort": cohort,
+                          "outcome": (z + rng.normal(0, 0.7, 3 * n) > 0).astype(int),
+                          "f1": z + shift, "f2": rng.normal(size=3 * n) + shift})
+    config = {"seed": 1, "features": None, "clinical": [],
+              "cohorts": {"train": ["a", "b"], "external": ["c"]},
+              "outcome": {"type": "binary", "column": "outcome", "positive": 1},
+              "reproducibility": {"filter_model_features": True},
+              "model": {"learner": "l1_logistic", "include_clinical": False, "Cs": [0.1, 1.0], "inner_folds": 3,
+                        "scoring": "roc_auc", "harmonisation": "combat", "harmonisation_unseen": "error"},
+              "validation": {"cv_folds": 3, "cv_repeats": 1}}
+    model, card, preds, _ = train(table, config)
+    assert card["pipeline"][0] == "harmonise: ComBat" and card["harmonisation"]["training_sites"] == ["a", "b"]
+    assert card["features"] == ["f1", "f2"] and preds["probability"].between(0, 1).all()
+    with pytest.raises(ValueError, match="not in the training data"):
+        predict_cohort(model, card, table, "c")
+    config["model"]["harmonisation_unseen"] = "self"
+    model, card, _, _ = train(table, config)
+    out = predict_cohort(model, card, table, "c")
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(out["outcome"], out["probability"]) > 0.75

@@ -19,8 +19,9 @@ others):
   MAD estimator on a first-order high-pass; Zwanenburg used a wavelet-based estimate of the
   same quantity).
 * ``volume``: the mask grown or shrunk to ``(1 + tau)`` times its volume, ``tau`` uniform in
-  ``[-volume_fraction, volume_fraction]`` (Zwanenburg: tau in -0.20..0.20), by thresholding the
-  signed distance to its boundary at the level that gives that volume.
+  ``[-volume_fraction, volume_fraction]`` (Zwanenburg: tau in -0.20..0.20), by keeping the voxels
+  with the smallest signed distance to its boundary (slightly smoothed to break ties), exactly
+  that many.
 * ``contour``: contour randomisation: the signed distance map plus a smooth Gaussian random field
   (SD ``contour_sd_mm``, Gaussian correlation length ``contour_corr_mm``) thresholded at 0, so
   the boundary moves in and out in patches as a different reader's would. Zwanenburg et al.
@@ -147,10 +148,15 @@ def perturb_scan(image: sitk.Image, mask: sitk.Image, chain, index: int, seed: i
         draws["noise_sd"] = sd
     if "volume" in chain:
         tau = float(rng.uniform(-s["volume_fraction"], s["volume_fraction"]))
-        dist = _signed_distance(msk)
+        from scipy import ndimage
+
+        # the n_target voxels nearest the inside; the distance map is smoothed slightly (half a
+        # voxel) so that the many ties of a voxel grid are broken by the local curvature
+        dist = ndimage.gaussian_filter(_signed_distance(msk).astype(float), 0.5)
         n_target = max(1, int(round((1.0 + tau) * int(sitk.GetArrayViewFromImage(msk).sum()))))
-        level = np.partition(dist.ravel(), n_target - 1)[n_target - 1]
-        msk = _from_array(dist <= level, msk)
+        chosen = np.zeros(dist.size, dtype=bool)
+        chosen[np.argsort(dist, axis=None, kind="stable")[:n_target]] = True
+        msk = _from_array(chosen.reshape(dist.shape), msk)
         draws["volume_fraction"] = tau
     if "contour" in chain:
         dist = _signed_distance(msk)
