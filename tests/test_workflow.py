@@ -96,6 +96,37 @@ def test_demo_dag_writes_the_results_contract(demo_run):
     assert (qc["status"] == "ok").all() and len(qc) == 60 + 40 + 40 + 12
     icc = pd.read_csv(results / "analytical/icc.tsv", sep="\t")
     assert len(icc) > 50 and (icc["n_subjects"] == 12).all() and icc["stable"].any() and not icc["stable"].all()
+    assert (icc["icc_form"] == "ICC(2,1)").all() and (icc["design"] == "test-retest").all()
+    agreement = pd.read_csv(results / "analytical/agreement.tsv", sep="\t")
+    assert list(agreement["feature"]) == list(icc["feature"]) and agreement["ccc"].notna().any()
+    dropped = pd.read_csv(results / "analytical/dropped_features.tsv", sep="\t")
+    stable = (results / "analytical/stable_features.txt").read_text().split()
+    assert sorted(stable + list(dropped["feature"])) == sorted(icc["feature"]) and dropped["reason"].notna().all()
+    assert pd.read_csv(results / "analytical/site_effect.tsv", sep="\t")["kw_p_before"].notna().any()
+    html = (results / "report/dossier.html").read_text()
+    for text in ("Agreement between repeats", "Features dropped as not reproducible", "Site effect and harmonisation"):
+        assert text in html
+
+
+# Features of the demo that measure only factors identical on a rescan (acceflow.demo, "Stable by
+# construction": lesion size, shape and mean contrast); noise-dominated ones measure scan noise.
+STABLE_BY_CONSTRUCTION = [f"original_shape_{n}" for n in (
+    "Elongation", "Flatness", "LeastAxisLength", "MajorAxisLength", "Maximum2DDiameterColumn",
+    "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter", "MeshVolume", "MinorAxisLength",
+    "Sphericity", "SurfaceArea", "SurfaceVolumeRatio", "VoxelVolume")] + [f"original_firstorder_{n}" for n in (
+    "Mean", "Median", "RootMeanSquared", "10Percentile", "90Percentile", "Energy", "TotalEnergy")]
+NOISE_DOMINATED = ["original_firstorder_Kurtosis", "original_firstorder_Skewness", "original_glcm_Idn",
+                   "original_glszm_SmallAreaEmphasis"]
+
+
+def test_demo_stable_set_recovers_the_generators_stable_features(demo_run):
+    _, _, results = demo_run
+    stable = set((results / "analytical/stable_features.txt").read_text().split())
+    recovered = [f for f in STABLE_BY_CONSTRUCTION if f in stable]
+    assert len(recovered) >= 0.8 * len(STABLE_BY_CONSTRUCTION), sorted(set(STABLE_BY_CONSTRUCTION) - stable)
+    assert not stable & set(NOISE_DOMINATED)
+    card = json.loads((results / "clinical/model/model_card.json").read_text())
+    assert set(card["features"]) == stable
 
 
 def test_demo_external_auc_near_the_truth(demo_run):
@@ -210,3 +241,28 @@ def test_snakemake_report_builds(demo_run):
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text(encoding="utf-8", errors="replace")
     assert out.stat().st_size > 100_000 and "dossier.html" in text
+
+
+def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):
+    """Perturbation jobs per scan, ICC(1,1) across them, reader masks' agreement, ComBat in the model."""
+    results = tmp_path / "results"
+    config = yaml.safe_load((REPO / "config/studies/demo_inter_reader.yaml").read_text())
+    config.update(results=str(results), demo={"enabled": True, "n_train": 30, "n_external": [15, 15],
+                                               "n_retest": 0, "n_reader": 5})
+    config["input"]["images"] = str(results / "demo/manifest_inter_reader.tsv")
+    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config["reproducibility"] = {"design": "perturbation", "icc_form": "auto",
+                                 "perturbation": {"n": 3, "max_cases": 6}}
+    config["model"] = {"harmonisation": "combat", "harmonisation_unseen": "self"}
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "perturb.yaml", config))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert len(list((results / "features/perturbations").glob("*.tsv"))) == 6
+    icc = pd.read_csv(results / "analytical/icc.tsv", sep="\t")
+    assert (icc["icc_form"] == "ICC(1,1)").all() and (icc["n_repeats"] == 3).all() and (icc["n_subjects"] == 6).all()
+    seg = pd.read_csv(results / "analytical/segmentation_agreement.tsv", sep="\t")
+    assert len(seg) == 5 and seg["dice"].between(0.5, 1.0).all() and (seg["hd95_mm"] > 0).all()
+    card = json.loads((results / "clinical/model/model_card.json").read_text())
+    assert card["harmonisation"]["method"] == "combat"
+    html = (results / "report/dossier.html").read_text()
+    assert "Segmentation agreement" in html and "estimated on their own cases" in html

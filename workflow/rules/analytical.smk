@@ -1,4 +1,42 @@
-# Analytical validity: ICC per feature from the repeats, and the stable-feature list.
+# Analytical validity: perturbed copies per scan (perturbation design), ICC and agreement per
+# feature from the repeats, the stable-feature list with the reason for every dropped feature,
+# segmentation agreement of two masks of one image, and the site effect before / after ComBat.
+
+if PERTURB:
+
+    rule perturb:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            mask=segmentation_mask,
+            params=extraction_params,
+        output:
+            features=R("features/perturbations/{scan}.tsv"),
+        params:
+            settings=config["reproducibility"]["perturbation"],
+            seed=config["seed"],
+            label=config["extraction"]["label"],
+            on_error=config["on_case_error"],
+        log:
+            R("logs/perturb/{scan}.log"),
+        benchmark:
+            R("benchmarks/perturb/{scan}.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/perturb.py"
+
+    rule perturbation_table:
+        input:
+            scans=R("ingest/scans.tsv"),
+            features=perturbation_features,
+        output:
+            repeats=R("features/repeats_perturbation.tsv"),
+        log:
+            R("logs/perturbation_table.log"),
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/perturbation_table.py"
 
 
 rule icc:
@@ -8,9 +46,12 @@ rule icc:
     output:
         icc=report(R("analytical/icc.tsv"), caption="../report/icc.rst", category="2. Analytical validity"),
         stable=R("analytical/stable_features.txt"),
+        agreement=R("analytical/agreement.tsv"),
+        dropped=R("analytical/dropped_features.tsv"),
     params:
         settings=config["reproducibility"],
         features=config["features"],
+        alpha=config["validation"]["alpha"],
     log:
         R("logs/icc.log"),
     benchmark:
@@ -19,3 +60,35 @@ rule icc:
         "../../envs/statistics.yaml"
     script:
         "../scripts/icc.py"
+
+
+rule segmentation_agreement:
+    input:
+        scans=R("ingest/scans.tsv") if IMAGES else [],
+        masks=reader_masks if IMAGES else [],
+    output:
+        table=R("analytical/segmentation_agreement.tsv"),
+    params:
+        label=config["extraction"]["label"],
+    log:
+        R("logs/segmentation_agreement.log"),
+    conda:
+        "../../envs/imaging.yaml"
+    script:
+        "../scripts/segmentation_agreement.py"
+
+
+rule site_effect:
+    input:
+        features=R("features/features.tsv"),
+        stable=R("analytical/stable_features.txt"),
+    output:
+        table=R("analytical/site_effect.tsv"),
+    params:
+        config=config,
+    log:
+        R("logs/site_effect.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/site_effect.py"

@@ -128,10 +128,43 @@ def scan_features(wildcards):
     return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
 
 
+DESIGN = config["reproducibility"]["design"]
+PERTURB = IMAGES and DESIGN == "perturbation" and not config["input"]["repeats"]
+
+
 def repeats_input(wildcards):
+    """The long repeat table of the design: input.repeats, the perturbed copies, or the manifest's repeats."""
     if config["input"]["repeats"]:
         return config["input"]["repeats"]
+    if PERTURB:
+        return R("features/repeats_perturbation.tsv")
     return R("features/repeats.tsv") if IMAGES else []
+
+
+def perturbed_scans():
+    """Primary scans of the training cohorts (the first max_cases cases) for the perturbation design."""
+    scans = scans_table()
+    keep = scans[(scans["primary"] == "True") & scans["cohort"].isin(config["cohorts"]["train"])]
+    cases = sorted(keep["case_id"].unique())
+    limit = config["reproducibility"]["perturbation"]["max_cases"]
+    if limit:
+        keep = keep[keep["case_id"].isin(cases[:limit])]
+    return list(keep.index)
+
+
+def perturbation_features(wildcards):
+    return expand(R("features/perturbations/{scan}.tsv"), scan=perturbed_scans())
+
+
+def reader_pairs():
+    """Scans that share an image with another scan of the same case (two masks of one image)."""
+    scans = scans_table().reset_index()
+    counts = scans.groupby(["case_id", "image"])["scan_id"].transform("count")
+    return scans[counts >= 2]
+
+
+def reader_masks(wildcards):
+    return sorted(set(reader_pairs()["mask"]) - {""})
 
 
 def input_files(wildcards):

@@ -1,10 +1,10 @@
-"""ICC per feature from the repeats and the stable-feature list (acceflow.analytical.icc)."""
+"""ICC, agreement and the stable-feature list from the repeats (acceflow.analytical)."""
 import pandas as pd
 
-from acceflow.analytical.icc import icc_table, stable_features
+from acceflow.analytical.agreement import AGREEMENT_COLUMNS, agreement_table
+from acceflow.analytical.icc import _COLUMNS as COLUMNS
+from acceflow.analytical.icc import icc_table, resolve_icc_form, select_stable
 from acceflow.config import log_to
-
-COLUMNS = ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats", "stable", "koo_li_band"]
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings
@@ -13,11 +13,20 @@ with log_to(snakemake.log[0]):
     features = [c for c in long.columns if c not in ("case_id", "repeat")]
     if snakemake.params.features:
         features = [c for c in features if c in snakemake.params.features]
-    if len(long) and features:
-        table = icc_table(long, features, form=s["icc_form"], threshold=s["threshold"])
+    form = resolve_icc_form(s["icc_form"], s["design"])
+    if len(long) and features and long["repeat"].nunique() >= 2:
+        print(f"design {s['design']}: {form}, {long['case_id'].nunique()} subjects, {len(features)} features")
+        table = icc_table(long, features, form=form, threshold=s["threshold"])
+        kept, dropped = select_stable(table, s["threshold"], s.get("max_wcv"))
+        table["stable"] = table["feature"].isin(kept)
+        agreement = agreement_table(long, features, alpha=snakemake.params.alpha)
     else:
         print("no repeated measurements: reproducibility not assessed")
-        table = pd.DataFrame(columns=COLUMNS)
+        table, agreement = pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=AGREEMENT_COLUMNS)
+        kept, dropped = [], pd.DataFrame(columns=["feature", "icc", "ci_low", "wcv", "reason"])
+    table["design"] = s["design"]
     table.to_csv(snakemake.output.icc, sep="\t", index=False, float_format="%.10g")
+    agreement.to_csv(snakemake.output.agreement, sep="\t", index=False, float_format="%.10g")
+    dropped.to_csv(snakemake.output.dropped, sep="\t", index=False, float_format="%.10g")
     with open(snakemake.output.stable, "w") as fh:
-        fh.writelines(f"{f}\n" for f in (stable_features(table) if len(table) else []))
+        fh.writelines(f"{f}\n" for f in kept)

@@ -19,7 +19,18 @@ import numpy as np
 import pandas as pd
 import pingouin
 
-__all__ = ["icc_table", "within_subject_cv", "koo_li_band", "stable_features"]
+__all__ = ["icc_table", "within_subject_cv", "koo_li_band", "stable_features", "resolve_icc_form",
+           "select_stable", "ICC_FORM_BY_DESIGN"]
+
+#: The ICC form used for each reproducibility design when ``reproducibility.icc_form`` is ``auto``.
+#: test-retest: Koo & Li (2016) advise a two-way model with *absolute agreement* for test-retest
+#: reliability (a systematic shift between scan sessions is measurement error); the two-way mixed
+#: and random absolute-agreement single-measure ICCs are computed identically (McGraw & Wong 1996,
+#: ICC(A,1)), i.e. Shrout & Fleiss ICC(2,1). inter-reader: readers are a sample of the readers the
+#: biomarker will meet and their differences count: ICC(2,1) (two-way random, absolute agreement).
+#: perturbation: the perturbed images are exchangeable draws, not fixed "raters": ICC(1,1), one-way
+#: random (Zwanenburg et al. 2019, Sci Rep 9:614).
+ICC_FORM_BY_DESIGN = {"test-retest": "ICC(2,1)", "inter-reader": "ICC(2,1)", "perturbation": "ICC(1,1)"}
 
 # canonical Shrout & Fleiss name -> pingouin Type names (>= 0.7 and older releases)
 _FORMS = {
@@ -301,3 +312,85 @@ def stable_features(icc_df):
     if missing:
         raise ValueError(f"icc_df must be an icc_table() result; missing columns {sorted(missing)}")
     return icc_df.loc[icc_df["stable"].astype(bool), "feature"].tolist()
+
+
+def resolve_icc_form(form, design="test-retest"):
+    """The ICC form to use: ``form`` itself, or the design's default when ``form`` is ``"auto"``.
+
+    Parameters
+    ----------
+    form : str
+        ``"auto"`` or one of the six Shrout & Fleiss forms (pingouin's names accepted).
+    design : str
+        ``"test-retest"``, ``"inter-reader"`` or ``"perturbation"`` (see :data:`ICC_FORM_BY_DESIGN`).
+
+    Returns
+    -------
+    str : canonical form name, e.g. ``"ICC(2,1)"``.
+
+    Examples
+    --------
+    >>> resolve_icc_form("auto", "perturbation"), resolve_icc_form("ICC3", "perturbation")
+    ('ICC(1,1)', 'ICC(3,1)')
+    """
+    if str(form).strip().lower() == "auto":
+        if design not in ICC_FORM_BY_DESIGN:
+            raise ValueError(f"design must be one of {list(ICC_FORM_BY_DESIGN)}; got {design!r}")
+        return ICC_FORM_BY_DESIGN[design]
+    return _canonical_form(form)
+
+
+def select_stable(icc_df, threshold=0.75, max_wcv=None):
+    """Stable-feature selection with the reason for every dropped feature.
+
+    A feature is kept when the lower bound of its ICC 95% CI reaches ``threshold`` (Koo & Li 2016
+    apply the bands to the CI; Zwanenburg et al. 2019 select on the lower bound) and, when
+    ``max_wcv`` is given, its within-subject CV does not exceed it.
+
+    Parameters
+    ----------
+    icc_df : pandas.DataFrame
+        :func:`icc_table` result (``feature``, ``icc``, ``ci_low``, ``wcv``).
+    threshold : float
+        Minimum lower 95% CI bound of the ICC.
+    max_wcv : float or None
+        Cap on the wCV (a fraction, 0.1 = 10%); None: no cap.
+
+    Returns
+    -------
+    kept : list of str
+        Stable features in table order.
+    dropped : pandas.DataFrame
+        ``feature, icc, ci_low, wcv, reason`` for every feature not kept.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"feature": ["a", "b", "c"], "icc": [0.95, 0.8, 0.99],
+    ...                   "ci_low": [0.9, 0.6, 0.97], "wcv": [0.05, 0.1, 0.4]})
+    >>> kept, dropped = select_stable(t, 0.75, max_wcv=0.2)
+    >>> kept, dropped["reason"].tolist()
+    (['a'], ['ICC 95% CI lower bound 0.6 < 0.75', 'wCV 0.4 > 0.2'])
+    """
+    missing = {"feature", "ci_low"} - set(icc_df.columns)
+    if missing:
+        raise ValueError(f"icc_df must be an icc_table() result; missing columns {sorted(missing)}")
+    kept, dropped = [], []
+    for _, row in icc_df.iterrows():
+        low = float(row["ci_low"])
+        wcv = float(row["wcv"]) if "wcv" in row and pd.notna(row["wcv"]) else float("nan")
+        reasons = []
+        if np.isnan(low):
+            reasons.append("ICC undefined (constant feature or fewer than 2 complete subjects)")
+        elif low < threshold:
+            reasons.append(f"ICC 95% CI lower bound {low:.3g} < {threshold:g}")
+        if max_wcv is not None:
+            if np.isnan(wcv):
+                reasons.append("wCV undefined (a subject's mean is 0)")
+            elif wcv > max_wcv:
+                reasons.append(f"wCV {wcv:.3g} > {max_wcv:g}")
+        if reasons:
+            dropped.append({"feature": row["feature"], "icc": row.get("icc", np.nan), "ci_low": low, "wcv": wcv,
+                            "reason": "; ".join(reasons)})
+        else:
+            kept.append(row["feature"])
+    return kept, pd.DataFrame(dropped, columns=["feature", "icc", "ci_low", "wcv", "reason"])

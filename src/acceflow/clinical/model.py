@@ -78,7 +78,8 @@ def check_binary(y, cohort: str, min_per_class: int = 2) -> np.ndarray:
 
 def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
                 scoring: str = "roc_auc", learners=("l1_logistic",), selection: str = "none", n_select: int = 10,
-                correlation_threshold: float | None = None) -> GridSearchCV:
+                correlation_threshold: float | None = None, harmonisation: str = "none",
+                batch_column: str = "cohort", unseen: str = "error") -> GridSearchCV:
     """The default model: L1 logistic regression with C chosen by inner stratified cross-validation.
 
     Parameters
@@ -91,7 +92,7 @@ def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int
         Seed of the inner fold assignment and of stochastic learners.
     scoring : str
         scikit-learn scorer the search maximises.
-    learners, selection, n_select, correlation_threshold
+    learners, selection, n_select, correlation_threshold, harmonisation, batch_column, unseen
         See :func:`acceflow.clinical.pipeline.build_search`.
 
     Returns
@@ -100,7 +101,8 @@ def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int
         Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
     """
     return build_search(learners=learners, Cs=Cs, inner_folds=inner_folds, seed=seed, scoring=scoring,
-                        selection=selection, n_select=n_select, correlation_threshold=correlation_threshold)
+                        selection=selection, n_select=n_select, correlation_threshold=correlation_threshold,
+                        harmonisation=harmonisation, batch_column=batch_column, unseen=unseen)
 
 
 def fitted_coefficients(model, features: list[str]) -> tuple[dict, float]:
@@ -234,6 +236,11 @@ def model_spec(kind: str, table: pd.DataFrame, config: dict, stable: list[str] |
     search = dict(learners=tuple(m["learners"] or [m["learner"]]), Cs=m["Cs"], inner_folds=m["inner_folds"],
                   seed=seed, scoring=m["scoring"], selection=m["selection"], n_select=m["n_select"],
                   correlation_threshold=m["correlation_threshold"])
+    harmonise = m.get("harmonisation", "none") != "none"
+    if harmonise:
+        # ComBat (fitted per fold) first; X then carries the site column, so every model names its columns
+        search.update(harmonisation=m["harmonisation"], batch_column="cohort",
+                      unseen=m.get("harmonisation_unseen", "error"))
     clinical = list(config["clinical"])
     imaging, note = model_features(table, {**config, "model": {**m, "include_clinical": False}}, stable)
     if kind == "imaging":
@@ -241,7 +248,9 @@ def model_spec(kind: str, table: pd.DataFrame, config: dict, stable: list[str] |
             imaging, note = imaging + [c for c in clinical if c not in imaging], note + f" + {len(clinical)} clinical covariates"
         return imaging, note, lambda: build_search(**search)
     if kind == "clinical":
-        return clinical, f"{len(clinical)} clinical covariates", lambda: build_search(**{**search, "selection": "none"})
+        plain = {k: v for k, v in search.items() if k not in ("harmonisation", "batch_column", "unseen")}
+        return clinical, f"{len(clinical)} clinical covariates", lambda: build_search(
+            **{**plain, "selection": "none", "columns": clinical if harmonise else None})
     both = imaging + [c for c in clinical if c not in imaging]
     if kind == "combined_early":
         return both, note + f" + {len(clinical)} clinical covariates, concatenated (early fusion)", \
@@ -279,6 +288,8 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
                      "+".join(config["cohorts"]["train"]), min_per_class=config["validation"]["cv_folds"])
     feats, note, make = model_spec(kind, table, config, stable)
     X = rows[feats].apply(pd.to_numeric, errors="coerce")
+    if config["model"].get("harmonisation", "none") != "none":
+        X.insert(0, "cohort", rows["cohort"].astype(str).to_numpy())  # ComBat's batch column
     return rows, X, y, feats, note, make
 
 
@@ -347,6 +358,10 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
                                 f"repeats, of the whole pipeline (learner and hyper-parameters chosen by inner "
                                 f"{m['inner_folds']}-fold CV in each outer fold); out-of-fold probabilities "
                                 f"averaged over repeats"),
+        "harmonisation": {"method": m.get("harmonisation", "none"), "batch_column": "cohort",
+                          "training_sites": sorted(train_rows["cohort"].astype(str).unique()),
+                          "unseen": m.get("harmonisation_unseen", "error"),
+                          "applied_to": "not applied (clinical covariates only)" if kind == "clinical" else "model inputs"},
         "cv_auc_mean": float(folds["auc"].mean()),
         "cv_auc_sd": float(folds["auc"].std(ddof=1)) if len(folds) > 1 else float("nan"),
         "apparent_auc": float(roc_auc_score(y, model.predict_proba(X)[:, 1])),
@@ -385,5 +400,7 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     if rows.empty:
         raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
     X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    if (card.get("harmonisation") or {}).get("method", "none") != "none":
+        X.insert(0, card["harmonisation"]["batch_column"], rows["cohort"].astype(str).to_numpy())
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
     return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})

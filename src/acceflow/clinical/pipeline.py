@@ -180,7 +180,8 @@ def learner_grid(learner: str, Cs, seed: int) -> dict:
 
 def build_search(learners=("l1_logistic",), Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5,
                  seed: int = 42, scoring: str = "roc_auc", selection: str = "none", n_select: int = 10,
-                 correlation_threshold: float | None = None, columns=None) -> GridSearchCV:
+                 correlation_threshold: float | None = None, columns=None, harmonisation: str = "none",
+                 batch_column: str = "cohort", unseen: str = "error") -> GridSearchCV:
     """The model as a search over learners and hyper-parameters (unfitted).
 
     Parameters
@@ -203,14 +204,27 @@ def build_search(learners=("l1_logistic",), Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3
         Correlation filter threshold (None: no filter).
     columns : list of int or str, optional
         Restrict the model to these input columns (used by late fusion); None uses all.
+    harmonisation : {"none", "combat"}
+        ``"combat"`` puts :class:`acceflow.analytical.harmonisation.ComBat` first: X (a DataFrame)
+        must then hold ``batch_column`` (the site), and ComBat is refitted wherever the pipeline
+        is (Johnson, Li & Rabinovic 2007, Biostatistics 8:118).
+    batch_column, unseen : str
+        ComBat's site column and its policy for sites it never saw (``"error"`` or ``"self"``).
 
     Returns
     -------
     sklearn.model_selection.GridSearchCV
-        Pipeline steps: ``select_columns``, ``impute``, ``drop_constant``, ``scale``,
-        ``decorrelate``, ``select``, ``classifier``.
+        Pipeline steps: (``harmonise``), ``select_columns``, ``impute``, ``drop_constant``,
+        ``scale``, ``decorrelate``, ``select``, ``classifier``.
     """
-    steps = [
+    if harmonisation not in ("none", "combat"):
+        raise ValueError(f"harmonisation must be 'none' or 'combat'; got {harmonisation!r}")
+    harmonise = []
+    if harmonisation == "combat":
+        from acceflow.analytical.harmonisation import ComBat
+
+        harmonise = [("harmonise", ComBat(batch=batch_column, unseen=unseen))]
+    steps = harmonise + [
         ("select_columns", ColumnTransformer([("keep", "passthrough", list(columns))], remainder="drop")
          if columns is not None else "passthrough"),
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),

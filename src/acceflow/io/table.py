@@ -197,3 +197,29 @@ def assemble_feature_table(scans_path: str, feature_files: list[str], config: di
     repeats = wide(repeated, ["case_id", "repeat"]) if len(repeated) else pd.DataFrame(columns=["case_id", "repeat"])
     repeats = repeats.sort_values(["case_id", "repeat"], kind="stable").reset_index(drop=True)
     return features, repeats, qc
+
+
+def assemble_perturbation_table(scans_path: str, perturbation_files: list[str]) -> pd.DataFrame:
+    """Long repeat table (``case_id, repeat``, features) from ``features/perturbations/{scan}.tsv``.
+
+    Each file holds one row per perturbed copy of a scan (``scan_id, perturbation``, features);
+    ``repeat`` is the perturbation id (``p01``, ...). With several modalities the features are
+    prefixed with the modality, as in ``features/features.tsv``; a case is kept for the
+    perturbations that every modality has.
+    """
+    scans = pd.read_csv(scans_path, sep="\t", dtype={"case_id": str, "modality": str, "scan_id": str})
+    frames = [pd.read_csv(f, sep="\t", dtype={"scan_id": str, "perturbation": str}) for f in perturbation_files]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["case_id", "repeat"])
+    rows = pd.concat(frames, ignore_index=True).merge(scans[["scan_id", "case_id", "modality"]], on="scan_id")
+    feature_cols = [c for c in rows.columns if c not in ("scan_id", "perturbation", "case_id", "modality")]
+    modalities = sorted(rows["modality"].fillna("").unique())
+    parts = []
+    for mod in modalities:
+        part = rows.loc[rows["modality"].fillna("") == mod, ["case_id", "perturbation", *feature_cols]]
+        if len(modalities) > 1:
+            part = part.rename(columns={c: f"{mod}_{c}" for c in feature_cols})
+        parts.append(part.set_index(["case_id", "perturbation"]))
+    long = pd.concat(parts, axis=1, join="inner").reset_index().rename(columns={"perturbation": "repeat"})
+    return long.sort_values(["case_id", "repeat"], kind="stable").reset_index(drop=True)

@@ -413,6 +413,116 @@ def _section_study(data: dict, config: Mapping, summary: dict) -> str:
     return "\n".join(out)
 
 
+def _load_analytical(results: Path, config: Mapping) -> dict:
+    """The analytical tables beyond icc.tsv (agreement, dropped features, segmentation, site effect)."""
+    a = results / "analytical"
+    repeats = None
+    for path in (config.get("input", {}).get("repeats"), results / "features" / "repeats.tsv"):
+        if path and Path(path).is_file():
+            repeats = _read_tsv(Path(path), dtype={"case_id": str, "repeat": str})
+            break
+    return {"agreement": _read_tsv(a / "agreement.tsv"), "dropped": _read_tsv(a / "dropped_features.tsv"),
+            "segmentation": _read_tsv(a / "segmentation_agreement.tsv"), "site_effect": _read_tsv(a / "site_effect.tsv"),
+            "repeats": repeats}
+
+
+def _harmonisation_note(card: Mapping) -> dict:
+    """ComBat in the model: method, training sites, policy, and the external cohorts it never saw."""
+    h = card.get("harmonisation") or {"method": "none"}
+    unseen = [c for c in (card.get("external_cohorts") or []) if c not in (h.get("training_sites") or [])]
+    return {"harmonisation": h.get("method", "none"), "harmonisation_training_sites": h.get("training_sites"),
+            "harmonisation_unseen_policy": h.get("unseen"),
+            "harmonisation_unseen_cohorts": unseen if h.get("method", "none") != "none" else []}
+
+
+def _analytical_summary(data: dict, config: Mapping) -> dict:
+    rep = config.get("reproducibility") or {}
+    icc = data.get("icc")
+    out = {"reproducibility_design": rep.get("design"), "max_wcv": rep.get("max_wcv"),
+           "n_dropped_features": None if data.get("dropped") is None else int(len(data["dropped"]))}
+    seg = data.get("segmentation")
+    if seg is not None and len(seg):
+        out.update(n_mask_pairs=int(len(seg)), median_dice=float(seg["dice"].median()),
+                   median_hd95_mm=float(seg["hd95_mm"].median()))
+    se = data.get("site_effect")
+    if se is not None and len(se):
+        out.update(n_features_site_effect_before=int((pd.to_numeric(se["kw_p_before"], errors="coerce") < 0.05).sum()),
+                   n_features_site_effect_after=int((pd.to_numeric(se["kw_p_after"], errors="coerce") < 0.05).sum()))
+    out.update(_harmonisation_note(data.get("card") or {}))
+    if icc is not None and "design" in icc and len(icc):
+        out["reproducibility_design"] = str(icc["design"].iloc[0])
+    return out
+
+
+def _section_analytical_more(data: dict, summary: Mapping) -> str:
+    """Agreement, dropped features, segmentation agreement and site effect (after the ICC part)."""
+    out = []
+    agr, card = data.get("agreement"), data.get("card") or {}
+    coefs = card.get("coefficients") or {}
+    top = [f for f, c in sorted(coefs.items(), key=lambda kv: -abs(_f(kv[1]) or 0)) if _f(c)]
+    if agr is not None and len(agr):
+        out.append("<h3>Agreement between repeats</h3>")
+        shown = agr.set_index("feature")
+        feats = [f for f in top if f in shown.index][:10] or list(shown.index[:10])
+        rows = [[f, _num(r["wcv"]), _num(r["rc"]), _ci(r["ccc"], r["ccc_ci_low"], r["ccc_ci_high"]),
+                 _num(r["ba_bias"]), f"{_num(r['ba_loa_low'])} to {_num(r['ba_loa_high'])}"]
+                for f, r in shown.loc[feats].iterrows()]
+        out.append(_p("Within-subject CV (root-mean-square), repeatability coefficient (1.96·√2·wSD), Lin's "
+                      "concordance correlation coefficient with 95% CI and Bland–Altman bias with 95% limits of "
+                      "agreement (second repeat minus first) of the model's most weighted features (all features: "
+                      "<code>analytical/agreement.tsv</code>). CCC and Bland–Altman need two repeats."))
+        out.append(_table(["Feature", "wCV", "RC", "CCC (95% CI)", "BA bias", "BA 95% limits"], rows))
+        rep = data.get("repeats")
+        if rep is not None and "repeat" in rep and rep["repeat"].nunique() == 2:
+            out.append(_figure(lambda: F.bland_altman_figure(rep, feats[:4]),
+                               "<strong>Bland–Altman plots</strong> of the model's most weighted features: "
+                               "difference of the repeats against their mean; solid line the bias, dashed lines "
+                               "the 95% limits of agreement.", "Bland–Altman plots"))
+    dropped = data.get("dropped")
+    if dropped is not None and len(dropped):
+        out.append("<h3>Features dropped as not reproducible</h3>")
+        out.append(_p(f"{len(dropped)} feature(s) did not meet the stability criterion and were not offered to "
+                      "the model; the reason for each is below (also <code>analytical/dropped_features.tsv</code>)."))
+        out.append(_table(["Feature", "ICC", "CI lower bound", "wCV", "Reason"],
+                          [[r["feature"], _num(r["icc"]), _num(r["ci_low"]), _num(r["wcv"]), r["reason"]]
+                           for _, r in dropped.head(300).iterrows()]))
+    seg = data.get("segmentation")
+    if seg is not None and len(seg):
+        out.append("<h3>Segmentation agreement</h3>")
+        out.append(_p(f"{len(seg)} pair(s) of masks of one image (<code>analytical/segmentation_agreement.tsv</code>)."))
+        q = seg[["dice", "jaccard", "hd95_mm", "msd_mm"]].apply(pd.to_numeric, errors="coerce")
+        out.append(_table(["Measure", "Median", "IQR"],
+                          [[name, _num(q[c].median()), f"{_num(q[c].quantile(0.25))} – {_num(q[c].quantile(0.75))}"]
+                           for name, c in (("Dice", "dice"), ("Jaccard", "jaccard"), ("HD95 (mm)", "hd95_mm"),
+                                           ("Mean surface distance (mm)", "msd_mm"))]))
+    se = data.get("site_effect")
+    if se is not None and len(se):
+        out.append("<h3>Site effect and harmonisation</h3>")
+        h = summary.get("harmonisation", "none")
+        text = (f"Kruskal–Wallis test across cohorts per candidate model feature: {summary.get('n_features_site_effect_before')} "
+                f"of {len(se)} features differ between cohorts at p &lt; 0.05 before ComBat, "
+                f"{summary.get('n_features_site_effect_after')} after ComBat fitted on the training cohorts "
+                "(cohorts absent from training mapped on their own location and scale for this comparison). ")
+        if h == "none":
+            text += "The model does <strong>not</strong> harmonise (<code>model.harmonisation: none</code>)."
+        else:
+            text += (f"The model harmonises with ComBat inside its pipeline (refitted per cross-validation fold, "
+                     f"frozen with the model; training sites {_e(_join(summary.get('harmonisation_training_sites') or []))}).")
+            unseen = summary.get("harmonisation_unseen_cohorts") or []
+            if unseen:
+                policy = summary.get("harmonisation_unseen_policy")
+                text += (f" External cohort(s) {_e(_join(unseen))} were never seen in training: " + (
+                    "<strong>their location and scale were estimated on their own cases</strong> (features only, no "
+                    "outcomes; <code>model.harmonisation_unseen: self</code>), so their predictions depend on the "
+                    "other cases of the same cohort." if policy == "self" else "the policy is to stop with an error."))
+        out.append(_p(text, "warn" if summary.get("harmonisation_unseen_cohorts") else ""))
+        out.append(_figure(lambda: F.site_effect_figure(se),
+                           "<strong>Site effect before and after ComBat.</strong> One dot per feature: −log10 of the "
+                           "Kruskal–Wallis p value across cohorts before (x) and after (y) harmonisation; dashed lines "
+                           "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after"))
+    return "\n".join(out)
+
+
 def _section_analytical(data: dict, s: dict) -> str:
     out = ["<h2 id=\"analytical\">2. Analytical validity</h2>"]
     icc, threshold = data["icc"], s.get("threshold")
@@ -424,8 +534,11 @@ def _section_analytical(data: dict, s: dict) -> str:
                       f"intraclass correlation could be computed ({why}). The measurement error of the "
                       "features is unknown and the model features could not be filtered for stability.",
                       "warn"))
+        more = _section_analytical_more(data, s)
+        out.append(more)
         return "\n".join(out)
     out.append(_kv_table([
+        ("Design", s.get("design") or "—"),
         ("ICC form", ", ".join(s["forms"]) or "—"),
         ("Features assessed", s["n_features"]),
         ("Subjects", ", ".join(map(str, s["n_subjects"])) or "—"),
@@ -445,6 +558,7 @@ def _section_analytical(data: dict, s: dict) -> str:
         "moderate &lt; 0.75, good ≤ 0.9, excellent &gt; 0.9). The dashed line is the stability threshold: a "
         "feature whose whole interval lies to its right is stable.",
         "ICC per feature with 95% CI"))
+    out.append(_section_analytical_more(data, s))
     return "\n".join(out)
 
 
@@ -824,9 +938,13 @@ def build_dossier(
     results = Path(results_dir)
     cohorts = list(cohorts)
     data = _load(results, cohorts)
+    data.update(_load_analytical(results, config))
     threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
     icc = _icc_summary(data["icc"], threshold)
     summary = _summarise(data, icc, config, cohorts)
+    extra = _analytical_summary(data, config)
+    summary.update(extra)
+    icc.update(extra, design=extra.get("reproducibility_design"))
     if provenance is None:
         provenance = _read_json(results / "report" / "provenance.json")
     if rulegraph_svg is None and (results / "report" / "rulegraph.svg").is_file():

@@ -40,6 +40,8 @@ __all__ = [
     "figure_to_base64_png",
     "feature_group",
     "icc_figure",
+    "bland_altman_figure",
+    "site_effect_figure",
     "roc_figure",
     "save_figure",
 ]
@@ -378,3 +380,62 @@ def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detaile
         ax.set_title(f"Analytical validity: feature reproducibility {forms}".strip())
     return fig
 
+
+
+# ------------------------------------------------------------------ agreement and site effect
+
+
+def bland_altman_figure(repeats: pd.DataFrame, features, subject: str = "case_id", rater: str = "repeat",
+                        max_features: int = 4) -> Figure:
+    """Bland–Altman plots (Bland & Altman 1986) of up to ``max_features`` features of a two-repeat table.
+
+    x: mean of the two repeats; y: second minus first (repeats in sorted order); solid line the
+    bias, dashed lines the 95% limits of agreement (bias ± 1.96 SD).
+    """
+    from acceflow.analytical.agreement import bland_altman
+
+    features = [f for f in features if f in repeats][:max_features]
+    order = sorted(repeats[rater].astype(str).unique())
+    if len(order) != 2 or not features:
+        raise ValueError("a Bland–Altman plot needs a two-repeat table and at least one of the features")
+    rows, cols = _grid(len(features), 2)
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), layout="constrained", squeeze=False)
+        for ax, f in zip(axes.ravel(), features):
+            wide = repeats.assign(**{rater: repeats[rater].astype(str)}).pivot(index=subject, columns=rater,
+                                                                                 values=f)[order].dropna()
+            x, y = wide[order[0]].to_numpy(float), wide[order[1]].to_numpy(float)
+            ba = bland_altman(x, y)
+            ax.scatter((x + y) / 2, y - x, s=12, color="#1f77b4")
+            ax.axhline(ba["bias"], color="black", lw=1)
+            for v in (ba["loa_low"], ba["loa_high"]):
+                ax.axhline(v, color="black", ls="--", lw=0.8)
+            ax.set_title(feature_group(f)[1], fontsize=8)
+            ax.set_xlabel("mean of the two repeats", fontsize=7)
+            ax.set_ylabel(f"{order[1]} − {order[0]}", fontsize=7)
+        for ax in axes.ravel()[len(features):]:
+            ax.set_visible(False)
+    return fig
+
+
+def site_effect_figure(site_effect_df: pd.DataFrame, alpha: float = 0.05) -> Figure:
+    """Kruskal–Wallis −log10 p across sites per feature, before vs after ComBat (one dot per feature)."""
+    d = site_effect_df.copy()
+    for col in ("kw_p_before", "kw_p_after"):
+        d[col] = -np.log10(pd.to_numeric(d[col], errors="coerce").clip(lower=1e-300))
+    d = d.dropna(subset=["kw_p_before", "kw_p_after"])
+    if d.empty:
+        raise ValueError("no feature with a site-effect test")
+    top = float(max(d["kw_p_before"].max(), d["kw_p_after"].max(), -np.log10(alpha)) * 1.05)
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(5.0, 4.6), layout="constrained")
+        ax.scatter(d["kw_p_before"], d["kw_p_after"], s=12, alpha=0.8)
+        ax.plot([0, top], [0, top], color="lightgrey", lw=1)
+        ax.axhline(-np.log10(alpha), color="black", ls="--", lw=0.8)
+        ax.axvline(-np.log10(alpha), color="black", ls="--", lw=0.8)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("site effect before ComBat, −log10 p (Kruskal–Wallis)")
+        ax.set_ylabel("after ComBat, −log10 p")
+        ax.set_title("Site effect per feature before and after harmonisation")
+    return fig

@@ -1,0 +1,28 @@
+"""N perturbed copies of one scan and their features (acceflow.imaging.perturb, Zwanenburg 2019)."""
+import pandas as pd
+
+from acceflow.config import log_to
+from acceflow.imaging.extract import extract_features, load_params
+from acceflow.imaging.perturb import perturb_scan
+from acceflow.io.images import read_image
+
+with log_to(snakemake.log[0]):
+    scan, s = snakemake.wildcards.scan, snakemake.params.settings
+    image, mask = read_image(snakemake.input.image), read_image(snakemake.input.mask)
+    params = load_params(snakemake.input.params)
+    options = {k: s.get(k) for k in ("rotation_deg", "volume_fraction", "contour_sd_mm", "contour_corr_mm")}
+    rows = []
+    for i in range(1, s["n"] + 1):
+        try:
+            img, msk, draws = perturb_scan(image, mask, s["chain"], i, seed=snakemake.params.seed, scan_id=scan,
+                                           label=snakemake.params.label, **options)
+            features, _ = extract_features(img, msk, params, label=1)
+        except Exception as exc:  # noqa: BLE001 - one failed copy is reported; the ICC drops the case
+            if snakemake.params.on_error == "stop":
+                raise
+            print(f"perturbation {i} of {scan} failed: {exc!r}")
+            continue
+        print(f"perturbation {i}: {draws}")
+        rows.append({"scan_id": scan, "perturbation": f"p{i:02d}", **features})
+    pd.DataFrame(rows, columns=None if rows else ["scan_id", "perturbation"]).to_csv(
+        snakemake.output.features, sep="\t", index=False)

@@ -1,0 +1,8 @@
+"""Long repeat table of the perturbed copies (acceflow.io.table.assemble_perturbation_table)."""
+from acceflow.config import log_to
+from acceflow.io.table import assemble_perturbation_table
+
+with log_to(snakemake.log[0]):
+    long = assemble_perturbation_table(snakemake.input.scans, list(snakemake.input.features))
+    long.to_csv(snakemake.output.repeats, sep="\t", index=False)
+    print(f"{long['case_id'].nunique() if len(long) else 0} cases, {len(long)} perturbed copies")
