@@ -240,7 +240,9 @@ def test_model_with_combat_records_it_and_applies_it_to_unseen_sites():
               "outcome": {"type": "binary", "column": "outcome", "positive": 1},
               "reproducibility": {"filter_model_features": True},
               "model": {"learner": "l1_logistic", "include_clinical": False, "Cs": [0.1, 1.0], "inner_folds": 3,
-                        "scoring": "roc_auc", "harmonisation": "combat", "harmonisation_unseen": "error"},
+                        "scoring": "roc_auc", "harmonisation": "combat", "harmonisation_unseen": "error",
+                        "learners": None, "selection": "none", "n_select": 10, "correlation_threshold": None,
+                        "primary": "imaging", "comparators": "auto", "threshold": "youden", "threshold_target": None},
               "validation": {"cv_folds": 3, "cv_repeats": 1}}
     model, card, preds, _ = train(table, config)
     assert card["pipeline"][0] == "harmonise: ComBat" and card["harmonisation"]["training_sites"] == ["a", "b"]
