@@ -229,7 +229,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
     Raises
     ------
     CohortError
-        When the training cohorts lack either outcome class.
+        When the training cohorts lack either outcome class, or have fewer events (cases of the
+        rarer class) than ``model.min_events``.
     """
     from acceflow.io.manifest import binary_outcome
 
@@ -238,6 +239,15 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
     y = check_binary(binary_outcome(train_rows[config["outcome"]["column"]], config["outcome"]["positive"]),
                      "+".join(config["cohorts"]["train"]), min_per_class=v["cv_folds"])
     feats, note = model_features(table, config, stable)
+    events = int(min(y.sum(), len(y) - y.sum()))
+    min_events = int(m.get("min_events", 10))
+    if events < min_events:
+        raise CohortError(
+            f"cohort {'+'.join(config['cohorts']['train'])}: {events} events (cases of the rarer outcome class, "
+            f"{int(y.sum())} positive / {len(y) - int(y.sum())} negative) for {len(feats)} candidate features; "
+            f"a model needs at least model.min_events = {min_events} (Riley et al. 2020, BMJ 368:m441). Add "
+            f"training cases, pool training cohorts, or lower model.min_events knowingly (a smaller model "
+            f"will overfit and its internal validation is unstable)")
     X = train_rows[feats].apply(pd.to_numeric, errors="coerce")
 
     def make():
@@ -262,6 +272,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None):
         "outcome": dict(config["outcome"]),
         "n_train": int(len(y)),
         "n_events_train": int(y.sum()),
+        "events_per_candidate_feature": events / len(feats),
+        "min_events": min_events,
         "seed": seed,
         "validation": "external" if config["cohorts"]["external"] else "internal",
         "internal_validation": (f"repeated stratified {v['cv_folds']}-fold cross-validation, {v['cv_repeats']} "
@@ -286,7 +298,8 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     Raises
     ------
     CohortError
-        When the cohort has no case in the table.
+        When the cohort has no case in the table, or a single outcome class (AUC and calibration
+        are then undefined).
     """
     from acceflow.io.manifest import binary_outcome
 
@@ -295,4 +308,8 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
         raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
     X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
+    if y.nunique() < 2:
+        raise CohortError(f"cohort {cohort}: all {len(y)} cases have outcome {int(y.iloc[0])} (outcome.positive is "
+                          f"{card['outcome']['positive']!r}); external validation needs both outcome classes: "
+                          f"check outcome.positive and ingest/qc.tsv, or drop the cohort from cohorts.external")
     return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})
