@@ -89,12 +89,12 @@ def survival_reason(time, event) -> str:
     """Why a survival outcome is unusable (``""`` when it is usable)."""
     t = pd.to_numeric(pd.Series([time]), errors="coerce").iloc[0]
     if pd.isna(t):
-        return f"survival time missing or not a number ({time!r}); give the time in days or drop the row"
+        return f"survival time missing or not a number ({time}); give the time in days or drop the row"
     if not np.isfinite(t) or t <= 0:
-        return f"survival time {time!r} is not positive; follow-up must be > 0 days (fix the date arithmetic)"
+        return f"survival time {t:g} is not positive; follow-up must be > 0 days (fix the date arithmetic)"
     e = pd.to_numeric(pd.Series([event]), errors="coerce").iloc[0]
     if pd.isna(e) or e not in (0, 1):
-        return f"survival event {event!r} is not 0 or 1; code the event as 1 (event) or 0 (censored)"
+        return f"survival event {event} is not 0 or 1; code the event as 1 (event) or 0 (censored)"
     return ""
 
 
