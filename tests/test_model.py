@@ -77,3 +77,9 @@ def test_model_file_hash_is_checked(tmp_path):
         fh.write(b"tampered")
     with pytest.raises(ValueError, match="differs from the model card"):
         load_model(tmp_path / "m.joblib", digest)
+
+
+def test_saved_model_file_is_byte_reproducible(tmp_path):
+    """Fit times are dropped from the file: the same data and seed give the same SHA-256."""
+    digests = [save_model(train(_table(), CONFIG)[0], tmp_path / f"m{i}.joblib") for i in range(2)]
+    assert digests[0] == digests[1]

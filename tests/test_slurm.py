@@ -47,11 +47,10 @@ def test_demo_dag_runs_to_the_dossier_under_slurm(tmp_path):
         pytest.skip(f"SLURM cluster cannot start here: {exc}")
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
-    print(f"\nSLURM run of the small demo DAG (60 scans): wall {wall:.1f} s")
+    submitted = log.count("has been submitted with SLURM jobid")
+    print(f"\nSLURM run of the small demo DAG (60 scans): wall {wall:.1f} s, {submitted} SLURM jobs")
     check_contract(results, ["train", "site_B", "site_C"], "outcome")
     assert (pd.read_csv(results / "ingest/qc.tsv", sep="\t")["status"] == "ok").all()
     # the jobs went through sbatch, and the per-scan rules ran in batches (job groups)
     assert "Job" in log and "has been submitted with SLURM jobid" in log, log[-3000:]
-    submitted = log.count("has been submitted with SLURM jobid")
-    assert submitted < 40, f"{submitted} SLURM jobs: the per-scan rules were not grouped"
-    assert (tmp_path / ".snakemake/slurm_logs").is_dir()
+    assert submitted < 20, f"{submitted} SLURM jobs: the per-scan and per-cohort rules were not grouped"

@@ -11,6 +11,7 @@ cross-validation of the *whole* procedure, inner C search included (nested CV; V
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -147,8 +148,25 @@ def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int =
     return per_repeat.mean(axis=0), pd.DataFrame(rows)
 
 
+def without_timings(model):
+    """A shallow copy of a fitted search without its fit/score times (``*_time`` in ``cv_results_``,
+    ``refit_time_``), the only part of a fitted model that differs between identical runs."""
+    if not hasattr(model, "cv_results_"):
+        return model
+    model = copy.copy(model)
+    model.cv_results_ = {k: v for k, v in model.cv_results_.items() if not k.endswith("_time")}
+    if hasattr(model, "refit_time_"):
+        model.refit_time_ = 0.0
+    return model
+
+
 def save_model(model, path: str | os.PathLike) -> str:
-    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card)."""
+    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card).
+
+    Fit and score times are left out (:func:`without_timings`), so that the same data, config and
+    seed give a byte-identical file and hash.
+    """
+    model = without_timings(model)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
