@@ -164,7 +164,7 @@ def test_single_class_external_cohort_is_refused_by_name():
     table = pd.concat([_table(15, 30), _table(0, 10, seed=1).assign(cohort="B")], ignore_index=True)
     table["case_id"] = [f"c{i}" for i in range(len(table))]
     model, card, _, _ = train(table, {**CONFIG, "cohorts": {"train": ["A"], "external": ["B"]}})
-    with pytest.raises(CohortError, match=r"cohort B: all 10 cases have outcome 0.*cohorts.external"):
+    with pytest.raises(CohortError, match=r"cohort B: 0 positive and 10 negative cases.*at least 2 of each.*cohorts.external"):
         predict_cohort(model, card, table, "B")
 
 

@@ -316,8 +316,8 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     Raises
     ------
     CohortError
-        When the cohort has no case in the table, or a single outcome class (AUC and calibration
-        are then undefined).
+        When the cohort has no case in the table, or fewer than 2 cases of an outcome class (AUC
+        with its DeLong CI and calibration are then undefined).
     """
     from acceflow.io.manifest import binary_outcome
 
@@ -326,8 +326,10 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
         raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
     X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
-    if y.nunique() < 2:
-        raise CohortError(f"cohort {cohort}: all {len(y)} cases have outcome {int(y.iloc[0])} (outcome.positive is "
-                          f"{card['outcome']['positive']!r}); external validation needs both outcome classes: "
-                          f"check outcome.positive and ingest/qc.tsv, or drop the cohort from cohorts.external")
+    n_pos = int(y.sum())
+    if min(n_pos, len(y) - n_pos) < 2:
+        raise CohortError(f"cohort {cohort}: {n_pos} positive and {len(y) - n_pos} negative cases (outcome.positive "
+                          f"is {card['outcome']['positive']!r}); external validation needs at least 2 of each (AUC "
+                          f"with DeLong CI, calibration): check outcome.positive and ingest/qc.tsv, add cases, or "
+                          f"drop the cohort from cohorts.external")
     return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})
