@@ -80,9 +80,8 @@ def snakemake_cmd(work: Path, cores: int, *extra: str) -> list[str]:
             "--cores", str(cores), "--configfile", str(work / "config.yaml"), *extra]
 
 
-def count_jobs(results: Path) -> int:
-    log = max((results.parent / ".snakemake/log").glob("*.snakemake.log"), key=os.path.getmtime)
-    return sum(1 for line in log.read_text().splitlines() if line.startswith("Finished job"))
+def count_jobs(log: str) -> int:
+    return sum(1 for line in log.splitlines() if line.startswith("Finished job"))
 
 
 def overhead(work: Path, n_jobs: int, cores: int, kind: str) -> float:
@@ -111,13 +110,13 @@ def main() -> int:
         work.mkdir(exist_ok=True)
         config = demo_config(work / "results", n)
         (work / "config.yaml").write_text(yaml.safe_dump(config))
-        wall, tree, single, proc = run_measured(snakemake_cmd(work, args.cores, "--quiet"))
+        wall, tree, single, proc = run_measured(snakemake_cmd(work, args.cores))
         if proc.returncode:
             print(proc.stderr[-3000:])
             return proc.returncode
         noop, *_ = run_measured(snakemake_cmd(work, args.cores))
         scans = sum(1 for _ in open(work / "results/ingest/qc.tsv")) - 1
-        print(f"{n:>6} {scans:>6} {count_jobs(work / 'results'):>5} {wall:>8.1f} {wall / n:>7.2f} "
+        print(f"{n:>6} {scans:>6} {count_jobs(proc.stderr):>5} {wall:>8.1f} {wall / n:>7.2f} "
               f"{tree / 2**20:>13.0f} {single / 2**20:>13.0f} {noop:>15.1f}", flush=True)
     for kind in ("shell", "run"):
         work = root / f"overhead_{kind}"
