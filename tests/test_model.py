@@ -97,3 +97,9 @@ def test_clinical_and_fusion_models_use_their_columns():
     assert predict_cohort(model_l, card_l, df, "B")["probability"].between(0, 1).all()
     with pytest.raises(ValueError, match="clinical covariates"):
         model_names({**CONFIG, "model": {**CONFIG["model"], "primary": "clinical"}})
+
+
+def test_saved_model_file_is_byte_reproducible(tmp_path):
+    """Fit times are dropped from the file: the same data and seed give the same SHA-256."""
+    digests = [save_model(train(_table(), CONFIG)[0], tmp_path / f"m{i}.joblib") for i in range(2)]
+    assert digests[0] == digests[1]

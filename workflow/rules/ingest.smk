@@ -52,6 +52,7 @@ if IMAGES:
             label=config["extraction"]["label"],
             need_mask=SOURCE == "reference" or not config["segmentation"]["box_mm"],
             default_modality=config["preprocessing"]["default_modality"],
+            on_error=config["on_case_error"],
         log:
             R("logs/ingest.log"),
         benchmark:

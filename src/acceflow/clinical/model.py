@@ -17,6 +17,7 @@ contract's paths; the others are comparators.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -162,8 +163,25 @@ def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int =
     return per_repeat.mean(axis=0), pd.DataFrame(rows)
 
 
+def without_timings(model):
+    """A shallow copy of a fitted search without its fit/score times (``*_time`` in ``cv_results_``,
+    ``refit_time_``), the only part of a fitted model that differs between identical runs."""
+    if not hasattr(model, "cv_results_"):
+        return model
+    model = copy.copy(model)
+    model.cv_results_ = {k: v for k, v in model.cv_results_.items() if not k.endswith("_time")}
+    if hasattr(model, "refit_time_"):
+        model.refit_time_ = 0.0
+    return model
+
+
 def save_model(model, path: str | os.PathLike) -> str:
-    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card)."""
+    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card).
+
+    Fit and score times are left out (:func:`without_timings`), so that the same data, config and
+    seed give a byte-identical file and hash.
+    """
+    model = without_timings(model)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
@@ -278,7 +296,8 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
     Raises
     ------
     CohortError
-        When a class has fewer cases than the outer folds.
+        When a class has fewer cases than the outer folds, or the rarer class fewer than
+        ``model.min_events``.
     """
     from acceflow.io.manifest import binary_outcome
 
@@ -287,6 +306,15 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
     y = check_binary(binary_outcome(rows[config["outcome"]["column"]], config["outcome"]["positive"]),
                      "+".join(config["cohorts"]["train"]), min_per_class=config["validation"]["cv_folds"])
     feats, note, make = model_spec(kind, table, config, stable)
+    events = int(min(y.sum(), len(y) - y.sum()))
+    min_events = int(config["model"].get("min_events", 10))
+    if events < min_events:
+        raise CohortError(
+            f"cohort {'+'.join(config['cohorts']['train'])}: {events} events (cases of the rarer outcome class, "
+            f"{int(y.sum())} positive / {len(y) - int(y.sum())} negative) for {len(feats)} candidate features; "
+            f"a model needs at least model.min_events = {min_events} (Riley et al. 2020, BMJ 368:m441). Add "
+            f"training cases, pool training cohorts, or lower model.min_events knowingly (a smaller model "
+            f"will overfit and its internal validation is unstable)")
     X = rows[feats].apply(pd.to_numeric, errors="coerce")
     if config["model"].get("harmonisation", "none") != "none":
         X.insert(0, "cohort", rows["cohort"].astype(str).to_numpy())  # ComBat's batch column
@@ -321,8 +349,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
     Raises
     ------
     CohortError
-        When the training cohorts lack either outcome class or have fewer events than
-        ``model.min_events``.
+        When the training cohorts lack either outcome class, or have fewer events (cases of the
+        rarer class) than ``model.min_events``.
     """
     kind = kind or config["model"]["primary"]
     seed, m, v = config["seed"], config["model"], config["validation"]
@@ -352,6 +380,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
         "outcome": dict(config["outcome"]),
         "n_train": int(len(y)),
         "n_events_train": int(y.sum()),
+        "events_per_candidate_feature": int(min(y.sum(), len(y) - y.sum())) / len(feats),
+        "min_events": int(m.get("min_events", 10)),
         "seed": seed,
         "validation": "external" if config["cohorts"]["external"] else "internal",
         "internal_validation": (f"repeated stratified {v['cv_folds']}-fold cross-validation, {v['cv_repeats']} "
@@ -392,7 +422,8 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     Raises
     ------
     CohortError
-        When the cohort has no case in the table.
+        When the cohort has no case in the table, or fewer than 2 cases of an outcome class (AUC
+        with its DeLong CI and calibration are then undefined).
     """
     from acceflow.io.manifest import binary_outcome
 
@@ -403,4 +434,10 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     if (card.get("harmonisation") or {}).get("method", "none") != "none":
         X.insert(0, card["harmonisation"]["batch_column"], rows["cohort"].astype(str).to_numpy())
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
+    n_pos = int(y.sum())
+    if min(n_pos, len(y) - n_pos) < 2:
+        raise CohortError(f"cohort {cohort}: {n_pos} positive and {len(y) - n_pos} negative cases (outcome.positive "
+                          f"is {card['outcome']['positive']!r}); external validation needs at least 2 of each (AUC "
+                          f"with DeLong CI, calibration): check outcome.positive and ingest/qc.tsv, add cases, or "
+                          f"drop the cohort from cohorts.external")
     return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": model.predict_proba(X)[:, 1]})

@@ -1,8 +1,15 @@
 """Ingest quality control: one verdict per manifest row, so that one bad case never stops the rest.
 
-Each row is checked for: a cohort named in the config, a known outcome, readable image and mask,
-matching voxel grids (size, spacing in mm, origin in mm, direction), a non-empty region of
-interest, and finite voxel values. The SHA-256 of every input file is recorded for provenance.
+Each row is checked for: a cohort named in the config, a known outcome (binary: a value;
+survival: a positive time and a known event), readable image and mask, matching voxel grids (size,
+spacing in mm, origin in mm, direction), a non-empty region of interest, and finite voxel values.
+A mask with labels other than 0 and ``extraction.label`` is accepted with a note in ``reason``
+(status stays ok): multi-label masks are common (lesion + organ, several lesions) and only the
+configured label is ever used; a user whose region is another label sets ``extraction.label``.
+The SHA-256 of every input file is recorded for provenance.
+
+With ``on_error="stop"`` (config ``on_case_error: stop``) the first unusable scan raises
+:class:`CaseError` with its reason instead of being excluded.
 """
 
 from __future__ import annotations
@@ -15,10 +22,15 @@ from acceflow.io.images import ImageError, geometry_mismatch, mask_voxels, read_
 from acceflow.io.manifest import ManifestError, binary_outcome, sha256_file
 
 QC_COLUMNS = ["case_id", "repeat", "modality", "cohort", "scan_id", "status", "reason"]
+NOTE_PREFIX = "accepted: "
+
+
+class CaseError(ValueError):
+    """One case is unusable and ``on_case_error`` is ``stop``; the message names the case and the fix."""
 
 
 def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int = 1,
-               tolerance: float = 1e-3, need_mask: bool = True) -> str:
+               tolerance: float = 1e-3, need_mask: bool = True, notes: list | None = None) -> str:
     """Check one image/mask pair; return ``""`` when usable, else the reason it is not.
 
     Parameters
@@ -33,6 +45,8 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
         Geometry tolerance in mm (spacing, origin) and for direction cosines.
     need_mask : bool
         Whether a mask is required.
+    notes : list, optional
+        Receives remarks on a usable scan (e.g. mask labels other than 0 and ``label``).
 
     Returns
     -------
@@ -43,7 +57,9 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
         image = read_image(image_path)
         array = sitk.GetArrayViewFromImage(image)
         if not np.isfinite(array).all():
-            return f"image {image_path} has NaN or infinite voxels; fix the export or mask them out"
+            n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
+            return (f"image {image_path} has {n_nan} NaN and {n_inf} infinite voxels; fix the export "
+                    f"(or replace them with a finite background value)")
         if not mask_path:
             return "no mask given; add a mask column or use segmentation.source: otsu with box_mm" if need_mask else ""
         mask = read_image(mask_path)
@@ -60,11 +76,31 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
                 f"set extraction.label or fix the mask")
     if n < min_voxels:
         return f"mask {mask_path} has {n} voxels with label {label}, fewer than the minimum {min_voxels}"
+    if notes is not None:
+        labels = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)))
+        other = [v for v in labels if v not in (0, label)]
+        if other:
+            notes.append(f"mask {mask_path} also has label(s) {other}; only label {label} (extraction.label) "
+                         f"is used")
+    return ""
+
+
+def survival_reason(time, event) -> str:
+    """Why a survival outcome is unusable (``""`` when it is usable)."""
+    t = pd.to_numeric(pd.Series([time]), errors="coerce").iloc[0]
+    if pd.isna(t):
+        return f"survival time missing or not a number ({time}); give the time in days or drop the row"
+    if not np.isfinite(t) or t <= 0:
+        return f"survival time {t:g} is not positive; follow-up must be > 0 days (fix the date arithmetic)"
+    e = pd.to_numeric(pd.Series([event]), errors="coerce").iloc[0]
+    if pd.isna(e) or e not in (0, 1):
+        return f"survival event {event} is not 0 or 1; code the event as 1 (event) or 0 (censored)"
     return ""
 
 
 def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, label: int = 1,
-           min_voxels: int = 1, need_mask: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+           min_voxels: int = 1, need_mask: bool = True,
+           on_error: str = "exclude") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the ingest checks on every manifest row.
 
     Parameters
@@ -77,6 +113,9 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
         Cohorts named in the config.
     label, min_voxels, need_mask
         See :func:`check_scan`.
+    on_error : {"exclude", "stop"}
+        ``exclude``: an unusable scan gets status excluded and its reason; ``stop``: the first one
+        raises :class:`CaseError`.
 
     Returns
     -------
@@ -90,6 +129,8 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
     ------
     ManifestError
         When a cohort named in the config has no row in the manifest.
+    CaseError
+        With ``on_error="stop"``, at the first unusable scan.
     """
     present = set(manifest["cohort"])
     absent = [c for c in [*train, *external] if c not in present]
@@ -100,24 +141,42 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
     wanted = set(train) | set(external)
     reasons = []
     if outcome.get("type", "binary") == "binary":
-        y = binary_outcome(manifest[outcome["column"]], outcome["positive"]) if outcome["column"] in manifest else None
-        if y is None:
+        if outcome["column"] not in manifest:
             raise ManifestError(f"outcome column '{outcome['column']}' is not in the manifest; set outcome.column")
+        y = binary_outcome(manifest[outcome["column"]], outcome["positive"])
     else:
         for key in ("time", "event"):
             if outcome.get(key) not in manifest:
                 raise ManifestError(f"survival {key} column '{outcome.get(key)}' is not in the manifest; set outcome.{key}")
-        y = pd.to_numeric(manifest[outcome["time"]], errors="coerce").where(lambda t: t > 0)
+        y = None
+    if y is not None:  # a property of the data, not of image QC: refuse before any image is processed
+        for cohort in [*train, *external]:
+            values = y[(manifest["cohort"].values == cohort) & manifest["primary"].values].dropna()
+            if values.nunique() < 2:
+                raise ManifestError(
+                    f"cohort {cohort}: " + (f"all {len(values)} cases with a known outcome are "
+                                            f"{'positive' if values.iloc[0] == 1 else 'negative'}"
+                                            if len(values) else "no case has a known outcome") + " (outcome.column "
+                    f"'{outcome['column']}', outcome.positive {outcome['positive']!r}); discrimination and "
+                    f"calibration need both outcome classes: check outcome.positive, or drop the cohort from the config")
     for i, row in enumerate(manifest.itertuples(index=False)):
+        notes: list[str] = []
         if row.cohort not in wanted:
-            reasons.append(f"cohort '{row.cohort}' is in neither cohorts.train nor cohorts.external")
-        elif pd.isna(y.iloc[i]):
-            reasons.append("outcome missing (or survival time not positive); give the outcome or drop the row")
+            reason = f"cohort '{row.cohort}' is in neither cohorts.train nor cohorts.external"
+        elif y is not None and pd.isna(y.iloc[i]):
+            reason = f"outcome missing (column '{outcome['column']}'); give the outcome or drop the row"
+        elif y is None and (reason := survival_reason(manifest[outcome["time"]].iloc[i],
+                                                     manifest[outcome["event"]].iloc[i])):
+            pass
         else:
-            reasons.append(check_scan(row.image, row.mask, label, min_voxels, need_mask=need_mask))
+            reason = check_scan(row.image, row.mask, label, min_voxels, need_mask=need_mask, notes=notes)
+        if reason and on_error == "stop" and row.cohort in wanted:
+            raise CaseError(f"case {row.case_id} (scan {row.scan_id}): {reason}. on_case_error is 'stop'; "
+                            f"fix the case, drop its row, or set on_case_error: exclude to go on without it")
+        reasons.append(reason or "; ".join(NOTE_PREFIX + n for n in notes))
     qc = manifest[["case_id", "repeat", "modality", "cohort", "scan_id"]].copy()
     qc["reason"] = reasons
-    qc["status"] = np.where(qc["reason"] == "", "ok", "excluded")
+    qc["status"] = np.where((qc["reason"] == "") | qc["reason"].str.startswith(NOTE_PREFIX), "ok", "excluded")
     bad_cases = set(qc.loc[(qc["status"] != "ok") & manifest["primary"].values, "case_id"])
     knock_on = (qc["status"] == "ok") & qc["case_id"].isin(bad_cases)
     qc.loc[knock_on, "status"] = "excluded"

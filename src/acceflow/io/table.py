@@ -13,7 +13,7 @@ import pandas as pd
 
 from acceflow.config import outcome_columns
 from acceflow.io.manifest import ManifestError, binary_outcome, read_table
-from acceflow.io.qc import QC_COLUMNS
+from acceflow.io.qc import QC_COLUMNS, CaseError
 
 
 def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
@@ -127,6 +127,11 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
         raise ManifestError(f"{path}: no numeric feature column; list them under 'features' in the config")
     reason = np.where(~df["cohort"].isin(train + external), "cohort is in neither cohorts.train nor cohorts.external",
                       np.where(~_outcome_known(df, config["outcome"]), "outcome missing", ""))
+    failing = (reason != "") & df["cohort"].isin(train + external).to_numpy()
+    if config.get("on_case_error") == "stop" and failing.any():
+        i = int(np.flatnonzero(failing)[0])
+        raise CaseError(f"{path}: case {df['case_id'].iloc[i]}: {reason[i]}. on_case_error is 'stop'; fix the "
+                        f"row, drop it, or set on_case_error: exclude to go on without it")
     qc = pd.DataFrame({"case_id": df["case_id"], "repeat": "", "modality": "", "cohort": df["cohort"],
                        "scan_id": df["case_id"], "status": np.where(reason == "", "ok", "excluded"),
                        "reason": reason})[QC_COLUMNS]
