@@ -15,6 +15,20 @@ import sys
 
 MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
 
+#: Defaults of the ``model`` section (as in the schema), for library callers that pass a partial config.
+MODEL_DEFAULTS = {
+    "learner": "l1_logistic", "learners": None, "include_clinical": False,
+    "Cs": [0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0], "inner_folds": 5, "scoring": "roc_auc",
+    "selection": "none", "n_select": 10, "correlation_threshold": None, "primary": "imaging",
+    "comparators": "auto", "threshold": "youden", "threshold_target": None, "harmonisation": "none",
+    "harmonisation_unseen": "error", "min_events": 10, "cox_penalizers": [0.01, 0.1, 1.0], "cox_l1_ratio": 0.5,
+}
+
+
+def model_settings(config: dict) -> dict:
+    """The config's ``model`` section with schema defaults for the keys it does not give."""
+    return {**MODEL_DEFAULTS, **(config.get("model") or {})}
+
 
 class ConfigError(ValueError):
     """The configuration cannot be run; the message names the key and the fix."""
@@ -105,7 +119,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     ConfigError
         When a model needs clinical covariates and none are configured.
     """
-    m = config["model"]
+    m = model_settings(config)
     primary = m["primary"]
     comparators = m["comparators"]
     if config["outcome"]["type"] == "survival":

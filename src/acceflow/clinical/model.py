@@ -30,7 +30,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from acceflow.clinical.pipeline import build_late_fusion, build_search, chosen_learner
 from acceflow.clinical.validation import decision_threshold
-from acceflow.config import MODEL_KINDS, model_names  # noqa: F401 (re-exported)
+from acceflow.config import MODEL_KINDS, model_names, model_settings  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
 
@@ -230,7 +230,7 @@ def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None =
             feats = kept
         else:
             note = f"{len(feats)} features (no reproducibility filter: no repeats, or no feature met the criterion)"
-    if config["model"]["include_clinical"]:
+    if model_settings(config)["include_clinical"]:
         feats = feats + [c for c in clinical if c not in feats]
         note += f" + {len(clinical)} clinical covariates"
     return feats, note
@@ -250,7 +250,7 @@ def model_spec(kind: str, table: pd.DataFrame, config: dict, stable: list[str] |
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model '{kind}' unknown; use one of {MODEL_KINDS}")
-    seed, m = config["seed"], config["model"]
+    seed, m = config["seed"], model_settings(config)
     search = dict(learners=tuple(m["learners"] or [m["learner"]]), Cs=m["Cs"], inner_folds=m["inner_folds"],
                   seed=seed, scoring=m["scoring"], selection=m["selection"], n_select=m["n_select"],
                   correlation_threshold=m["correlation_threshold"])
@@ -301,13 +301,13 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
     """
     from acceflow.io.manifest import binary_outcome
 
-    kind = kind or config["model"]["primary"]
+    kind = kind or model_settings(config)["primary"]
     rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
     y = check_binary(binary_outcome(rows[config["outcome"]["column"]], config["outcome"]["positive"]),
                      "+".join(config["cohorts"]["train"]), min_per_class=config["validation"]["cv_folds"])
     feats, note, make = model_spec(kind, table, config, stable)
     events = int(min(y.sum(), len(y) - y.sum()))
-    min_events = int(config["model"].get("min_events", 10))
+    min_events = int(model_settings(config)["min_events"])
     if events < min_events:
         raise CohortError(
             f"cohort {'+'.join(config['cohorts']['train'])}: {events} events (cases of the rarer outcome class, "
@@ -316,7 +316,7 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
             f"training cases, pool training cohorts, or lower model.min_events knowingly (a smaller model "
             f"will overfit and its internal validation is unstable)")
     X = rows[feats].apply(pd.to_numeric, errors="coerce")
-    if config["model"].get("harmonisation", "none") != "none":
+    if model_settings(config)["harmonisation"] != "none":
         X.insert(0, "cohort", rows["cohort"].astype(str).to_numpy())  # ComBat's batch column
     return rows, X, y, feats, note, make
 
@@ -352,8 +352,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
         When the training cohorts lack either outcome class, or have fewer events (cases of the
         rarer class) than ``model.min_events``.
     """
-    kind = kind or config["model"]["primary"]
-    seed, m, v = config["seed"], config["model"], config["validation"]
+    kind = kind or model_settings(config)["primary"]
+    seed, m, v = config["seed"], model_settings(config), config["validation"]
     train_rows, X, y, feats, note, make = training_data(table, config, stable, kind)
     oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
     model = make().fit(X, y)
