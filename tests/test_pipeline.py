@@ -51,3 +51,27 @@ def test_unknown_learner_and_selection_are_refused():
         learner_grid("deep_magic", [1.0], 0)
     with pytest.raises(ValueError, match="unknown"):
         build_search(selection="psychic")
+
+
+def test_selection_outside_cv_leaks_and_the_nested_pipeline_does_not():
+    """Pure noise: choosing features on all cases before CV inflates the AUC; nested CV does not."""
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from acceflow.clinical.model import internal_validation
+
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame(rng.normal(size=(60, 1000)))
+    X.columns = [f"f{i}" for i in range(1000)]
+    y = np.r_[np.zeros(30, int), np.ones(30, int)]
+    leaked = SelectKBest(f_classif, k=10).fit(X, y).transform(X)  # fitted on every case: the leak
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    leaky_auc = roc_auc_score(y, cross_val_predict(LogisticRegression(), leaked, y, cv=cv, method="predict_proba")[:, 1])
+    oof, _ = internal_validation(X, y, lambda: build_search(("l1_logistic",), Cs=[0.1, 1.0], inner_folds=3, seed=0,
+                                                            selection="univariate", n_select=10),
+                                 folds=5, repeats=1, seed=0)
+    nested_auc = roc_auc_score(y, oof)
+    assert leaky_auc > 0.8, leaky_auc
+    assert abs(nested_auc - 0.5) < 0.15, nested_auc
