@@ -29,7 +29,7 @@ def config_subset(*keys):
     return {k: config[k] for k in keys}
 
 
-MODEL_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation",
+MODEL_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation", "utility",
                              "reproducibility")
 
 

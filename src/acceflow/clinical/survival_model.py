@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from acceflow.clinical.pipeline import CorrelationFilter
 from acceflow.clinical.survival import PenalizedCox, check_survival, harrell_c, survival_y
+from acceflow.config import model_settings
 
 
 class EventStratifiedKFold(StratifiedKFold):
@@ -97,13 +98,13 @@ def train_survival(table: pd.DataFrame, config: dict, features: list[str], note:
     ValueError
         On non-positive times, events not 0/1, or no event.
     """
-    o, m, v, seed = config["outcome"], config["model"], config["validation"], config["seed"]
+    o, m, v, seed = config["outcome"], model_settings(config), config["validation"], config["seed"]
     rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
     time, event = check_survival(rows[o["time"]], rows[o["event"]])
     y = survival_y(time, event)
     X = rows[features].apply(pd.to_numeric, errors="coerce")
     horizons = list(o.get("horizons") or default_horizons(time, event))
-    horizon = config["utility"].get("horizon") or horizons[len(horizons) // 2]
+    horizon = (config.get("utility") or {}).get("horizon") or horizons[len(horizons) // 2]
 
     def make():
         return build_survival_search(m["cox_penalizers"], m["cox_l1_ratio"], m["inner_folds"], seed,
