@@ -29,8 +29,10 @@ def config_subset(*keys):
     return {k: config[k] for k in keys}
 
 
-MODEL_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation", "utility",
-                             "reproducibility")
+MODEL_CONFIG = {
+    **config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation", "reproducibility"),
+    "utility": {"horizon": config["utility"]["horizon"]},  # survival models predict risk at this horizon
+}
 
 
 def R(path):
