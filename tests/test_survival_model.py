@@ -74,3 +74,16 @@ def test_survival_decision_curve_without_censoring_equals_binary_net_benefit():
     binary = decision_curve((time <= 365).astype(int), risk, thresholds)
     np.testing.assert_allclose(surv["net_benefit_model"], binary["net_benefit_model"], atol=1e-12)
     np.testing.assert_allclose(surv["net_benefit_all"], binary["net_benefit_all"], atol=1e-12)
+
+
+def test_partial_log_likelihood_matches_lifelines():
+    from lifelines import CoxPHFitter
+
+    from acceflow.clinical.survival_model import partial_log_likelihood
+
+    df = _cohort(n=200, seed=4)
+    df["time"] = df["time"] + np.arange(len(df)) * 1e-3  # no ties: Breslow = exact
+    cph = CoxPHFitter().fit(df[["f0", "time", "event"]], "time", "event")
+    lp = cph.params_["f0"] * df["f0"].to_numpy()
+    assert partial_log_likelihood(df["time"], df["event"], lp) * df["event"].sum() == pytest.approx(
+        cph.log_likelihood_, rel=1e-6)

@@ -401,6 +401,10 @@ def auc_metric(y_true, prob):
     return float(_auc_rows(y.astype(bool), p[None, :])[0])
 
 
+#: AUC from which predictions count as quasi-separated (calibration slope not estimable).
+QUASI_SEPARATION_AUC = 0.99
+
+
 def calibration_slope_metric(y_true, prob):
     """Calibration slope (unpenalised logistic recalibration) as a metric; NaN under separation.
 
@@ -436,6 +440,10 @@ def calibration_slope_metric(y_true, prob):
     >>> round(calibration_slope_metric([0, 0, 1, 1, 0, 1], [0.2, 0.3, 0.6, 0.8, 0.55, 0.4]), 3)
     2.125
     """
+    if auc_metric(y_true, prob) >= QUASI_SEPARATION_AUC:
+        # (quasi-)complete separation: the slope's maximum-likelihood estimate runs off to
+        # infinity (Albert & Anderson 1984), so it is not reported
+        return float("nan")
     with warnings.catch_warnings(), np.errstate(over="ignore"):
         warnings.simplefilter("error", PerfectSeparationWarning)
         try:
