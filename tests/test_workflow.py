@@ -69,7 +69,8 @@ def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> No
     assert set(cohorts) <= set(summary["cohorts"])
     provenance = json.loads((results / "report/provenance.json").read_text())
     assert provenance["inputs"] and all(provenance["inputs"].values())
-    assert provenance["rulegraph"]["dot"] and provenance["benchmarks"]["train"]["jobs"] == 1
+    n_models = 1 + len(list((results / "clinical/model/comparators").glob("*/model_card.json")))
+    assert provenance["rulegraph"]["dot"] and provenance["benchmarks"]["train"]["jobs"] == n_models
     assert "report/dossier.html" in provenance["outputs"] and provenance["config_files"]
 
 
