@@ -58,6 +58,23 @@ def test_permutation_importance_validation(fitted):
     assert one["importance_sd"].isna().all()
 
 
+def test_permutation_importance_keeps_the_combat_batch_column_fixed():
+    """A ComBat model needs its batch column: passed unpermuted, never reported as a feature."""
+    from acceflow.analytical.harmonisation import ComBat
+    X, y = _data(n=120)
+    sites = np.repeat(["a", "b"], 60)
+    full = pd.concat([pd.DataFrame({"cohort": sites}), X], axis=1)
+    model = Pipeline([("combat", ComBat(batch="cohort")), ("clf", LogisticRegression())]).fit(full, y)
+    with pytest.raises(ValueError, match="site column"):
+        permutation_importance_auc(model, X, y)  # the batch column is missing
+    imp = permutation_importance_auc(model, X, y, n_repeats=5, seed=0, fixed=full[["cohort"]])
+    assert set(imp["feature"]) == set(X.columns) and imp.loc[0, "feature"] == "signal"
+    from sklearn.metrics import roc_auc_score
+    assert imp.loc[0, "auc_baseline"] == pytest.approx(roc_auc_score(y, model.predict_proba(full)[:, 1]))
+    with pytest.raises(ValueError, match="one row per row"):
+        permutation_importance_auc(model, X, y, fixed=full[["cohort"]].iloc[:10])
+
+
 def test_acceflow_coefficients_matches_model_module(fitted):
     model, X, _ = fitted
     coefs = acceflow_coefficients(model, list(X.columns))

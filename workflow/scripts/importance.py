@@ -4,7 +4,7 @@ import json
 import pandas as pd
 
 from acceflow.clinical.explain import permutation_importance_auc
-from acceflow.clinical.model import load_model
+from acceflow.clinical.model import batch_column, cohort_design, load_model
 from acceflow.config import log_to
 from acceflow.io.manifest import binary_outcome
 
@@ -12,8 +12,11 @@ with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
     model = load_model(snakemake.input.model, card["model_sha256"])
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
-    rows = table[table["cohort"] == snakemake.wildcards.cohort]
-    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    rows, X = cohort_design(card, table, snakemake.wildcards.cohort)
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int).to_numpy()
-    permutation_importance_auc(model, X, y, n_repeats=snakemake.params.repeats, seed=snakemake.params.seed).to_csv(
-        snakemake.output.importance, sep="\t", index=False, float_format="%.10g")
+    batch = batch_column(card)  # ComBat's batch column goes to the model unpermuted
+    fixed = X[[batch]] if batch else None
+    features = X.drop(columns=[batch]) if batch else X
+    permutation_importance_auc(model, features, y, n_repeats=snakemake.params.repeats, seed=snakemake.params.seed,
+                               fixed=fixed).to_csv(snakemake.output.importance, sep="\t", index=False,
+                                                   float_format="%.10g")

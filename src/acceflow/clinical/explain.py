@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
@@ -28,7 +29,7 @@ from acceflow.clinical.validation import (_REPLICATE_ERRORS, _check_alpha, _chec
 __all__ = ["permutation_importance_auc", "acceflow_coefficients", "bootstrap_coefficients"]
 
 
-def permutation_importance_auc(model, X, y, n_repeats=20, seed=0):
+def permutation_importance_auc(model, X, y, n_repeats=20, seed=0, fixed=None):
     """Drop in ROC AUC when each feature is permuted, for a fitted model on one cohort.
 
     Wraps :func:`sklearn.inspection.permutation_importance` with ``scoring="roc_auc"``. The
@@ -53,6 +54,10 @@ def permutation_importance_auc(model, X, y, n_repeats=20, seed=0):
         Number of shuffles per feature.
     seed : int
         ``random_state`` of the shuffles (deterministic for a given seed).
+    fixed : pandas.DataFrame, shape (n, k), optional
+        Columns the model needs but that are not features, such as ComBat's batch column: they
+        are put before ``X``'s columns (row for row) when the model predicts and are never
+        permuted or reported.
 
     Returns
     -------
@@ -89,6 +94,10 @@ def permutation_importance_auc(model, X, y, n_repeats=20, seed=0):
         raise ValueError(f"X must be a pandas DataFrame with the model's feature columns; got {type(X).__name__}")
     y = _check_xy(X, y, "the permutation importance (AUC)")
     n_repeats = _check_n_boot(n_repeats, "n_repeats")
+    if fixed is not None:
+        if not isinstance(fixed, pd.DataFrame) or len(fixed) != len(X):
+            raise ValueError(f"fixed must be a DataFrame with one row per row of X ({len(X)})")
+        model = _WithFixedColumns(model, fixed)
     baseline = float(roc_auc_score(y, _predict(model, X)))
     res = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=n_repeats,
                                  random_state=seed)
@@ -97,6 +106,25 @@ def permutation_importance_auc(model, X, y, n_repeats=20, seed=0):
     out = pd.DataFrame({"feature": [str(c) for c in X.columns], "importance_mean": imp.mean(axis=1),
                         "importance_sd": sd, "auc_baseline": baseline})
     return out.sort_values("importance_mean", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+class _WithFixedColumns(ClassifierMixin, BaseEstimator):
+    """A fitted classifier seen through the columns it needs besides the permuted features."""
+
+    def __init__(self, model, fixed):
+        self.model = model
+        self.fixed = fixed
+
+    @property
+    def classes_(self):
+        return self.model.classes_
+
+    def fit(self, X, y):  # pragma: no cover - never refitted, but sklearn expects the method
+        raise NotImplementedError("a frozen model is not refitted")
+
+    def predict_proba(self, X):
+        full = pd.concat([self.fixed.reset_index(drop=True), pd.DataFrame(X).reset_index(drop=True)], axis=1)
+        return self.model.predict_proba(full)
 
 
 def _changes_columns(step):

@@ -411,6 +411,47 @@ def _describe(model) -> list[str]:
         + [f"stacker: {type(getattr(model, 'final_estimator_', None)).__name__}"]
 
 
+def cohort_design(card: dict, table: pd.DataFrame, cohort: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of one cohort and the design matrix a frozen model expects for them.
+
+    Parameters
+    ----------
+    card : dict
+        The model card (``features``; ``harmonisation`` when ComBat is in the pipeline).
+    table : pandas.DataFrame
+        The feature table (``case_id``, ``cohort``, feature and outcome columns).
+    cohort : str
+        The cohort to select.
+
+    Returns
+    -------
+    rows : pandas.DataFrame, shape (n, ...)
+        The cohort's rows of ``table``, index reset.
+    X : pandas.DataFrame, shape (n, p) or (n, p + 1)
+        The card's features as numbers (unparseable values NaN), preceded by the ComBat batch
+        column (the cohort label) when the model harmonises.
+
+    Raises
+    ------
+    CohortError
+        When the cohort has no case in the table.
+    """
+    rows = table[table["cohort"] == cohort].reset_index(drop=True)
+    if rows.empty:
+        raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
+    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
+    batch = batch_column(card)
+    if batch is not None:
+        X.insert(0, batch, rows["cohort"].astype(str).to_numpy())
+    return rows, X
+
+
+def batch_column(card: dict) -> str | None:
+    """Name of the ComBat batch column a frozen model expects, or None when it does not harmonise."""
+    harmonisation = card.get("harmonisation") or {}
+    return harmonisation["batch_column"] if harmonisation.get("method", "none") != "none" else None
+
+
 def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.DataFrame:
     """Apply a frozen model to one cohort.
 
@@ -427,12 +468,7 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
     """
     from acceflow.io.manifest import binary_outcome
 
-    rows = table[table["cohort"] == cohort].reset_index(drop=True)
-    if rows.empty:
-        raise CohortError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
-    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
-    if (card.get("harmonisation") or {}).get("method", "none") != "none":
-        X.insert(0, card["harmonisation"]["batch_column"], rows["cohort"].astype(str).to_numpy())
+    rows, X = cohort_design(card, table, cohort)
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
     n_pos = int(y.sum())
     if min(n_pos, len(y) - n_pos) < 2:

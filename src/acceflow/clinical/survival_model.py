@@ -18,6 +18,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from acceflow.clinical.model import cohort_design
 from acceflow.clinical.pipeline import CorrelationFilter
 from acceflow.clinical.survival import PenalizedCox, check_survival, harrell_c, survival_y
 from acceflow.config import model_settings
@@ -184,12 +185,9 @@ def train_survival(table: pd.DataFrame, config: dict, features: list[str], note:
 
 def predict_survival_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.DataFrame:
     """Apply the frozen Cox model to one cohort: ``case_id, time, event, risk, risk_at_horizon``."""
-    rows = table[table["cohort"] == cohort].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"cohort {cohort}: no usable case in the feature table (see ingest/qc.tsv)")
+    rows, X = cohort_design(card, table, cohort)
     o = card["outcome"]
     time, event = check_survival(rows[o["time"]], rows[o["event"]])
-    X = rows[card["features"]].apply(pd.to_numeric, errors="coerce")
     t = min(card["horizon_days"], model.best_estimator_[-1].max_time_)
     return pd.DataFrame({"case_id": rows["case_id"], "time": time, "event": event, "risk": model.predict(X),
                          "risk_at_horizon": risk_at(model, X, t)})
