@@ -65,10 +65,34 @@ def check_config(config: dict) -> None:
     if outcome["type"] == "survival" and not (outcome.get("time") and outcome.get("event")):
         raise ConfigError("outcome.type survival needs outcome.time (days) and outcome.event (1 = event)")
     model_names(config)
+    _check_preprocessing(config.get("preprocessing") or {}, config.get("extraction") or {})
     lo, hi, step = config["utility"]["thresholds"]
     if not (0 < lo < hi < 1 and step > 0):
         raise ConfigError(f"utility.thresholds [start, stop, step] must satisfy 0 < start < stop < 1 and "
                           f"step > 0, got {config['utility']['thresholds']}")
+
+
+def _check_preprocessing(pre: dict, extraction: dict) -> None:
+    """Per-modality preprocessing / extraction settings that contradict each other (IBSI chapter 1)."""
+    norm = pre.get("normalisation") or {}
+    ref_label = pre.get("reference_label")
+    by_reference = sorted(m for m, v in norm.items() if v in ("reference", "reference_zscore"))
+    if by_reference and ref_label is None:
+        raise ConfigError(f"preprocessing.normalisation uses reference-tissue normalisation for {by_reference} "
+                          f"but preprocessing.reference_label is null: name the reference tissue's label in "
+                          f"the masks")
+    if ref_label is not None and ref_label == extraction.get("label", 1):
+        raise ConfigError(f"preprocessing.reference_label ({ref_label}) is the region of interest's label "
+                          f"(extraction.label); draw the reference tissue with another label")
+    rounded = sorted(m for m, on in (pre.get("round_intensities") or {}).items()
+                     if on and norm.get(m, "none") != "none")
+    if rounded:
+        raise ConfigError(f"preprocessing.round_intensities is on for {rounded}, whose normalisation is not none; "
+                          f"rounding is meant for CT in HU (IBSI) and would destroy normalised intensities")
+    for modality, (lo, hi) in (extraction.get("resegment") or {}).items():
+        if lo is None and hi is None or lo is not None and hi is not None and lo > hi:
+            raise ConfigError(f"extraction.resegment.{modality} = [{lo}, {hi}] is not a range: give "
+                              f"[lower, upper] with lower <= upper (null for one open end)")
 
 
 def outcome_columns(config: dict) -> list[str]:

@@ -15,6 +15,7 @@ if PERTURB:
             settings=config["reproducibility"]["perturbation"],
             seed=config["seed"],
             label=config["extraction"]["label"],
+            overrides=extraction_overrides,
             on_error=config["on_case_error"],
         log:
             R("logs/perturb/{scan}.log"),

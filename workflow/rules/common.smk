@@ -77,6 +77,13 @@ def extraction_params(wildcards):
     return config["extraction"]["modality_params"].get(modality, config["extraction"]["params"])
 
 
+def extraction_overrides(wildcards):
+    """The scan's modality settings merged into its pyradiomics parameters (acceflow.imaging.extract.scan_params)."""
+    modality = scan_row(wildcards)["modality"]
+    e = config["extraction"]
+    return {key: e[key].get(modality) for key in ("discretisation", "resegment", "outlier_sd")}
+
+
 def model_predictions(cohort):
     """Predictions of every model (primary first) on one cohort."""
     return [R(f"clinical/{cohort}/predictions.tsv")] + [

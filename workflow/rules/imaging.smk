@@ -48,6 +48,7 @@ if IMAGES:
             diagnostics=R("features/diagnostics/{scan}.tsv"),
         params:
             label=config["extraction"]["label"],
+            overrides=extraction_overrides,
             on_error=config["on_case_error"],
         log:
             R("logs/extract/{scan}.log"),

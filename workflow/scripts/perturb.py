@@ -2,7 +2,7 @@
 import pandas as pd
 
 from acceflow.config import log_to
-from acceflow.imaging.extract import extract_features, load_params
+from acceflow.imaging.extract import extract_features, load_params, scan_params
 from acceflow.imaging.perturb import perturb_scan
 from acceflow.io.images import read_image
 
@@ -16,7 +16,9 @@ with log_to(snakemake.log[0]):
         try:
             img, msk, draws = perturb_scan(image, mask, s["chain"], i, seed=snakemake.params.seed, scan_id=scan,
                                            label=snakemake.params.label, **options)
-            features, _ = extract_features(img, msk, params, label=1)
+            # outlier filtering depends on the ROI's intensities: the settings are resolved per copy
+            features, _ = extract_features(img, msk, scan_params(params, img, msk, 1, **snakemake.params.overrides),
+                                           label=1)
         except Exception as exc:  # noqa: BLE001 - one failed copy is reported; the ICC drops the case
             if snakemake.params.on_error == "stop":
                 raise

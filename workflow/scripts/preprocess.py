@@ -1,4 +1,7 @@
-"""Resample and normalise one scan and its mask (acceflow.imaging.preprocess)."""
+"""IBSI image processing of one scan and its mask (acceflow.imaging.preprocess.preprocess).
+
+Per-modality settings (normalisation, round_intensities, n4) are looked up with the scan's modality.
+"""
 import SimpleITK as sitk
 
 from acceflow.config import log_to
@@ -10,8 +13,16 @@ with log_to(snakemake.log[0]):
     modality = snakemake.params.modality
     image = read_image(snakemake.input.image)
     mask = read_image(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
-    image, mask = preprocess(image, mask, spacing=s["spacing"], interpolator=s["image_interpolator"],
-                             normalisation=s["normalisation"].get(modality, "none"))
+    options = dict(
+        spacing=s["spacing"], interpolator=s["image_interpolator"],
+        normalisation=s["normalisation"].get(modality, "none"),
+        mask_interpolator=s.get("mask_interpolator", "nearest"), mask_threshold=s.get("mask_threshold", 0.5),
+        rounding=bool(s.get("round_intensities", {}).get(modality, False)),
+        n4=bool(s.get("n4", {}).get(modality, False)), n4_shrink=s.get("n4_shrink", 4),
+        n4_iterations=s.get("n4_iterations", [50, 50, 50, 50]), reference_label=s.get("reference_label"),
+    )
+    print(f"modality {modality}: {options}")
+    image, mask = preprocess(image, mask, **options)
     if mask is None:  # segmentation from a box: an empty mask keeps the file contract
         mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
         mask.CopyInformation(image)
