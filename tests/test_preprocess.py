@@ -148,6 +148,8 @@ def test_range_resegmentation_changes_intensity_not_shape(two_level_roi):
     assert reseg["original_shape_VoxelVolume"] == plain["original_shape_VoxelVolume"] == 8000
     assert "'resegmentRange': [50.0]" in diag["diagnostics_Configuration_Settings"]   # recorded per scan
     assert int(diag["diagnostics_Mask-resegmented_VoxelNum"]) == 4000
+    upper_only, _ = extract_features(image, mask, scan_params(FIRSTORDER, resegment=[None, 50]))
+    assert upper_only["original_firstorder_Mean"] == 0.0                   # the 100 HU half is excluded
 
 
 def test_outlier_filter_removes_mean_plus_3_sd():

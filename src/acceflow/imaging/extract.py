@@ -101,8 +101,9 @@ def scan_params(params: dict, image: sitk.Image | None = None, mask: sitk.Image 
         ``{"bin_width": w}`` (fixed bin size, IBSI 2.7; ``w`` in image units: HU, SUV, SD units)
         -> pyradiomics ``binWidth`` (``binCount`` removed), or ``{"bin_count": n}`` (fixed bin
         number) -> ``binCount`` (``binWidth`` removed). pyradiomics aligns fixed-width bins on
-        multiples of ``w`` (IBSI starts them at the range's lower bound: choose a lower bound that
-        is a multiple of ``w`` for the same bins).
+        multiples of ``w`` and numbers them from the bin holding the ROI minimum (IBSI starts them
+        at the range's lower bound: a lower bound that is a multiple of ``w`` gives the same bins,
+        though possibly numbered differently).
     resegment : sequence of 2 (float or None), optional
         Range re-segmentation ``[a, b]`` (IBSI 2.5) -> ``resegmentRange`` with
         ``resegmentMode: absolute`` (an open upper end gives ``[a]``).
