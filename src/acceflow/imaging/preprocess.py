@@ -8,7 +8,7 @@ reference manual arXiv:1612.07003, chapter 2):
 2. interpolation (IBSI 2.4) onto a grid with the requested spacing, aligned on the grid centres,
    the image with nearest neighbour, trilinear or tricubic spline interpolation, the mask with
    nearest neighbour or trilinear interpolation plus a partial-volume threshold;
-3. rounding of interpolated intensities to integers (IBSI 2.4, CT in HU);
+3. rounding of interpolated intensities to integers (IBSI 2.4, CT in HU).
 
 Re-segmentation (range, outlier filtering, IBSI 2.5) and discretisation (fixed bin width / number,
 IBSI 2.7) are pyradiomics settings, merged per modality in :mod:`acceflow.imaging.extract`, so that
