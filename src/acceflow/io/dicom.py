@@ -300,9 +300,9 @@ def _check_frame_of_reference(path, frame: str, reference: sitk.Image) -> None:
                              f"belongs to another scan (or needs registration): give the matching image")
 
 
-def _choose(path, wanted, names: list[str], what: str, fix: str) -> int:
+def _choose(path, wanted, names: list[str], what: str, fix: str, numbers: list | None = None) -> int:
     """Index of ``wanted`` in ``names``: exact, else case-insensitive and unique."""
-    listing = ", ".join(f"'{n}'" for n in names)
+    listing = ", ".join(f"{k}: '{n}'" if numbers else f"'{n}'" for k, n in zip(numbers or names, names))
     if wanted is None or str(wanted).strip() == "":
         if len(names) == 1:
             return 0
@@ -473,8 +473,8 @@ def read_seg(path: str | os.PathLike, reference: sitk.Image, segment: int | str 
         chosen = [int(segment)]
     else:
         names = [segments[n] for n in numbers]
-        chosen = [numbers[_choose(path, segment, names, "segment",
-                                  f"the manifest's roi column or input.roi (segments: {', '.join(labels)})")]]
+        chosen = [numbers[_choose(path, segment, names, "segment", "the manifest's roi column or input.roi",
+                                  numbers)]]
     try:
         if fractional:
             volume = seg.get_volume(segment_numbers=chosen, combine_segments=False)

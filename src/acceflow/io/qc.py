@@ -63,6 +63,11 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
     -------
     str
         Empty string, or a reason that names the file and the fix.
+
+    Notes
+    -----
+    SimpleITK (ITK before 6, InsightSoftwareConsortium/ITK#6683) reads NaN and infinite voxels of
+    NIfTI files as 0, so the NaN / infinity checks see them only in other formats (MHA, NRRD, DICOM).
     """
     try:
         image = read_image(image_path, series_uid=series_uid or None)
