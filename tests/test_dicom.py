@@ -141,6 +141,18 @@ def test_inconsistent_slice_spacing_is_refused_with_the_positions(pat1, tmp_path
         assert re.search(pattern, str(err.value)), (pattern, str(err.value))
 
 
+def test_rescale_varying_between_slices_is_kept(pat1, tmp_path):
+    """PET-like per-slice RescaleSlope: the series is read as float32 (int16 would truncate)."""
+    for i, f in enumerate(pat1["slices"][:3]):
+        ds = pydicom.dcmread(f)
+        ds.RescaleSlope = 0.5 if i == 1 else 1
+        ds.save_as(tmp_path / f.name)
+    image = read_image(tmp_path)
+    middle = pydicom.dcmread(tmp_path / pat1["slices"][1].name)
+    assert image.GetPixelID() == sitk.sitkFloat32
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image)[1], middle.pixel_array * 0.5 - 1000)
+
+
 def test_a_mask_object_is_not_an_image(pat1):
     assert dicom_object(pat1["rtstruct"]) == "RTSTRUCT" and dicom_object(pat1["slices"][0]) == "IMAGE"
     with pytest.raises(ImageError, match="is a DICOM RTSTRUCT \\(a mask\\), not an image; give it in the manifest's mask"):
