@@ -31,7 +31,8 @@ def files(tmp_path, sphere_case):
     labels = sitk.GetArrayFromImage(mask)
     labels[:3, :3, :3] = 2
     write_image(make_image(labels), tmp_path / "multilabel.nii.gz")
-    small = sitk.Image(20, 20, 20, sitk.sitkUInt8)
+    small = sitk.Image(20, 20, 20, sitk.sitkUInt8)  # 2 mm voxels: another grid (a smaller mask on the
+    small.SetSpacing((2.0, 2.0, 2.0))               # image's own grid is resampled onto it, test_dicom.py)
     write_image(small, tmp_path / "small_grid.nii.gz")
     return tmp_path
 

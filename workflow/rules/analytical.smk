@@ -71,6 +71,8 @@ rule segmentation_agreement:
         table=R("analytical/segmentation_agreement.tsv"),
     params:
         label=config["extraction"]["label"],
+        roi=config["input"]["roi"],
+        tolerance=config["input"]["geometry_tolerance_mm"],
     log:
         R("logs/segmentation_agreement.log"),
     conda:

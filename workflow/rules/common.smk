@@ -66,6 +66,13 @@ def scan_inputs(wildcards):
     return {"image": row["image"], "mask": row["mask"]} if row["mask"] else {"image": row["image"]}
 
 
+def mask_settings(wildcards):
+    """How one scan's raw image and mask are read: DICOM series and ROI choice, label, geometry tolerance."""
+    row = scan_row(wildcards)
+    return {"series_uid": row.get("series_uid", ""), "roi": row.get("roi", "") or config["input"]["roi"],
+            "label": config["extraction"]["label"], "tolerance": config["input"]["geometry_tolerance_mm"]}
+
+
 def segmentation_mask(wildcards):
     if SOURCE == "otsu":
         return R(f"segmentation/otsu/{wildcards.scan}/mask.nii.gz")

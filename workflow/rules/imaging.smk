@@ -11,6 +11,7 @@ if IMAGES:
         params:
             modality=lambda wc: scan_row(wc)["modality"],
             settings=config["preprocessing"],
+            mask=mask_settings,
         log:
             R("logs/preprocess/{scan}.log"),
         benchmark:

@@ -8,7 +8,8 @@ with log_to(snakemake.log[0]):
     manifest = load_manifest(snakemake.input.manifest, data_root=p.data_root,
                              cohort_column=p.cohorts["column"], default_modality=p.default_modality)
     qc, scans = ingest(manifest, p.outcome, p.cohorts["train"], p.cohorts["external"], label=p.label,
-                       need_mask=p.need_mask, on_error=p.on_error)
+                       min_voxels=p.min_voxels, need_mask=p.need_mask, on_error=p.on_error,
+                       tolerance=p.tolerance, roi=p.roi)
     qc.to_csv(snakemake.output.qc, sep="\t", index=False)
     scans.to_csv(snakemake.output.scans, sep="\t", index=False)
     print(f"{len(qc)} scans, {int((qc.status == 'ok').sum())} ok")

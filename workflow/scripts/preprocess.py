@@ -6,13 +6,16 @@ import SimpleITK as sitk
 
 from acceflow.config import log_to
 from acceflow.imaging.preprocess import preprocess
-from acceflow.io.images import read_image, write_image
+from acceflow.io.images import read_image, read_mask, write_image
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings
     modality = snakemake.params.modality
-    image = read_image(snakemake.input.image)
-    mask = read_image(snakemake.input.mask) if "mask" in snakemake.input.keys() else None
+    m = snakemake.params.mask
+    image = read_image(snakemake.input.image, series_uid=m["series_uid"] or None)
+    # the mask may be a label image, an RTSTRUCT or a SEG: it comes back on the image's grid
+    mask = (read_mask(snakemake.input.mask, image, roi=m["roi"], label=m["label"], tolerance=m["tolerance"])
+            if "mask" in snakemake.input.keys() else None)
     options = dict(
         spacing=s["spacing"], interpolator=s["image_interpolator"],
         normalisation=s["normalisation"].get(modality, "none"),

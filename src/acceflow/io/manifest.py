@@ -2,7 +2,9 @@
 
 The image manifest has one row per image: ``case_id``, ``image``, ``mask``, the cohort column,
 outcome columns, optional clinical covariates, optional ``repeat`` (scan or reader id) and
-``modality``. Relative paths resolve against ``data_root`` (default: the manifest's folder).
+``modality``, and for DICOM input optional ``series_uid`` (the SeriesInstanceUID to read from an
+image folder holding several series) and ``roi`` (the RTSTRUCT ROI name or SEG segment of the
+mask; default ``input.roi``). Relative paths resolve against ``data_root`` (default: the manifest's folder).
 A *scan* is one row; its ``scan_id`` is ``case_id`` joined with modality and repeat where those
 vary, and names the per-scan files of the workflow.
 """
@@ -49,7 +51,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         head = fh.readline()
     sep = "\t" if head.count("\t") >= head.count(",") and "\t" in head else ","
-    df = pd.read_csv(path, sep=sep, dtype={"case_id": str, "repeat": str, "modality": str},
+    df = pd.read_csv(path, sep=sep, dtype={"case_id": str, "repeat": str, "modality": str, "roi": str,
+                                           "series_uid": str},
                      encoding="utf-8-sig")
     if df.empty:
         raise ManifestError(f"{path}: the table has no rows")
@@ -84,7 +87,8 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     pandas.DataFrame
         The manifest with absolute ``image`` and ``mask`` paths, ``cohort``, ``modality``,
         ``repeat`` (``""`` when absent), ``scan_id`` and ``primary`` (True for the first repeat
-        of each case and modality, the scan the model uses).
+        of each case and modality, the scan the model uses). Optional ``roi`` and ``series_uid``
+        columns are kept as stripped strings (``""`` where empty).
 
     Raises
     ------
@@ -109,6 +113,10 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     df["repeat"] = df["repeat"].fillna("").astype(str) if "repeat" in df else ""
     if "mask" not in df:
         df["mask"] = ""
+    for column in ("roi", "series_uid"):  # optional DICOM selectors, one per row
+        if column in df:
+            df[column] = df[column].map(lambda v: "" if pd.isna(v) else (
+                str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()))
     dup = df.duplicated(["case_id", "modality", "repeat"], keep=False)
     if dup.any():
         raise ManifestError(f"{path}: duplicate rows for case_id(s) {sorted(df.loc[dup, 'case_id'].unique())[:10]} "

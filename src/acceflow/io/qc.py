@@ -1,12 +1,15 @@
 """Ingest quality control: one verdict per manifest row, so that one bad case never stops the rest.
 
 Each row is checked for: a cohort named in the config, a known outcome (binary: a value;
-survival: a positive time and a known event), readable image and mask, matching voxel grids (size,
-spacing in mm, origin in mm, direction), a non-empty region of interest, and finite voxel values.
-A mask with labels other than 0 and ``extraction.label`` is accepted with a note in ``reason``
-(status stays ok): multi-label masks are common (lesion + organ, several lesions) and only the
-configured label is ever used; a user whose region is another label sets ``extraction.label``.
-The SHA-256 of every input file is recorded for provenance.
+survival: a positive time and a known event), a readable 3D image with finite voxel values, a
+readable mask (label image, DICOM RTSTRUCT or SEG: :func:`acceflow.io.images.read_mask`) on the
+image's voxel grid (size, spacing in mm, origin in mm, direction; a mask within
+``input.geometry_tolerance_mm`` of it is resampled onto it with nearest neighbour and the note says
+so), finite integer mask values, and a region of interest of at least ``extraction.min_voxels``
+voxels. A mask with labels other than 0 and ``extraction.label`` is accepted with a note in
+``reason`` (status stays ok): multi-label masks are common (lesion + organ, several lesions) and
+only the configured label is ever used; a user whose region is another label sets
+``extraction.label``. The SHA-256 of every input file is recorded for provenance.
 
 With ``on_error="stop"`` (config ``on_case_error: stop``) the first unusable scan raises
 :class:`CaseError` with its reason instead of being excluded.
@@ -18,7 +21,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from acceflow.io.images import ImageError, geometry_mismatch, mask_voxels, read_image
+from acceflow.io.images import GEOMETRY_TOLERANCE_MM, ImageError, mask_voxels, read_image, read_mask
 from acceflow.io.manifest import ManifestError, binary_outcome, sha256_file
 
 QC_COLUMNS = ["case_id", "repeat", "modality", "cohort", "scan_id", "status", "reason"]
@@ -30,54 +33,78 @@ class CaseError(ValueError):
 
 
 def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int = 1,
-               tolerance: float = 1e-3, need_mask: bool = True, notes: list | None = None) -> str:
+               tolerance: float = GEOMETRY_TOLERANCE_MM, need_mask: bool = True, notes: list | None = None,
+               roi: str | int | None = None, series_uid: str | None = None) -> str:
     """Check one image/mask pair; return ``""`` when usable, else the reason it is not.
 
     Parameters
     ----------
     image_path, mask_path : str
-        Files (or DICOM folders); ``mask_path`` may be ``""`` when ``need_mask`` is False.
+        Files (or DICOM folders); ``mask_path`` may be ``""`` when ``need_mask`` is False, and may
+        be a DICOM RTSTRUCT or SEG.
     label : int
-        Mask label of the region of interest.
+        Mask label of the region of interest (``extraction.label``).
     min_voxels : int
-        Smallest region of interest accepted, in voxels.
+        Smallest region of interest accepted, in voxels of the image (``extraction.min_voxels``).
     tolerance : float
-        Geometry tolerance in mm (spacing, origin) and for direction cosines.
+        Geometry tolerance in mm (spacing, origin) and for direction cosines
+        (``input.geometry_tolerance_mm``): a mask within it of the image's grid is resampled onto
+        it (nearest neighbour, noted), beyond it refused. See :func:`acceflow.io.images.on_image_grid`.
     need_mask : bool
         Whether a mask is required.
     notes : list, optional
-        Receives remarks on a usable scan (e.g. mask labels other than 0 and ``label``).
+        Receives remarks on a usable scan (mask resampled, mask labels other than 0 and ``label``).
+    roi : str or int, optional
+        RTSTRUCT ROI name or SEG segment (manifest column ``roi`` or ``input.roi``).
+    series_uid : str, optional
+        SeriesInstanceUID when the image is a DICOM folder with several series.
 
     Returns
     -------
     str
         Empty string, or a reason that names the file and the fix.
+
+    Notes
+    -----
+    SimpleITK (ITK before 6, InsightSoftwareConsortium/ITK#6683) reads NaN and infinite voxels of
+    NIfTI files as 0, so the NaN / infinity checks see them only in other formats (MHA, NRRD, DICOM).
     """
     try:
-        image = read_image(image_path)
+        image = read_image(image_path, series_uid=series_uid or None)
+        if image.GetDimension() != 3:
+            return (f"image {image_path} is {image.GetDimension()}D; the workflow needs a 3D volume "
+                    f"(re-export the scan as one volume)")
         array = sitk.GetArrayViewFromImage(image)
+        if image.GetNumberOfComponentsPerPixel() > 1:
+            return (f"image {image_path} has {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                    f"(colour or vector image); give a scalar (grey-level) image")
         if not np.isfinite(array).all():
             n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
             return (f"image {image_path} has {n_nan} NaN and {n_inf} infinite voxels; fix the export "
                     f"(or replace them with a finite background value)")
         if not mask_path:
             return "no mask given; add a mask column or use segmentation.source: otsu with box_mm" if need_mask else ""
-        mask = read_image(mask_path)
+        mask = read_mask(mask_path, image, roi=roi, label=label, tolerance=tolerance, notes=notes)
     except ImageError as exc:
         return str(exc)
-    problems = geometry_mismatch(image, mask, tolerance)
-    if problems:
-        return (f"mask {mask_path} does not match its image's voxel grid: {'; '.join(problems)}; "
-                f"re-export the mask on the image's grid")
+    values = sitk.GetArrayViewFromImage(mask)
+    if not np.isfinite(values).all():
+        return (f"mask {mask_path} has {int(np.count_nonzero(~np.isfinite(values)))} NaN or infinite voxels; "
+                f"re-export it as a label image (0 = background)")
+    fractional = values != np.round(values)
+    if fractional.any():
+        return (f"mask {mask_path} has non-integer values (e.g. {float(values[fractional][0]):g}): a probability "
+                f"map is not a mask; threshold it (e.g. at 0.5) and save it as a label image")
     n = mask_voxels(mask, label)
     if n == 0:
-        labels = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)))
+        labels = sorted(int(v) for v in np.unique(values))
         return (f"mask {mask_path} has no voxel with label {label} (labels present: {labels}); "
                 f"set extraction.label or fix the mask")
     if n < min_voxels:
-        return f"mask {mask_path} has {n} voxels with label {label}, fewer than the minimum {min_voxels}"
+        return (f"mask {mask_path} has {n} voxels with label {label}, fewer than the minimum {min_voxels} "
+                f"(extraction.min_voxels); check the mask, or lower extraction.min_voxels")
     if notes is not None:
-        labels = sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)))
+        labels = sorted(int(v) for v in np.unique(values))
         other = [v for v in labels if v not in (0, label)]
         if other:
             notes.append(f"mask {mask_path} also has label(s) {other}; only label {label} (extraction.label) "
@@ -100,7 +127,8 @@ def survival_reason(time, event) -> str:
 
 def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, label: int = 1,
            min_voxels: int = 1, need_mask: bool = True,
-           on_error: str = "exclude") -> tuple[pd.DataFrame, pd.DataFrame]:
+           on_error: str = "exclude", tolerance: float = GEOMETRY_TOLERANCE_MM,
+           roi: str | int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the ingest checks on every manifest row.
 
     Parameters
@@ -111,11 +139,14 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
         The config's ``outcome`` section.
     train, external : list of str
         Cohorts named in the config.
-    label, min_voxels, need_mask
+    label, min_voxels, need_mask, tolerance
         See :func:`check_scan`.
     on_error : {"exclude", "stop"}
         ``exclude``: an unusable scan gets status excluded and its reason; ``stop``: the first one
         raises :class:`CaseError`.
+    roi : str or int, optional
+        RTSTRUCT ROI / SEG segment for rows whose ``roi`` column is empty or absent (``input.roi``).
+        A ``series_uid`` column, when present, chooses the series of a DICOM folder per row.
 
     Returns
     -------
@@ -169,7 +200,9 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
                                                      manifest[outcome["event"]].iloc[i])):
             pass
         else:
-            reason = check_scan(row.image, row.mask, label, min_voxels, need_mask=need_mask, notes=notes)
+            reason = check_scan(row.image, row.mask, label, min_voxels, tolerance=tolerance, need_mask=need_mask,
+                                notes=notes, roi=getattr(row, "roi", "") or roi,
+                                series_uid=getattr(row, "series_uid", "") or None)
         if reason and on_error == "stop" and row.cohort in wanted:
             raise CaseError(f"case {row.case_id} (scan {row.scan_id}): {reason}. on_case_error is 'stop'; "
                             f"fix the case, drop its row, or set on_case_error: exclude to go on without it")

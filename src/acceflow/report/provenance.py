@@ -48,6 +48,8 @@ DEFAULT_PACKAGES = (
     "scikit-learn",
     "statsmodels",
     "SimpleITK",
+    "pydicom",
+    "highdicom",
     "pyradiomics",
     "pingouin",
     "lifelines",
