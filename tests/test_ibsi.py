@@ -97,7 +97,8 @@ def _toy():
         "extraction": ["any", "any", "3D", "", "preprocessing"],
         "grey_level_dependent": [False, False, True, False, False],
         "deviation_kind": ["", "deviation", "", "not computed", ""],
-        "deviation": ["", "pyradiomics Kurtosis is not excess kurtosis", "", "GLDZM not implemented in pyradiomics", ""],
+        "deviation": ["", "pyradiomics Kurtosis is not excess kurtosis", "", "GLDZM not implemented in pyradiomics",
+                      ""],
     })
     reference = pd.DataFrame({
         "ibsi_tag": list(mapping["ibsi_tag"]) + ["morph_vol_dens_ombb"],
@@ -122,7 +123,7 @@ def test_compare_gives_match_mismatch_not_computed_and_the_deviation():
     assert t.loc["stat_mean", "match"] == ibsi.MATCH and not t.loc["stat_mean", "known_deviation"]
     assert t.loc["stat_kurt", "match"] == ibsi.MISMATCH and t.loc["stat_kurt", "known_deviation"]
     assert t.loc["cm_joint_avg_3D_avg", "match"] == ibsi.MISMATCH and t.loc["cm_joint_avg_3D_avg", "known_deviation"]
-    assert "+2 bin(s)" in t.loc["cm_joint_avg_3D_avg", "deviation"]
+    assert "2 bin(s) lower" in t.loc["cm_joint_avg_3D_avg", "deviation"]
     assert t.loc["dzm_sde_3D", "match"] == ibsi.NOT_COMPUTED and math.isnan(t.loc["dzm_sde_3D", "value"])
     assert "GLDZM" in t.loc["dzm_sde_3D", "deviation"] and not t.loc["dzm_sde_3D", "known_deviation"]
     assert t.loc["stat_kurt", "difference"] == pytest.approx(2.645 + 0.355)
@@ -247,7 +248,7 @@ def test_ct_phantom_configurations_conform_but_for_documented_deviations(full_ch
     for name in ("digital_phantom", "A", "B", "D", "E"):
         assert s.loc[name, "match_rate"] > 0.98, name
     # C: fixed bin size 25 HU with the range starting at -1000 HU; pyradiomics' bins start at -950
-    assert s.loc["C", "match_rate"] > 0.75 and "+2 bin(s)" in s.loc["C", "note"]
+    assert s.loc["C", "match_rate"] > 0.75 and "2 bin(s) lower" in s.loc["C", "note"]
     assert s.loc["C", "n_computed"] == 149 and s.loc["A", "n_reference"] == 346
     # the study's own settings are compared with the closest configuration, not judged for conformance
     assert s.loc["study", "reference_configuration"] == "C" and s.loc["study", "n_computed"] > 50
@@ -295,10 +296,23 @@ def test_rule_is_in_the_default_dag_and_switches_off(tmp_path):
 
 @pytest.mark.integration
 def test_rule_writes_not_computed_tables_without_the_data(tmp_path):
-    cfg, results = _config(tmp_path, data=str(tmp_path / "no_ibsi_here"), configurations=["C"])
+    # study: false keeps the rule off the ingest checkpoint (no demo cohort needed)
+    cfg, results = _config(tmp_path, data=str(tmp_path / "no_ibsi_here"), configurations=["C", "D"], study=False)
     proc = _snakemake(tmp_path, cfg, str(results / "analytical/ibsi_summary.tsv"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = pd.read_csv(results / "analytical/ibsi.tsv", sep="\t")
-    assert list(table["configuration"]) == ["C", "study"] and set(table["match"]) == {"not computed"}
+    assert list(table["configuration"]) == ["C", "D"] and set(table["match"]) == {"not computed"}
     assert "no_ibsi_here" in table["deviation"].iloc[0]
     assert pd.read_csv(results / "analytical/ibsi_summary.tsv", sep="\t")["n_computed"].tolist() == [0, 0]
+
+
+def test_study_settings_not_meant_for_hu_are_refused_not_run(ibsi_data):
+    mr = yaml.safe_load((REPO / "config/radiomics/mr_zscore.yaml").read_text())  # bin width 0.1 (z-score units)
+    table, summary = ibsi.run_ibsi_check(ibsi_data, ["digital_phantom"], log=lambda _: None,
+                                         study={"params": mr, "preprocessing": {"spacing": None}})
+    s = summary.set_index("configuration").loc["study"]
+    assert s["n_computed"] == 0 and "grey levels on the CT phantom" in s["note"]
+    _, summary = ibsi.run_ibsi_check(ibsi_data, ["digital_phantom"], log=lambda _: None,
+                                     study={"skip": "not computed: the study has no CT scans"})
+    assert summary["configuration"].tolist() == ["digital_phantom", "study"]
+    assert summary["note"].iloc[1] == "not computed: the study has no CT scans"

@@ -100,6 +100,7 @@ if IBSI:
     rule ibsi_check:
         input:
             params=ibsi_study_params,
+            scans=R("ingest/scans.tsv") if config["ibsi"]["study"] else [],
         output:
             table=report(R("analytical/ibsi.tsv"), caption="../report/ibsi.rst", category="2. Analytical validity"),
             summary=R("analytical/ibsi_summary.tsv"),

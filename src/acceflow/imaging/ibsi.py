@@ -31,8 +31,8 @@ and the IBSI features pyradiomics does not have (GLDZM, IVH, local intensity pea
 aggregation, ...). The mapping from pyradiomics names to IBSI tags, with those deviations, is the
 package file ``acceflow/imaging/ibsi_map.tsv`` (:func:`load_map`).
 
-Texture aggregation (IBSI manual 3.6.1): pyradiomics computes GLCM and GLRLM features per
-direction and averages them (IBSI "3D, averaged"; with ``force2D``, directions in the slice plane
+Texture aggregation (IBSI manual, chapter 3, aggregation of texture matrices): pyradiomics
+computes GLCM and GLRLM features per direction and averages them (IBSI "3D, averaged"; with ``force2D``, directions in the slice plane
 pooled over all slices: "2.5D, direction-merged"); with ``weightingNorm: no_weighting`` it sums the
 directional matrices first (IBSI "merged"). GLSZM, GLDM (IBSI NGLDM) and NGTDM are single
 matrices ("3D"; with ``force2D``, "2.5D").
@@ -48,7 +48,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -57,11 +57,11 @@ import pandas as pd
 import SimpleITK as sitk
 
 __all__ = [
-    "CONFIGURATIONS", "EXTRACTIONS", "IBSIConfiguration", "MATCH", "MISMATCH", "NOT_COMPUTED",
-    "load_map", "load_reference", "ibsi_grid", "ibsi_resample", "preprocess_ibsi", "pyradiomics_params",
-    "compute_configuration", "is_match", "compare_with_reference", "summarise", "study_settings",
-    "closest_configuration", "compute_study", "crop_to_roi", "run_ibsi_check", "resegmentation_range", "missing_data_tables", "TABLE_COLUMNS",
-    "SUMMARY_COLUMNS",
+    "CONFIGURATIONS", "EXTRACTIONS", "IBSIConfiguration", "MATCH", "MISMATCH", "NOT_COMPUTED", "TABLE_COLUMNS",
+    "SUMMARY_COLUMNS", "MAX_STUDY_BINS", "load_map", "load_reference", "ibsi_grid", "ibsi_resample",
+    "resegmentation_range", "preprocess_ibsi", "pyradiomics_params", "compute_configuration", "is_match",
+    "compare_with_reference", "summarise", "study_settings", "closest_configuration", "crop_to_roi", "compute_study",
+    "missing_data_tables", "run_ibsi_check",
 ]
 
 MATCH, MISMATCH, NOT_COMPUTED = "match", "mismatch", "not computed"
@@ -180,6 +180,9 @@ DATA_FILES = {
     "ct_phantom": ("data_sets/ibsi_1_ct_radiomics_phantom/nifti/image/phantom.nii.gz",
                    "data_sets/ibsi_1_ct_radiomics_phantom/nifti/mask/mask.nii.gz"),
 }
+
+#: Above this many fixed-bin-width grey levels on PAT1 the study's settings are not run (memory).
+MAX_STUDY_BINS = 2000
 
 _INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
 
@@ -494,8 +497,8 @@ def compute_configuration(data_dir: str | os.PathLike, configuration: str) -> tu
     -------
     values : dict IBSI tag -> (feature name, value) for every tag of :func:`load_map` that is computed
         (pyradiomics features and acceflow's diagnostic features)
-    info : dict with ``bin_shift`` (FBS only: how many bins pyradiomics' grey levels are offset from
-        IBSI's, 0 when the bin origins coincide), ``reseg`` (the absolute interval used) and
+    info : dict with ``bin_shift`` (FBS only: by how many bins pyradiomics' grey levels are lower
+        than IBSI's, i.e. (pyradiomics' lowest bin edge - IBSI's) / bin width; 0 when they coincide), ``reseg`` (the absolute interval used) and
         ``seconds`` (wall time)
 
     Raises
@@ -527,14 +530,15 @@ def compute_configuration(data_dir: str | os.PathLike, configuration: str) -> tu
             if run in computed and row.feature in computed[run]:
                 values[row.ibsi_tag] = (row.feature, computed[run][row.feature])
                 break
-    info = {"reseg": reseg, "bin_shift": 0, "seconds": None}
+    info = {"reseg": reseg, "bin_shift": 0.0, "seconds": None}
     if cfg.bin_width is not None:
         arr = sitk.GetArrayViewFromImage(img)
         roi = arr[sitk.GetArrayViewFromImage(msk).astype(bool)]
         if reseg is not None:
             roi = roi[(roi >= reseg[0]) & (roi <= reseg[1])]
         ibsi_origin = reseg[0] if (cfg.resegment_range is not None) else float(roi.min())
-        info["bin_shift"] = int(round((_pyradiomics_bin_origin(roi, cfg.bin_width) - ibsi_origin) / cfg.bin_width))
+        shift = (_pyradiomics_bin_origin(roi, cfg.bin_width) - ibsi_origin) / cfg.bin_width
+        info["bin_shift"] = 0.0 if abs(shift) < 1e-9 else float(shift)
     info["seconds"] = time.perf_counter() - t0
     return values, info
 
@@ -565,11 +569,12 @@ def is_match(value: float, reference: float, tolerance: float) -> bool:
 
 
 _BIN_SHIFT = ("pyradiomics starts fixed-bin-size bins at a multiple of the bin width, IBSI at the lower bound of the "
-              "re-segmentation range: grey levels are {k:+d} bin(s) off IBSI's in this configuration (pyradiomics FAQ)")
+              "re-segmentation range: pyradiomics' grey levels are {k:g} bin(s) lower than IBSI's in this "
+              "configuration (pyradiomics FAQ)")
 
 
 def compare_with_reference(values: dict, reference: pd.DataFrame, mapping: pd.DataFrame, configuration: str,
-                           bin_shift: int = 0, reference_configuration: str | None = None) -> pd.DataFrame:
+                           bin_shift: float = 0.0, reference_configuration: str | None = None) -> pd.DataFrame:
     """One row per IBSI reference feature: value, match status and the known deviation.
 
     Parameters
@@ -579,8 +584,8 @@ def compare_with_reference(values: dict, reference: pd.DataFrame, mapping: pd.Da
         standardized") are left out
     mapping : from :func:`load_map`
     configuration : the name written in the ``configuration`` column
-    bin_shift : bins by which pyradiomics' fixed-bin-size grey levels are offset from IBSI's; when
-        not 0, grey-level-dependent features carry that deviation
+    bin_shift : bins by which pyradiomics' fixed-bin-size grey levels are lower than IBSI's
+        (:func:`compute_configuration`); when not 0, grey-level-dependent features carry that deviation
     reference_configuration : the IBSI configuration whose reference values are used (default:
         ``configuration``)
 
@@ -817,6 +822,13 @@ def compute_study(data_dir: str | os.PathLike, params: dict, preprocessing: dict
     values : dict IBSI tag -> (feature name, value) for the tags the study's run gives (3D or 2.5D,
         averaged or merged, as its ``force2D`` / ``weightingNorm`` say)
     info : dict with ``seconds``
+
+    Raises
+    ------
+    ValueError
+        When the study's fixed bin width would give more than :data:`MAX_STUDY_BINS` grey levels
+        on the phantom (e.g. an MR z-score bin width applied to HU): the texture matrices would
+        need gigabytes; and from pyradiomics.
     """
     from acceflow.imaging.extract import extract_features
     from acceflow.imaging.preprocess import preprocess
@@ -830,6 +842,13 @@ def compute_study(data_dir: str | os.PathLike, params: dict, preprocessing: dict
                              normalisation=(pre.get("normalisation") or {}).get(modality, "none"))
     params = dict(params)
     params["setting"] = {**(params.get("setting") or {}), "label": 1}
+    width = params["setting"].get("binWidth", 25) if not params["setting"].get("binCount") else None
+    if width:
+        roi = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+        n_bins = (float(roi.max()) - float(roi.min())) / float(width)
+        if n_bins > MAX_STUDY_BINS:
+            raise ValueError(f"the study's bin width {width:g} gives {n_bins:.0f} grey levels on the CT phantom "
+                             f"(more than {MAX_STUDY_BINS}): these settings are not meant for HU")
     features, _ = extract_features(image, mask, params, label=1)
     s = params["setting"]
     dim = "2.5D" if s.get("force2D") else "3D"
@@ -884,7 +903,8 @@ def run_ibsi_check(data_dir: str | os.PathLike, configurations=None, study: dict
     configurations : names of :data:`CONFIGURATIONS` (default: all six)
     study : optional ``{"params": dict, "preprocessing": dict, "modality": "CT"}``: also run the
         study's own settings on PAT1 (configuration ``study``) and compare them with the closest
-        IBSI configuration (:func:`closest_configuration`)
+        IBSI configuration (:func:`closest_configuration`); ``{"skip": reason}`` writes only a
+        summary row ``study`` with the reason
     log : callable taking a string (progress messages)
 
     Returns
@@ -896,6 +916,9 @@ def run_ibsi_check(data_dir: str | os.PathLike, configurations=None, study: dict
     """
     configurations = list(configurations or CONFIGURATIONS)
     names = configurations + (["study"] if study else [])
+    skip_study = (study or {}).get("skip")
+    if skip_study:
+        study = None
     data_dir = Path(data_dir)
     needed = [data_dir / "reference_values" / CONFIGURATIONS[c].reference_file for c in configurations]
     needed += [data_dir / p for c in configurations for p in DATA_FILES[CONFIGURATIONS[c].data_set]]
@@ -943,5 +966,7 @@ def run_ibsi_check(data_dir: str | os.PathLike, configurations=None, study: dict
             notes["study"] = f"not computed: {type(exc).__name__}: {exc}"
         parts.append(compare_with_reference(values, reference, mapping, "study", reference_configuration=ref_name))
         log(f"study settings vs configuration {ref_name}: {seconds.get('study', math.nan):.1f} s")
+    if skip_study:
+        notes["study"] = skip_study
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TABLE_COLUMNS)
     return table, summarise(table, settings, seconds, notes)
