@@ -198,6 +198,8 @@ def test_pyradiomics_params_per_run():
     assert s["binCount"] == 32 and "binWidth" not in s and s["weightingNorm"] == "no_weighting"
     assert s["resegmentRange"] == [-718.0, 400.0] and s["resegmentMode"] == "absolute"
     assert set(p["featureClass"]) == {"glcm", "glrlm"} and s["resampledPixelSpacing"] is None
+    s = ibsi.pyradiomics_params(ibsi.CONFIGURATIONS["D"], "3D", (-724.2, 626.3))["setting"]
+    assert s["resegmentMode"] == "sigma" and s["resegmentRange"] == [-3.0, 3.0]
     p = ibsi.pyradiomics_params(ibsi.CONFIGURATIONS["A"], "2.5D")
     assert p["setting"]["force2D"] and p["setting"]["binWidth"] == 25.0 and "Compactness1" in p["featureClass"]["shape"]
 

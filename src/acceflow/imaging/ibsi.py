@@ -444,7 +444,9 @@ def pyradiomics_params(cfg: IBSIConfiguration, extraction: str, reseg=None) -> d
     ----------
     cfg : the configuration
     extraction : a key of :data:`EXTRACTIONS` (3D / 2.5D, directional features averaged or merged)
-    reseg : (low, high) absolute re-segmentation interval from :func:`preprocess_ibsi`, or None
+    reseg : (low, high) absolute re-segmentation interval from :func:`preprocess_ibsi`, or None;
+        used for a range (A, B, C) and for range-then-outliers (E, which pyradiomics cannot do in one
+        mode); outliers only (D) use pyradiomics' ``sigma`` mode instead
 
     Returns
     -------
@@ -461,7 +463,11 @@ def pyradiomics_params(cfg: IBSIConfiguration, extraction: str, reseg=None) -> d
         setting["binWidth"] = float(cfg.bin_width)
     else:
         setting["binCount"] = int(cfg.bin_count)
-    if reseg is not None:
+    if cfg.outlier_sigma is not None and cfg.resegment_range is None:
+        # outliers only (D): pyradiomics' own sigma mode, mean +/- k population SD of the ROI
+        setting["resegmentRange"] = [-float(cfg.outlier_sigma), float(cfg.outlier_sigma)]
+        setting["resegmentMode"] = "sigma"
+    elif reseg is not None:
         setting["resegmentRange"] = [float(reseg[0]), float(reseg[1])]
         setting["resegmentMode"] = "absolute"
     if extraction.endswith("_merged"):
