@@ -411,6 +411,12 @@ def preprocess_ibsi(image: sitk.Image, mask: sitk.Image, cfg: IBSIConfiguration)
     reseg : (low, high) or None, the re-segmentation interval pyradiomics applies (absolute mode)
     diagnostics : dict IBSI diagnostic tag -> value (initial image and ROI, interpolated image and
         ROI, re-segmented ROI); empty for the digital phantom, which has no diagnostic references
+
+    Raises
+    ------
+    ValueError
+        From :func:`ibsi_resample` (unknown interpolator, bad spacing); RuntimeError from SimpleITK
+        when image and mask do not share a grid.
     """
     arr = np.floor(sitk.GetArrayFromImage(image).astype(np.float64) + 0.5).astype(np.float32)
     img = sitk.GetImageFromArray(arr)
@@ -455,6 +461,11 @@ def pyradiomics_params(cfg: IBSIConfiguration, extraction: str, reseg=None) -> d
         GLDM alpha 0 (pyradiomics defaults, as IBSI prescribes); ``voxelArrayShift`` 0; shape
         features on the morphological (not re-segmented) mask (``resegmentShape`` false).
         Merged runs compute only GLCM and GLRLM (the only classes the merging changes).
+
+    Raises
+    ------
+    KeyError
+        On an unknown extraction name.
     """
     setting = {"label": 1, "resampledPixelSpacing": None, "voxelArrayShift": 0, "symmetricalGLCM": True,
                "distances": [1], "gldm_a": 0, "minimumROIDimensions": 1, "minimumROISize": 1,
