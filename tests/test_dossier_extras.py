@@ -143,6 +143,52 @@ def test_ibsi_mismatch_is_a_limitation(tmp_path):
     assert any("IBSI conformance: 1 feature(s)" in x for x in s["limitations"])
 
 
+def _ibsi_rows(configuration, feature, status, known=False, family="Statistics", deviation=""):
+    return {"configuration": configuration, "reference_configuration": "C" if configuration == "study" else configuration,
+            "ibsi_tag": "t", "ibsi_family": family, "ibsi_feature": "f", "feature": feature, "consensus": "",
+            "reference": 1.0, "tolerance": 0.1, "value": 1.0 if status == "match" else float("nan") if
+            status == "not computed" else 9.0, "difference": 0.0, "match": status, "known_deviation": known,
+            "deviation": deviation}
+
+
+def test_ibsi_table_of_the_check_is_read_by_status_and_deviation(tmp_path):
+    """match / mismatch / not computed: unexplained mismatches, documented deviations apart, study rows out."""
+    config = make_results(tmp_path)
+    kurt = "pyradiomics Kurtosis is not excess kurtosis"
+    rows = [_ibsi_rows("A", "original_firstorder_Mean", "match"),
+            _ibsi_rows("A", "original_firstorder_Kurtosis", "mismatch", True, deviation=kurt),
+            _ibsi_rows("A", "original_glcm_Contrast", "mismatch", False),
+            _ibsi_rows("A", "", "not computed", deviation="not implemented in pyradiomics"),
+            _ibsi_rows("A", "acceflow_preprocessing_x", "match", family="Diagnostics-initial image"),
+            _ibsi_rows("study", "original_glszm_ZoneEntropy", "mismatch", False)]
+    pd.DataFrame(rows).to_csv(tmp_path / "analytical" / "ibsi.tsv", sep="\t", index=False)
+    s = build_dossier(tmp_path, config, ["train", "site_B"], tmp_path / "d.html", tmp_path / "s.json")
+    assert s["ibsi_checked"] and s["ibsi_not_checked"] is None
+    assert s["ibsi_mismatches"] == ["original_glcm_Contrast"]  # not the study's, not the explained one
+    assert s["ibsi_known_deviations"] == ["original_firstorder_Kurtosis"]
+    assert s["ibsi_match_rates"] == {"A": 1 / 3}  # diagnostics and not-computed rows left out
+    lim = " ".join(s["limitations"])
+    assert "IBSI conformance: 1 feature(s) differ" in lim and "documented pyradiomics deviation" in lim
+    html = (tmp_path / "d.html").read_text()
+    assert 'id="ibsi"' in html and "IBSI 1 conformance" in html and "Mismatch: unexplained" in html
+    assert "study settings (vs C)" in html and kurt in html
+
+
+def test_ibsi_summary_table_and_not_checked(tmp_path):
+    config = make_results(tmp_path)
+    reason = "not computed: IBSI data not found at /nowhere; get it from https://github.com/theibsi/data_sets"
+    pd.DataFrame([_ibsi_rows("C", "", "not computed", deviation=reason)]).to_csv(
+        tmp_path / "analytical" / "ibsi.tsv", sep="\t", index=False)
+    pd.DataFrame([{"configuration": "C", "reference_configuration": "C", "n_reference": 0, "n_computed": 0,
+                   "n_match": 0, "n_mismatch": 0, "n_mismatch_known_deviation": 0, "match_rate": float("nan"),
+                   "note": reason}]).to_csv(tmp_path / "analytical" / "ibsi_summary.tsv", sep="\t", index=False)
+    s = build_dossier(tmp_path, config, ["train", "site_B"], tmp_path / "d.html", tmp_path / "s.json")
+    assert not s["ibsi_checked"] and s["ibsi_mismatches"] == [] and s["ibsi_not_checked"] == reason
+    assert any(x.startswith("IBSI conformance was not checked: not computed: IBSI data not found")
+               for x in s["limitations"])
+    assert "IBSI conformance was not checked</strong>" in (tmp_path / "d.html").read_text()
+
+
 def test_no_patient_values_leak_into_the_dossier(run):
     html = run["html"]
     assert SECRET not in html

@@ -1,6 +1,7 @@
 # Analytical validity: perturbed copies per scan (perturbation design), ICC and agreement per
 # feature from the repeats, the stable-feature list with the reason for every dropped feature,
-# segmentation agreement of two masks of one image, and the site effect before / after ComBat.
+# segmentation agreement of two masks of one image, the site effect before / after ComBat, and
+# the IBSI 1 conformance of the extraction (image studies; ibsi.enabled).
 
 if PERTURB:
 
@@ -95,3 +96,25 @@ rule site_effect:
         "../../envs/statistics.yaml"
     script:
         "../scripts/site_effect.py"
+
+
+if IBSI:
+
+    rule ibsi_check:
+        input:
+            params=ibsi_study_params,
+            scans=R("ingest/scans.tsv") if config["ibsi"]["study"] else [],
+        output:
+            table=report(R("analytical/ibsi.tsv"), caption="../report/ibsi.rst", category="2. Analytical validity"),
+            summary=R("analytical/ibsi_summary.tsv"),
+        params:
+            settings=config["ibsi"],
+            preprocessing=config["preprocessing"],
+        log:
+            R("logs/ibsi_check.log"),
+        benchmark:
+            R("benchmarks/ibsi_check.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/ibsi_check.py"

@@ -183,6 +183,21 @@ def reader_masks(wildcards):
     return sorted(set(reader_pairs()["mask"]) - {""})
 
 
+IBSI = IMAGES and config["ibsi"]["enabled"]
+
+
+def ibsi_outputs():
+    """The IBSI conformance tables (image studies with ibsi.enabled), for the dossier."""
+    return [R("analytical/ibsi.tsv"), R("analytical/ibsi_summary.tsv")] if IBSI else []
+
+
+def ibsi_study_params(wildcards):
+    """The pyradiomics parameter file a CT scan of the study uses (ibsi.study), as an input."""
+    if not config["ibsi"]["study"]:
+        return []
+    return config["extraction"]["modality_params"].get("CT", config["extraction"]["params"])
+
+
 def input_files(wildcards):
     """Every input file of the study (for checksums): manifest or table, repeats, params."""
     files = [f for f in (config["input"]["images"], config["input"]["features"], config["input"]["repeats"]) if f]

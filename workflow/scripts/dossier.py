@@ -20,6 +20,7 @@ with log_to(snakemake.log[0]):
         outputs.append(snakemake.input.extraction_qc)
     for key in ("metrics", "predictions", "calibration", "curves"):
         outputs.extend(snakemake.input[key])
+    outputs.extend(snakemake.input.get("ibsi") or [])  # the IBSI conformance tables, when the check ran
     provenance = collect_provenance(snakemake.params.config, inputs, outputs, results_dir=results, run=run)
 
     dot = run.get("rulegraph_dot")

@@ -221,7 +221,8 @@ def detect_limitations(summary: Mapping) -> list[str]:
     than 100 events; a calibration slope whose CI excludes 1 or an intercept whose CI excludes 0;
     no repeated measurements (reproducibility not assessed); model features that are not stable
     under the reproducibility criterion; IBSI conformance mismatches (``analytical/ibsi.tsv``,
-    when a run wrote one); missing result files.
+    when a run wrote one: unexplained ones, then those a documented pyradiomics deviation explains,
+    or why the check could not run); missing result files.
     """
     out = []
     epv = summary.get("events_per_variable")
@@ -263,6 +264,15 @@ def detect_limitations(summary: Mapping) -> list[str]:
         shown = ", ".join(ibsi[:10]) + (f" and {len(ibsi) - 10} more" if len(ibsi) > 10 else "")
         out.append(f"IBSI conformance: {len(ibsi)} feature(s) differ from the IBSI reference values beyond "
                    f"tolerance: {shown}. These features are not computed as IBSI defines them.")
+    known = summary.get("ibsi_known_deviations") or []
+    if known:
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        out.append(f"IBSI conformance: {len(known)} feature(s) differ from the IBSI reference values through a "
+                   f"documented pyradiomics deviation (e.g. kurtosis not in excess form, fixed-bin-size bins "
+                   f"starting at a multiple of the bin width): {shown}. Their values are not comparable with "
+                   "IBSI-conformant software without correction (analytical/ibsi.tsv, column deviation).")
+    if summary.get("ibsi_not_checked"):
+        out.append(f"IBSI conformance was not checked: {summary['ibsi_not_checked']}")
     if not summary.get("reproducibility_assessed"):
         out.append("Reproducibility not assessed: no repeated measurements (test-retest, inter-reader or "
                    "perturbation) were available, so the measurement error of the features is unknown.")
@@ -289,10 +299,56 @@ def _load(results: Path, cohorts: Sequence[str]) -> dict:
         "icc": _read_tsv(results / "analytical" / "icc.tsv"),
         "icc_exists": (results / "analytical" / "icc.tsv").is_file(),
         "ibsi": _read_tsv(results / "analytical" / "ibsi.tsv"),
+        "ibsi_summary": _read_tsv(results / "analytical" / "ibsi_summary.tsv"),
         "card": _read_json(results / "clinical" / "model" / "model_card.json") or {},
         "cohorts": per,
         "results": results,
     }
+
+
+_TRUE = ["true", "1", "1.0", "yes"]
+
+
+def _ibsi_status(ib: pd.DataFrame | None) -> dict:
+    """What ``analytical/ibsi.tsv`` says about conformance (the ``study`` rows are left out).
+
+    The ``match`` column holds ``match`` / ``mismatch`` / ``not computed`` (acceflow.imaging.ibsi);
+    a mismatch with ``known_deviation`` true is explained by a documented pyradiomics deviation.
+    Older tables with a boolean ``match`` (or ``conformant`` / ``within_tolerance``) column are
+    read as match / mismatch. Features are named by the ``feature`` column (else the first column).
+    """
+    out = {"checked": False, "mismatches": [], "known": [], "not_checked": None, "match_rates": {}}
+    if ib is None or ib.empty:
+        return out
+    if "configuration" in ib:
+        ib = ib[ib["configuration"].astype(str) != "study"]
+    flag = next((c for c in ("match", "conformant", "within_tolerance") if c in ib), None)
+    if flag is None:
+        return out
+    name = "feature" if "feature" in ib else ib.columns[0]
+    status = ib[flag].astype(str).str.strip().str.lower()
+    if status.isin(["match", "mismatch", "not computed"]).all():
+        computed = status != "not computed"
+        bad = status == "mismatch"
+        known = (ib["known_deviation"].astype(str).str.strip().str.lower().isin(_TRUE) if "known_deviation" in ib
+                 else pd.Series(False, index=ib.index))
+        out["checked"] = bool(computed.any())
+        if not out["checked"]:
+            notes = ib["deviation"].dropna().astype(str) if "deviation" in ib else pd.Series(dtype=str)
+            out["not_checked"] = notes.iloc[0] if len(notes) else "no IBSI feature was computed"
+        out["mismatches"] = sorted(ib.loc[bad & ~known, name].astype(str).unique())
+        out["known"] = sorted(set(ib.loc[bad & known, name].astype(str)) - set(out["mismatches"]))
+        if "configuration" in ib:
+            for cfg, grp in ib[computed].groupby("configuration", sort=False):
+                diag = grp["ibsi_family"].astype(str).str.startswith("Diagnostics") if "ibsi_family" in grp else False
+                feats = status[grp.index][~diag] if isinstance(diag, pd.Series) else status[grp.index]
+                if len(feats):
+                    out["match_rates"][str(cfg)] = float((feats == "match").mean())
+        return out
+    ok = status.isin(_TRUE)
+    out["checked"] = True
+    out["mismatches"] = sorted(ib.loc[~ok, name].astype(str).unique())
+    return out
 
 
 def _excluded(qc: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -313,14 +369,8 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
                              icc_table["stable"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])))
         used = ([k for k, v in coefs.items() if _f(v) != 0] if coefs else list(card.get("features") or []))
         unstable = sorted(f for f in used if f in is_stable and not is_stable[f])
-    ibsi_bad = []
     ib = data.get("ibsi")
-    if ib is not None and not ib.empty:
-        flag = next((c for c in ("match", "conformant", "within_tolerance") if c in ib), None)
-        if flag is not None:
-            ok = ib[flag].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
-            name = "feature" if "feature" in ib else ib.columns[0]
-            ibsi_bad = sorted(ib.loc[~ok, name].astype(str).unique())
+    ibsi = _ibsi_status(ib)
     summary = {
         "validation": card.get("validation"),
         "internal_validation": card.get("internal_validation"),
@@ -340,8 +390,11 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
         "n_stable_features": icc["n_stable"],
         "stability_threshold": icc.get("threshold"),
         "unstable_model_features": unstable,
-        "ibsi_checked": ib is not None and not ib.empty,
-        "ibsi_mismatches": ibsi_bad,
+        "ibsi_checked": ibsi["checked"],
+        "ibsi_mismatches": ibsi["mismatches"],
+        "ibsi_known_deviations": ibsi["known"],
+        "ibsi_not_checked": ibsi["not_checked"],
+        "ibsi_match_rates": ibsi["match_rates"],
         "n_excluded_entries": None if excluded is None else int(len(excluded)),
         "n_excluded_cases": None if excluded is None else int(excluded["case_id"].nunique()),
         "cohorts": {},
@@ -455,7 +508,7 @@ def _analytical_summary(data: dict, config: Mapping) -> dict:
 
 
 def _section_analytical_more(data: dict, summary: Mapping) -> str:
-    """Agreement, dropped features, segmentation agreement and site effect (after the ICC part)."""
+    """Agreement, dropped features, segmentation agreement, site effect and IBSI conformance (after the ICC part)."""
     out = []
     agr, card = data.get("agreement"), data.get("card") or {}
     coefs = card.get("coefficients") or {}
@@ -520,6 +573,91 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
                            "<strong>Site effect before and after ComBat.</strong> One dot per feature: −log10 of the "
                            "Kruskal–Wallis p value across cohorts before (x) and after (y) harmonisation; dashed lines "
                            "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after"))
+    ibsi = _section_ibsi(data)
+    if ibsi:
+        out.append(ibsi)
+    return "\n".join(out)
+
+
+def _ibsi_summary_table(data: dict) -> pd.DataFrame | None:
+    """``analytical/ibsi_summary.tsv``, or the same counts from ``ibsi.tsv`` when only that exists."""
+    summ = data.get("ibsi_summary")
+    if summ is not None and len(summ):
+        return summ
+    ib = data.get("ibsi")
+    if ib is None or ib.empty or not {"configuration", "match"} <= set(ib.columns):
+        return None
+    status = ib["match"].astype(str).str.strip().str.lower()
+    if not status.isin(["match", "mismatch", "not computed"]).all():
+        return None
+    known = (ib["known_deviation"].astype(str).str.lower().isin(_TRUE) if "known_deviation" in ib
+             else pd.Series(False, index=ib.index))
+    diag = (ib["ibsi_family"].astype(str).str.startswith("Diagnostics") if "ibsi_family" in ib
+            else pd.Series(False, index=ib.index))
+    rows = []
+    for cfg, idx in ib[~diag].groupby("configuration", sort=False).groups.items():
+        st = status[idx]
+        n_comp = int((st != "not computed").sum())
+        ref = (str(ib.loc[idx, "reference_configuration"].iloc[0]) if "reference_configuration" in ib else cfg)
+        rows.append({"configuration": cfg, "reference_configuration": ref, "n_reference": len(idx),
+                     "n_computed": n_comp,
+                     "n_match": int((st == "match").sum()), "n_mismatch": int((st == "mismatch").sum()),
+                     "n_mismatch_known_deviation": int(((st == "mismatch") & known[idx]).sum()),
+                     "match_rate": (st == "match").sum() / n_comp if n_comp else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def _section_ibsi(data: dict) -> str:
+    """IBSI 1 conformance: match rate per configuration, the study's settings, the deviation groups."""
+    summ = _ibsi_summary_table(data)
+    if summ is None:
+        return ""
+    out = ["<h3 id=\"ibsi\">IBSI conformance of the extraction</h3>"]
+    n_comp = pd.to_numeric(summ["n_computed"], errors="coerce").fillna(0)
+    if not (n_comp > 0).any():
+        note = next((str(x) for x in summ.get("note", pd.Series(dtype=str)).dropna() if str(x)), "")
+        out.append(_p(f"<strong>IBSI conformance was not checked</strong>: {_e(note or 'no feature was computed')}.",
+                      "warn"))
+        return "\n".join(out)
+    rows = []
+    for _, r in summ.iterrows():
+        name = str(r["configuration"])
+        ref = str(r.get("reference_configuration", name))
+        label = f"study settings (vs {ref})" if name == "study" else name.replace("_", " ")
+        settings = "; ".join(str(r[c]) for c in ("dimension", "spacing_mm", "interpolation", "resegmentation",
+                                                "discretisation") if c in r and isinstance(r[c], str) and r[c])
+        n_mis, n_known = int(r.get("n_mismatch", 0) or 0), int(r.get("n_mismatch_known_deviation", 0) or 0)
+        # the study's other mismatches come from its settings, not from an unexplained deviation
+        other = f"{n_mis - n_known} (settings differ)" if name == "study" else n_mis - n_known
+        rows.append([label, _Html(_e(settings) or "—"), int(r["n_reference"]), int(r["n_computed"]),
+                     int(r["n_match"]), n_known, other, r["match_rate"]])
+    caption = ("<strong>IBSI 1 conformance.</strong> Per configuration (IBSI digital phantom; CT phantom PAT1 in "
+               "configurations A–E, Zwanenburg et al. 2020, Radiology 295:328): the IBSI features with a reference "
+               "value, those the extraction (pyradiomics) computes, and those within the IBSI tolerance. Mismatches "
+               "are split into those a documented pyradiomics deviation explains and unexplained ones; match rate = "
+               "matches / computed features. IBSI's diagnostic features (image and ROI sizes after each processing "
+               "step) are left out of the counts. The <em>study settings</em> row applies this study's own "
+               "preprocessing and pyradiomics parameters to PAT1 and compares them with the closest configuration: "
+               "it measures the effect of the settings, not conformance. Per feature: "
+               "<code>analytical/ibsi.tsv</code>.")
+    out.append("<figure>" + _table(["Configuration", "Settings", "IBSI features", "Computed", "Match",
+                                    "Mismatch: documented deviation", "Mismatch: unexplained", "Match rate"],
+                                   rows, "compact") + f"<figcaption>{caption}</figcaption></figure>")
+    ib = data.get("ibsi")
+    if ib is not None and {"configuration", "match", "deviation", "known_deviation"} <= set(ib.columns):
+        conf = ib[ib["configuration"].astype(str) != "study"]
+        bad = conf[conf["match"].astype(str) == "mismatch"]
+        if len(bad):
+            def _names(c):
+                return ", ".join(dict.fromkeys(map(str, c)))
+
+            groups = (bad.assign(deviation=bad["deviation"].fillna("").astype(str).replace("", "no known deviation"))
+                      .groupby("deviation", sort=False)
+                      .agg(n=("match", "size"), configurations=("configuration", _names))
+                      .sort_values("n", ascending=False).head(8))
+            out.append(_table(["Mismatches", "Configurations", "Deviation"],
+                              [[int(g.n), g.configurations, k] for k, g in groups.iterrows()], "compact"))
+            out.append(_p("The mismatches grouped by their deviation note (largest groups first).", "note"))
     return "\n".join(out)
 
 
