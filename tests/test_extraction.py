@@ -195,7 +195,7 @@ def test_filters_through_the_dag_and_no_diagnostics_in_the_feature_table(tmp_pat
         write_image(sitk.Cast(image, sitk.sitkFloat32) + float(10 * i), tmp_path / f"c{i}.nii.gz")
         write_image(mask, tmp_path / f"c{i}_mask.nii.gz")
         rows.append({"case_id": f"c{i}", "image": f"c{i}.nii.gz", "mask": f"c{i}_mask.nii.gz", "cohort": "A",
-                     "y": i % 2, "modality": "CT"})
+                     "y": i % 2, "age": 60 + i, "modality": "CT"})
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.tsv", sep="\t", index=False)
     params = {"setting": {"binWidth": 25, "label": 1, "correctMask": True},
               "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 2.0]}, "Wavelet": {}},
@@ -203,21 +203,21 @@ def test_filters_through_the_dag_and_no_diagnostics_in_the_feature_table(tmp_pat
     (tmp_path / "filters.yaml").write_text(yaml.safe_dump(params))
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     results = tmp_path / "results"
-    config.update(results=str(results), demo={"enabled": False}, clinical=[])
+    config.update(results=str(results), demo={"enabled": False}, clinical=["age"])
     config["input"]["images"] = str(tmp_path / "manifest.tsv")
     config["cohorts"] = {"column": "cohort", "train": ["A"], "external": []}
     config["outcome"] = {"type": "binary", "column": "y", "positive": 1}
     config["extraction"] = {"params": str(tmp_path / "filters.yaml")}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(tmp_path), "--cores", "2", "--configfile", str(tmp_path / "config.yaml"),
-                           str(results / "features/features.tsv")], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", str(results / "features/features.tsv"), "--snakefile",
+                           str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+                           "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     feats = pd.read_csv(results / "features/features.tsv", sep="\t")
     assert list(feats["case_id"]) == ["c0", "c1", "c2"]
-    feature_cols = list(feats.columns[3:])
-    assert list(feats.columns[:3]) == ["case_id", "cohort", "y"]
+    feature_cols = list(feats.columns[4:])
+    assert list(feats.columns[:4]) == ["case_id", "cohort", "y", "age"]
     assert not [c for c in feats.columns if "diagnostics" in c.lower()]
     types = {split_feature_name(c)[0] for c in feature_cols}
     assert {"original", "log-sigma-1-0-mm-3D", "log-sigma-2-0-mm-3D", "wavelet-LLH", "wavelet-HHH"} <= types
@@ -226,7 +226,7 @@ def test_filters_through_the_dag_and_no_diagnostics_in_the_feature_table(tmp_pat
     diag = pd.read_csv(results / "features/diagnostics.tsv", sep="\t", dtype=str)
     assert list(diag["scan_id"]) == ["c0", "c1", "c2"] and "diagnostics_Versions_PyRadiomics" in diag
     assert not set(diag.columns) & set(feature_cols)
-    assert "log-sigma" in diag["diagnostics_Configuration_EnabledImageTypes"].iloc[0]
+    assert "'LoG': {'sigma': [1.0, 2.0]}" in diag["diagnostics_Configuration_EnabledImageTypes"].iloc[0]
     assert (pd.read_csv(results / "features/extraction_qc.tsv", sep="\t")["status"] == "ok").all()
     assert math.isclose(feats["original_firstorder_Mean"].iloc[1] - feats["original_firstorder_Mean"].iloc[0], 10,
                         abs_tol=1e-3)
