@@ -2,7 +2,7 @@
 the DAG against pyradiomics' own batch command line, on the same preprocessed images and masks with
 the same parameter files, then the cost of adding one case.
 
-1. Prepare: build the manifest from the STS layout, run the DAG up to preprocessing (not timed).
+1. Prepare: build the manifest from the STS layout, run ingest and preprocessing (not compared).
 2. Alternate the two arms ``--repeats`` times (A B A B ...), so that machine load hits both alike:
    * DAG: delete ``features/`` and run ``snakemake --cores N <results>/features/features.tsv``
      (the ``extract`` job of every scan, then ``feature_table``);
@@ -17,6 +17,14 @@ benchmark files, the start-up cost of one extraction job, and the load average (
 before each timed run: timings on a shared machine are only comparable under similar load.
 
     .venv/bin/python benchmarks/extraction_sts.py [--cores 2] [--repeats 2] [--keep DIR]
+
+Measured for issue 3 (2 shared cores; alternated runs at load 2.5-3): batch 42.5 s, DAG 53.7 s
+(ratio 1.26); the same DAG with pandas imported by the per-scan extract job, as before, 72.1 s (1.70).
+The rest of the gap is one process per scan: interpreter, Snakemake's script preamble and the
+SimpleITK/numpy/pyradiomics imports cost ~0.3 s per job against 0.3-0.6 s of extraction per STS
+scan, while pyradiomics' batch imports once per worker. Snakemake ignores job groups in local runs,
+and ``--scheduler greedy`` instead of the ILP scheduler made no difference (53.9 s). Under load 7-10
+the ratio was 1.43-1.45: process start-ups suffer most on a busy machine.
 """
 
 from __future__ import annotations
@@ -123,10 +131,11 @@ def main() -> int:
     target = str(results / "features/features.tsv")
 
     print(f"STS: {manifest['case_id'].nunique()} cases, {len(manifest)} scans; --cores {args.cores}; work {work}")
-    t = snakemake(work, config, args.cores, target, extra=("--until", "preprocess"))
-    print(f"prepare (manifest, ingest, preprocessing; not compared): {t:.1f} s")
-
+    t = snakemake(work, config, args.cores, str(results / "ingest/scans.tsv"))
     scans = pd.read_csv(results / "ingest/scans.tsv", sep="\t", dtype=str)
+    t += snakemake(work, config, args.cores, *[str(results / f"preprocessed/{s}/{f}.nii.gz")
+                                               for s in scans["scan_id"] for f in ("image", "mask")])
+    print(f"prepare (ingest and preprocessing of {len(scans)} scans; not compared): {t:.1f} s")
     scans["Image"] = [str(results / f"preprocessed/{s}/image.nii.gz") for s in scans["scan_id"]]
     scans["Mask"] = [str(results / f"preprocessed/{s}/mask.nii.gz") for s in scans["scan_id"]]
     params = study["extraction"]["modality_params"]
@@ -155,12 +164,19 @@ def main() -> int:
     ext = job_times(results, "extract")
     print(f"extract jobs: n={len(ext)}, sum {ext.sum():.1f} s, mean {ext.mean():.2f} s, median {ext.median():.2f} s; "
           f"feature_table {job_times(results, 'feature_table').sum():.1f} s")
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from snakemake.script import Snakemake; import pandas; "
-                    "import acceflow.imaging.extract, acceflow.io.images, radiomics.featureextractor"],
-                   check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    print(f"start-up of one extraction job (interpreter + snakemake preamble + imports): "
-          f"{time.perf_counter() - start:.2f} s")
+    job_imports = ("from snakemake.iocontainers import Snakemake; from snakemake.logging import logger; "
+                   "from snakemake.shell import shell; import csv, acceflow.config, acceflow.imaging.extract, "
+                   "acceflow.io.images, radiomics.featureextractor")
+    startup = {}
+    for name, code in (("job", job_imports), ("job + pandas", job_imports + "; import pandas")):
+        walls = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+            walls.append(time.perf_counter() - start)
+        startup[name] = statistics.median(walls)
+    print(f"start-up of one extraction job (interpreter, snakemake preamble, imports; median of 5): "
+          f"{startup['job']:.2f} s; importing pandas in the job would add {startup['job + pandas'] - startup['job']:.2f} s")
 
     # one more case: STS_001's scans under a new case id
     first = manifest["case_id"].iloc[0]

@@ -127,14 +127,17 @@ def test_extract_reproduces_pyradiomics_baseline(case):
     them, SurfaceVolumeRatio (9.1e-4) and Sphericity (8.7e-4). The cause is the baseline, not our
     reading nor the installed pyradiomics: the inputs are hash-identical; brain1's voxel-count,
     PCA and diameter shape features match to 1e-12, so the voxel set and spacing are the same; the
-    brain1 column was written by a development build in full-python mode (2.0.1b1.post11, before
-    mesh-based shape was released in 2.1.0, PR #427), while brain1 resampled (written by 2.1.0)
-    and the other four cases match the released C marching cubes exactly; an independent
-    re-implementation of the marching cubes gives the installed values too. brain1 alone holds
-    cube configurations that no other case has, where that build's mesh must have differed.
-    pyradiomics' own tests accept 3% (tests/testUtils.py), so the stale column never failed
-    upstream. If it is ever corrected, the check that these four still differ fails, to tighten
-    the tolerance.
+    brain1 column was written in full-python mode by a development build (2.0.1b1.post11) made
+    before mesh-based shape features were released (2.1.0, PR #427); the other four cases' columns,
+    written by the same build, and brain1 resampled (written by 2.1.0.post6) match the released C
+    marching cubes to 1e-12, and a Python re-implementation of that algorithm with the pre-release
+    triangle table gives the installed values exactly. brain1 alone holds cube configurations
+    that no other case has (6 of the 128), where that build's mesh must have differed. So the
+    C-extension-vs-Python question only matters through that pre-release mesh code; numpy and
+    SimpleITK versions do not enter (the mesh is C; every other feature matches). pyradiomics'
+    own tests accept 3% relative (tests/testUtils.py), so the stale column never failed upstream.
+    If it is ever corrected, the check that these four still differ fails, to tighten the
+    tolerance.
     """
     image = read_image(need(PYRADIOMICS_DATA / f"{case}_image.nrrd"))
     mask = read_image(PYRADIOMICS_DATA / f"{case}_label.nrrd")
