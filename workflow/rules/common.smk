@@ -144,6 +144,10 @@ def scan_features(wildcards):
     return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
 
 
+def scan_diagnostics(wildcards):
+    return expand(R("features/diagnostics/{scan}.tsv"), scan=scans_table().index)
+
+
 DESIGN = config["reproducibility"]["design"]
 PERTURB = IMAGES and DESIGN == "perturbation" and not config["input"]["repeats"]
 

@@ -64,10 +64,12 @@ if IMAGES:
         input:
             scans=R("ingest/scans.tsv"),
             features=scan_features,
+            diagnostics=scan_diagnostics,
         output:
             features=R("features/features.tsv"),
             repeats=R("features/repeats.tsv"),
             qc=R("features/extraction_qc.tsv"),
+            diagnostics=R("features/diagnostics.tsv"),
         params:
             config=config_subset("outcome", "clinical"),
         log:

@@ -4,14 +4,25 @@ The modality's discretisation and re-segmentation (extraction.discretisation / r
 outlier_sd) are merged into the parameter file's settings (acceflow.imaging.extract.scan_params);
 pyradiomics records the settings used in the diagnostics' Configuration_Settings column.
 
-With on_case_error: exclude, a failure writes the reason instead of features, so that the rest
-of the cohort continues and the case is listed in features/extraction_qc.tsv.
+A failure, or a feature that comes out NaN/inf, makes the scan a failed extraction: with
+on_case_error: exclude the reason is written instead of features, so that the rest of the cohort
+continues and the scan is listed in features/extraction_qc.tsv; with stop the job fails.
+The rows are written with the csv module (not pandas): this job runs once per scan, and its
+start-up time is part of every extraction.
 """
-import pandas as pd
+import csv
 
 from acceflow.config import log_to
-from acceflow.imaging.extract import extract_features, load_params, scan_params
+from acceflow.imaging.extract import extract_features, load_params, nonfinite_features, scan_params
 from acceflow.io.images import read_image
+
+
+def write_row(path, row):
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row), delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(row)
+
 
 with log_to(snakemake.log[0]):
     scan = snakemake.wildcards.scan
@@ -20,11 +31,15 @@ with log_to(snakemake.log[0]):
         image, mask = read_image(snakemake.input.image), read_image(snakemake.input.mask)
         params = scan_params(load_params(snakemake.input.params), image, mask, label, **snakemake.params.overrides)
         features, diagnostics = extract_features(image, mask, params, label=label)
+        bad = nonfinite_features(features)
+        if bad:
+            raise ValueError(f"pyradiomics returned NaN/inf for {len(bad)} feature(s): {', '.join(bad[:10])}"
+                             + (", ..." if len(bad) > 10 else ""))
         row, diag = {"scan_id": scan, "error": "", **features}, {"scan_id": scan, **diagnostics}
     except Exception as exc:  # noqa: BLE001 - any failure of one case is reported, not fatal
         if snakemake.params.on_error == "stop":
             raise
         print(f"extraction failed for {scan}: {exc!r}")
         row, diag = {"scan_id": scan, "error": f"feature extraction failed: {exc}"}, {"scan_id": scan}
-    pd.DataFrame([row]).to_csv(snakemake.output.features, sep="\t", index=False)
-    pd.DataFrame([diag]).to_csv(snakemake.output.diagnostics, sep="\t", index=False)
+    write_row(snakemake.output.features, row)
+    write_row(snakemake.output.diagnostics, diag)

@@ -25,6 +25,66 @@ def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
     return (t > 0) & df[outcome["event"]].notna()
 
 
+class FeatureTableError(ValueError):
+    """Extracted features that cannot form a feature table (non-finite values, mismatched columns)."""
+
+
+def check_finite(rows: pd.DataFrame, feature_cols: list[str]) -> None:
+    """Refuse per-scan feature rows holding NaN or infinite values, naming columns and scans.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        One row per extracted scan: ``scan_id`` and the feature columns.
+    feature_cols : list of str
+        The feature columns to check.
+
+    Raises
+    ------
+    FeatureTableError
+        When any value is NaN or infinite; the message gives the number of affected columns and
+        scans and names the first ones.
+    """
+    if not feature_cols or rows.empty:
+        return
+    values = rows[feature_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        cols = [c for c, b in zip(feature_cols, bad.any(axis=0)) if b]
+        scans = rows["scan_id"].to_numpy()[bad.any(axis=1)].tolist()
+        raise FeatureTableError(
+            f"{len(cols)} feature column(s) hold NaN/inf for {len(scans)} extracted scan(s): columns "
+            f"{cols[:10]}{' ...' if len(cols) > 10 else ''}, scans {scans[:10]}{' ...' if len(scans) > 10 else ''}. "
+            "Per-scan feature files disagree (e.g. extracted with different parameter files) or were "
+            "written before the NaN check; delete features/scans/ for these scans and re-run")
+
+
+def assemble_diagnostics(scans_path: str, diagnostic_files: list[str]) -> pd.DataFrame:
+    """Join pyradiomics' per-scan diagnostics into one provenance table (``features/diagnostics.tsv``).
+
+    Parameters
+    ----------
+    scans_path : str
+        ``ingest/scans.tsv`` (usable scans with ``scan_id, case_id, repeat, modality``).
+    diagnostic_files : list of str
+        ``features/diagnostics/{scan}.tsv``: ``scan_id`` and pyradiomics' ``diagnostics_*`` entries
+        (a failed extraction has only ``scan_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scan: ``scan_id, case_id, repeat, modality`` then the ``diagnostics_*``
+        columns (versions, settings, image and mask hashes, ROI statistics), as text; empty
+        cells for a scan whose extraction failed. Never holds a feature value.
+    """
+    scans = pd.read_csv(scans_path, sep="\t", dtype=str, keep_default_na=False)
+    frames = [pd.read_csv(f, sep="\t", dtype=str, keep_default_na=False) for f in diagnostic_files]
+    diag = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["scan_id"])
+    keys = [c for c in ("scan_id", "case_id", "repeat", "modality") if c in scans]
+    out = scans[keys].merge(diag, on="scan_id", how="left", validate="one_to_one").fillna("")
+    return out.sort_values("scan_id", kind="stable").reset_index(drop=True)
+
+
 AGGREGATES = {"max": np.max, "min": np.min, "mean": np.mean, "count": len}
 
 
@@ -161,6 +221,14 @@ def assemble_feature_table(scans_path: str, feature_files: list[str], config: di
         ``case_id, repeat`` and the feature columns, for cases with two or more repeats.
     qc : pandas.DataFrame
         One row per scan (``QC_COLUMNS``): ok, or excluded with the extraction error.
+
+    Raises
+    ------
+    FeatureTableError
+        When an extracted scan has a NaN or infinite feature value (e.g. per-scan files written
+        with different parameter files, so that their feature columns differ). The extraction
+        step turns a non-finite pyradiomics value into a failed scan, so a NaN here is never a
+        measurement and is not passed on to be imputed silently.
     """
     scans = pd.read_csv(scans_path, sep="\t", dtype={"case_id": str, "repeat": str, "modality": str},
                         keep_default_na=True)
@@ -175,6 +243,7 @@ def assemble_feature_table(scans_path: str, feature_files: list[str], config: di
     qc["reason"] = merged["error"]
     feature_cols = [c for c in rows.columns if c not in ("scan_id", "error")]
     ok = merged[merged["error"] == ""]
+    check_finite(ok, feature_cols)
     modalities = sorted(scans["modality"].unique())
 
     def wide(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
