@@ -17,6 +17,7 @@ import SimpleITK as sitk
 import yaml
 
 from acceflow.imaging import ibsi
+from acceflow.imaging.extract import resegmentation_range
 from conftest import REPO, SHARED_DATA, make_image, need
 
 IBSI_DATA = SHARED_DATA / "ibsi"
@@ -171,12 +172,15 @@ def test_ibsi_resample_rounds_and_thresholds_the_mask():
 
 
 def test_resegmentation_range_then_outliers():
+    # preprocess_ibsi uses the study's resegmentation_range (acceflow.imaging.extract), on image and mask
     v = np.array([-1200.0, -900.0, 0.0, 10.0, 20.0, 30.0, 500.0])
-    assert ibsi.resegmentation_range(v) is None
-    assert ibsi.resegmentation_range(v, (-1000, 400)) == (-1000.0, 400.0)
+    img, roi = make_image(v.reshape(1, 1, -1).astype(np.float32)), make_image(np.ones((1, 1, v.size), np.uint8))
+    assert resegmentation_range(img, roi) is None
+    assert resegmentation_range(img, roi, 1, (-1000, 400)) == [-1000.0, 400.0]
     kept = v[(v >= -1000) & (v <= 400)]
-    lo, hi = ibsi.resegmentation_range(v, (-1000, 400), 1.0)
+    lo, hi = resegmentation_range(img, roi, 1, (-1000, 400), 1.0)
     assert lo == pytest.approx(kept.mean() - kept.std()) and hi == pytest.approx(min(400, kept.mean() + kept.std()))
+    assert ibsi.resegmentation_range is resegmentation_range  # one implementation
 
 
 def test_closest_configuration_and_study_settings():

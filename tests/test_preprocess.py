@@ -41,6 +41,11 @@ def test_grid_rounds_up_and_keeps_the_centre_under_any_direction():
     # the float32 spacing of a NIfTI header (0.8 mm stored as 0.800000012) does not add a voxel
     f32 = make_image(np.zeros((16, 50, 50), np.float32), spacing=(float(np.float32(0.8)),) * 2 + (2.5,))
     assert resampled_grid(f32, (1.0, 1.0, 1.0))[0] == [40, 40, 40]
+    # None keeps an axis (IBSI configuration B: 2 x 2 mm in-plane, slices unchanged)
+    out = resample(img, (2.0, 2.0, None), "trilinear")
+    assert out.GetSize() == (100, 99, 60) and out.GetSpacing()[2] == 3.0
+    with pytest.raises(ValueError, match="positive"):
+        resampled_grid(img, (2.0, 0.0, None))
 
 
 def test_interpolator_aliases_follow_ibsi_names(sphere_case):
@@ -86,6 +91,8 @@ def test_ct_rounding_after_interpolation(sphere_case):
     assert np.array_equal(sitk.GetArrayFromImage(round_intensities(make_image(np.array([[[0.5, 1.5, -2.6]]],
                                                                                         np.float32)))),
                           [[[0.0, 2.0, -3.0]]])
+    # float64 input is rounded at its own precision: -128.500007 is nearer -129 (float32 would hold -128.5)
+    assert sitk.GetArrayFromImage(round_intensities(make_image(np.array([[[-128.500007]]]))))[0, 0, 0] == -129.0
     with pytest.raises(ValueError, match="rounding"):
         preprocess(image, mask, normalisation="zscore", rounding=True)
 

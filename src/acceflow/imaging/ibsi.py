@@ -16,13 +16,20 @@ feature definitions and not a resampling difference:
 
 * interpolation grid (IBSI manual 2.4, "Notes on interpolation" in chapter 5): grid size
   ``ceil(n * s_old / s_new)``, grid centred on the original grid (pyradiomics aligns the origin
-  voxel's corner), nearest-boundary extrapolation (:func:`ibsi_grid`, :func:`ibsi_resample`);
+  voxel's corner), nearest-boundary extrapolation;
 * intensities rounded to the nearest integer after interpolation (configurations B-E, CT in HU);
 * the ROI mask interpolated like an image (linear) and thresholded at a partial volume of 0.5
   (pyradiomics resamples masks with nearest neighbour);
 * configuration E's range *and* 3-sigma re-segmentation: pyradiomics applies one mode at a time,
   so the intersection of the two intervals is computed here and passed as an absolute range (as
   the pyradiomics FAQ does for E).
+
+These steps are the study's own functions, not a second implementation: the grid, interpolation,
+rounding and mask thresholding are :mod:`acceflow.imaging.preprocess` (``resampled_grid``,
+``resample``, ``round_intensities``, ``resample_mask``, called through ``preprocess``; see
+:func:`ibsi_grid`, :func:`ibsi_resample`), and the combined re-segmentation interval is
+:func:`acceflow.imaging.extract.resegmentation_range`, so a conformance result speaks for the code
+that preprocesses the study's scans.
 
 What remains is pyradiomics' own behaviour and is reported, never corrected: fixed-bin-size
 discretisation with bin edges at multiples of the bin width (IBSI starts the bins at the lower
@@ -56,10 +63,13 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from acceflow.imaging.extract import resegmentation_range
+from acceflow.imaging.preprocess import preprocess, resampled_grid, round_intensities, target_spacing
+
 __all__ = [
     "CONFIGURATIONS", "EXTRACTIONS", "IBSIConfiguration", "MATCH", "MISMATCH", "NOT_COMPUTED", "TABLE_COLUMNS",
     "SUMMARY_COLUMNS", "MAX_STUDY_BINS", "load_map", "load_reference", "ibsi_grid", "ibsi_resample",
-    "resegmentation_range", "preprocess_ibsi", "pyradiomics_params", "compute_configuration", "is_match",
+    "preprocess_ibsi", "pyradiomics_params", "compute_configuration", "is_match",
     "compare_with_reference", "summarise", "study_settings", "closest_configuration", "crop_to_roi", "compute_study",
     "missing_data_tables", "run_ibsi_check",
 ]
@@ -184,9 +194,6 @@ DATA_FILES = {
 #: Above this many fixed-bin-width grey levels on PAT1 the study's settings are not run (memory).
 MAX_STUDY_BINS = 2000
 
-_INTERPOLATORS = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline, "nearest": sitk.sitkNearestNeighbor}
-
-
 # ----------------------------------------------------------------------------------- tables
 
 
@@ -251,10 +258,11 @@ def load_reference(data_dir: str | os.PathLike, configuration: str) -> pd.DataFr
 
 
 def ibsi_grid(image: sitk.Image, spacing) -> tuple[list[int], list[float], list[float]]:
-    """The IBSI interpolation grid over ``image`` (IBSI manual 2.4 and chapter 5, interpolation notes).
+    """The IBSI interpolation grid over ``image``: the study's grid, :func:`acceflow.imaging.preprocess.resampled_grid`.
 
-    Grid size ``ceil(n_a * s_a / s_b)`` per axis, and the new grid centred on the original one:
-    origin ``x_a0 + (s_a (n_a - 1) - s_b (n_b - 1)) / 2`` along each axis (in the image's direction).
+    Grid size ``ceil(n_a * s_a / s_b)`` per axis and the new grid centred on the original one
+    (IBSI manual 2.4 and chapter 5, interpolation notes); kept as a name for callers that want the
+    spacing too.
 
     Parameters
     ----------
@@ -270,66 +278,41 @@ def ibsi_grid(image: sitk.Image, spacing) -> tuple[list[int], list[float], list[
     ValueError
         When a spacing is not positive.
     """
-    old_size = np.asarray(image.GetSize(), float)
-    old_spacing = np.asarray(image.GetSpacing(), float)
-    new_spacing = np.array([o if s is None else float(s) for s, o in zip(spacing, old_spacing)])
-    if (new_spacing <= 0).any():
-        raise ValueError(f"resampled spacing must be positive mm values, got {spacing}")
-    # ceil with a tolerance: 60 slices x 3 mm / 2 mm is 90, not 91 by floating-point noise
-    size = np.maximum(np.ceil(old_size * old_spacing / new_spacing - 1e-6), 1).astype(int)
-    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
-    shift = (old_spacing * (old_size - 1) - new_spacing * (size - 1)) / 2.0
-    origin = np.asarray(image.GetOrigin(), float) + direction @ shift
-    return size.tolist(), new_spacing.tolist(), origin.tolist()
-
-
-def _resample(image: sitk.Image, size, spacing, origin, interpolator: str) -> sitk.Image:
-    f = sitk.ResampleImageFilter()
-    f.SetSize([int(s) for s in size])
-    f.SetOutputSpacing([float(s) for s in spacing])
-    f.SetOutputOrigin([float(o) for o in origin])
-    f.SetOutputDirection(image.GetDirection())
-    f.SetInterpolator(_INTERPOLATORS[interpolator])
-    f.SetUseNearestNeighborExtrapolator(True)  # IBSI: extrapolate with the nearest boundary intensity
-    f.SetOutputPixelType(sitk.sitkFloat64)
-    return f.Execute(sitk.Cast(image, sitk.sitkFloat64))
+    size, origin = resampled_grid(image, spacing)
+    return size, target_spacing(image, spacing), origin
 
 
 def ibsi_resample(image: sitk.Image, mask: sitk.Image, spacing, interpolator: str = "linear",
                   round_intensities: bool = True, partial_volume: float = 0.5) -> tuple[sitk.Image, sitk.Image]:
-    """Interpolate an image and its ROI mask onto the IBSI grid (:func:`ibsi_grid`).
+    """Interpolate an image and its ROI mask onto the IBSI grid with the study's preprocessing.
+
+    This is :func:`acceflow.imaging.preprocess.preprocess` (no N4, no normalisation) with the mask
+    interpolated trilinearly and thresholded, so the conformance check runs the code the study runs:
+    :func:`~acceflow.imaging.preprocess.resample` (grid of :func:`ibsi_grid`, nearest-boundary
+    extrapolation, float32), :func:`~acceflow.imaging.preprocess.round_intensities` and
+    :func:`~acceflow.imaging.preprocess.resample_mask`.
 
     Parameters
     ----------
     image : SimpleITK.Image, intensities (HU for the CT phantom)
     mask : SimpleITK.Image, binary ROI mask (0 / 1) on the image's grid
     spacing : sequence of 3 (float or None), mm; see :func:`ibsi_grid`
-    interpolator : ``linear`` (IBSI bi/trilinear) or ``bspline`` (cubic spline, IBSI "tricubic spline")
-    round_intensities : round the interpolated intensities to the nearest integer (half up)
+    interpolator : ``linear`` (IBSI bi/trilinear) or ``bspline`` (cubic spline, IBSI "tricubic spline");
+        IBSI names are accepted (:func:`acceflow.imaging.preprocess.interpolator_name`)
+    round_intensities : round the interpolated intensities to the nearest integer (HU)
     partial_volume : the mask is interpolated linearly and voxels with a value >= this are in the ROI
 
     Returns
     -------
-    (image, mask) : float32 image and uint8 mask (0 / 1) on the new grid
+    (image, mask) : float32 image and mask (the input mask's pixel type and labels) on the new grid
 
     Raises
     ------
     ValueError
         On an unknown interpolator or a non-positive spacing.
     """
-    if interpolator not in _INTERPOLATORS:
-        raise ValueError(f"interpolator '{interpolator}' unknown; use one of {sorted(_INTERPOLATORS)}")
-    size, new_spacing, origin = ibsi_grid(image, spacing)
-    out = _resample(image, size, new_spacing, origin, interpolator)
-    arr = sitk.GetArrayFromImage(out)
-    if round_intensities:
-        arr = np.floor(arr + 0.5)
-    out_image = sitk.GetImageFromArray(arr.astype(np.float32))
-    out_image.CopyInformation(out)
-    m = _resample(sitk.Cast(mask > 0, sitk.sitkFloat64), size, new_spacing, origin, "linear")
-    out_mask = sitk.GetImageFromArray((sitk.GetArrayFromImage(m) >= partial_volume - 1e-9).astype(np.uint8))
-    out_mask.CopyInformation(out)
-    return out_image, out_mask
+    return preprocess(image, mask, spacing, interpolator, mask_interpolator="linear",
+                      mask_threshold=partial_volume, rounding=round_intensities)
 
 
 def _bbox_dims(mask: np.ndarray) -> tuple[int, int, int]:
@@ -367,40 +350,14 @@ def _stage_diagnostics(image: sitk.Image, int_mask: np.ndarray, morph_mask: np.n
     return out
 
 
-def resegmentation_range(values: np.ndarray, resegment_range=None, outlier_sigma=None) -> tuple[float, float] | None:
-    """The intensity interval of IBSI re-segmentation (IBSI manual 2.5): a range, then outliers.
-
-    Parameters
-    ----------
-    values : 1D array of the ROI's intensities (after interpolation)
-    resegment_range : (low, high) or None
-    outlier_sigma : k for mean +/- k SD (population SD) of the intensities left by the range, or None
-
-    Returns
-    -------
-    (low, high) or None : the intersection of the range and the outlier interval; None when there is
-        no re-segmentation. pyradiomics applies either an absolute or a sigma re-segmentation, not both
-        (FAQ), so configuration E passes this intersection as an absolute range.
-    """
-    low, high = -math.inf, math.inf
-    if resegment_range is not None:
-        low, high = float(resegment_range[0]), float(resegment_range[1])
-    if outlier_sigma is not None:
-        kept = values[(values >= low) & (values <= high)]
-        mu, sd = float(kept.mean()), float(kept.std())
-        low, high = max(low, mu - outlier_sigma * sd), min(high, mu + outlier_sigma * sd)
-    if resegment_range is None and outlier_sigma is None:
-        return None
-    return low, high
-
-
 def preprocess_ibsi(image: sitk.Image, mask: sitk.Image, cfg: IBSIConfiguration):
     """IBSI image processing of one configuration before pyradiomics (see the module docstring).
 
     Parameters
     ----------
-    image : SimpleITK.Image, the data set's image (cast to float and rounded to integers first, as the
-        IBSI manual asks for the NIfTI phantoms)
+    image : SimpleITK.Image, the data set's image (cast to float32 and rounded to integers first with
+        :func:`acceflow.imaging.preprocess.round_intensities`, as the IBSI manual asks for the NIfTI
+        phantoms)
     mask : SimpleITK.Image, its ROI mask
     cfg : the configuration
 
@@ -408,19 +365,20 @@ def preprocess_ibsi(image: sitk.Image, mask: sitk.Image, cfg: IBSIConfiguration)
     -------
     image : SimpleITK.Image (float32), the interpolated image
     mask : SimpleITK.Image (uint8, 0 / 1), the interpolated ROI (morphological mask)
-    reseg : (low, high) or None, the re-segmentation interval pyradiomics applies (absolute mode)
+    reseg : [low, high] or None, the re-segmentation interval (image units, HU) from
+        :func:`acceflow.imaging.extract.resegmentation_range`: the range, then mean +/- k population
+        SD of the ROI voxels left inside it; pyradiomics applies it in absolute mode
     diagnostics : dict IBSI diagnostic tag -> value (initial image and ROI, interpolated image and
         ROI, re-segmented ROI); empty for the digital phantom, which has no diagnostic references
 
     Raises
     ------
     ValueError
-        From :func:`ibsi_resample` (unknown interpolator, bad spacing); RuntimeError from SimpleITK
-        when image and mask do not share a grid.
+        From :func:`ibsi_resample` (unknown interpolator, bad spacing) and from
+        :func:`acceflow.imaging.extract.resegmentation_range` (no ROI voxel inside the range);
+        RuntimeError from SimpleITK when image and mask do not share a grid.
     """
-    arr = np.floor(sitk.GetArrayFromImage(image).astype(np.float64) + 0.5).astype(np.float32)
-    img = sitk.GetImageFromArray(arr)
-    img.CopyInformation(image)
+    img = round_intensities(image)
     msk = sitk.GetImageFromArray((sitk.GetArrayFromImage(mask) > 0.5).astype(np.uint8))
     msk.CopyInformation(image)
     diagnostics = {}
@@ -430,8 +388,7 @@ def preprocess_ibsi(image: sitk.Image, mask: sitk.Image, cfg: IBSIConfiguration)
     if cfg.spacing is not None:
         img, msk = ibsi_resample(img, msk, cfg.spacing, cfg.interpolator, cfg.round_intensities, cfg.partial_volume)
     m1 = sitk.GetArrayViewFromImage(msk).astype(bool)
-    values = sitk.GetArrayViewFromImage(img)[m1]
-    reseg = resegmentation_range(values, cfg.resegment_range, cfg.outlier_sigma)
+    reseg = resegmentation_range(img, msk, 1, cfg.resegment_range, cfg.outlier_sigma)
     if cfg.data_set == "ct_phantom":
         diagnostics.update(_stage_diagnostics(img, m1, m1, "interp", "interp"))
         a = sitk.GetArrayViewFromImage(img)
@@ -848,7 +805,6 @@ def compute_study(data_dir: str | os.PathLike, params: dict, preprocessing: dict
         need gigabytes; and from pyradiomics.
     """
     from acceflow.imaging.extract import extract_features
-    from acceflow.imaging.preprocess import preprocess
 
     t0 = time.perf_counter()
     pre = preprocessing or {}

@@ -57,6 +57,38 @@ def interpolator_name(name: str) -> str:
     return name
 
 
+def target_spacing(image: sitk.Image, spacing) -> list[float]:
+    """The interpolation grid's spacing in mm: ``spacing`` with ``None`` axes taken from ``image``.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        3D image; its spacing (mm) fills the ``None`` axes.
+    spacing : sequence of 3 (float or None)
+        Desired spacing in mm (x, y, z); ``None`` keeps that axis' spacing (and, with
+        :func:`resampled_grid`, its size and positions), as IBSI's 2D configurations A and B keep the
+        slice spacing (IBSI manual chapter 5, configuration B: 2 x 2 mm in-plane, z unchanged).
+
+    Returns
+    -------
+    list of 3 float (mm)
+
+    Raises
+    ------
+    ValueError
+        When ``spacing`` does not have one entry per image axis or a given spacing is not positive.
+    """
+    old = image.GetSpacing()
+    if spacing is None or len(spacing) != len(old):
+        raise ValueError(f"resampled spacing must be {len(old)} positive mm values (None keeps an axis), "
+                         f"got {spacing}")
+    out = [float(o) if s is None else float(s) for s, o in zip(spacing, old)]
+    if min(out) <= 0:
+        raise ValueError(f"resampled spacing must be {len(old)} positive mm values (None keeps an axis), "
+                         f"got {spacing}")
+    return out
+
+
 def resampled_grid(image: sitk.Image, spacing) -> tuple[list[int], list[float]]:
     """Size and origin of the IBSI *align grid centers* interpolation grid over ``image``.
 
@@ -65,8 +97,9 @@ def resampled_grid(image: sitk.Image, spacing) -> tuple[list[int], list[float]]:
     image : SimpleITK.Image
         3D image; its size ``n_a`` (voxels), spacing ``s_a`` (mm), origin (mm) and direction
         cosines define the original grid.
-    spacing : sequence of 3 float
-        Desired spacing ``s_b`` in mm (x, y, z).
+    spacing : sequence of 3 (float or None)
+        Desired spacing ``s_b`` in mm (x, y, z); ``None`` on an axis keeps its spacing, size and
+        positions (see :func:`target_spacing`).
 
     Returns
     -------
@@ -80,10 +113,15 @@ def resampled_grid(image: sitk.Image, spacing) -> tuple[list[int], list[float]]:
         centres of the original and the interpolation grid coincide. Example from the manual: a
         4 x 4 grid at 3 mm resampled to 2 mm gives a 6 x 6 grid whose origin is 0.5 mm before the
         original origin along each axis.
+
+    Raises
+    ------
+    ValueError
+        From :func:`target_spacing` (wrong length, non-positive spacing).
     """
     old_size = np.asarray(image.GetSize(), float)
     old_spacing = np.asarray(image.GetSpacing(), float)
-    spacing = np.asarray(spacing, float)
+    spacing = np.asarray(target_spacing(image, spacing), float)
     size = np.maximum(np.ceil(old_size * old_spacing / spacing - 1e-3), 1).astype(int)
     direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
     shift = ((old_size - 1) * old_spacing - (size - 1) * spacing) / 2.0
@@ -96,10 +134,8 @@ def _resampler(image: sitk.Image, spacing, reference: sitk.Image | None) -> sitk
     if reference is not None:
         f.SetReferenceImage(reference)
         return f
-    if len(spacing) != image.GetDimension() or min(spacing) <= 0:
-        raise ValueError(f"resampled spacing must be {image.GetDimension()} positive mm values, got {spacing}")
     size, origin = resampled_grid(image, spacing)
-    f.SetOutputSpacing([float(s) for s in spacing])
+    f.SetOutputSpacing(target_spacing(image, spacing))
     f.SetSize([int(s) for s in size])
     f.SetOutputOrigin(origin)
     f.SetOutputDirection(image.GetDirection())
@@ -107,36 +143,46 @@ def _resampler(image: sitk.Image, spacing, reference: sitk.Image | None) -> sitk
 
 
 def resample(image: sitk.Image, spacing, interpolator: str = "bspline",
-             reference: sitk.Image | None = None) -> sitk.Image:
+             reference: sitk.Image | None = None, dtype: str = "float32") -> sitk.Image:
     """Resample an image to ``spacing`` (mm) on the IBSI grid, or onto ``reference``'s grid.
 
     Parameters
     ----------
     image : SimpleITK.Image
         3D image (intensities in HU, SUV or arbitrary MR units) or label mask.
-    spacing : sequence of 3 float or None
-        Target voxel spacing in mm (x, y, z), grid from :func:`resampled_grid`; ``None`` (and no
-        ``reference``) returns the image unchanged.
+    spacing : sequence of 3 (float or None), or None
+        Target voxel spacing in mm (x, y, z), grid from :func:`resampled_grid`; ``None`` on an axis
+        keeps that axis (IBSI's 2D configurations interpolate in-plane only); ``None`` overall (and
+        no ``reference``) returns the image unchanged.
     interpolator : str
         ``nearest`` / ``nearest_neighbour`` (use it for label masks), ``linear`` / ``trilinear``,
         ``bspline`` / ``tricubic_spline`` (IBSI 2.4 interpolation algorithms).
     reference : SimpleITK.Image, optional
         Resample onto this grid instead (``spacing`` ignored).
+    dtype : {"float32", "float64"}
+        Pixel type of the linear / B-spline result (the input is cast to it first). ``float32``
+        (default, IBSI's minimum "full precision") for the study's images; ``float64`` when the
+        result is rounded next (:func:`preprocess` with ``rounding``), so that the nearest integer
+        is taken of the interpolated value itself and not of its float32 approximation (a value
+        of -128.500007 HU is stored as -128.5 in float32 and would round to -128, not -129).
 
     Returns
     -------
     SimpleITK.Image
         Nearest neighbour keeps the input's pixel type and fills points outside the original grid
-        with 0; the other interpolators return float32. Points of the (ceil-sized) grid that lie
+        with 0; the other interpolators return ``dtype``. Points of the (ceil-sized) grid that lie
         outside the original image get the nearest boundary intensity (IBSI: pad with the
         boundary intensities).
 
     Raises
     ------
     ValueError
-        On an unknown interpolator or a non-positive spacing.
+        On an unknown interpolator or dtype, or a non-positive spacing.
     """
     interpolator = interpolator_name(interpolator)
+    pixel_type = {"float32": sitk.sitkFloat32, "float64": sitk.sitkFloat64}.get(dtype)
+    if pixel_type is None:
+        raise ValueError(f"resample dtype must be float32 or float64, got {dtype!r}")
     if reference is None and spacing is None:
         return image
     f = _resampler(image, spacing, reference)
@@ -145,9 +191,9 @@ def resample(image: sitk.Image, spacing, interpolator: str = "bspline",
         f.SetOutputPixelType(image.GetPixelID())
         f.SetDefaultPixelValue(0)
         return f.Execute(image)
-    image = sitk.Cast(image, sitk.sitkFloat32)
+    image = sitk.Cast(image, pixel_type)
     f.SetUseNearestNeighborExtrapolator(True)
-    f.SetOutputPixelType(sitk.sitkFloat32)
+    f.SetOutputPixelType(pixel_type)
     return f.Execute(image)
 
 
@@ -209,8 +255,13 @@ def resample_mask(mask: sitk.Image, reference: sitk.Image, interpolator: str = "
 def round_intensities(image: sitk.Image) -> sitk.Image:
     """Round intensities to the nearest integer (IBSI 2.4, "rounding image intensities after interpolation").
 
-    Meant for CT in HU, which takes only integer values; interpolated values are rounded half to
-    even (numpy's ``rint``).
+    Meant for CT in HU, which takes only integer values. The value is rounded at the input's own
+    precision (a float64 image is not cast to float32 first, which could turn -128.500007 into
+    -128.5), then stored as float32 (integers up to 2**24 are exact). Exact halves are rounded to
+    even (numpy's ``rint``): IBSI asks for the nearest integer without naming a tie rule, and on the
+    IBSI CT phantom (configurations B-E) rounding halves up instead changes no reference
+    comparison (same match / mismatch for every feature and diagnostic, checked with
+    :func:`acceflow.imaging.ibsi.run_ibsi_check`).
 
     Parameters
     ----------
@@ -221,7 +272,7 @@ def round_intensities(image: sitk.Image) -> sitk.Image:
     SimpleITK.Image
         float32 image with integer values, same grid.
     """
-    arr = np.rint(sitk.GetArrayFromImage(image).astype(np.float32))
+    arr = np.rint(sitk.GetArrayFromImage(image).astype(np.float64)).astype(np.float32)
     out = sitk.GetImageFromArray(arr)
     out.CopyInformation(image)
     return out
@@ -357,8 +408,8 @@ def preprocess(image: sitk.Image, mask: sitk.Image | None, spacing=None, interpo
         3D image in HU (CT), SUV (PET) or arbitrary units (MR).
     mask : SimpleITK.Image or None
         Label mask on the image's grid (checked at ingest); may hold a reference-tissue label.
-    spacing : sequence of 3 float or None
-        Resampled spacing in mm; None keeps the original grid.
+    spacing : sequence of 3 (float or None), or None
+        Resampled spacing in mm; None on an axis keeps that axis, None overall the original grid.
     interpolator : str
         Image interpolator, see :func:`resample` (IBSI names accepted).
     normalisation : str
@@ -389,7 +440,8 @@ def preprocess(image: sitk.Image, mask: sitk.Image | None, spacing=None, interpo
     if n4:
         image = n4_correct(image, shrink=n4_shrink, iterations=n4_iterations)
     image = normalise(image, normalisation, mask=mask, reference_label=reference_label)
-    out_image = resample(image, spacing, interpolator)
+    # rounding: interpolate at float64 and round once (see resample's dtype); float32 afterwards
+    out_image = resample(image, spacing, interpolator, dtype="float64" if rounding else "float32")
     if rounding:
         out_image = round_intensities(out_image)
     out_mask = None
