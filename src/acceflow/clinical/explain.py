@@ -119,12 +119,16 @@ class _WithFixedColumns(ClassifierMixin, BaseEstimator):
     def classes_(self):
         return self.model.classes_
 
-    def fit(self, X, y):  # pragma: no cover - never refitted, but sklearn expects the method
-        raise NotImplementedError("a frozen model is not refitted")
+    def _full(self, X):
+        return pd.concat([self.fixed.reset_index(drop=True), pd.DataFrame(X).reset_index(drop=True)], axis=1)
+
+    def fit(self, X, y):
+        """Fit the wrapped model on the fixed columns followed by ``X`` (sklearn's estimator interface)."""
+        self.model.fit(self._full(X), y)
+        return self
 
     def predict_proba(self, X):
-        full = pd.concat([self.fixed.reset_index(drop=True), pd.DataFrame(X).reset_index(drop=True)], axis=1)
-        return self.model.predict_proba(full)
+        return self.model.predict_proba(self._full(X))
 
 
 def _changes_columns(step):
