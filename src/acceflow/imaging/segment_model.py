@@ -1,0 +1,429 @@
+"""Deep-learning segmentation with MONAI: train a 3D network on reference masks, infer masks.
+
+Method: a 3D U-Net (Ronneberger et al. 2015, MICCAI; 3D: Çiçek et al. 2016, MICCAI; MONAI's
+residual-unit variant, Kerfoot et al. 2018) or SegResNet (Myronenko 2018, BrainLes) trained on
+patches sampled around and away from the region of interest (MONAI ``RandCropByPosNegLabeld``),
+loss Dice + cross-entropy (``DiceCELoss``; Isensee et al. 2021, nnU-Net, Nat Methods 18:203),
+Adam, early stopping on the validation Dice of held-out cases. Inference: sliding-window
+(Gaussian-weighted patches, ``sliding_window_inference``), argmax, optionally the largest
+connected component of the foreground (SimpleITK ``ConnectedComponent``).
+Uncertainty: Monte Carlo dropout (Gal & Ghahramani 2016, ICML) or test-time augmentation by
+flips (Wang et al. 2019, Neurocomputing 338:34); each sample mask acts as a reader.
+
+Images come in as SimpleITK images (the preprocessed grid of the pipeline); arrays are
+``(z, y, x)`` (SimpleITK order) with a channel axis in front. Every mask this module returns is
+a SimpleITK ``UInt8`` image on the input image's grid with label 1 (or ``label``).
+CPU runs are the reference and are bit-identical for one seed and one thread count
+(:func:`acceflow.device.seed_everything`); on CUDA, mixed precision is used when asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from acceflow.device import autocast, describe, grad_scaler, seed_everything, select_device, use_amp
+
+__all__ = ["DEFAULTS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask", "sample_masks",
+           "to_original_grid", "assign_folds", "save_model", "load_model", "SegmentationError"]
+
+#: Defaults of the ``segmentation:`` keys this module reads (also in the config schema).
+DEFAULTS = {
+    "network": "unet", "channels": [16, 32, 64, 128], "dropout": 0.1, "patch_size": [64, 64, 64],
+    "batch_size": 2, "samples_per_case": 2, "iterations": 2000, "validation_interval": 100,
+    "validation_fraction": 0.2, "patience": 5, "learning_rate": 1e-3, "largest_component": True,
+    "overlap": 0.25, "cache_rate": 1.0, "device": "auto", "mixed_precision": True,
+    "uncertainty": {"method": "none", "samples": 5},
+}
+
+
+class SegmentationError(ValueError):
+    """A segmentation input cannot be used; the message names the case, the file and the fix."""
+
+
+@dataclass
+class SegmentationCase:
+    """One training / inference case: an id, the image and (for training) its reference mask."""
+
+    case_id: str
+    image: sitk.Image
+    mask: sitk.Image | None = None
+
+
+def _settings(settings: dict | None) -> dict:
+    s = copy.deepcopy(DEFAULTS)
+    s.update({k: v for k, v in (settings or {}).items() if v is not None})
+    return s
+
+
+def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: float = 0.1):
+    """A MONAI 3D segmentation network with one input channel and two output classes.
+
+    Parameters
+    ----------
+    network : ``unet`` (MONAI ``UNet``: the widths ``channels``, stride 2 between levels, one
+        residual unit per level) or ``segresnet`` (MONAI ``SegResNet`` with ``init_filters =
+        channels[0]`` and ``len(channels)`` levels)
+    channels : feature widths per level (at least 2)
+    dropout : dropout probability (used by MC-dropout sampling)
+
+    Returns
+    -------
+    torch.nn.Module mapping ``(B, 1, z, y, x)`` to logits ``(B, 2, z, y, x)``.
+
+    Raises
+    ------
+    ValueError for an unknown network or fewer than 2 levels.
+    """
+    from monai.networks.nets import UNet, SegResNet
+
+    channels = [int(c) for c in channels]
+    if len(channels) < 2:
+        raise ValueError(f"segmentation.channels needs at least 2 levels, got {channels}")
+    if network == "unet":
+        return UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=channels,
+                    strides=[2] * (len(channels) - 1), num_res_units=1, dropout=float(dropout))
+    if network == "segresnet":
+        blocks = tuple([1] + [2] * (len(channels) - 1))
+        return SegResNet(spatial_dims=3, in_channels=1, out_channels=2, init_filters=channels[0],
+                         blocks_down=blocks, blocks_up=tuple([1] * (len(channels) - 1)),
+                         dropout_prob=float(dropout))
+    raise ValueError(f"unknown segmentation.network {network!r}: use unet or segresnet")
+
+
+def _array(image: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(image).astype(np.float32)[None]
+
+
+def _label_array(case: SegmentationCase, label: int) -> np.ndarray:
+    if case.mask is None:
+        raise SegmentationError(f"case {case.case_id}: no reference mask to train on")
+    if case.mask.GetSize() != case.image.GetSize():
+        raise SegmentationError(
+            f"case {case.case_id}: mask size {case.mask.GetSize()} differs from image size "
+            f"{case.image.GetSize()}; resample the mask onto the image grid (rule preprocess does)")
+    arr = (sitk.GetArrayFromImage(case.mask) == label).astype(np.float32)[None]
+    if not arr.any():
+        raise SegmentationError(f"case {case.case_id}: the reference mask has no voxel of label {label}")
+    return arr
+
+
+def _transforms(s: dict, train: bool):
+    from monai.transforms import (Compose, NormalizeIntensityd, RandCropByPosNegLabeld, RandFlipd,
+                                  SpatialPadd)
+
+    patch = [int(p) for p in s["patch_size"]]
+    base = [NormalizeIntensityd(keys="image"), SpatialPadd(keys=["image", "label"], spatial_size=patch)]
+    if not train:
+        return Compose(base)
+    return Compose(base + [
+        RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=patch, pos=1, neg=1,
+                               num_samples=int(s["samples_per_case"])),
+        RandFlipd(keys=["image", "label"], prob=0.5, spatial_axis=2),
+    ])
+
+
+def _normalised(image: sitk.Image):
+    from monai.transforms import NormalizeIntensity
+
+    return NormalizeIntensity()(_array(image))
+
+
+def assign_folds(case_ids, k: int, seed: int) -> dict:
+    """Case-level fold numbers (0..k-1) for k-fold cross-validation: no case in two folds.
+
+    Parameters
+    ----------
+    case_ids : iterable of case ids (patients; duplicates are one case)
+    k : number of folds (>= 2, <= number of cases)
+    seed : shuffling seed (``numpy.random.default_rng``)
+
+    Returns
+    -------
+    dict case_id -> fold; folds differ in size by at most one case.
+
+    Raises
+    ------
+    ValueError when ``k < 2`` or there are fewer cases than folds.
+    """
+    cases = sorted(set(map(str, case_ids)))
+    if k < 2 or len(cases) < k:
+        raise ValueError(f"segmentation.cv_folds {k}: needs 2 <= k <= the number of cases ({len(cases)})")
+    order = np.random.default_rng(seed).permutation(len(cases))
+    return {cases[i]: int(rank % k) for rank, i in enumerate(order)}
+
+
+def _split(cases, fraction: float, seed: int):
+    n_val = int(round(fraction * len(cases))) if fraction > 0 else 0
+    if len(cases) - n_val < 1:
+        n_val = len(cases) - 1
+    order = np.random.default_rng(seed).permutation(len(cases))
+    val = {int(i) for i in order[:n_val]}
+    return [c for i, c in enumerate(cases) if i not in val], [c for i, c in enumerate(cases) if i in val]
+
+
+def _predict_logits(model, x, s, device, amp):
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    with torch.no_grad(), autocast(device, amp):
+        return sliding_window_inference(x.to(device), roi_size=[int(p) for p in s["patch_size"]],
+                                        sw_batch_size=int(s["batch_size"]), predictor=model,
+                                        overlap=float(s["overlap"]), mode="gaussian").float()
+
+
+def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None, seed: int = 42,
+                    label: int = 1, log=print):
+    """Train a 3D segmentation network on images and their reference masks.
+
+    Parameters
+    ----------
+    cases : the training cases (image and reference mask on the same grid, e.g. the
+        preprocessed grid; any spacing in mm, isotropic recommended)
+    settings : the ``segmentation:`` config keys (see :data:`DEFAULTS`): ``network``,
+        ``channels``, ``dropout``, ``patch_size`` (voxels, z y x), ``batch_size`` (cases per
+        step; each gives ``samples_per_case`` patches, half centred on the ROI), ``iterations``
+        (optimiser steps at most), ``validation_interval`` (steps between validations),
+        ``validation_fraction`` (cases held out, by case), ``patience`` (validations without
+        improvement before stopping), ``learning_rate`` (Adam), ``cache_rate`` (MONAI
+        ``CacheDataset``), ``device``, ``mixed_precision``
+    seed : seeds the validation split, patch sampling, weight initialisation and shuffling
+    label : the reference masks' ROI label
+    log : where progress lines go
+
+    Returns
+    -------
+    (model, card): the network with the weights of the best validation Dice (the last weights
+    when nothing is held out), in eval mode on CPU; ``card`` a dict with the settings, the
+    training and validation case ids, ``history`` (per validation: iteration, mean training loss,
+    validation Dice), ``best_iteration``, ``best_val_dice``, ``iterations_run``,
+    ``iterations_per_s``, ``train_seconds`` and the device description.
+
+    Raises
+    ------
+    SegmentationError when there are no cases, a mask is empty or not on its image's grid.
+    """
+    import torch
+    from monai.data import CacheDataset, DataLoader
+    from monai.losses import DiceCELoss
+    from monai.metrics import DiceMetric
+
+    s = _settings(settings)
+    if not cases:
+        raise SegmentationError("no training case with a reference mask: segmentation.source: model needs "
+                                "reference masks in the training cohorts")
+    device = select_device(s["device"])
+    amp = use_amp(device, s["mixed_precision"])
+    seed_everything(seed)
+    train_cases, val_cases = _split(cases, float(s["validation_fraction"]), seed)
+    data = [{"image": _array(c.image), "label": _label_array(c, label)} for c in train_cases]
+    tf = _transforms(s, train=True)
+    tf.set_random_state(seed=seed)
+    ds = CacheDataset(data, transform=tf, cache_rate=float(s["cache_rate"]), num_workers=0, progress=False)
+    gen = torch.Generator().manual_seed(seed)
+    loader = DataLoader(ds, batch_size=int(s["batch_size"]), shuffle=True, num_workers=0, generator=gen)
+    val = [(c.case_id, torch.as_tensor(_normalised(c.image))[None], torch.as_tensor(_label_array(c, label))[None])
+           for c in val_cases]
+    model = build_network(s["network"], s["channels"], s["dropout"]).to(device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    opt = torch.optim.Adam(model.parameters(), lr=float(s["learning_rate"]))
+    scaler = grad_scaler(device, amp)
+    metric = DiceMetric(include_background=False, reduction="mean")
+    n_iter, interval = int(s["iterations"]), max(1, int(s["validation_interval"]))
+    history, best, best_it, best_state, stale, it, losses = [], -1.0, 0, None, 0, 0, []
+    start = time.perf_counter()
+    while it < n_iter:
+        for batch in loader:
+            model.train()
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, amp):
+                loss = loss_fn(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            it += 1
+            if it % interval == 0 or it == n_iter:
+                entry = {"iteration": it, "train_loss": float(np.mean(losses))}
+                losses = []
+                if val:
+                    model.eval()
+                    for _, vx, vy in val:
+                        pred = _predict_logits(model, vx, s, device, amp).argmax(1, keepdim=True).cpu()
+                        metric(y_pred=torch.nn.functional.one_hot(pred[:, 0].long(), 2).permute(0, 4, 1, 2, 3),
+                               y=torch.nn.functional.one_hot(vy[:, 0].long(), 2).permute(0, 4, 1, 2, 3))
+                    entry["val_dice"] = float(metric.aggregate().item())
+                    metric.reset()
+                    if entry["val_dice"] > best:
+                        best, best_it, stale = entry["val_dice"], it, 0
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        stale += 1
+                history.append(entry)
+                log(f"iteration {it}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "iteration"))
+                if val and stale >= int(s["patience"]):
+                    log(f"early stop: no better validation Dice for {stale} validations")
+                    n_iter = it
+            if it >= n_iter:
+                break
+    seconds = time.perf_counter() - start
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    card = {"method": "MONAI " + s["network"] + ", DiceCE loss, Adam, patch sampling (RandCropByPosNegLabeld)",
+            "settings": {k: s[k] for k in DEFAULTS}, "seed": seed,
+            "train_cases": [c.case_id for c in train_cases], "validation_cases": [c.case_id for c in val_cases],
+            "history": history, "best_iteration": best_it if best_state is not None else it,
+            "best_val_dice": best if best_state is not None else None, "iterations_run": it,
+            "train_seconds": seconds, "iterations_per_s": it / seconds if seconds > 0 else None,
+            "device": describe(device)}
+    return model, card
+
+
+def _mask_image(labels: np.ndarray, reference: sitk.Image, label: int) -> sitk.Image:
+    out = sitk.GetImageFromArray((labels > 0).astype(np.uint8) * np.uint8(label))
+    out.CopyInformation(reference)
+    return out
+
+
+def _largest_component(labels):
+    """Keep the largest 26-connected foreground component of a ``(1, z, y, x)`` label tensor
+    (SimpleITK ``ConnectedComponent`` + ``RelabelComponent``, which orders components by size)."""
+    import torch
+
+    arr = np.asarray(labels[0]).astype(np.uint8)
+    if not arr.any():
+        return labels
+    cc = sitk.ConnectedComponent(sitk.GetImageFromArray(arr), True)
+    largest = sitk.GetArrayFromImage(sitk.RelabelComponent(cc, sortByObjectSize=True)) == 1
+    return torch.as_tensor(largest.astype(np.int64))[None]
+
+
+def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: int = 1) -> sitk.Image:
+    """The network's mask of one image: sliding-window inference, argmax, largest component.
+
+    Parameters
+    ----------
+    model : a network from :func:`train_segmenter` / :func:`load_model`
+    image : the image, on the grid the network was trained on (same spacing in mm)
+    settings : ``patch_size``, ``batch_size``, ``overlap`` (sliding-window overlap fraction),
+        ``largest_component`` (keep only the largest 26-connected foreground component),
+        ``device``, ``mixed_precision``
+    label : the value given to the foreground
+
+    Returns
+    -------
+    SimpleITK.Image (UInt8) on ``image``'s grid; empty when the network finds nothing.
+    """
+    import torch
+
+    s = _settings(settings)
+    device = select_device(s["device"])
+    model = model.to(device).eval()
+    x = torch.as_tensor(_normalised(image))[None]
+    labels = _predict_logits(model, x, s, device, use_amp(device, s["mixed_precision"])).argmax(1).cpu()
+    if s["largest_component"]:
+        labels = _largest_component(labels)
+    return _mask_image(np.asarray(labels[0]), image, label)
+
+
+def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: int = 42,
+                 label: int = 1) -> list[sitk.Image]:
+    """Several plausible masks of one image (segmentation uncertainty), each acting as a reader.
+
+    Parameters
+    ----------
+    model, image, settings, label : as :func:`infer_mask`; ``settings["uncertainty"]`` holds
+        ``method`` (``mc_dropout``: dropout layers kept active at inference, one forward pass per
+        sample, Gal & Ghahramani 2016; ``tta``: flips along the axes combinations (x, y, xy,
+        z, ...) and the prediction flipped back, Wang et al. 2019) and ``samples`` (N)
+    seed : seeds the dropout masks (MC dropout)
+
+    Returns
+    -------
+    list of N SimpleITK masks on ``image``'s grid.
+
+    Raises
+    ------
+    ValueError for method ``none`` or an unknown method, or MC dropout with a network whose
+    dropout is 0.
+    """
+    import torch
+
+    s = _settings(settings)
+    method, n = s["uncertainty"]["method"], int(s["uncertainty"]["samples"])
+    device = select_device(s["device"])
+    amp = use_amp(device, s["mixed_precision"])
+    model = model.to(device).eval()
+    x = torch.as_tensor(_normalised(image))[None]
+    outs = []
+    if method == "mc_dropout":
+        drops = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+        if not drops or float(s["dropout"]) <= 0:
+            raise ValueError("uncertainty.method mc_dropout needs segmentation.dropout > 0")
+        seed_everything(seed)
+        for m in drops:
+            m.train()
+        try:
+            for _ in range(n):
+                outs.append(_predict_logits(model, x, s, device, amp).argmax(1).cpu())
+        finally:
+            model.eval()
+    elif method == "tta":
+        flips = [(4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4)]
+        for i in range(n):
+            dims = flips[i % len(flips)]
+            logits = _predict_logits(model, torch.flip(x, dims), s, device, amp)
+            outs.append(torch.flip(logits, dims).argmax(1).cpu())
+    else:
+        raise ValueError(f"segmentation.uncertainty.method {method!r}: use mc_dropout or tta")
+    if s["largest_component"]:
+        outs = [_largest_component(o) for o in outs]
+    return [_mask_image(np.asarray(o[0]), image, label) for o in outs]
+
+
+def to_original_grid(mask: sitk.Image, original: sitk.Image) -> sitk.Image:
+    """A mask resampled (nearest neighbour) onto another image's grid, e.g. the original image.
+
+    Parameters
+    ----------
+    mask : label mask on the preprocessed grid
+    original : the image whose grid (size, spacing in mm, origin, direction) the result takes
+
+    Returns
+    -------
+    SimpleITK.Image (UInt8) on ``original``'s grid (0 outside the mask's extent).
+    """
+    return sitk.Cast(sitk.Resample(mask, original, sitk.Transform(), sitk.sitkNearestNeighbor, 0), sitk.sitkUInt8)
+
+
+def save_model(model, card: dict, path) -> None:
+    """Save the weights and the card (settings needed to rebuild the network) with ``torch.save``."""
+    import torch
+
+    torch.save({"state_dict": model.state_dict(), "card": card}, path)
+
+
+def load_model(path):
+    """Rebuild a network saved by :func:`save_model`; returns ``(model, card)`` (CPU, eval mode).
+
+    Raises
+    ------
+    SegmentationError when the file is missing or is not a saved segmentation model.
+    """
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        s = saved["card"]["settings"]
+    except (OSError, KeyError, TypeError) as exc:
+        raise SegmentationError(f"{path}: not a segmentation model written by save_model ({exc}); "
+                                "delete it and re-run the training rule") from exc
+    model = build_network(s["network"], s["channels"], s["dropout"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved["card"]
