@@ -76,6 +76,8 @@ def mask_settings(wildcards):
 def segmentation_mask(wildcards):
     if SOURCE == "otsu":
         return R(f"segmentation/otsu/{wildcards.scan}/mask.nii.gz")
+    if SOURCE == "model":
+        return R(f"segmentation/model/{wildcards.scan}/preprocessed_mask.nii.gz")
     return R(f"preprocessed/{wildcards.scan}/mask.nii.gz")
 
 

@@ -16,6 +16,7 @@ rule dossier:
         segmentation=R("analytical/segmentation_agreement.tsv"),
         site_effect=R("analytical/site_effect.tsv"),
         ibsi=ibsi_outputs(),
+        segmentation_model=segmentation_outputs(),
         card=R("clinical/model/model_card.json"),
         metrics=expand(R("clinical/{cohort}/metrics.json"), cohort=COHORTS),
         predictions=expand(R("clinical/{cohort}/predictions.tsv"), cohort=COHORTS),

@@ -39,6 +39,7 @@ from acceflow.report import figures as F
 from acceflow.report.clinical_section import (clinical_extras, is_survival, survival_clinical, survival_utility,
                                               utility_extras)
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
+from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.utility.decision_curve import useful_threshold_range
 
 __all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
@@ -1082,6 +1083,7 @@ def build_dossier(
     summary = _summarise(data, icc, config, cohorts)
     extra = _analytical_summary(data, config)
     summary.update(extra)
+    summary.update(segmentation_summary(results))
     icc.update(extra, design=extra.get("reproducibility_design"))
     if provenance is None:
         provenance = _read_json(results / "report" / "provenance.json")
@@ -1092,6 +1094,7 @@ def build_dossier(
     body = [
         _section_study(data, config, summary),
         _section_analytical(data, icc),
+        *[s for s in [segmentation_section(results, config)] if s],
         _section_clinical(data, summary, cohorts),
         _section_utility(data, summary, cohorts, n_bins),
         _section_limitations(summary),

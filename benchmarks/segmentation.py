@@ -1,0 +1,62 @@
+"""Segmentation speed on this machine: training iterations per second and inference seconds per case.
+
+Trains the study's network (segmentation settings of a study config, default
+config/studies/sts_segmentation.yaml) on the first N preprocessed scans of one modality for a few
+iterations and segments each of them, on one CPU thread (or the device the config names).
+Needs the study's preprocessed images (run the study once, or at least its preprocess rules):
+
+    PYTHONPATH=src python benchmarks/segmentation.py --results results/sts_segmentation --modality MR
+
+Prints iterations/s (optimiser steps of batch_size x samples_per_case patches, validation
+excluded), seconds per case of sliding-window inference (+ largest component) and the device.
+"""
+import argparse
+import glob
+import time
+import warnings
+
+import torch
+import yaml
+
+from acceflow.imaging.segment_model import DEFAULTS, SegmentationCase, infer_mask, train_segmenter
+from acceflow.io.images import read_image
+
+warnings.simplefilter("ignore", FutureWarning)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="config/studies/sts_segmentation.yaml")
+    ap.add_argument("--results", help="results folder with preprocessed/ (default: the config's)")
+    ap.add_argument("--modality", default="MR")
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    config = yaml.safe_load(open(args.config))
+    settings = {**DEFAULTS, **config.get("segmentation", {})}
+    settings.update(iterations=args.iterations, validation_fraction=0, validation_interval=args.iterations)
+    results = args.results or config["results"]
+    dirs = sorted(glob.glob(f"{results}/preprocessed/*__{args.modality}"))[: args.cases]
+    if not dirs:
+        raise SystemExit(f"no preprocessed {args.modality} scans under {results}/preprocessed: run the study first")
+    cases = [SegmentationCase(d.rsplit("/", 1)[1], read_image(f"{d}/image.nii.gz"), read_image(f"{d}/mask.nii.gz"))
+             for d in dirs]
+    model, card = train_segmenter(cases, settings, seed=config.get("seed", 42), log=lambda *_: None)
+    start = time.perf_counter()
+    for c in cases:
+        infer_mask(model, c.image, settings)
+    per_case = (time.perf_counter() - start) / len(cases)
+    sizes = [c.image.GetSize() for c in cases]
+    print(f"device {card['device']['device']} ({args.threads} thread(s), torch {torch.__version__}); "
+          f"network {settings['network']} {settings['channels']}, patch {settings['patch_size']}, "
+          f"batch {settings['batch_size']} x {settings['samples_per_case']} patches")
+    print(f"{args.modality}: {len(cases)} cases, grids {sizes[0]} .. (voxels)")
+    print(f"training: {card['iterations_per_s']:.2f} iterations/s ({card['iterations_run']} iterations, "
+          f"{card['train_seconds']:.1f} s incl. caching)")
+    print(f"inference: {per_case:.2f} s/case (sliding window, overlap {settings['overlap']}, largest component)")
+
+
+if __name__ == "__main__":
+    main()

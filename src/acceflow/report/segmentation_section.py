@@ -1,0 +1,194 @@
+"""Dossier section on the deep-learning segmentation (segmentation.source: model).
+
+Reads, under the results folder: ``analytical/segmentation_quality.tsv`` (per case: Dice, HD95,
+ASSD, surface Dice against the reference mask, on the original image grid),
+``analytical/segmentation_quality_summary.tsv`` (per cohort, modality and evaluation kind: mean
+with 95% percentile-bootstrap CI, median, quartiles), ``analytical/segmentation_overlays/``
+(PNG of the worst and the median case per modality), ``segmentation/model/*/*/model_card.json``
+(training history), ``analytical/segmentation_icc.tsv`` (ICC(2,1) across the model's sample
+masks, i.e. segmentation uncertainty as readers) and ``analytical/reference_vs_model_icc.tsv``
+(ICC(2,1) between features from the reference and from the model mask). Features with a lower
+95% CI bound under the reproducibility threshold in either table are flagged as
+contour-dependent. Nothing here runs a model; a missing file leaves its part out.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["overlay_figure", "segmentation_section", "segmentation_summary"]
+
+_METRICS = {"dice": "Dice", "hd95_mm": "HD95 (mm)", "assd_mm": "ASSD (mm)", "surface_dice": "Surface Dice"}
+
+
+def overlay_figure(image, reference, predicted, title: str = ""):
+    """An axial slice of an image with the reference (green) and predicted (magenta) contours.
+
+    Parameters
+    ----------
+    image, reference, predicted : SimpleITK images on one grid (masks: non-zero = ROI)
+    title : figure title
+
+    Returns
+    -------
+    matplotlib Figure; the slice is the one with the largest reference area (the predicted
+    mask's largest slice when the reference is empty), shown with the voxel aspect ratio.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import SimpleITK as sitk
+
+    img = sitk.GetArrayFromImage(image).astype(float)
+    ref = sitk.GetArrayFromImage(reference) > 0
+    pred = sitk.GetArrayFromImage(predicted) > 0
+    area = ref.sum(axis=(1, 2)) if ref.any() else pred.sum(axis=(1, 2))
+    z = int(np.argmax(area))
+    sx, sy = image.GetSpacing()[:2]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    lo, hi = np.percentile(img[z], [1, 99])
+    ax.imshow(img[z], cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx)
+    if ref[z].any():
+        ax.contour(ref[z], levels=[0.5], colors="lime", linewidths=1.2)
+    if pred[z].any():
+        ax.contour(pred[z], levels=[0.5], colors="magenta", linewidths=1.2, linestyles="--")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    ax.plot([], [], color="lime", label="reference")
+    ax.plot([], [], color="magenta", linestyle="--", label="model")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _n(x, nd=3) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return _e(x)
+    return "—" if not np.isfinite(x) else f"{x:.{nd}f}"
+
+
+def _table(headers, rows) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _read(path: Path):
+    return pd.read_csv(path, sep="\t") if path.is_file() else None
+
+
+def _flags(icc: pd.DataFrame | None) -> list[str]:
+    if icc is None or not len(icc) or "contour_dependent" not in icc:
+        return []
+    return sorted(icc.loc[icc["contour_dependent"].astype(str) == "True", "feature"].astype(str))
+
+
+def segmentation_summary(results) -> dict:
+    """Machine-readable summary for ``summary.json``: quality per cohort / modality / evaluation
+    (mean and 95% CI of Dice and HD95) and the number of contour-dependent features."""
+    a = Path(results) / "analytical"
+    summ = _read(a / "segmentation_quality_summary.tsv")
+    if summ is None:
+        return {}
+    out = {"segmentation_quality": [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+        for r in summ[summ["metric"].isin(["dice", "hd95_mm"])].to_dict("records")]}
+    for name, key in (("segmentation_icc.tsv", "n_contour_dependent_uncertainty"),
+                      ("reference_vs_model_icc.tsv", "n_contour_dependent_reference_vs_model")):
+        icc = _read(a / name)
+        if icc is not None:
+            out[key] = len(_flags(icc))
+    return out
+
+
+def segmentation_section(results, config) -> str:
+    """The dossier section (HTML) on the model segmentation; ``""`` unless segmentation.source is model."""
+    if ((config.get("segmentation") or {}).get("source")) != "model":
+        return ""
+    results = Path(results)
+    a = results / "analytical"
+    threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
+    seg = config.get("segmentation") or {}
+    out = ['<h2 id="segmentation">2b. Segmentation quality (deep-learning segmentation)</h2>']
+    cards = sorted((results / "segmentation" / "model").glob("*/*/model_card.json"))
+    if cards:
+        rows = []
+        for p in cards:
+            c = json.loads(p.read_text(encoding="utf-8"))
+            s = c.get("settings", {})
+            rows.append([_e(c.get("modality")), _e(c.get("fold")), _e(s.get("network")),
+                         _e(len(c.get("train_cases", []))), _e(len(c.get("validation_cases", []))),
+                         _e(c.get("iterations_run")), _e(c.get("best_iteration")), _n(c.get("best_val_dice")),
+                         _n(c.get("iterations_per_s"), 2), _e((c.get("device") or {}).get("device"))])
+        out.append("<p>One MONAI network per modality, trained on the training cohorts' reference masks "
+                   "(patch sampling, Dice + cross-entropy loss, early stopping on the validation Dice). "
+                   + (f"With {int(seg.get('cv_folds', 0))}-fold cross-validation by patient, each training "
+                      "case is segmented by the fold model that did not see it (out-of-fold); external "
+                      "cohorts by the final model." if int(seg.get("cv_folds", 0) or 0) else
+                      "Without cross-validation (<code>segmentation.cv_folds: 0</code>) the training cases "
+                      "are segmented by a model that saw them: their quality is optimistic.") + "</p>")
+        out.append(_table(["Modality", "Model", "Network", "Training cases", "Validation cases", "Iterations",
+                           "Best iteration", "Best validation Dice", "Iterations/s", "Device"], rows))
+    summ = _read(a / "segmentation_quality_summary.tsv")
+    if summ is None or not len(summ):
+        out.append('<p class="warn">No segmentation quality table (no scan has a reference mask).</p>')
+    else:
+        tol = seg.get("surface_tolerance_mm", 2.0)
+        rows = []
+        for (cohort, modality, ev), part in summ.groupby(["cohort", "modality", "evaluation"], sort=True):
+            cells = [_e(cohort), _e(modality), _e(ev), _e(int(part["n"].max()))]
+            for m in _METRICS:
+                r = part[part["metric"] == m]
+                cells.append("—" if not len(r) else
+                             f"{_n(r['mean'].iloc[0])} ({_n(r['ci_low'].iloc[0])}–{_n(r['ci_high'].iloc[0])}); "
+                             f"median {_n(r['median'].iloc[0])}")
+            rows.append(cells)
+        out.append(f"<p>Model masks against the reference masks on the original image grid "
+                   f"(<code>analytical/segmentation_quality.tsv</code>): mean (95% percentile-bootstrap CI "
+                   f"of the mean over cases); median. Surface Dice at a tolerance of {_e(tol)} mm.</p>")
+        out.append(_table(["Cohort", "Modality", "Evaluation", "n", *_METRICS.values()], rows))
+    meta = a / "segmentation_overlays" / "overlays.json"
+    if meta.is_file():
+        for f in json.loads(meta.read_text(encoding="utf-8")):
+            png = a / "segmentation_overlays" / f["file"]
+            if png.is_file():
+                data = base64.b64encode(png.read_bytes()).decode("ascii")
+                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_e(f["file"])}">'
+                           f"<figcaption><strong>{_e(f['modality'])}, {_e(f['case'])} case</strong> "
+                           f"({_e(f['scan_id'])}; Dice {_n(f['dice'])}, HD95 {_n(f['hd95_mm'], 1)} mm): reference "
+                           "contour green, model contour magenta dashed, on the slice with the largest "
+                           "reference area.</figcaption></figure>")
+    for name, what in (("segmentation_icc.tsv",
+                        f"across the model's sample masks ({_e((seg.get('uncertainty') or {}).get('method'))}, "
+                        f"{_e((seg.get('uncertainty') or {}).get('samples'))} samples per scan, each a reader)"),
+                       ("reference_vs_model_icc.tsv", "between features from the reference mask and from the "
+                                                      "model mask (two readers)")):
+        icc = _read(a / name)
+        if icc is None:
+            continue
+        flags = _flags(icc)
+        if not len(icc):
+            out.append(f"<p class=\"warn\">ICC(2,1) {what}: not computed (too few cases).</p>")
+            continue
+        med = float(np.nanmedian(pd.to_numeric(icc["icc"], errors="coerce")))
+        listed = ", ".join(f"<code>{_e(f)}</code>" for f in flags[:30]) + (" …" if len(flags) > 30 else "")
+        out.append(f"<p><strong>Contour dependence.</strong> ICC(2,1) per feature {what} "
+                   f"(<code>analytical/{name}</code>): {len(icc)} features, median ICC {_n(med)}; "
+                   f"<strong>{len(flags)}</strong> feature(s) have a 95% CI lower bound below {threshold:g} "
+                   f"and are flagged as contour-dependent" + (f": {listed}." if flags else ".")
+                   + " These flags are evidence only: the stable-feature selection follows the "
+                   "configured reproducibility design.</p>")
+    return "\n".join(out)

@@ -1,0 +1,197 @@
+# Deep-learning segmentation (segmentation.source: model; acceflow.imaging.segment_model):
+# one MONAI network per modality trained on the preprocessed images and reference masks of the
+# training cohorts' primary scans (with segmentation.cv_folds: k, k fold models give every
+# training scan an out-of-fold mask; a final model on all training cases segments the external
+# cohorts), sliding-window inference per scan, quality against the reference masks, and
+# segmentation uncertainty (MC-dropout / TTA masks as readers) -> ICC flags.
+# Training and inference declare a GPU (Snakemake standard resource `gpu`; see profiles/slurm).
+
+include: "segmentation_common.smk"
+
+
+if SEG_MODEL:
+
+    rule segmentation_folds:
+        input:
+            scans=lambda wc: checkpoints.ingest.get().output.scans,
+        output:
+            folds=R("segmentation/model/folds.tsv"),
+        params:
+            table=lambda wc: segmentation_cases()[["case_id", "cohort", "seg_modality", "fold"]].to_dict("index"),
+        log:
+            R("logs/segmentation_folds.log"),
+        conda:
+            "../../envs/deeplearning.yaml"
+        script:
+            "../scripts/segmentation_folds.py"
+
+    rule train_segmenter:
+        input:
+            folds=R("segmentation/model/folds.tsv"),
+            images=lambda wc: expand(R("preprocessed/{scan}/image.nii.gz"), scan=training_scans(wc)),
+            masks=lambda wc: expand(R("preprocessed/{scan}/mask.nii.gz"), scan=training_scans(wc)),
+        output:
+            model=R("segmentation/model/{modality}/{fold}/model.pt"),
+            card=R("segmentation/model/{modality}/{fold}/model_card.json"),
+        wildcard_constraints:
+            fold=r"fold\d+|final",
+        params:
+            scans=training_scans,
+            settings=SEG_SETTINGS,
+            seed=config["seed"],
+            label=config["extraction"]["label"],
+        resources:
+            gpu=SEG["gpus"],
+        log:
+            R("logs/train_segmenter/{modality}_{fold}.log"),
+        benchmark:
+            R("benchmarks/train_segmenter/{modality}_{fold}.tsv")
+        conda:
+            "../../envs/deeplearning.yaml"
+        script:
+            "../scripts/train_segmenter.py"
+
+    rule segment_model:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            model=segmenter_for,
+            original=lambda wc: scan_row(wc)["image"],
+            reference=lambda wc: scan_row(wc)["mask"] or [],
+        output:
+            mask=R("segmentation/model/{scan}/mask.nii.gz"),
+            preprocessed=R("segmentation/model/{scan}/preprocessed_mask.nii.gz"),
+            quality=R("segmentation/model/{scan}/quality.tsv"),
+        params:
+            settings=SEG_SETTINGS,
+            mask=mask_settings,
+            on_error=config["on_case_error"],
+        resources:
+            gpu=SEG["gpus"],
+        log:
+            R("logs/segment_model/{scan}.log"),
+        benchmark:
+            R("benchmarks/segment_model/{scan}.tsv")
+        conda:
+            "../../envs/deeplearning.yaml"
+        script:
+            "../scripts/segment_model.py"
+
+    rule segmentation_quality:
+        input:
+            scans=R("ingest/scans.tsv"),
+            quality=lambda wc: expand(R("segmentation/model/{scan}/quality.tsv"), scan=referenced_scans()),
+            images=lambda wc: expand(R("preprocessed/{scan}/image.nii.gz"), scan=referenced_scans()),
+            references=lambda wc: expand(R("preprocessed/{scan}/mask.nii.gz"), scan=referenced_scans()),
+            models=lambda wc: expand(R("segmentation/model/{scan}/preprocessed_mask.nii.gz"), scan=referenced_scans()),
+            cards=segmentation_models,
+        output:
+            table=R("analytical/segmentation_quality.tsv"),
+            summary=R("analytical/segmentation_quality_summary.tsv"),
+            overlays=directory(R("analytical/segmentation_overlays")),
+        params:
+            seed=config["seed"],
+            train=config["cohorts"]["train"],
+            cv_folds=SEG["cv_folds"],
+        log:
+            R("logs/segmentation_quality.log"),
+        conda:
+            "../../envs/deeplearning.yaml"
+        script:
+            "../scripts/segmentation_quality.py"
+
+    rule extract_reference:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            mask=R("preprocessed/{scan}/mask.nii.gz"),
+            params=extraction_params,
+        output:
+            features=R("features/reference/{scan}.tsv"),
+            diagnostics=R("features/reference_diagnostics/{scan}.tsv"),
+        params:
+            label=config["extraction"]["label"],
+            overrides=extraction_overrides,
+            on_error=config["on_case_error"],
+        log:
+            R("logs/extract_reference/{scan}.log"),
+        benchmark:
+            R("benchmarks/extract_reference/{scan}.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/extract.py"
+
+    rule reference_vs_model_icc:
+        input:
+            scans=R("ingest/scans.tsv"),
+            reference=lambda wc: expand(R("features/reference/{scan}.tsv"), scan=referenced_scans(primary=True)),
+            model=lambda wc: expand(R("features/scans/{scan}.tsv"), scan=referenced_scans(primary=True)),
+        output:
+            icc=R("analytical/reference_vs_model_icc.tsv"),
+        params:
+            threshold=config["reproducibility"]["threshold"],
+        log:
+            R("logs/reference_vs_model_icc.log"),
+        conda:
+            "../../envs/statistics.yaml"
+        script:
+            "../scripts/segmentation_icc.py"
+
+
+if SEG_UNCERTAINTY:
+
+    rule segmentation_samples:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            model=segmenter_for,
+        output:
+            samples=expand(R("segmentation/model/{{scan}}/samples/sample_{i}.nii.gz"),
+                           i=range(1, SEG["uncertainty"]["samples"] + 1)),
+        params:
+            settings=SEG_SETTINGS,
+            seed=config["seed"],
+            label=config["extraction"]["label"],
+        resources:
+            gpu=SEG["gpus"],
+        log:
+            R("logs/segmentation_samples/{scan}.log"),
+        benchmark:
+            R("benchmarks/segmentation_samples/{scan}.tsv")
+        conda:
+            "../../envs/deeplearning.yaml"
+        script:
+            "../scripts/segmentation_samples.py"
+
+    rule sample_features:
+        input:
+            image=R("preprocessed/{scan}/image.nii.gz"),
+            samples=rules.segmentation_samples.output.samples,
+            params=extraction_params,
+        output:
+            features=R("features/segmentation_samples/{scan}.tsv"),
+        params:
+            label=config["extraction"]["label"],
+            overrides=extraction_overrides,
+            on_error=config["on_case_error"],
+        log:
+            R("logs/sample_features/{scan}.log"),
+        benchmark:
+            R("benchmarks/sample_features/{scan}.tsv")
+        conda:
+            "../../envs/imaging.yaml"
+        script:
+            "../scripts/sample_features.py"
+
+    rule segmentation_icc:
+        input:
+            scans=R("ingest/scans.tsv"),
+            samples=lambda wc: expand(R("features/segmentation_samples/{scan}.tsv"), scan=sampled_scans()),
+        output:
+            icc=R("analytical/segmentation_icc.tsv"),
+        params:
+            threshold=config["reproducibility"]["threshold"],
+        log:
+            R("logs/segmentation_icc.log"),
+        conda:
+            "../../envs/statistics.yaml"
+        script:
+            "../scripts/segmentation_icc.py"

@@ -1,0 +1,16 @@
+"""Sample masks of one scan (MC dropout or test-time augmentation): segmentation uncertainty readers."""
+import torch
+
+from acceflow.config import log_to
+from acceflow.imaging.segment_model import load_model, sample_masks
+from acceflow.io.images import read_image, write_image
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(max(1, snakemake.threads))
+    image = read_image(snakemake.input.image)
+    model, _ = load_model(snakemake.input.model)
+    masks = sample_masks(model, image, snakemake.params.settings, seed=snakemake.params.seed,
+                         label=snakemake.params.label)
+    for mask, path in zip(masks, snakemake.output.samples):
+        write_image(mask, path)
+    print(f"{len(masks)} sample masks ({snakemake.params.settings['uncertainty']['method']})")
