@@ -25,8 +25,10 @@ def test_model_segmentation_runs_to_the_dossier(tmp_path):
     config["segmentation"].update(channels=[4, 8], patch_size=[16, 16, 16], iterations=12, validation_interval=6,
                                   cv_folds=2, device="cpu",
                                   uncertainty={"method": "mc_dropout", "samples": 2, "max_cases": 3})
-    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
-    config["model"] = {"learner": "l1_logistic", "min_events": 2}
+    # the clinical part only has to run on 12 training cases: no comparators, no recalibration
+    config["validation"] = {"cv_folds": 2, "cv_repeats": 1}
+    config["model"] = {"learner": "l1_logistic", "min_events": 2, "inner_folds": 2, "comparators": []}
+    config["utility"] = {"recalibration": False}
     proc = run_snakemake(tmp_path, write_config(tmp_path / "seg.yaml", config))
     assert proc.returncode == 0, proc.stderr[-4000:]
     seg = results / "segmentation/model"
