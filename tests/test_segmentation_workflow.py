@@ -28,7 +28,7 @@ def test_model_segmentation_runs_to_the_dossier(tmp_path):
     # the clinical part only has to run on 12 training cases: no comparators, no recalibration
     config["validation"] = {"cv_folds": 2, "cv_repeats": 1}
     config["model"] = {"learner": "l1_logistic", "min_events": 2, "inner_folds": 2, "comparators": []}
-    config["utility"] = {"recalibration": False}
+    config["utility"] = {"recalibration": []}
     proc = run_snakemake(tmp_path, write_config(tmp_path / "seg.yaml", config))
     assert proc.returncode == 0, proc.stderr[-4000:]
     seg = results / "segmentation/model"
