@@ -7,11 +7,13 @@ Needs the study's preprocessed images (run the study once, or at least its prepr
 
     PYTHONPATH=src python benchmarks/segmentation.py --results results/sts_segmentation --modality MR
 
-Prints iterations/s (optimiser steps of batch_size x samples_per_case patches, validation
-excluded), seconds per case of sliding-window inference (+ largest component) and the device.
+Prints wall-clock and CPU-time figures (on a shared machine the CPU time of this process is the
+fairer figure). Prints iterations/s (optimiser steps of batch_size x samples_per_case patches, validation
+excluded) and seconds per case of sliding-window inference (+ largest component) and the device.
 """
 import argparse
 import glob
+import os
 import time
 import warnings
 
@@ -43,19 +45,25 @@ def main():
         raise SystemExit(f"no preprocessed {args.modality} scans under {results}/preprocessed: run the study first")
     cases = [SegmentationCase(d.rsplit("/", 1)[1], read_image(f"{d}/image.nii.gz"), read_image(f"{d}/mask.nii.gz"))
              for d in dirs]
+    cpu0 = time.process_time()
     model, card = train_segmenter(cases, settings, seed=config.get("seed", 42), log=lambda *_: None)
-    start = time.perf_counter()
+    train_cpu = time.process_time() - cpu0
+    start, cpu0 = time.perf_counter(), time.process_time()
     for c in cases:
         infer_mask(model, c.image, settings)
     per_case = (time.perf_counter() - start) / len(cases)
+    per_case_cpu = (time.process_time() - cpu0) / len(cases)
     sizes = [c.image.GetSize() for c in cases]
     print(f"device {card['device']['device']} ({args.threads} thread(s), torch {torch.__version__}); "
           f"network {settings['network']} {settings['channels']}, patch {settings['patch_size']}, "
           f"batch {settings['batch_size']} x {settings['samples_per_case']} patches")
     print(f"{args.modality}: {len(cases)} cases, grids {sizes[0]} .. (voxels)")
     print(f"training: {card['iterations_per_s']:.2f} iterations/s ({card['iterations_run']} iterations, "
-          f"{card['train_seconds']:.1f} s incl. caching)")
-    print(f"inference: {per_case:.2f} s/case (sliding window, overlap {settings['overlap']}, largest component)")
+          f"{card['train_seconds']:.1f} s wall incl. caching; {train_cpu:.1f} s CPU time of this process, "
+          f"i.e. {card['iterations_run'] / train_cpu:.2f} iterations per CPU-second)")
+    print(f"inference: {per_case:.2f} s/case wall, {per_case_cpu:.2f} CPU-s/case (sliding window, overlap "
+          f"{settings['overlap']}, largest component)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
