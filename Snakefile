@@ -17,6 +17,7 @@ include: "workflow/rules/imaging.smk"
 include: "workflow/rules/analytical.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/utility.smk"
+include: "workflow/rules/deep.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -178,3 +178,35 @@ def test_gradcam_map_shape_and_overlay(tmp_path):
     crop = {"image": X[0], "mask": (X[0, 0] > 1).astype(np.uint8)}
     overlay_png(crop, g2["maps"][0], str(tmp_path / "cam.png"), "case 1")
     assert (tmp_path / "cam.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
+    import copy
+
+    import yaml
+    from snakemake.utils import validate
+
+    from conftest import REPO
+    from acceflow.config import ConfigError, check_config, model_names
+
+    config = yaml.safe_load((REPO / "config/studies/demo_deep.yaml").read_text())
+    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    check_config(config)
+    assert model_names(config) == ("imaging", ["clinical", "combined_early", "deep"])
+    assert config["deep"]["gradcam"] == {"layer": "auto", "cases": 2} and config["deep"]["gpus"] == 1
+    auto = copy.deepcopy(config)
+    auto["model"]["comparators"] = "auto"
+    assert "deep" not in model_names(auto)[1]  # never added by auto
+    primary = copy.deepcopy(config)
+    primary["model"]["primary"] = "deep"
+    with pytest.raises(ConfigError, match="comparator only"):
+        check_config(primary)
+    table = copy.deepcopy(config)
+    table["demo"]["enabled"] = False
+    table["input"].update(images=None, features="features.tsv")
+    with pytest.raises(ConfigError, match="needs images"):
+        check_config(table)
+    survival = copy.deepcopy(config)
+    survival["outcome"].update(type="survival", time="time", event="event")
+    with pytest.raises(ConfigError, match="binary outcomes only"):
+        check_config(survival)

@@ -35,7 +35,7 @@ DEEP_DEFAULTS = {
     "network": "densenet121", "crop_size": 64, "crop_spacing": 2.0, "modalities": None, "fusion": "early",
     "epochs": 100, "batch_size": 8, "learning_rate": 1e-4, "weight_decay": 1e-4, "dropout": 0.2,
     "validation_fraction": 0.2, "patience": 15, "balance": "class_weight", "augmentation": True, "cv_folds": 5,
-    "device": "auto", "mixed_precision": True, "gpus": 1, "threads": 1,
+    "device": "auto", "mixed_precision": True, "gpus": 1, "threads": 2,
     "gradcam": {"layer": "auto", "cases": 2}, "embedding": {"enabled": True},
 }
 
