@@ -21,7 +21,8 @@ def tiny_deep_config(results):
     config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
                             "permutation_repeats": 2, "coefficient_bootstrap": 0}
-    config["utility"] = {"curve_bootstrap": 20}
+    config["utility"] = {"curve_bootstrap": 20, "recalibration": []}  # recalibration: 14-case cohorts too small
+    config["model"]["comparators"] = ["clinical", "deep"]
     config["ibsi"] = {"enabled": False}
     config["model"]["min_events"] = 3  # 7 events in 20 training cases
     config["deep"].update(network="resnet10", crop_size=16, crop_spacing=3.0, epochs=2, patience=2, batch_size=4,
@@ -47,7 +48,7 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
         assert metrics["model"] == "deep" and metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"]
         assert (results / f"utility/{cohort}/comparators/deep/calibration.json").is_file()
         comparison = pd.read_csv(results / f"clinical/{cohort}/model_comparison.tsv", sep="\t")
-        assert {"imaging", "clinical", "combined_early", "deep"} == set(comparison["model"])
+        assert {"imaging", "clinical", "deep"} == set(comparison["model"])
     feats = pd.read_csv(results / "deep/features.tsv", sep="\t")
     assert len(feats) == 48 and sum(c.startswith("deep_") for c in feats.columns) == 512
     repeats = pd.read_csv(results / "deep/repeats.tsv", sep="\t")

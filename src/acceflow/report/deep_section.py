@@ -80,7 +80,7 @@ def _comparison_figure(results: Path, cohort: str, F):
         preds = _read_tsv(cdir / "predictions.tsv")
         if preds is not None and "probability" in preds:
             bins = binned_calibration(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), n_bins=5)
-            a.plot(bins["mean_predicted"], bins["observed"], "o-", lw=1.2, ms=3, label=model)
+            a.plot(bins["mean_predicted"], bins["observed_proportion"], "o-", lw=1.2, ms=3, label=model)
         dc = _read_tsv(udir / "decision_curve.tsv")
         if dc is not None:
             b.plot(dc["threshold"], dc["net_benefit_model"], lw=1.4, label=model)
