@@ -44,9 +44,9 @@ rule deep_train:
     resources:
         gpu=DEEP_CFG["gpus"],
     log:
-        R("logs/deep_train.log"),
+        R("logs/train/deep.log"),
     benchmark:
-        R("benchmarks/deep_train.tsv")
+        R("benchmarks/train/deep.tsv")  # beside the other models' training benchmarks
     conda:
         "../../envs/deeplearning.yaml"
     script:
@@ -67,9 +67,9 @@ rule deep_predict:
     resources:
         gpu=DEEP_CFG["gpus"],
     log:
-        R("logs/deep_predict/{cohort}.log"),
+        R("logs/predict/{cohort}/deep.log"),
     benchmark:
-        R("benchmarks/deep_predict/{cohort}.tsv")
+        R("benchmarks/predict/{cohort}/deep.tsv")
     conda:
         "../../envs/deeplearning.yaml"
     script:
