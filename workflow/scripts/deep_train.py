@@ -13,7 +13,7 @@ with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
     fitted, card, predictions, folds, history = train_study(table, case_crops(scans, list(snakemake.input.crops)),
-                                                            config, log=print)
+                                                            config, log=lambda line: print(line, flush=True))
     card["model_file"] = "model.pt"
     card["model_sha256"] = save_model(fitted, snakemake.output.model)
     write_json(card, snakemake.output.card)
