@@ -39,7 +39,7 @@ rule deep_train:
         predictions=R("clinical/train/comparators/deep/predictions.tsv"),
         folds=R("clinical/train/comparators/deep/cv_folds.tsv"),
     params:
-        config=config_subset("seed", "cohorts", "outcome", "model", "deep"),
+        config=DEEP_TRAIN_CONFIG,
     threads: DEEP_CFG["threads"]
     resources:
         gpu=DEEP_CFG["gpus"],

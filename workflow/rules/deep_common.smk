@@ -3,6 +3,12 @@
 DEEP = "deep" in COMPARATORS
 DEEP_CFG = config["deep"]
 DEEP_MODEL = "clinical/model/comparators/deep"
+# what training depends on (a change of the Grad-CAM, embedding or GPU-count keys does not retrain)
+DEEP_TRAIN_CONFIG = {
+    **config_subset("seed", "cohorts", "outcome"),
+    "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target")},
+    "deep": {k: v for k, v in DEEP_CFG.items() if k not in ("gradcam", "embedding", "gpus")},
+}
 
 
 def deep_crop_scans():
