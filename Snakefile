@@ -18,6 +18,7 @@ include: "workflow/rules/segmentation.smk"
 include: "workflow/rules/analytical.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/utility.smk"
+include: "workflow/rules/deep.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -14,6 +14,9 @@ import sys
 
 
 MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
+#: The deep-learning model (acceflow.deep, workflow/rules/deep.smk): a comparator named in
+#: model.comparators, never added by ``auto``.
+DEEP_KIND = "deep"
 
 #: Defaults of the ``model`` section (as in the schema), for library callers that pass a partial config.
 MODEL_DEFAULTS = {
@@ -146,6 +149,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     m = model_settings(config)
     primary = m["primary"]
     comparators = m["comparators"]
+    _check_deep(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
         if primary != "imaging":
             raise ConfigError("survival outcomes: model.primary must be imaging (comparators are binary-only so far)")
@@ -153,6 +157,22 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     if comparators == "auto":
         comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
     comparators = [c for c in comparators if c != primary]
-    if not config["clinical"] and any(k != "imaging" for k in [primary, *comparators]):
+    if not config["clinical"] and any(k not in ("imaging", DEEP_KIND) for k in [primary, *comparators]):
         raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
     return primary, list(comparators)
+
+
+def _check_deep(config: dict, primary: str, comparators) -> None:
+    """The deep model (``deep``) is a comparator of binary image studies in this version."""
+    named = [primary, *([] if comparators == "auto" else comparators)]
+    if DEEP_KIND not in named:
+        return
+    if primary == DEEP_KIND:
+        raise ConfigError("model.primary: deep is available as a comparator only in this version; set "
+                          "model.primary to imaging (or another kind) and list deep in model.comparators")
+    if "input" in config and not (config["input"] or {}).get("images"):  # (model stages get no input section)
+        raise ConfigError("model.comparators lists deep, which needs images (input.images); a feature-table "
+                          "study (input.features) has no images to train a network on: remove deep")
+    if config["outcome"]["type"] != "binary":
+        raise ConfigError("model.comparators lists deep, which the workflow runs for binary outcomes only so far "
+                          "(acceflow.deep.train supports a Cox loss from the library): remove deep")

@@ -35,6 +35,8 @@ use rule train as train_comparator with:
     params:
         config=MODEL_CONFIG,
         kind=lambda wildcards: wildcards.model,
+    wildcard_constraints:
+        model=GENERIC_COMPARATORS,
     log:
         R("logs/train/{model}.log"),
     benchmark:
@@ -67,6 +69,9 @@ use rule predict as predict_comparator with:
         card=R("clinical/model/comparators/{model}/model_card.json"),
     output:
         predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+    wildcard_constraints:
+        cohort=EXTERNAL_PATTERN,
+        model=GENERIC_COMPARATORS,
     log:
         R("logs/predict/{cohort}/{model}.log"),
     benchmark:

@@ -22,6 +22,8 @@ COHORTS = ["train"] + EXTERNAL
 SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
+# comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != "deep") or "(?!)"
 
 
 def config_subset(*keys):

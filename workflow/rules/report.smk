@@ -25,6 +25,7 @@ rule dossier:
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
         utility=utility_outputs(),
+        deep=deep_outputs(),
     output:
         html=report(R("report/dossier.html"), caption="../report/dossier.rst", category="1. Dossier"),
         summary=report(R("report/summary.json"), caption="../report/summary.rst", category="1. Dossier"),

@@ -36,6 +36,7 @@ import pandas as pd
 from acceflow.clinical.model import feature_columns
 from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
+from acceflow.report.deep_section import deep_section
 from acceflow.report.clinical_section import (clinical_extras, is_survival, survival_clinical, survival_utility,
                                               utility_extras)
 from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
@@ -1097,6 +1098,7 @@ def build_dossier(
         *[s for s in [segmentation_section(results, config)] if s],
         _section_clinical(data, summary, cohorts),
         _section_utility(data, summary, cohorts, n_bins),
+        deep_section(results, cohorts, sys.modules[__name__]),
         _section_limitations(summary),
         _section_appendix(config, provenance, rulegraph_svg),
         _section_checklists(),

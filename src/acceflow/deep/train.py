@@ -1,0 +1,381 @@
+"""Training, internal validation, prediction and embeddings of the deep biomarker.
+
+* Inputs: crops (N, C, D, H, W) from :mod:`acceflow.deep.crops`, normalised per channel by the
+  training cases' mean and SD (fitted on the training data of each fit only).
+* Training: AdamW, a stratified validation split (``validation_fraction``) for early stopping on
+  the validation loss (``patience`` epochs), the best epoch's weights kept (Prechelt 1998).
+  Binary: binary cross-entropy with the positive class weighted by n_negative / n_positive
+  (``balance: class_weight``) or a class-balanced ``WeightedRandomSampler`` (``balance:
+  sampler``). Survival: Cox partial-likelihood loss (:mod:`acceflow.deep.cox`; DeepSurv, Katzman
+  et al. 2018). MONAI augmentation (random flips, 90-degree rotations in the axial plane, small
+  affine, Gaussian noise, intensity scaling) when ``augmentation`` is on.
+* Internal validation: ``cv_folds``-fold stratified cross-validation by case (seeded): each fold's
+  network is trained (with its own validation split) on the other folds and predicts the held-out
+  fold: out-of-fold probabilities (risks).
+* Determinism: :func:`acceflow.device.seed_everything` before every fit, seeded sampler and
+  transforms, ``num_workers=0``; CPU runs with one thread count give identical tables.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from acceflow.deep.cox import cox_partial_likelihood_loss
+from acceflow.deep.networks import build_network
+
+#: Defaults of the ``deep`` config section (as in the schema), for library callers.
+DEEP_DEFAULTS = {
+    "network": "densenet121", "crop_size": 64, "crop_spacing": 2.0, "modalities": None, "fusion": "early",
+    "epochs": 100, "batch_size": 8, "learning_rate": 1e-4, "weight_decay": 1e-4, "dropout": 0.2,
+    "validation_fraction": 0.2, "patience": 15, "balance": "class_weight", "augmentation": True, "cv_folds": 5,
+    "device": "auto", "mixed_precision": True, "gpus": 1, "threads": 2,
+    "gradcam": {"layer": "auto", "cases": 2}, "embedding": {"enabled": True},
+}
+
+
+class DeepTrainingError(ValueError):
+    """The deep model cannot be trained on these cases (too few, one class only)."""
+
+
+def deep_settings(config: dict) -> dict:
+    """The config's ``deep`` section with schema defaults for the keys it does not give."""
+    given = dict(config.get("deep") or {})
+    out = {**DEEP_DEFAULTS, **given}
+    out["gradcam"] = {**DEEP_DEFAULTS["gradcam"], **(given.get("gradcam") or {})}
+    out["embedding"] = {**DEEP_DEFAULTS["embedding"], **(given.get("embedding") or {})}
+    return out
+
+
+def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and SD of crops (N, C, D, H, W) -> two arrays (C,); SD 0 becomes 1."""
+    mean = X.mean(axis=(0, 2, 3, 4))
+    sd = X.std(axis=(0, 2, 3, 4))
+    return mean.astype(np.float32), np.where(sd > 0, sd, 1.0).astype(np.float32)
+
+
+def normalise(X: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """(X - mean) / sd per channel (arrays of shape (C,)), float32."""
+    return ((X - mean[None, :, None, None, None]) / sd[None, :, None, None, None]).astype(np.float32)
+
+
+def augmentation_transform(seed: int):
+    """MONAI dictionary transforms applied to ``image`` (C, D, H, W) of a training sample."""
+    from monai import transforms as T
+
+    tr = T.Compose([
+        T.RandFlipd(keys="image", prob=0.5, spatial_axis=0),
+        T.RandFlipd(keys="image", prob=0.5, spatial_axis=1),
+        T.RandFlipd(keys="image", prob=0.5, spatial_axis=2),
+        T.RandRotate90d(keys="image", prob=0.5, spatial_axes=(1, 2)),
+        T.RandAffined(keys="image", prob=0.3, rotate_range=(0.2, 0.2, 0.2), scale_range=(0.1, 0.1, 0.1),
+                      padding_mode="border"),
+        T.RandGaussianNoised(keys="image", prob=0.2, std=0.05),
+        T.RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
+        T.ToTensord(keys="image", track_meta=False),
+    ])
+    tr.set_random_state(seed=seed)
+    return tr
+
+
+def _loader(X, target, settings, seed, train: bool, survival: bool):
+    import torch
+    from monai.data import DataLoader, Dataset
+    from monai import transforms as T
+
+    data = [{"image": X[i], "target": target[i].astype(np.float32)} for i in range(len(X))]
+    transform = augmentation_transform(seed) if train and settings["augmentation"] else \
+        T.Compose([T.ToTensord(keys="image", track_meta=False)])
+    ds = Dataset(data, transform=transform)
+    gen = torch.Generator().manual_seed(int(seed))
+    sampler = None
+    if train and not survival and settings["balance"] == "sampler":
+        y = target[:, 0]
+        w = np.where(y == 1, 1.0 / max(y.sum(), 1), 1.0 / max((1 - y).sum(), 1))
+        sampler = torch.utils.data.WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), len(y),
+                                                         replacement=True, generator=gen)
+    # survival: whole-set batches would be best for the Cox loss; batches of batch_size keep memory bounded
+    return DataLoader(ds, batch_size=int(settings["batch_size"]), shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=0, generator=gen,
+                      # a last batch of one case would break batch normalisation in training
+                      drop_last=train and len(X) % int(settings["batch_size"]) == 1)
+
+
+def _loss_fn(survival: bool, y_train: np.ndarray, settings):
+    import torch
+
+    if survival:
+        return lambda out, t: cox_partial_likelihood_loss(out[:, 0], t[:, 1], t[:, 2])
+    pos = float(y_train.sum())
+    weight = (len(y_train) - pos) / pos if settings["balance"] == "class_weight" and pos > 0 else 1.0
+    bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([weight]))
+
+    def loss(out, t):
+        return bce(out[:, :1].float(), t[:, :1].to(out.device))
+    loss.pos_weight = weight
+    return loss
+
+
+def _targets(y=None, time=None, event=None):
+    """Targets (N, 3): outcome (binary) or NaN, time, event."""
+    n = len(y if y is not None else time)
+    t = np.full((n, 3), np.nan, dtype=np.float32)
+    if y is not None:
+        t[:, 0] = y
+    if time is not None:
+        t[:, 1], t[:, 2] = time, event
+    return t
+
+
+def _score(survival, target, out):
+    from sklearn.metrics import roc_auc_score
+
+    if survival:
+        from lifelines.utils import concordance_index
+
+        if target[:, 2].sum() == 0:
+            return float("nan")
+        return float(concordance_index(target[:, 1], -out, target[:, 2]))
+    y = target[:, 0]
+    return float(roc_auc_score(y, out)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, device=None, time=None, event=None,
+        log=print):
+    """Train one network with a validation split and early stopping.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (N, C, D, H, W)
+        Crops (raw intensities; normalised here by the training part's channel statistics).
+    y : array (N,) of 0/1, optional
+        Binary outcome (give ``y`` or ``time`` and ``event``).
+    settings : dict
+        The ``deep`` section (:func:`deep_settings`).
+    seed : int
+    device : torch.device, optional
+        Default: :func:`acceflow.device.select_device` of ``settings["device"]``.
+    time, event : arrays (N,), optional
+        Survival outcome (time in days, event 1/0): Cox partial-likelihood loss.
+    log : callable
+        Receives one line per epoch.
+
+    Returns
+    -------
+    dict
+        ``model`` (torch module, best epoch's weights, eval mode, on ``device``), ``mean``, ``sd``
+        (channel statistics (C,)), ``history`` (list of dicts per epoch: epoch, train_loss,
+        val_loss, val_auc (survival: val_c_index)), ``best_epoch``, ``stopped_epoch``,
+        ``pos_weight``, ``n_train``, ``n_validation``.
+
+    Raises
+    ------
+    DeepTrainingError
+        Fewer than 4 cases, or a binary outcome with fewer than 2 cases of a class.
+    """
+    import torch
+    from sklearn.model_selection import train_test_split
+
+    from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
+
+    settings = deep_settings({"deep": settings or {}})
+    survival = y is None
+    device = device or select_device(settings["device"])
+    target = _targets(y, time, event)
+    strata = (target[:, 2] if survival else target[:, 0]).astype(int)
+    if len(X) < 4 or (not survival and min(strata.sum(), len(strata) - strata.sum()) < 2):
+        raise DeepTrainingError(f"{len(X)} training cases ({int(strata.sum())} positive/events): the deep model "
+                                f"needs at least 4 cases and 2 of each class")
+    seed_everything(seed)
+    idx = np.arange(len(X))
+    frac = float(settings["validation_fraction"])
+    if frac > 0:
+        n_val = max(2, int(round(frac * len(X))))
+        strat = strata if min(np.bincount(strata, minlength=2)) >= 2 else None
+        tr, va = train_test_split(idx, test_size=n_val, stratify=strat, random_state=seed)
+    else:
+        tr, va = idx, idx[:0]
+    mean, sd = channel_stats(X[tr])
+    Xn = normalise(X, mean, sd)
+    model = build_network(settings["network"], X.shape[1], settings["fusion"], 1, float(settings["dropout"])).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(settings["learning_rate"]),
+                            weight_decay=float(settings["weight_decay"]))
+    amp = use_amp(device, settings["mixed_precision"])
+    scaler = grad_scaler(device, amp)
+    loss_fn = _loss_fn(survival, target[tr, 0], settings)
+    loader = _loader(Xn[tr], target[tr], settings, seed, True, survival)
+    history, best, best_state, best_epoch, wait = [], np.inf, None, 0, 0
+    for epoch in range(1, int(settings["epochs"]) + 1):
+        model.train()
+        total, count = 0.0, 0
+        for batch in loader:
+            xb, tb = batch["image"].to(device), batch["target"].to(device)
+            if survival and tb[:, 2].sum() == 0:
+                continue  # a batch without events carries no partial-likelihood information
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, amp):
+                out = model(xb)
+            loss = loss_fn(out.float(), tb)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += float(loss.detach()) * len(xb)
+            count += len(xb)
+        row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if len(va):
+            out = _forward(model, Xn[va], settings, device, amp)[0]
+            with torch.no_grad():
+                row["val_loss"] = float(loss_fn(torch.as_tensor(out[:, None]), torch.as_tensor(target[va])))
+            row["val_c_index" if survival else "val_auc"] = _score(survival, target[va], out)
+            monitor = row["val_loss"]
+        else:
+            monitor = row["train_loss"]
+        history.append(row)
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if monitor < best - 1e-6:
+            best, best_epoch, wait = monitor, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            wait += 1
+            if wait >= int(settings["patience"]):
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"model": model, "mean": mean, "sd": sd, "history": history, "best_epoch": best_epoch,
+            "stopped_epoch": history[-1]["epoch"] if history else 0, "pos_weight": getattr(loss_fn, "pos_weight", None),
+            "n_train": int(len(tr)), "n_validation": int(len(va)), "settings": settings, "survival": survival}
+
+
+def _forward(model, Xn, settings, device, amp=False, embed=False):
+    """Logits (N,) and, when ``embed``, embeddings (N, dim) of normalised crops, in batches."""
+    import torch
+
+    from acceflow.device import autocast
+
+    model.eval()
+    outs, embs = [], []
+    with torch.no_grad():
+        for start in range(0, len(Xn), int(settings["batch_size"])):
+            xb = torch.as_tensor(Xn[start:start + int(settings["batch_size"])]).to(device)
+            with autocast(device, amp):
+                e = model.embed(xb)
+                o = model.head(e)
+            outs.append(o.float()[:, 0].cpu().numpy())
+            if embed:
+                embs.append(e.float().cpu().numpy())
+    out = np.concatenate(outs) if outs else np.zeros(0)
+    return out, (np.concatenate(embs) if embed and embs else None)
+
+
+def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
+    """Apply a fitted network (:func:`fit` / :func:`load_model`) to crops.
+
+    Parameters
+    ----------
+    fitted : dict
+        ``model``, ``mean``, ``sd``, ``settings``, ``survival``.
+    X : numpy.ndarray, shape (N, C, D, H, W)
+    device : torch.device, optional
+    embed : bool
+        Also return the penultimate-layer embeddings.
+
+    Returns
+    -------
+    scores : numpy.ndarray (N,)
+        Binary: probability of the positive class (sigmoid of the logit); survival: log-risk.
+    embeddings : numpy.ndarray (N, dim) or None
+    """
+    from acceflow.device import select_device, use_amp
+
+    settings = fitted["settings"]
+    device = device or next(fitted["model"].parameters()).device or select_device(settings["device"])
+    if X.shape[1] != fitted["mean"].shape[0]:
+        raise ValueError(f"crops have {X.shape[1]} channels, the model was trained on {fitted['mean'].shape[0]}")
+    out, emb = _forward(fitted["model"], normalise(X, fitted["mean"], fitted["sd"]), settings, device,
+                        use_amp(device, settings["mixed_precision"]), embed)
+    scores = out if fitted["survival"] else 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
+    return scores, emb
+
+
+def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print):
+    """Out-of-fold predictions of ``cv_folds``-fold stratified cross-validation (folds by case).
+
+    Returns
+    -------
+    oof : numpy.ndarray (N,)
+        Held-out probability (survival: log-risk) of every case.
+    folds : pandas.DataFrame
+        Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    settings = deep_settings({"deep": settings or {}})
+    survival = y is None
+    strata = np.asarray(event if survival else y).astype(int)
+    k = int(settings["cv_folds"])
+    if k < 2 or min(np.bincount(strata, minlength=2)) < k:
+        raise DeepTrainingError(f"deep.cv_folds = {k} needs at least {k} cases of each class (have "
+                                f"{np.bincount(strata, minlength=2).tolist()}); lower deep.cv_folds")
+    oof = np.full(len(X), np.nan)
+    rows = []
+    for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(X, strata), start=1):
+        log(f"fold {fold}/{k}: {len(tr)} training, {len(te)} held-out cases")
+        f = fit(X[tr], None if survival else np.asarray(y)[tr], settings, seed + fold, device,
+                None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log)
+        oof[te], _ = predict(f, X[te])
+        tgt = _targets(None if survival else np.asarray(y)[te], None if not survival else np.asarray(time)[te],
+                       None if not survival else np.asarray(event)[te])
+        rows.append({"fold": fold, "n": len(te), "n_events": int(strata[te].sum()),
+                     "c_index" if survival else "auc": _score(survival, tgt, oof[te]),
+                     "best_epoch": f["best_epoch"], "stopped_epoch": f["stopped_epoch"]})
+    return oof, pd.DataFrame(rows)
+
+
+def save_model(fitted: dict, path) -> str:
+    """Write the frozen network (state dict, channel statistics, settings) with ``torch.save``,
+    atomically; return its SHA-256 (for the model card)."""
+    import torch
+
+    blob = io.BytesIO()
+    torch.save({"state_dict": fitted["model"].state_dict(), "mean": fitted["mean"], "sd": fitted["sd"],
+                "settings": fitted["settings"], "survival": fitted["survival"],
+                "in_channels": int(fitted["mean"].shape[0])}, blob)
+    data = blob.getvalue()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_model(path, sha256: str | None = None, device=None) -> dict:
+    """Read a network written by :func:`save_model` (checking its SHA-256 when given).
+
+    Raises
+    ------
+    ValueError
+        When the file's hash differs from the model card's (the file was changed or replaced).
+    """
+    import torch
+
+    from acceflow.device import select_device
+
+    data = open(path, "rb").read()
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path}: SHA-256 differs from the model card's; re-run the deep_train rule")
+    blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    settings = blob["settings"]
+    device = device or select_device(settings["device"])
+    model = build_network(settings["network"], blob["in_channels"], settings["fusion"], 1, float(settings["dropout"]))
+    model.load_state_dict(blob["state_dict"])
+    model.to(device).eval()
+    return {"model": model, "mean": blob["mean"], "sd": blob["sd"], "settings": settings, "survival": blob["survival"]}

@@ -1,0 +1,239 @@
+"""Dossier section of the deep-learning biomarker (acceflow.deep): every model side by side per
+cohort (AUC with DeLong CI, paired DeLong test, calibration, net benefit on one plot), the deep
+model's card and training history, the stability of its deep features (ICC beside the handcrafted
+features') and Grad-CAM maps.
+
+:func:`deep_section` returns "" when the study has no deep model, so the dossier is unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEEP_CARD = Path("clinical") / "model" / "comparators" / "deep" / "model_card.json"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_tsv(path: Path):
+    try:
+        return pd.read_csv(path, sep="\t", dtype={"case_id": str})
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+
+
+def _model_dirs(results: Path, cohort: str) -> dict[str, tuple[Path, Path]]:
+    """Model name -> (clinical folder, utility folder) of one cohort, primary first."""
+    primary = (_read_json(results / "clinical" / "model" / "model_card.json") or {}).get("model", "primary")
+    out = {primary: (results / "clinical" / cohort, results / "utility" / cohort)}
+    comp = results / "clinical" / cohort / "comparators"
+    if comp.is_dir():
+        for d in sorted(p for p in comp.iterdir() if p.is_dir()):
+            out[d.name] = (d, results / "utility" / cohort / "comparators" / d.name)
+    return out
+
+
+def side_by_side(results: Path, cohort: str) -> pd.DataFrame:
+    """One row per model on one cohort: AUC with DeLong CI, paired DeLong p against the reference,
+    Brier, calibration intercept / slope with CIs, ICI, and the net benefit at the thresholds
+    0.1, 0.2 and 0.3 (``nb_0.1`` ...)."""
+    comp = _read_tsv(results / "clinical" / cohort / "model_comparison.tsv")
+    comp = comp.set_index("model") if comp is not None else None
+    rows = []
+    for model, (cdir, udir) in _model_dirs(results, cohort).items():
+        m = _read_json(cdir / "metrics.json") or {}
+        cal = _read_json(udir / "calibration.json") or {}
+        dc = _read_tsv(udir / "decision_curve.tsv")
+        row = {"model": model, **{k: m.get(k) for k in ("n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier")},
+               **{k: cal.get(k) for k in ("calibration_intercept", "calibration_intercept_ci_low",
+                                          "calibration_intercept_ci_high", "calibration_slope",
+                                          "calibration_slope_ci_low", "calibration_slope_ci_high", "ici")}}
+        if comp is not None and model in comp.index:
+            row.update(reference=comp.loc[model, "reference"], auc_difference=comp.loc[model, "auc_difference"],
+                       p_value=comp.loc[model, "p_value"])
+        if dc is not None:
+            for t in (0.1, 0.2, 0.3):
+                hit = dc[np.isclose(dc["threshold"], t)]
+                row[f"nb_{t}"] = float(hit["net_benefit_model"].iloc[0]) if len(hit) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _comparison_figure(results: Path, cohort: str, F):
+    """Calibration (binned, quantiles) and decision curves of every model of one cohort, two panels."""
+    from acceflow.utility.calibration import binned_calibration
+
+    fig, (a, b) = F.plt.subplots(1, 2, figsize=(9.0, 3.8))
+    a.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    treat_all = None
+    for model, (cdir, udir) in _model_dirs(results, cohort).items():
+        preds = _read_tsv(cdir / "predictions.tsv")
+        if preds is not None and "probability" in preds:
+            bins = binned_calibration(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), n_bins=5)
+            a.plot(bins["mean_predicted"], bins["observed_proportion"], "o-", lw=1.2, ms=3, label=model)
+        dc = _read_tsv(udir / "decision_curve.tsv")
+        if dc is not None:
+            b.plot(dc["threshold"], dc["net_benefit_model"], lw=1.4, label=model)
+            treat_all = dc
+    if treat_all is not None:
+        b.plot(treat_all["threshold"], treat_all["net_benefit_all"], "--", color="grey", lw=1, label="treat all")
+        b.axhline(0, color="black", lw=0.8, label="treat none")
+        top = float(np.nanmax(treat_all["net_benefit_all"])) if len(treat_all) else 0.3
+        b.set_ylim(-0.05, max(0.05, top * 1.15))
+        b.set_xlim(0, 0.8)
+    a.set(xlabel="predicted probability", ylabel="observed proportion", xlim=(0, 1), ylim=(0, 1),
+          title=f"{F.cohort_label(cohort)}: calibration")
+    b.set(xlabel="threshold probability", ylabel="net benefit", title=f"{F.cohort_label(cohort)}: decision curve")
+    a.legend(fontsize=7)
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _history_figure(history: pd.DataFrame, F):
+    fig, ax = F.plt.subplots(figsize=(5.0, 3.2))
+    ax.plot(history["epoch"], history["train_loss"], label="training loss")
+    if "val_loss" in history:
+        ax.plot(history["epoch"], history["val_loss"], label="validation loss")
+    if "val_auc" in history:
+        ax2 = ax.twinx()
+        ax2.plot(history["epoch"], history["val_auc"], color="#555555", ls=":", label="validation AUC")
+        ax2.set_ylabel("validation AUC")
+        ax2.set_ylim(0, 1)
+    ax.set(xlabel="epoch", ylabel="loss")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def icc_comparison(handcrafted: pd.DataFrame | None, deep: pd.DataFrame | None, threshold: float) -> list[dict]:
+    """Stability of handcrafted vs deep features: n, share with ICC 95% CI lower bound >= threshold,
+    median ICC."""
+    rows = []
+    for name, table in (("handcrafted (radiomics)", handcrafted), ("deep (embedding units)", deep)):
+        if table is None or not len(table) or table["icc"].isna().all():
+            continue
+        stable = table["ci_low"] >= threshold
+        rows.append({"features": name, "n": int(len(table)), "form": str(table["icc_form"].iloc[0]),
+                     "stable_fraction": float(stable.mean()), "median_icc": float(table["icc"].median()),
+                     "n_subjects": int(table["n_subjects"].max())})
+    return rows
+
+
+def deep_section(results, cohorts, h) -> str:
+    """HTML of the deep-learning section, or "" without a deep model.
+
+    Parameters
+    ----------
+    results : path of the results folder
+    cohorts : cohorts reported (``train`` and the external ones)
+    h : the dossier module (its table / number helpers), as :mod:`acceflow.report.clinical_section` takes it
+    """
+    results = Path(results)
+    card = _read_json(results / DEEP_CARD)
+    if not card:
+        return ""
+    F = h.F
+    out = ['<h2 id="deep-model">Deep-learning biomarker</h2>']
+    crop = card.get("crop", {})
+    fm = card.get("final_model", {})
+    out.append(h._kv_table([
+        ("Network", f"MONAI {card.get('network')} ({card.get('fusion')} fusion)"),
+        ("Inputs", ", ".join(card.get("modalities", []))),
+        ("Crop", f"{crop.get('size_voxels')}³ voxels of {crop.get('spacing_mm')} mm "
+                 f"({crop.get('field_of_view_mm')} mm), centred on the lesion's centre of mass"),
+        ("Training cases (events)", f"{card.get('n_train')} ({card.get('n_events_train')}); "
+                                    f"{len(card.get('excluded_cases') or {})} left out (no usable crop)"),
+        ("Final network", f"{fm.get('n_train')} training + {fm.get('n_validation')} validation cases; stopped at "
+                          f"epoch {fm.get('stopped_epoch')}, weights of epoch {fm.get('best_epoch')}"),
+        ("Loss", card.get("loss", "")),
+        ("Internal validation", h._Html(h._e(card.get("internal_validation", "")) + f" — AUC per fold "
+                                        f"{h._num(card.get('cv_auc_mean'))} (SD {h._num(card.get('cv_auc_sd'))})")),
+        ("Device", f"{(card.get('device') or {}).get('device')} (torch {(card.get('device') or {}).get('torch')}, "
+                   f"MONAI {(card.get('device') or {}).get('monai')})"),
+    ]))
+    history = pd.DataFrame(card.get("training_history") or [])
+    if len(history):
+        out.append(h._figure(lambda: _history_figure(history, F),
+                             "Training history of the final (frozen) network: losses per epoch and the validation "
+                             "split's AUC; early stopping on the validation loss.", "deep training history"))
+    out += ["<h3 id=\"model-comparison-side-by-side\">All models side by side</h3>",
+            h._p("Clinical-only, radiomics (imaging), combined and deep models on the same cases of each cohort: "
+                 "AUC with DeLong 95% CI, the paired DeLong test against the reference model, Brier score, "
+                 "calibration intercept and slope (unpenalised logistic recalibration) with 95% CIs, ICI, and the "
+                 "net benefit at threshold probabilities 0.1, 0.2 and 0.3. <em>train</em> is out-of-fold "
+                 "(internal validation).", "note")]
+    for c in cohorts:
+        table = side_by_side(results, c)
+        if table.empty:
+            continue
+        rows = []
+        for _, r in table.iterrows():
+            g = r.get
+            is_ref = g("reference") in (None, r["model"]) or pd.isna(g("reference"))
+            rows.append([r["model"], h._Html(h._ci(g("auc"), g("auc_ci_low"), g("auc_ci_high"))),
+                         "reference" if is_ref else g("auc_difference"), "" if is_ref else g("p_value"), g("brier"),
+                         h._Html(h._ci(g("calibration_intercept"), g("calibration_intercept_ci_low"),
+                                       g("calibration_intercept_ci_high"))),
+                         h._Html(h._ci(g("calibration_slope"), g("calibration_slope_ci_low"),
+                                       g("calibration_slope_ci_high"))),
+                         g("ici"), g("nb_0.1"), g("nb_0.2"), g("nb_0.3")])
+        ref = table["reference"].dropna().iloc[0] if "reference" in table and table["reference"].notna().any() else "—"
+        out += [f"<h4>{h._e(h._cohort_name(c))} (n = {h._num(table['n'].iloc[0])})</h4>",
+                h._table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)", "Brier",
+                          "Intercept [95% CI]", "Slope [95% CI]", "ICI", "NB 0.1", "NB 0.2", "NB 0.3"], rows,
+                         "compact"),
+                h._figure(lambda c=c: _comparison_figure(results, c, F),
+                          f"{h._e(h._cohort_name(c))}: calibration (quintiles of predicted risk) and decision curves "
+                          f"of every model on one plot.", f"model comparison {c}")]
+    deep_icc = _read_tsv(results / "analytical" / "deep_icc.tsv")
+    hand_icc = _read_tsv(results / "analytical" / "icc.tsv")
+    feats = _read_tsv(results / "deep" / "features.tsv")
+    if feats is not None:
+        threshold = float(card.get("icc_threshold", 0.75))
+        rows = icc_comparison(hand_icc, deep_icc, threshold)
+        out += ["<h3 id=\"deep-features\">Deep features and their stability</h3>",
+                h._p(f"The frozen network's penultimate-layer embedding of every case is written to "
+                     f"<code>deep/features.tsv</code> ({len(feats)} cases × "
+                     f"{sum(col.startswith('deep_') for col in feats.columns)} units). Embeddings of training cases "
+                     f"come from a network trained on them (not held-out). Stability across the study's repeats: "
+                     f"share of features whose ICC 95% CI lower bound is at least {threshold}.", "note")]
+        if rows:
+            out.append(h._table(["Features", "n", "ICC form", "Stable share", "Median ICC", "Subjects"],
+                                [[r["features"], r["n"], r["form"], r["stable_fraction"], r["median_icc"],
+                                  r["n_subjects"]] for r in rows], "compact"))
+        else:
+            out.append(h._p("No repeated scans: the ICC of the deep features was not assessed.", "note"))
+    figs = []
+    for c in [*cohorts]:
+        g = _read_tsv(results / "deep" / "gradcam" / c / "gradcam.tsv")
+        if g is None or not len(g):
+            continue
+        for r in g.itertuples():
+            png = results / "deep" / "gradcam" / c / r.png
+            if not png.is_file():
+                continue
+            data = base64.b64encode(png.read_bytes()).decode()
+            figs.append(f'<figure style="display:inline-block;margin:4px"><img src="data:image/png;base64,{data}" '
+                        f'alt="Grad-CAM {h._e(c)} {h._e(r.case_id)}"><figcaption>{h._e(h._cohort_name(c))} '
+                        f'{h._e(r.case_id)}: {"correct" if r.correct else "wrong"}</figcaption></figure>')
+        layer, shape, mm = g["layer"].iloc[0], g["layer_shape"].iloc[0], g["layer_voxel_mm"].iloc[0]
+    if figs:
+        out += ["<h3 id=\"gradcam\">Grad-CAM</h3>", "".join(figs),
+                h._p(f"Grad-CAM (Selvaraju et al. 2017; MONAI <code>GradCAM</code>) of layer <code>{h._e(layer)}</code> "
+                     f"for the most confidently correct and wrong cases per cohort, over the axial slice through the "
+                     f"lesion centre ({h._e(g['modality'].iloc[0])}; white: lesion contour). The map's resolution is "
+                     f"that layer's: {h._e(shape)} voxels over the crop, i.e. {h._e(mm)} mm per map voxel, "
+                     f"up-sampled (trilinear) for display. Training-cohort maps come from the final network, which "
+                     f"was trained on those cases.", "note")]
+    return "\n".join(out)

@@ -1,0 +1,64 @@
+"""Integration: the DAG with the deep model as a comparator, on a tiny demo cohort (tiny network,
+two epochs, 16-voxel crops): comparator contract files, deep features and their ICC, Grad-CAM
+and the dossier's side-by-side comparison."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from test_workflow import check_contract, run_snakemake, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def tiny_deep_config(results):
+    config = yaml.safe_load((REPO / "config/studies/demo_deep.yaml").read_text())
+    config.update(results=str(results), demo={"enabled": True, "n_train": 20, "n_external": [14, 14],
+                                               "n_retest": 5, "n_reader": 0})
+    config["input"]["images"] = str(results / "demo/manifest.tsv")
+    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
+                            "permutation_repeats": 2, "coefficient_bootstrap": 0}
+    config["utility"] = {"curve_bootstrap": 20, "recalibration": []}  # recalibration: 14-case cohorts too small
+    config["model"]["comparators"] = ["clinical", "deep"]
+    config["ibsi"] = {"enabled": False}
+    config["model"]["min_events"] = 3  # 7 events in 20 training cases
+    config["deep"].update(network="resnet10", crop_size=16, crop_spacing=3.0, epochs=2, patience=2, batch_size=4,
+                          cv_folds=2, threads=1, device="cpu")
+    return config
+
+
+def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "deep.yaml", tiny_deep_config(results))
+    proc = run_snakemake(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    check_contract(results, ["train", "site_B", "site_C"], "outcome")
+    card = json.loads((results / "clinical/model/comparators/deep/model_card.json").read_text())
+    assert card["model"] == "deep" and card["network"] == "resnet10" and card["n_train"] == 20
+    assert (results / "clinical/model/comparators/deep" / card["model_file"]).is_file()
+    assert len(card["training_history"]) == card["final_model"]["stopped_epoch"] >= 1
+    for cohort, n in (("train", 20), ("site_B", 14), ("site_C", 14)):
+        preds = pd.read_csv(results / f"clinical/{cohort}/comparators/deep/predictions.tsv", sep="\t")
+        assert list(preds.columns) == ["case_id", "outcome", "probability"] and len(preds) == n
+        assert preds["probability"].between(0, 1).all()
+        metrics = json.loads((results / f"clinical/{cohort}/comparators/deep/metrics.json").read_text())
+        assert metrics["model"] == "deep" and metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"]
+        assert (results / f"utility/{cohort}/comparators/deep/calibration.json").is_file()
+        comparison = pd.read_csv(results / f"clinical/{cohort}/model_comparison.tsv", sep="\t")
+        assert {"imaging", "clinical", "deep"} == set(comparison["model"])
+    feats = pd.read_csv(results / "deep/features.tsv", sep="\t")
+    assert len(feats) == 48 and sum(c.startswith("deep_") for c in feats.columns) == 512
+    repeats = pd.read_csv(results / "deep/repeats.tsv", sep="\t")
+    assert len(repeats) == 10 and repeats["case_id"].nunique() == 5
+    icc = pd.read_csv(results / "analytical/deep_icc.tsv", sep="\t")
+    assert len(icc) and (icc["icc_form"] == "ICC(2,1)").all() and (icc["n_subjects"] == 5).all()
+    for cohort in ("site_B", "site_C"):
+        cams = pd.read_csv(results / f"deep/gradcam/{cohort}/gradcam.tsv", sep="\t")
+        assert 1 <= len(cams) <= 4 and all((results / f"deep/gradcam/{cohort}" / p).is_file() for p in cams["png"])
+    html = (results / "report/dossier.html").read_text()
+    for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam"):
+        assert f'id="{anchor}"' in html, anchor
+    assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer4" in html

@@ -1,0 +1,137 @@
+# Deep-learning biomarker (model.comparators lists `deep`): lesion-centred crops per scan, a MONAI
+# network trained on the training cohorts (out-of-fold internal validation), frozen and applied
+# to each external cohort. It writes the comparator contract paths, so discrimination,
+# calibration, decision curves, compare_models and the dossier take it like any other model.
+# Deep features (penultimate-layer embeddings) with their ICC, and Grad-CAM maps.
+# GPU rules declare resources gpu (sbatch --gpus on SLURM); on CPU the same rules run.
+
+include: "deep_common.smk"
+
+
+rule deep_crop:
+    input:
+        unpack(deep_crop_inputs),
+    output:
+        crop=R("deep/crops/{scan}.npz"),
+    params:
+        size=DEEP_CFG["crop_size"],
+        spacing=DEEP_CFG["crop_spacing"],
+        label=config["extraction"]["label"],
+    log:
+        R("logs/deep_crop/{scan}.log"),
+    benchmark:
+        R("benchmarks/deep_crop/{scan}.tsv")
+    conda:
+        "../../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_crop.py"
+
+
+rule deep_train:
+    input:
+        features=R("features/features.tsv"),
+        scans=R("ingest/scans.tsv"),
+        crops=deep_crops,
+    output:
+        model=R(f"{DEEP_MODEL}/model.pt"),
+        card=R(f"{DEEP_MODEL}/model_card.json"),
+        history=R(f"{DEEP_MODEL}/training_history.tsv"),
+        predictions=R("clinical/train/comparators/deep/predictions.tsv"),
+        folds=R("clinical/train/comparators/deep/cv_folds.tsv"),
+    params:
+        config=DEEP_TRAIN_CONFIG,
+    threads: DEEP_CFG["threads"]
+    resources:
+        gpu=DEEP_CFG["gpus"],
+    log:
+        R("logs/train/deep.log"),
+    benchmark:
+        R("benchmarks/train/deep.tsv")  # beside the other models' training benchmarks
+    conda:
+        "../../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_train.py"
+
+
+rule deep_predict:
+    input:
+        features=R("features/features.tsv"),
+        scans=R("ingest/scans.tsv"),
+        crops=deep_crops,
+        model=R(f"{DEEP_MODEL}/model.pt"),
+        card=R(f"{DEEP_MODEL}/model_card.json"),
+    output:
+        predictions=R("clinical/{cohort}/comparators/deep/predictions.tsv"),
+    wildcard_constraints:
+        cohort=EXTERNAL_PATTERN,
+    resources:
+        gpu=DEEP_CFG["gpus"],
+    log:
+        R("logs/predict/{cohort}/deep.log"),
+    benchmark:
+        R("benchmarks/predict/{cohort}/deep.tsv")
+    conda:
+        "../../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_predict.py"
+
+
+rule deep_features:
+    input:
+        features=R("features/features.tsv"),
+        scans=R("ingest/scans.tsv"),
+        crops=deep_crops,
+        model=R(f"{DEEP_MODEL}/model.pt"),
+        card=R(f"{DEEP_MODEL}/model_card.json"),
+    output:
+        features=R("deep/features.tsv"),
+        repeats=R("deep/repeats.tsv"),
+    params:
+        config=config_subset("outcome", "deep"),
+    resources:
+        gpu=DEEP_CFG["gpus"],
+    log:
+        R("logs/deep_features.log"),
+    benchmark:
+        R("benchmarks/deep_features.tsv")
+    conda:
+        "../../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_features.py"
+
+
+rule deep_icc:
+    input:
+        repeats=R("deep/repeats.tsv"),
+    output:
+        icc=R("analytical/deep_icc.tsv"),
+    params:
+        settings=config["reproducibility"],
+    log:
+        R("logs/deep_icc.log"),
+    conda:
+        "../../envs/statistics.yaml"
+    script:
+        "../scripts/deep_icc.py"
+
+
+rule deep_gradcam:
+    input:
+        predictions=lambda wildcards: R(f"clinical/{wildcards.cohort}/comparators/deep/predictions.tsv"),
+        scans=R("ingest/scans.tsv"),
+        crops=deep_crops,
+        model=R(f"{DEEP_MODEL}/model.pt"),
+        card=R(f"{DEEP_MODEL}/model_card.json"),
+    output:
+        table=R("deep/gradcam/{cohort}/gradcam.tsv"),
+    params:
+        layer=DEEP_CFG["gradcam"]["layer"],
+        cases=DEEP_CFG["gradcam"]["cases"],
+    resources:
+        gpu=DEEP_CFG["gpus"],
+    log:
+        R("logs/deep_gradcam/{cohort}.log"),
+    conda:
+        "../../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_gradcam.py"

@@ -1,0 +1,45 @@
+# Settings and input functions of the deep-learning rules (deep.smk).
+
+DEEP = "deep" in COMPARATORS
+DEEP_CFG = config["deep"]
+DEEP_MODEL = "clinical/model/comparators/deep"
+# what training depends on (a change of the Grad-CAM, embedding or GPU-count keys does not retrain)
+DEEP_TRAIN_CONFIG = {
+    **config_subset("seed", "cohorts", "outcome"),
+    "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target")},
+    "deep": {k: v for k, v in DEEP_CFG.items() if k not in ("gradcam", "embedding", "gpus")},
+}
+
+
+def deep_crop_scans():
+    """Reference-modality scans that get a crop (acceflow.deep.study.crop_scans)."""
+    from acceflow.deep.study import crop_scans
+
+    return crop_scans(scans_table(), DEEP_CFG)
+
+
+def deep_crop_inputs(wildcards):
+    """The preprocessed image of every modality of a crop, and the reference modality's mask."""
+    from acceflow.deep.study import study_modalities
+
+    row = deep_crop_scans().loc[wildcards.scan]
+    files = {f"image_{m}": R(f"preprocessed/{row[f'scan_{m}']}/image.nii.gz")
+             for m in study_modalities(scans_table(), DEEP_CFG) if row[f"scan_{m}"]}
+    files["mask"] = segmentation_mask(wildcards)
+    return files
+
+
+def deep_crops(wildcards=None):
+    return expand(R("deep/crops/{scan}.npz"), scan=deep_crop_scans().index)
+
+
+def deep_outputs():
+    """The deep model's extra outputs for the dossier (embeddings, their ICC, Grad-CAM)."""
+    if not DEEP:
+        return []
+    files = [R(f"{DEEP_MODEL}/training_history.tsv")]
+    if DEEP_CFG["embedding"]["enabled"]:
+        files += [R("deep/features.tsv"), R("deep/repeats.tsv"), R("analytical/deep_icc.tsv")]
+    if DEEP_CFG["gradcam"]["cases"]:
+        files += [R(f"deep/gradcam/{c}/gradcam.tsv") for c in (EXTERNAL or ["train"])]
+    return files

@@ -1,0 +1,18 @@
+"""Apply the frozen deep biomarker to one external cohort (acceflow.deep.study.predict_study)."""
+import json
+
+import pandas as pd
+import torch
+
+from acceflow.config import log_to
+from acceflow.deep.study import case_crops, predict_study
+from acceflow.deep.train import load_model
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(max(1, snakemake.threads))
+    card = json.load(open(snakemake.input.card))
+    fitted = load_model(snakemake.input.model, card["model_sha256"])
+    table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
+    scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
+    predict_study(fitted, card, table, case_crops(scans, list(snakemake.input.crops)), snakemake.wildcards.cohort,
+                  log=print).to_csv(snakemake.output.predictions, sep="\t", index=False, float_format="%.10g")
