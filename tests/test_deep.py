@@ -168,10 +168,13 @@ def test_survival_training_uses_cox_loss():
 def test_gradcam_map_shape_and_overlay(tmp_path):
     X, y = _toy(n=8)
     f = fit(X, y, {**TINY, "epochs": 1}, seed=1, log=lambda s: None)
-    g = gradcam_maps(f, X[:3], gradcam_layer("resnet10", "early"))
-    assert g["maps"].shape == (3, 16, 16, 16) and g["layer_shape"] == (1, 1, 1)
+    assert gradcam_layer("resnet10", "early") == "branches.0.layer4"
+    assert gradcam_layer("resnet10", "late", "auto", 32) == "branches.0.layer2"  # 32 / 8 = 4 voxels
+    assert gradcam_layer("densenet121", "early", None, 64) == "branches.0.features.denseblock3"
+    g = gradcam_maps(f, X[:3], gradcam_layer("resnet10", "early", "auto", 16))  # layer1: 16 / 4 = 4 voxels
+    assert g["maps"].shape == (3, 16, 16, 16) and g["layer_shape"] == (4, 4, 4)
     assert np.nanmin(g["maps"]) >= 0 and np.nanmax(g["maps"]) <= 1
-    g2 = gradcam_maps(f, X[:2], "branches.0.layer2")  # a finer layer: 16 / 8 = 2 voxels per axis
+    g2 = gradcam_maps(f, X[:2], "branches.0.layer2")  # a deeper layer: 16 / 8 = 2 voxels per axis
     assert g2["layer_shape"] == (2, 2, 2) and g2["maps"].shape == (2, 16, 16, 16)
     with pytest.raises(ValueError, match="not a module"):
         gradcam_maps(f, X[:1], "branches.0.nope")

@@ -61,4 +61,4 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
     html = (results / "report/dossier.html").read_text()
     for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam"):
         assert f'id="{anchor}"' in html, anchor
-    assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer4" in html
+    assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer1" in html

@@ -27,7 +27,7 @@ with log_to(snakemake.log[0]):
     preds["confidence"] = (preds["probability"] - thr).abs()
     preds = preds.sort_values(["confidence", "case_id"], ascending=[False, True])
     chosen = pd.concat([preds[preds["correct"]].head(p.cases), preds[~preds["correct"]].head(p.cases)])
-    layer = gradcam_layer(card["network"], card["fusion"], p.layer)
+    layer = gradcam_layer(card["network"], card["fusion"], p.layer, card["crop"]["size_voxels"])
     folder = os.path.dirname(snakemake.output.table)
     rows = []
     if len(chosen):

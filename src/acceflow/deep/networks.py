@@ -17,8 +17,14 @@ from __future__ import annotations
 NETWORKS = ("densenet121", "resnet10", "resnet18")
 FUSIONS = ("early", "late")
 
-#: Grad-CAM layer per network (relative to one backbone): the last convolutional stage's output.
-GRADCAM_LAYERS = {"densenet121": "class_layers.relu", "resnet10": "layer4", "resnet18": "layer4"}
+#: Grad-CAM candidate layers per network (relative to one backbone), deepest first, with the
+#: factor by which each down-samples the crop (DenseNet121: stem /4, transitions /2 each; ResNet
+#: with the stride-2 stem: layer1 /4 ... layer4 /32).
+GRADCAM_LAYERS = {
+    "densenet121": (("class_layers.relu", 32), ("features.denseblock3", 16), ("features.denseblock2", 8)),
+    "resnet10": (("layer4", 32), ("layer3", 16), ("layer2", 8), ("layer1", 4)),
+    "resnet18": (("layer4", 32), ("layer3", 16), ("layer2", 8), ("layer1", 4)),
+}
 
 
 def backbone(network: str, in_channels: int):
@@ -126,9 +132,20 @@ def build_network(network: str, in_channels: int, fusion: str = "early", n_outpu
     return _module()(network, in_channels, fusion, n_outputs, dropout)
 
 
-def gradcam_layer(network: str, fusion: str, layer: str | None = None) -> str:
-    """Full module name of the Grad-CAM layer: ``layer`` when given, else the network's default
-    (:data:`GRADCAM_LAYERS`) in the first branch (late fusion: the first modality's branch)."""
+def gradcam_layer(network: str, fusion: str, layer: str | None = None, crop_size: int | None = None,
+                  min_voxels: int = 4) -> str:
+    """Full module name of the Grad-CAM layer.
+
+    ``layer`` when given (not ``auto``); otherwise the deepest stage of :data:`GRADCAM_LAYERS`
+    whose map keeps at least ``min_voxels`` voxels per axis of a ``crop_size`` crop (the last
+    stage when ``crop_size`` is None), in the first branch (late fusion: the first modality's).
+    A deeper layer is more class-specific, a shallower one finer (Selvaraju et al. 2017).
+    """
     if layer and layer != "auto":
         return layer
-    return f"branches.0.{GRADCAM_LAYERS[network]}"
+    candidates = GRADCAM_LAYERS[network]
+    name = candidates[0][0]
+    if crop_size:
+        fits = [n for n, factor in candidates if crop_size // factor >= min_voxels]
+        name = fits[0] if fits else candidates[-1][0]
+    return f"branches.0.{name}"
