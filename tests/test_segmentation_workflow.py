@@ -19,7 +19,7 @@ def test_model_segmentation_runs_to_the_dossier(tmp_path):
     results = tmp_path / "results"
     config = yaml.safe_load((REPO / "config/studies/demo_segmentation.yaml").read_text())
     config.update(results=str(results), demo={"enabled": True, "n_train": 10, "n_external": [5, 5],
-                                               "n_retest": 2, "n_reader": 0})
+                                               "n_retest": 3, "n_reader": 0})
     config["input"]["images"] = str(results / "demo/manifest.tsv")
     config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
     config["segmentation"].update(channels=[4, 8], patch_size=[16, 16, 16], iterations=12, validation_interval=6,
