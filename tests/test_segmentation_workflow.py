@@ -18,17 +18,20 @@ pytestmark = pytest.mark.integration
 def test_model_segmentation_runs_to_the_dossier(tmp_path):
     results = tmp_path / "results"
     config = yaml.safe_load((REPO / "config/studies/demo_segmentation.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 10, "n_external": [5, 5],
-                                               "n_retest": 3, "n_reader": 0})
+    config.update(results=str(results), demo={"enabled": True, "n_train": 20, "n_external": [14, 14],
+                                               "n_retest": 5, "n_reader": 0})
     config["input"]["images"] = str(results / "demo/manifest.tsv")
     config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
     config["segmentation"].update(channels=[4, 8], patch_size=[16, 16, 16], iterations=12, validation_interval=6,
                                   cv_folds=2, device="cpu",
                                   uncertainty={"method": "mc_dropout", "samples": 2, "max_cases": 3})
-    # the clinical part only has to run on 10 training cases: no comparators, no recalibration
-    config["validation"] = {"cv_folds": 2, "cv_repeats": 1}
-    config["model"] = {"learner": "l1_logistic", "min_events": 2, "inner_folds": 2, "comparators": []}
-    config["utility"] = {"recalibration": []}
+    # the clinical part only has to run on 20 training cases (7 events): no comparators, no
+    # recalibration (14-case external cohorts), few bootstrap resamples
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
+                            "permutation_repeats": 2, "coefficient_bootstrap": 0}
+    config["model"] = {"learner": "l1_logistic", "min_events": 3, "comparators": []}
+    config["utility"] = {"curve_bootstrap": 20, "recalibration": []}
+    config["ibsi"] = {"enabled": False}
     proc = run_snakemake(tmp_path, write_config(tmp_path / "seg.yaml", config))
     assert proc.returncode == 0, proc.stderr[-4000:]
     seg = results / "segmentation/model"
