@@ -42,6 +42,14 @@ def test_recalibration_repairs_miscalibration_out_of_fold():
         fit_recalibration(y, p, "platt_magic")
 
 
+def test_logistic_recalibration_of_constant_predictions_says_why():
+    y = np.array([0, 1, 0, 1, 0, 0])
+    with pytest.raises(ValueError, match="all 6 predictions are 0.3"):
+        fit_recalibration(y, np.full(6, 0.3), "logistic")
+    # the intercept update still works: it moves the constant to the observed rate (2/6)
+    assert fit_recalibration(y, np.full(6, 0.3), "intercept")(np.array([0.3]))[0] == pytest.approx(1 / 3, abs=1e-6)
+
+
 def test_decision_curve_bands_bracket_the_curve():
     y, p = _sim(n=800)
     t = np.array([0.1, 0.2, 0.3, 0.5])

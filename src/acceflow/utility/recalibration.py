@@ -32,7 +32,8 @@ def fit_recalibration(y, p, method: str):
     Raises
     ------
     ValueError
-        On an unknown method.
+        On an unknown method, or for ``logistic`` when every prediction is the same (the slope
+        is then not identifiable: the model gave one probability to every case).
     """
     y = np.asarray(y, float)
     lp = _logit(np.asarray(p, float))
@@ -41,7 +42,11 @@ def fit_recalibration(y, p, method: str):
         a = float(fit.params[0])
         return lambda q: 1 / (1 + np.exp(-(a + _logit(q))))
     if method == "logistic":
-        fit = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
+        if np.ptp(lp) == 0:
+            raise ValueError(f"logistic recalibration needs predictions that vary: all {len(lp)} predictions are "
+                             f"{1 / (1 + np.exp(-lp[0])):.6g}, so no calibration slope can be fitted; the model gives "
+                             "one probability to every case (use the intercept update, or check the model)")
+        fit = sm.GLM(y, sm.add_constant(lp, has_constant="add"), family=sm.families.Binomial()).fit()
         a, b = (float(v) for v in fit.params)
         return lambda q: 1 / (1 + np.exp(-(a + b * _logit(q))))
     if method == "isotonic":
