@@ -5,7 +5,7 @@ import os
 import pandas as pd
 from snakemake.utils import validate
 
-from acceflow.config import check_config, model_names, put_on_pythonpath
+from acceflow.config import DEEP_KIND, check_config, model_names, put_on_pythonpath
 
 
 if not config:
@@ -23,7 +23,7 @@ SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
-GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != "deep") or "(?!)"
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
 
 
 def config_subset(*keys):

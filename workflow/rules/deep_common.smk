@@ -1,6 +1,6 @@
 # Settings and input functions of the deep-learning rules (deep.smk).
 
-DEEP = "deep" in COMPARATORS
+DEEP = DEEP_KIND in COMPARATORS
 DEEP_CFG = config["deep"]
 DEEP_MODEL = "clinical/model/comparators/deep"
 # what training depends on (a change of the Grad-CAM, embedding or GPU-count keys does not retrain)

@@ -1039,7 +1039,7 @@ def _render(title: str, body: Sequence[str], created: str | None) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             f"<header><h1>{_e(title)}</h1><p class=\"subtitle\">{sub}</p></header>\n{nav}\n"
-            + "\n".join(f"<section>\n{b}\n</section>" for b in body)
+            + "\n".join(f"<section>\n{b}\n</section>" for b in body if b)  # a part with nothing to show is left out
             + "\n</body>\n</html>\n")
 
 
@@ -1095,7 +1095,7 @@ def build_dossier(
     body = [
         _section_study(data, config, summary),
         _section_analytical(data, icc),
-        *[s for s in [segmentation_section(results, config)] if s],
+        segmentation_section(results, config),
         _section_clinical(data, summary, cohorts),
         _section_utility(data, summary, cohorts, n_bins),
         deep_section(results, cohorts, sys.modules[__name__]),
