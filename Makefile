@@ -25,6 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
+	$(BIN)/lint-imports
 	$(BIN)/snakemake --lint
 
 clean:

@@ -25,8 +25,8 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from acceflow.clinical import discrimination
-from acceflow.clinical.discrimination import bootstrap_auc_ci, delong_ci, delong_roc_variance
+from acceflow.metrics import discrimination
+from acceflow.metrics.discrimination import bootstrap_auc_ci, delong_ci, delong_roc_variance
 
 
 def simulate(n, prevalence, auc, rng):

@@ -165,7 +165,7 @@ def main() -> int:
     print(f"extract jobs: n={len(ext)}, sum {ext.sum():.1f} s, mean {ext.mean():.2f} s, median {ext.median():.2f} s; "
           f"feature_table {job_times(results, 'feature_table').sum():.1f} s")
     job_imports = ("from snakemake.iocontainers import Snakemake; from snakemake.logging import logger; "
-                   "from snakemake.shell import shell; import csv, acceflow.config, acceflow.imaging.extract, "
+                   "from snakemake.shell import shell; import csv, acceflow.study.settings, acceflow.imaging.extract, "
                    "acceflow.io.images, radiomics.featureextractor")
     startup = {}
     for name, code in (("job", job_imports), ("job + pandas", job_imports + "; import pandas")):

@@ -5,11 +5,11 @@ import pytest
 import SimpleITK as sitk
 from scipy.spatial import cKDTree
 
-from acceflow.analytical.agreement import (agreement_table, bland_altman, lins_ccc, repeatability_coefficient,
+from acceflow.metrics.agreement import (agreement_table, bland_altman, lins_ccc, repeatability_coefficient,
                                            within_subject_sd)
-from acceflow.analytical.harmonisation import ComBat, site_effect, site_effect_table
-from acceflow.analytical.icc import ICC_FORM_BY_DESIGN, icc_table, resolve_icc_form, select_stable
-from acceflow.analytical.segmentation import segmentation_agreement
+from acceflow.models.harmonisation import ComBat, site_effect, site_effect_table
+from acceflow.metrics.icc import ICC_FORM_BY_DESIGN, icc_table, resolve_icc_form, select_stable
+from acceflow.metrics.segmentation import segmentation_agreement
 from conftest import REPO
 
 
@@ -225,7 +225,7 @@ def test_perturbations_are_reproducible_and_change_what_they_should(sphere_case)
 
 
 def test_model_with_combat_records_it_and_applies_it_to_unseen_sites():
-    from acceflow.clinical.model import predict_cohort, train
+    from acceflow.study.training import predict_cohort, train
 
     rng = np.random.default_rng(5)
     n = 60

@@ -8,11 +8,11 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from acceflow.clinical.model import CohortError, predict_cohort, train
+from acceflow.study.training import CohortError, predict_cohort, train
 from acceflow.io.images import write_image
 from acceflow.io.manifest import ManifestError, load_manifest
 from acceflow.io.qc import CaseError, check_scan, ingest
-from acceflow.io.table import ingest_feature_table
+from acceflow.study.tables import ingest_feature_table
 from conftest import REPO, make_image
 
 BINARY = {"type": "binary", "column": "outcome", "positive": 1}

@@ -1,4 +1,4 @@
-"""Tests for acceflow.utility.calibration."""
+"""Tests for acceflow.metrics.calibration."""
 
 import json
 
@@ -8,7 +8,7 @@ from scipy import optimize
 from scipy.special import expit, logit
 from skmisc.loess import loess
 
-from acceflow.utility.calibration import (
+from acceflow.metrics.calibration import (
     binned_calibration,
     calibration_curve_loess,
     calibration_errors,

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.clinical.compare import compare_models
-from acceflow.clinical.discrimination import delong_test
+from acceflow.metrics.compare import compare_models
+from acceflow.metrics.discrimination import delong_test
 
 
 def test_compare_models_against_the_clinical_baseline():

@@ -1,10 +1,10 @@
-"""Tests for acceflow.utility.decision_curve."""
+"""Tests for acceflow.metrics.decision_curve."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.utility.decision_curve import (
+from acceflow.metrics.decision_curve import (
     decision_curve,
     net_benefit,
     net_benefit_treat_all,

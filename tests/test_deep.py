@@ -190,7 +190,7 @@ def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
     from snakemake.utils import validate
 
     from conftest import REPO
-    from acceflow.config import ConfigError, check_config, model_names
+    from acceflow.study.settings import ConfigError, check_config, model_names
 
     config = yaml.safe_load((REPO / "config/studies/demo_deep.yaml").read_text())
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))

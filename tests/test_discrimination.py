@@ -1,10 +1,10 @@
-"""Tests for acceflow.clinical.discrimination (AUC, DeLong, bootstrap)."""
+"""Tests for acceflow.metrics.discrimination (AUC, DeLong, bootstrap)."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from acceflow.clinical.discrimination import (
+from acceflow.metrics.discrimination import (
     _auc_rows,
     bootstrap_auc_ci,
     brier_score,

@@ -12,7 +12,8 @@ import pytest
 
 from acceflow.cli import main
 from acceflow.report.dossier import CHECKLISTS, build_dossier, load_checklist
-from acceflow.report.provenance import benchmark_summary, collect_provenance, defaults_filled, write_json
+from acceflow.report.provenance import benchmark_summary, collect_provenance, defaults_filled
+from acceflow.runtime import write_json
 from acceflow.report.rulegraph import layers, parse_dot, rulegraph_svg
 from acceflow.report.verify import format_verification, verify
 from test_report import FEATURES, make_results

@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from acceflow.clinical.explain import acceflow_coefficients, bootstrap_coefficients, permutation_importance_auc
-from acceflow.clinical.model import build_model, fitted_coefficients
+from acceflow.models.explain import acceflow_coefficients, bootstrap_coefficients, permutation_importance_auc
+from acceflow.study.training import build_model, fitted_coefficients
 
 
 def _data(n=100, n_noise=5, seed=0, signal=2.0):
@@ -60,7 +60,7 @@ def test_permutation_importance_validation(fitted):
 
 def test_permutation_importance_keeps_the_combat_batch_column_fixed():
     """A ComBat model needs its batch column: passed unpermuted, never reported as a feature."""
-    from acceflow.analytical.harmonisation import ComBat
+    from acceflow.models.harmonisation import ComBat
     X, y = _data(n=120)
     sites = np.repeat(["a", "b"], 60)
     full = pd.concat([pd.DataFrame({"cohort": sites}), X], axis=1)

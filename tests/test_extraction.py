@@ -16,7 +16,7 @@ import yaml
 from acceflow.imaging.extract import (DIAGNOSTICS_PREFIX, extract_features, load_params, nonfinite_features,
                                       split_feature_name)
 from acceflow.io.images import read_image, write_image
-from acceflow.io.table import FeatureTableError, assemble_diagnostics, assemble_feature_table, check_finite
+from acceflow.study.tables import FeatureTableError, assemble_diagnostics, assemble_feature_table, check_finite
 from conftest import REPO, SHARED_DATA, need
 
 PYRADIOMICS_DATA = SHARED_DATA / "pyradiomics"

@@ -1,4 +1,4 @@
-"""Tests for acceflow.analytical.icc."""
+"""Tests for acceflow.metrics.icc."""
 
 
 import numpy as np
@@ -7,7 +7,7 @@ import pingouin
 import pytest
 from scipy import stats
 
-from acceflow.analytical.icc import icc_table, koo_li_band, stable_features, within_subject_cv
+from acceflow.metrics.icc import icc_table, koo_li_band, stable_features, within_subject_cv
 
 # Shrout & Fleiss (1979), Table 1: 6 targets rated by 4 judges
 SF = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]],

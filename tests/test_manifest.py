@@ -5,10 +5,10 @@ import pytest
 import SimpleITK as sitk
 
 from acceflow.io.images import write_image
-from acceflow.io.manifest import (ManifestError, binary_outcome, build_manifest_from_layout, load_manifest,
-                                  make_scan_id, sha256_file)
+from acceflow.io.manifest import ManifestError, binary_outcome, build_manifest_from_layout, load_manifest, make_scan_id
+from acceflow.runtime import sha256_file
 from acceflow.io.qc import check_scan, ingest
-from acceflow.io.table import assemble_feature_table, ingest_feature_table
+from acceflow.study.tables import assemble_feature_table, ingest_feature_table
 from conftest import make_image, need
 
 
@@ -145,7 +145,7 @@ def test_layout_manifest_on_sts(shared_data):
 
 
 def test_derived_columns_aggregate_list_cells():
-    from acceflow.io.table import derive_columns
+    from acceflow.study.tables import derive_columns
 
     df = pd.DataFrame({"lesion_PIRADS": ["4,2", "N/A,3", None, "5"]})
     out = derive_columns(df, {"pirads_max": {"column": "lesion_PIRADS", "aggregate": "max"},

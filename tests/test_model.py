@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.clinical.model import (CohortError, build_model, internal_validation, load_model, predict_cohort,
+from acceflow.study.training import (CohortError, build_model, internal_validation, load_model, predict_cohort,
                                      save_model, train)
 
 
@@ -85,7 +85,7 @@ def test_clinical_and_fusion_models_use_their_columns():
     df = _table()
     df["age"] = df["f0"] * 0.5 + np.random.default_rng(5).normal(size=len(df))
     config = {**CONFIG, "clinical": ["age"]}
-    from acceflow.clinical.model import model_names
+    from acceflow.study.training import model_names
 
     assert model_names(config) == ("imaging", ["clinical", "combined_early", "combined_late"])
     _, card_c, _, _ = train(df, config, kind="clinical")

@@ -1,9 +1,9 @@
-"""Selection steps and learners of acceflow.clinical.pipeline."""
+"""Selection steps and learners of acceflow.models.pipeline."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.clinical.pipeline import (LEARNERS, CorrelationFilter, MRMRSelector, build_search, chosen_learner,
+from acceflow.models.pipeline import (LEARNERS, CorrelationFilter, MRMRSelector, build_search, chosen_learner,
                                         learner_grid)
 
 
@@ -60,7 +60,7 @@ def test_selection_outside_cv_leaks_and_the_nested_pipeline_does_not():
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from acceflow.clinical.model import internal_validation
+    from acceflow.study.training import internal_validation
 
     rng = np.random.default_rng(11)
     X = pd.DataFrame(rng.normal(size=(60, 1000)))

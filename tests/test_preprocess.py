@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from acceflow.config import ConfigError, check_config
+from acceflow.study.settings import ConfigError, check_config
 from acceflow.imaging.extract import extract_features, resegmentation_range, scan_params
 from acceflow.imaging.preprocess import (interpolator_name, n4_correct, normalise, preprocess, resample,
                                          resample_mask, resampled_grid, round_intensities)

@@ -15,7 +15,8 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from acceflow.report import figures
 from acceflow.report.dossier import build_dossier
-from acceflow.report.provenance import collect_provenance, sha256_file, write_json
+from acceflow.report.provenance import collect_provenance
+from acceflow.runtime import sha256_file, write_json
 
 FEATURES = [f"CT_original_{cls}_{name}" for cls in ("firstorder", "glcm", "shape")
             for name in ("Mean", "Energy", "Entropy", "Contrast")]

@@ -1,5 +1,5 @@
 """MONAI segmentation (acceflow.imaging.segment_model) on a tiny volume on CPU, and the quality
-metrics (acceflow.analytical.segmentation.segmentation_quality) on two offset spheres whose
+metrics (acceflow.metrics.segmentation.segmentation_quality) on two offset spheres whose
 Dice, HD95, ASSD and surface Dice are worked out by hand."""
 import warnings
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from acceflow.analytical.segmentation import segmentation_agreement, segmentation_quality, summarise_quality
+from acceflow.metrics.segmentation import segmentation_agreement, segmentation_quality, summarise_quality
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -11,13 +11,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from acceflow.clinical.survival import (
-    PenalizedCox,
+from acceflow.metrics.survival import (
     _concordance_sums,
     assign_risk_groups,
     c_index_ci,
     check_survival,
-    fit_cox,
     harrell_c,
     hazard_ratio_per_sd,
     km_by_group,
@@ -25,10 +23,10 @@ from acceflow.clinical.survival import (
     logrank,
     risk_cutoffs,
     risk_groups,
-    survival_y,
     time_dependent_auc,
     uno_c,
 )
+from acceflow.models.cox import PenalizedCox, fit_cox, survival_y
 
 # Tiny censored example used for the hand computations below (times in days).
 #   case   A  B  C  D  E  F

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.clinical.survival_model import (default_horizons, predict_survival_cohort, survival_cohort_metrics,
+from acceflow.study.survival_training import (default_horizons, predict_survival_cohort, survival_cohort_metrics,
                                               train_survival)
-from acceflow.utility.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
+from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
 
 
 def _cohort(n=160, seed=0):
@@ -63,7 +63,7 @@ def test_survival_calibration_of_true_risks():
 
 
 def test_survival_decision_curve_without_censoring_equals_binary_net_benefit():
-    from acceflow.utility.decision_curve import decision_curve
+    from acceflow.metrics.decision_curve import decision_curve
 
     rng = np.random.default_rng(1)
     time = rng.exponential(500, 300) + 1
@@ -79,7 +79,7 @@ def test_survival_decision_curve_without_censoring_equals_binary_net_benefit():
 def test_partial_log_likelihood_matches_lifelines():
     from lifelines import CoxPHFitter
 
-    from acceflow.clinical.survival_model import partial_log_likelihood
+    from acceflow.study.survival_training import partial_log_likelihood
 
     df = _cohort(n=200, seed=4)
     df["time"] = df["time"] + np.arange(len(df)) * 1e-3  # no ties: Breslow = exact

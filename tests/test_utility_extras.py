@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.utility.calibration import calibration_curve_band, calibration_level, calibration_summary
-from acceflow.utility.decision_curve import decision_curve, decision_curve_ci
-from acceflow.utility.recalibration import fit_recalibration, recalibrate_cv
+from acceflow.metrics.calibration import calibration_curve_band, calibration_level, calibration_summary
+from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
+from acceflow.models.recalibration import fit_recalibration, recalibrate_cv
 
 
 def _sim(n=2000, seed=0, scale=1.0, shift=0.0):

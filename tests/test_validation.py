@@ -8,9 +8,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from statsmodels.stats.proportion import proportion_confint
 
-from acceflow.clinical.discrimination import brier_score
-from acceflow.clinical.model import build_model
-from acceflow.clinical.validation import (DEFAULT_METRICS, auc_metric, calibration_slope_metric, optimism_corrected,
+from acceflow.metrics.discrimination import brier_score
+from acceflow.study.training import build_model
+from acceflow.metrics.validation import (DEFAULT_METRICS, auc_metric, calibration_slope_metric, optimism_corrected,
                                           stratified_bootstrap_indices, threshold_for_sensitivity,
                                           threshold_for_specificity, threshold_metrics, wilson_interval,
                                           youden_threshold)

@@ -23,7 +23,7 @@ if PERTURB:
         benchmark:
             R("benchmarks/perturb/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/perturb.py"
 
@@ -36,7 +36,7 @@ if PERTURB:
         log:
             R("logs/perturbation_table.log"),
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/perturbation_table.py"
 
@@ -59,7 +59,7 @@ rule icc:
     benchmark:
         R("benchmarks/icc.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/icc.py"
 
@@ -77,7 +77,7 @@ rule segmentation_agreement:
     log:
         R("logs/segmentation_agreement.log"),
     conda:
-        "../../envs/imaging.yaml"
+        "../envs/imaging.yaml"
     script:
         "../scripts/segmentation_agreement.py"
 
@@ -93,7 +93,7 @@ rule site_effect:
     log:
         R("logs/site_effect.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/site_effect.py"
 
@@ -115,6 +115,6 @@ if IBSI:
         benchmark:
             R("benchmarks/ibsi_check.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/ibsi_check.py"

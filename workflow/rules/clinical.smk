@@ -21,7 +21,7 @@ rule train:
     benchmark:
         R("benchmarks/train/primary.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/train.py"
 
@@ -57,7 +57,7 @@ rule predict:
     benchmark:
         R("benchmarks/predict/{cohort}.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/predict.py"
 
@@ -98,7 +98,7 @@ rule discrimination:
     benchmark:
         R("benchmarks/discrimination/{cohort}.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/discrimination.py"
 
@@ -126,7 +126,7 @@ rule compare_models:
     log:
         R("logs/compare_models/{cohort}.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/compare_models.py"
 
@@ -144,7 +144,7 @@ rule optimism:
     benchmark:
         R("benchmarks/optimism.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/optimism.py"
 
@@ -162,7 +162,7 @@ rule coefficients:
     benchmark:
         R("benchmarks/coefficients.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/coefficients.py"
 
@@ -182,6 +182,6 @@ rule importance:
     log:
         R("logs/importance/{cohort}.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/importance.py"

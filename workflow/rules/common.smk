@@ -5,7 +5,9 @@ import os
 import pandas as pd
 from snakemake.utils import validate
 
-from acceflow.config import DEEP_KIND, check_config, model_names, put_on_pythonpath
+from acceflow.study.settings import DEEP_KIND, check_config, model_names
+
+from acceflow.runtime import put_on_pythonpath
 
 
 if not config:

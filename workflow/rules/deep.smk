@@ -22,7 +22,7 @@ rule deep_crop:
     benchmark:
         R("benchmarks/deep_crop/{scan}.tsv")
     conda:
-        "../../envs/deeplearning.yaml"
+        "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_crop.py"
 
@@ -48,7 +48,7 @@ rule deep_train:
     benchmark:
         R("benchmarks/train/deep.tsv")  # beside the other models' training benchmarks
     conda:
-        "../../envs/deeplearning.yaml"
+        "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_train.py"
 
@@ -71,7 +71,7 @@ rule deep_predict:
     benchmark:
         R("benchmarks/predict/{cohort}/deep.tsv")
     conda:
-        "../../envs/deeplearning.yaml"
+        "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_predict.py"
 
@@ -95,7 +95,7 @@ rule deep_features:
     benchmark:
         R("benchmarks/deep_features.tsv")
     conda:
-        "../../envs/deeplearning.yaml"
+        "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_features.py"
 
@@ -110,7 +110,7 @@ rule deep_icc:
     log:
         R("logs/deep_icc.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/deep_icc.py"
 
@@ -132,6 +132,6 @@ rule deep_gradcam:
     log:
         R("logs/deep_gradcam/{cohort}.log"),
     conda:
-        "../../envs/deeplearning.yaml"
+        "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_gradcam.py"

@@ -12,15 +12,15 @@ DEEP_TRAIN_CONFIG = {
 
 
 def deep_crop_scans():
-    """Reference-modality scans that get a crop (acceflow.deep.study.crop_scans)."""
-    from acceflow.deep.study import crop_scans
+    """Reference-modality scans that get a crop (acceflow.study.deep.crop_scans)."""
+    from acceflow.study.deep import crop_scans
 
     return crop_scans(scans_table(), DEEP_CFG)
 
 
 def deep_crop_inputs(wildcards):
     """The preprocessed image of every modality of a crop, and the reference modality's mask."""
-    from acceflow.deep.study import study_modalities
+    from acceflow.study.deep import study_modalities
 
     row = deep_crop_scans().loc[wildcards.scan]
     files = {f"image_{m}": R(f"preprocessed/{row[f'scan_{m}']}/image.nii.gz")

@@ -17,7 +17,7 @@ if IMAGES:
         benchmark:
             R("benchmarks/preprocess/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/preprocess.py"
 
@@ -35,7 +35,7 @@ if IMAGES:
         benchmark:
             R("benchmarks/segment_otsu/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/segment_otsu.py"
 
@@ -56,7 +56,7 @@ if IMAGES:
         benchmark:
             R("benchmarks/extract/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/extract.py"
 
@@ -77,6 +77,6 @@ if IMAGES:
         benchmark:
             R("benchmarks/feature_table.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/feature_table.py"

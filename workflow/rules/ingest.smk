@@ -15,7 +15,7 @@ if config["demo"]["enabled"]:
         benchmark:
             R("benchmarks/demo.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/demo.py"
 
@@ -32,7 +32,7 @@ if config["input"]["layout"]:
         benchmark:
             R("benchmarks/manifest_from_layout.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/manifest_from_layout.py"
 
@@ -61,7 +61,7 @@ if IMAGES:
         benchmark:
             R("benchmarks/ingest.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/ingest.py"
 
@@ -80,6 +80,6 @@ else:
         benchmark:
             R("benchmarks/ingest_table.tsv")
         conda:
-            "../../envs/statistics.yaml"
+            "../envs/statistics.yaml"
         script:
             "../scripts/ingest_table.py"

@@ -45,6 +45,6 @@ rule dossier:
     benchmark:
         R("benchmarks/dossier.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/dossier.py"

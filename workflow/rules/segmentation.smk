@@ -21,7 +21,7 @@ if SEG_MODEL:
         log:
             R("logs/segmentation_folds.log"),
         conda:
-            "../../envs/deeplearning.yaml"
+            "../envs/deeplearning.yaml"
         script:
             "../scripts/segmentation_folds.py"
 
@@ -47,7 +47,7 @@ if SEG_MODEL:
         benchmark:
             R("benchmarks/train_segmenter/{modality}_{fold}.tsv")
         conda:
-            "../../envs/deeplearning.yaml"
+            "../envs/deeplearning.yaml"
         script:
             "../scripts/train_segmenter.py"
 
@@ -72,7 +72,7 @@ if SEG_MODEL:
         benchmark:
             R("benchmarks/segment_model/{scan}.tsv")
         conda:
-            "../../envs/deeplearning.yaml"
+            "../envs/deeplearning.yaml"
         script:
             "../scripts/segment_model.py"
 
@@ -95,7 +95,7 @@ if SEG_MODEL:
         log:
             R("logs/segmentation_quality.log"),
         conda:
-            "../../envs/deeplearning.yaml"
+            "../envs/deeplearning.yaml"
         script:
             "../scripts/segmentation_quality.py"
 
@@ -116,7 +116,7 @@ if SEG_MODEL:
         benchmark:
             R("benchmarks/extract_reference/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/extract.py"
 
@@ -132,7 +132,7 @@ if SEG_MODEL:
         log:
             R("logs/reference_vs_model_icc.log"),
         conda:
-            "../../envs/statistics.yaml"
+            "../envs/statistics.yaml"
         script:
             "../scripts/segmentation_icc.py"
 
@@ -157,7 +157,7 @@ if SEG_UNCERTAINTY:
         benchmark:
             R("benchmarks/segmentation_samples/{scan}.tsv")
         conda:
-            "../../envs/deeplearning.yaml"
+            "../envs/deeplearning.yaml"
         script:
             "../scripts/segmentation_samples.py"
 
@@ -177,7 +177,7 @@ if SEG_UNCERTAINTY:
         benchmark:
             R("benchmarks/sample_features/{scan}.tsv")
         conda:
-            "../../envs/imaging.yaml"
+            "../envs/imaging.yaml"
         script:
             "../scripts/sample_features.py"
 
@@ -192,6 +192,6 @@ if SEG_UNCERTAINTY:
         log:
             R("logs/segmentation_icc.log"),
         conda:
-            "../../envs/statistics.yaml"
+            "../envs/statistics.yaml"
         script:
             "../scripts/segmentation_icc.py"

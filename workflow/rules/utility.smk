@@ -23,7 +23,7 @@ rule calibration:
     benchmark:
         R("benchmarks/calibration/{cohort}.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/calibration.py"
 
@@ -62,7 +62,7 @@ rule decision_curve:
     benchmark:
         R("benchmarks/decision_curve/{cohort}.tsv")
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/decision_curve.py"
 
@@ -93,7 +93,7 @@ rule recalibration:
     log:
         R("logs/recalibration/{cohort}.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/recalibration.py"
 
@@ -115,6 +115,6 @@ rule utility_figures:
     log:
         R("logs/utility_figures/{cohort}.log"),
     conda:
-        "../../envs/statistics.yaml"
+        "../envs/statistics.yaml"
     script:
         "../scripts/utility_figures.py"

@@ -1,18 +1,18 @@
-"""Calibration of one cohort's predictions (acceflow.utility.calibration; survival: at the horizon)."""
+"""Calibration of one cohort's predictions (acceflow.metrics.calibration; survival: at the horizon)."""
 import json
 
 import pandas as pd
 
-from acceflow.config import log_to
-from acceflow.report.provenance import write_json
-from acceflow.utility.calibration import (binned_calibration, calibration_curve_band, calibration_level,
+from acceflow.runtime import log_to
+from acceflow.runtime import write_json
+from acceflow.metrics.calibration import (binned_calibration, calibration_curve_band, calibration_level,
                                           calibration_summary)
 
 with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
     if card["outcome"]["type"] == "survival":
-        from acceflow.utility.survival_utility import calibration_at, grouped_calibration_at
+        from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at
 
         t = card["horizon_days"]
         args = preds["time"].to_numpy(), preds["event"].to_numpy(), preds["risk_at_horizon"].to_numpy()

@@ -7,9 +7,9 @@ keeps the cost at one fit per replicate.
 import pandas as pd
 from sklearn.base import clone
 
-from acceflow.clinical.explain import bootstrap_coefficients
-from acceflow.clinical.model import training_data
-from acceflow.config import log_to
+from acceflow.models.explain import bootstrap_coefficients
+from acceflow.study.training import training_data
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config

@@ -1,8 +1,8 @@
 """Paired comparison of every model on one cohort's cases (DeLong test for correlated AUCs)."""
 import pandas as pd
 
-from acceflow.clinical.compare import compare_models
-from acceflow.config import log_to
+from acceflow.metrics.compare import compare_models
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     preds = {m: pd.read_csv(f, sep="\t", dtype={"case_id": str})

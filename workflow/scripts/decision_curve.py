@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from acceflow.config import log_to
-from acceflow.utility.decision_curve import decision_curve, decision_curve_ci
+from acceflow.runtime import log_to
+from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
 
 with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
@@ -13,7 +13,7 @@ with log_to(snakemake.log[0]):
     thresholds = np.round(np.arange(start, stop + step / 2, step), 10)
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
     if card["outcome"]["type"] == "survival":
-        from acceflow.utility.survival_utility import survival_decision_curve
+        from acceflow.metrics.survival_utility import survival_decision_curve
 
         curve = survival_decision_curve(preds["time"], preds["event"], preds["risk_at_horizon"],
                                         card["horizon_days"], thresholds)

@@ -4,7 +4,7 @@ A case whose crop cannot be made gets a file with an ``error`` entry (its case i
 deep model and named in the model card) instead of failing the run."""
 import numpy as np
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.deep.crops import CropError, make_crop, save_crop
 
 with log_to(snakemake.log[0]):

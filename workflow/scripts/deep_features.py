@@ -1,11 +1,11 @@
-"""Penultimate-layer embeddings of every crop by the frozen deep model (acceflow.deep.study)."""
+"""Penultimate-layer embeddings of every crop by the frozen deep model (acceflow.study.deep)."""
 import json
 
 import pandas as pd
 import torch
 
-from acceflow.config import log_to
-from acceflow.deep.study import embedding_tables
+from acceflow.runtime import log_to
+from acceflow.study.deep import embedding_tables
 from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.deep.crops import load_crop
 from acceflow.deep.gradcam import gradcam_maps, overlay_png
 from acceflow.deep.networks import gradcam_layer
-from acceflow.deep.study import case_crops
+from acceflow.study.deep import case_crops
 from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):

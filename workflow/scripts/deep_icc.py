@@ -1,9 +1,9 @@
-"""ICC of the deep features across the repeats, beside the handcrafted features' (acceflow.analytical.icc)."""
+"""ICC of the deep features across the repeats, beside the handcrafted features' (acceflow.metrics.icc)."""
 import pandas as pd
 
-from acceflow.analytical.icc import _COLUMNS as COLUMNS
-from acceflow.analytical.icc import icc_table, resolve_icc_form
-from acceflow.config import log_to
+from acceflow.metrics.icc import _COLUMNS as COLUMNS
+from acceflow.metrics.icc import icc_table, resolve_icc_form
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

@@ -1,11 +1,11 @@
-"""Apply the frozen deep biomarker to one external cohort (acceflow.deep.study.predict_study)."""
+"""Apply the frozen deep biomarker to one external cohort (acceflow.study.deep.predict_study)."""
 import json
 
 import pandas as pd
 import torch
 
-from acceflow.config import log_to
-from acceflow.deep.study import case_crops, predict_study
+from acceflow.runtime import log_to
+from acceflow.study.deep import case_crops, predict_study
 from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):

@@ -1,11 +1,11 @@
-"""Train the deep biomarker on the training cohorts (acceflow.deep.study.train_study)."""
+"""Train the deep biomarker on the training cohorts (acceflow.study.deep.train_study)."""
 import pandas as pd
 import torch
 
-from acceflow.config import log_to
-from acceflow.deep.study import case_crops, train_study
+from acceflow.runtime import log_to
+from acceflow.study.deep import case_crops, train_study
 from acceflow.deep.train import save_model
-from acceflow.report.provenance import write_json
+from acceflow.runtime import write_json
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

@@ -1,7 +1,7 @@
 """Write the built-in synthetic demo cohort (acceflow.demo)."""
 import os
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.demo import make_demo_cohort
 
 with log_to(snakemake.log[0]):

@@ -8,10 +8,10 @@ import json
 
 import pandas as pd
 
-from acceflow.clinical.discrimination import bootstrap_auc_ci, cohort_metrics
-from acceflow.clinical.validation import threshold_metrics
-from acceflow.config import log_to
-from acceflow.report.provenance import write_json
+from acceflow.metrics.discrimination import bootstrap_auc_ci, cohort_metrics
+from acceflow.metrics.validation import threshold_metrics
+from acceflow.runtime import log_to
+from acceflow.runtime import write_json
 
 
 def binary_metrics(preds, card, p):
@@ -31,7 +31,7 @@ with log_to(snakemake.log[0]):
     card = json.load(open(snakemake.input.card))
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
     if card["outcome"]["type"] == "survival":
-        from acceflow.clinical.survival_model import survival_cohort_metrics
+        from acceflow.study.survival_training import survival_cohort_metrics
 
         metrics = survival_cohort_metrics(preds, card, alpha=p.alpha, n_boot=min(p.n_bootstrap, 1000), seed=p.seed)
     else:

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.report.dossier import build_dossier
-from acceflow.report.provenance import atomic_write_bytes, collect_provenance, sha256_file, write_json
+from acceflow.report.provenance import collect_provenance
+from acceflow.runtime import atomic_write_bytes, sha256_file, write_json
 from acceflow.report.rulegraph import rulegraph_svg
 
 with log_to(snakemake.log[0]):

@@ -12,7 +12,7 @@ start-up time is part of every extraction.
 """
 import csv
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.extract import extract_features, load_params, nonfinite_features, scan_params
 from acceflow.io.images import read_image
 

@@ -1,7 +1,7 @@
 """Assemble per-scan features into features/features.tsv and features/repeats.tsv, and pyradiomics'
 per-scan diagnostics into the provenance table features/diagnostics.tsv (never into the features)."""
-from acceflow.config import log_to
-from acceflow.io.table import assemble_diagnostics, assemble_feature_table
+from acceflow.runtime import log_to
+from acceflow.study.tables import assemble_diagnostics, assemble_feature_table
 
 with log_to(snakemake.log[0]):
     features, repeats, qc = assemble_feature_table(snakemake.input.scans, snakemake.input.features,

@@ -7,7 +7,7 @@ import logging
 
 import pandas as pd
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.extract import load_params
 from acceflow.imaging.ibsi import run_ibsi_check
 

@@ -1,10 +1,10 @@
 """ICC, agreement and the stable-feature list from the repeats (acceflow.analytical)."""
 import pandas as pd
 
-from acceflow.analytical.agreement import AGREEMENT_COLUMNS, agreement_table
-from acceflow.analytical.icc import _COLUMNS as COLUMNS
-from acceflow.analytical.icc import icc_table, resolve_icc_form, select_stable
-from acceflow.config import log_to
+from acceflow.metrics.agreement import AGREEMENT_COLUMNS, agreement_table
+from acceflow.metrics.icc import _COLUMNS as COLUMNS
+from acceflow.metrics.icc import icc_table, resolve_icc_form, select_stable
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

@@ -3,9 +3,9 @@ import json
 
 import pandas as pd
 
-from acceflow.clinical.explain import permutation_importance_auc
-from acceflow.clinical.model import batch_column, cohort_design, load_model
-from acceflow.config import log_to
+from acceflow.models.explain import permutation_importance_auc
+from acceflow.study.training import batch_column, cohort_design, load_model
+from acceflow.runtime import log_to
 from acceflow.io.manifest import binary_outcome
 
 with log_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Ingest QC of every manifest row: ingest/qc.tsv and the usable scans (ingest/scans.tsv)."""
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.io.manifest import load_manifest
 from acceflow.io.qc import ingest
 

@@ -1,6 +1,6 @@
 """Feature-table entry: validate the table, write ingest/qc.tsv and features/features.tsv."""
-from acceflow.config import log_to
-from acceflow.io.table import ingest_feature_table
+from acceflow.runtime import log_to
+from acceflow.study.tables import ingest_feature_table
 
 with log_to(snakemake.log[0]):
     qc, features = ingest_feature_table(snakemake.input.table, snakemake.params.config)

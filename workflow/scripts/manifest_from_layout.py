@@ -1,7 +1,7 @@
 """Build the image manifest from a folder-per-case layout (input.layout)."""
 import os
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.io.manifest import build_manifest_from_layout
 
 with log_to(snakemake.log[0]):

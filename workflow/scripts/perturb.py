@@ -1,7 +1,7 @@
 """N perturbed copies of one scan and their features (acceflow.imaging.perturb, Zwanenburg 2019)."""
 import pandas as pd
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.extract import extract_features, load_params, scan_params
 from acceflow.imaging.perturb import perturb_scan
 from acceflow.io.images import read_image

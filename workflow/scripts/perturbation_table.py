@@ -1,6 +1,6 @@
-"""Long repeat table of the perturbed copies (acceflow.io.table.assemble_perturbation_table)."""
-from acceflow.config import log_to
-from acceflow.io.table import assemble_perturbation_table
+"""Long repeat table of the perturbed copies (acceflow.study.tables.assemble_perturbation_table)."""
+from acceflow.runtime import log_to
+from acceflow.study.tables import assemble_perturbation_table
 
 with log_to(snakemake.log[0]):
     long = assemble_perturbation_table(snakemake.input.scans, list(snakemake.input.features))

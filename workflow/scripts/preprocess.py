@@ -4,7 +4,7 @@ Per-modality settings (normalisation, round_intensities, n4) are looked up with 
 """
 import SimpleITK as sitk
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.preprocess import preprocess
 from acceflow.io.images import read_image, read_mask, write_image
 

@@ -1,14 +1,14 @@
 """Segment one scan with its model (out-of-fold or final), write the mask on the preprocessed grid
 (for extraction) and on the original image's grid (the deliverable), and its quality against the
-reference mask when the scan has one (acceflow.imaging.segment_model, acceflow.analytical.segmentation)."""
+reference mask when the scan has one (acceflow.imaging.segment_model, acceflow.metrics.segmentation)."""
 import csv
 import traceback
 
 import SimpleITK as sitk
 import torch
 
-from acceflow.analytical.segmentation import QUALITY_COLUMNS, segmentation_quality
-from acceflow.config import log_to
+from acceflow.metrics.segmentation import QUALITY_COLUMNS, segmentation_quality
+from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import infer_mask, load_model, to_original_grid
 from acceflow.io.images import read_image, read_mask, write_image
 

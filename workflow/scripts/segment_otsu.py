@@ -1,7 +1,7 @@
 """Baseline Otsu segmentation of one scan (acceflow.imaging.segment)."""
 import SimpleITK as sitk
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.segment import otsu_segment
 from acceflow.io.images import read_image, write_image
 

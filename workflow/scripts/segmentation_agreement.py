@@ -3,8 +3,8 @@ import itertools
 
 import pandas as pd
 
-from acceflow.analytical.segmentation import SEGMENTATION_COLUMNS, segmentation_agreement
-from acceflow.config import log_to
+from acceflow.metrics.segmentation import SEGMENTATION_COLUMNS, segmentation_agreement
+from acceflow.runtime import log_to
 from acceflow.io.images import read_image, read_mask
 
 COLUMNS = ["case_id", "image", "repeat_a", "repeat_b", *SEGMENTATION_COLUMNS]

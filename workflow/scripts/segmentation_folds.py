@@ -1,7 +1,7 @@
 """Record which training cases go to which segmentation fold (acceflow.imaging.segment_model.assign_folds)."""
 import pandas as pd
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     table = pd.DataFrame.from_dict(snakemake.params.table, orient="index")

@@ -1,11 +1,11 @@
-"""ICC(2,1) per feature across segmentations (acceflow.analytical.icc): the sample masks of the model
+"""ICC(2,1) per feature across segmentations (acceflow.metrics.icc): the sample masks of the model
 (segmentation uncertainty readers), or the reference mask against the model mask."""
 import pandas as pd
 
-from acceflow.analytical.icc import _COLUMNS as COLUMNS
-from acceflow.analytical.icc import icc_table
-from acceflow.config import log_to
-from acceflow.io.table import assemble_perturbation_table
+from acceflow.metrics.icc import _COLUMNS as COLUMNS
+from acceflow.metrics.icc import icc_table
+from acceflow.runtime import log_to
+from acceflow.study.tables import assemble_perturbation_table
 
 with log_to(snakemake.log[0]):
     if "samples" in snakemake.input.keys():

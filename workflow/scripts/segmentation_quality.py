@@ -1,12 +1,12 @@
 """Per-case segmentation quality table, per-cohort summary with 95% bootstrap CIs, and overlays of the
-worst and the median case per modality (acceflow.analytical.segmentation, acceflow.report.segmentation_section)."""
+worst and the median case per modality (acceflow.metrics.segmentation, acceflow.report.segmentation_section)."""
 import json
 import os
 
 import pandas as pd
 
-from acceflow.analytical.segmentation import summarise_quality
-from acceflow.config import log_to
+from acceflow.metrics.segmentation import summarise_quality
+from acceflow.runtime import log_to
 from acceflow.io.images import read_image
 from acceflow.report.segmentation_section import overlay_figure
 

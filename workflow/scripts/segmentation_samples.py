@@ -1,7 +1,7 @@
 """Sample masks of one scan (MC dropout or test-time augmentation): segmentation uncertainty readers."""
 import torch
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import load_model, sample_masks
 from acceflow.io.images import read_image, write_image
 

@@ -1,9 +1,9 @@
 """Kruskal-Wallis site effect per feature, before and after ComBat fitted on the training cohorts."""
 import pandas as pd
 
-from acceflow.analytical.harmonisation import SITE_EFFECT_COLUMNS, site_effect_table
-from acceflow.clinical.model import model_features
-from acceflow.config import log_to
+from acceflow.models.harmonisation import SITE_EFFECT_COLUMNS, site_effect_table
+from acceflow.study.training import model_features
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config

@@ -1,18 +1,18 @@
-"""Train a frozen model on the training cohorts (acceflow.clinical.model / survival_model)."""
+"""Train a frozen model on the training cohorts (acceflow.study.training / survival_model)."""
 import json
 
 import pandas as pd
 
-from acceflow.clinical.model import model_features, save_model, train
-from acceflow.config import log_to
-from acceflow.report.provenance import write_json
+from acceflow.study.training import model_features, save_model, train
+from acceflow.runtime import log_to
+from acceflow.runtime import write_json
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     stable = [l.strip() for l in open(snakemake.input.stable) if l.strip()]
     if config["outcome"]["type"] == "survival":
-        from acceflow.clinical.survival_model import train_survival
+        from acceflow.study.survival_training import train_survival
 
         features, note = model_features(table, config, stable)
         model, card, predictions, folds = train_survival(table, config, features, note)

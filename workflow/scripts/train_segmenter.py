@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import SegmentationCase, save_model, train_segmenter
 from acceflow.io.images import read_image
 

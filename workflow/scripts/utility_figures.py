@@ -3,7 +3,7 @@ import json
 
 import pandas as pd
 
-from acceflow.config import log_to
+from acceflow.runtime import log_to
 from acceflow.report.figures import cohort_label, plt, save_figure
 from acceflow.report.utility_figures import calibration_band_figure, decision_curves_figure
 

@@ -146,20 +146,6 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     return df
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, or of a folder's files (sorted by relative path)."""
-    h = hashlib.sha256()
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(chunk), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def binary_outcome(values: pd.Series, positive) -> pd.Series:
     """Map an outcome column to 1 (== ``positive``), 0 (other values) or NaN (missing).
 

@@ -22,7 +22,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from acceflow.io.images import GEOMETRY_TOLERANCE_MM, ImageError, mask_voxels, read_image, read_mask
-from acceflow.io.manifest import ManifestError, binary_outcome, sha256_file
+from acceflow.io.manifest import ManifestError, binary_outcome
+from acceflow.runtime import sha256_file
 
 QC_COLUMNS = ["case_id", "repeat", "modality", "cohort", "scan_id", "status", "reason"]
 NOTE_PREFIX = "accepted: "

@@ -71,7 +71,7 @@ def side_by_side(results: Path, cohort: str) -> pd.DataFrame:
 
 def _comparison_figure(results: Path, cohort: str, F):
     """Calibration (binned, quantiles) and decision curves of every model of one cohort, two panels."""
-    from acceflow.utility.calibration import binned_calibration
+    from acceflow.metrics.calibration import binned_calibration
 
     fig, (a, b) = F.plt.subplots(1, 2, figsize=(9.0, 3.8))
     a.plot([0, 1], [0, 1], ":", color="grey", lw=1)

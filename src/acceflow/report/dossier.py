@@ -33,15 +33,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from acceflow.clinical.model import feature_columns
+from acceflow.study.training import feature_columns
 from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
 from acceflow.report.deep_section import deep_section
 from acceflow.report.clinical_section import (clinical_extras, is_survival, survival_clinical, survival_utility,
                                               utility_extras)
-from acceflow.report.provenance import atomic_write_bytes, to_jsonable, write_json
+from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
-from acceflow.utility.decision_curve import useful_threshold_range
+from acceflow.metrics.decision_curve import useful_threshold_range
 
 __all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
 

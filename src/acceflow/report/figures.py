@@ -29,8 +29,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from acceflow.report.provenance import atomic_write_bytes  # noqa: E402
-from acceflow.utility.calibration import binned_calibration, calibration_curve_loess  # noqa: E402
+from acceflow.runtime import atomic_write_bytes  # noqa: E402
+from acceflow.metrics.calibration import binned_calibration, calibration_curve_loess  # noqa: E402
 
 __all__ = [
     "KOO_LI_COLOURS",
@@ -325,8 +325,8 @@ def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detaile
         d[col] = pd.to_numeric(d[col], errors="coerce")
     if "koo_li_band" in d and d["koo_li_band"].notna().all():
         d["band"] = d["koo_li_band"].astype(str).str.lower()
-    else:  # imported here: acceflow.analytical.icc pulls in pingouin, slow to import
-        from acceflow.analytical.icc import koo_li_band
+    else:  # imported here: acceflow.metrics.icc pulls in pingouin, slow to import
+        from acceflow.metrics.icc import koo_li_band
 
         d["band"] = d["icc"].map(koo_li_band)
     grp = d["feature"].map(feature_group)
@@ -392,7 +392,7 @@ def bland_altman_figure(repeats: pd.DataFrame, features, subject: str = "case_id
     x: mean of the two repeats; y: second minus first (repeats in sorted order); solid line the
     bias, dashed lines the 95% limits of agreement (bias ± 1.96 SD).
     """
-    from acceflow.analytical.agreement import bland_altman
+    from acceflow.metrics.agreement import bland_altman
 
     features = [f for f in features if f in repeats][:max_features]
     order = sorted(repeats[rater].astype(str).unique())

@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from acceflow.runtime import atomic_write_bytes, sha256_file, to_jsonable, write_json  # noqa: F401 (re-exported)
+
 __all__ = [
     "DEFAULT_PACKAGES",
     "atomic_write_bytes",
@@ -58,15 +60,6 @@ DEFAULT_PACKAGES = (
     "matplotlib",
     "scikit-misc",
 )
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in chunks of ``chunk_size`` bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk_size), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_versions(names: Iterable[str] | None = None) -> dict[str, str | None]:
@@ -352,51 +345,3 @@ def _relative(path: str, root: Path) -> str:
         return path
 
 
-def to_jsonable(obj):
-    """Plain JSON types: numpy scalars/arrays to Python, paths to str, NaN/±inf to None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else obj
-        return [to_jsonable(v) for v in items]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy scalar / array
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    try:  # pandas.NA / NaT and other scalars
-        import pandas as pd
-
-        if pd.isna(obj):
-            return None
-    except (ImportError, TypeError, ValueError):
-        pass
-    return str(obj)
-
-
-def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json(obj, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as JSON (sorted keys, indent 2, NaN as null) atomically; return the path."""
-    text = json.dumps(to_jsonable(obj), sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    return atomic_write_bytes(text.encode("utf-8"), path)

@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from acceflow.report.provenance import sha256_file
+from acceflow.runtime import sha256_file
 
 __all__ = ["FileCheck", "Verification", "verify", "format_verification"]
 

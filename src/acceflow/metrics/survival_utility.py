@@ -43,7 +43,7 @@ def grouped_calibration_at(time, event, risk_t, t: float, n_groups: int = 5, alp
     Royston P, Altman DG (2013). External validation of a Cox prognostic model: principles and
     methods. BMC Med Res Methodol 13:33.
     """
-    from acceflow.clinical.survival import km_risk_at
+    from acceflow.metrics.survival import km_risk_at
 
     time, event, risk_t = (np.asarray(a, float) for a in (time, event, risk_t))
     groups = pd.qcut(risk_t, n_groups, labels=False, duplicates="drop")

@@ -2,7 +2,7 @@
 
 The model is a :class:`~sklearn.model_selection.GridSearchCV` over a Pipeline (median imputation,
 constant-column removal, standardisation, optional correlation filter, penalised Cox regression
-``acceflow.clinical.survival.PenalizedCox``) whose penalty is chosen by inner cross-validation on
+``acceflow.models.cox.PenalizedCox``) whose penalty is chosen by inner cross-validation on
 the held-out partial log-likelihood (Verweij & van Houwelingen 1993), folds stratified by the
 event indicator; the C-index is scale-free and would favour over-shrunk, uncalibrated risks. Internal validation refits the whole search
 in every outer fold of a repeated event-stratified cross-validation, as for binary outcomes.
@@ -18,10 +18,11 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from acceflow.clinical.model import cohort_design
-from acceflow.clinical.pipeline import CorrelationFilter
-from acceflow.clinical.survival import PenalizedCox, check_survival, harrell_c, survival_y
-from acceflow.config import model_settings
+from acceflow.study.training import cohort_design
+from acceflow.models.pipeline import CorrelationFilter
+from acceflow.metrics.survival import check_survival, harrell_c
+from acceflow.models.cox import PenalizedCox, survival_y
+from acceflow.study.settings import model_settings
 
 
 class EventStratifiedKFold(StratifiedKFold):
@@ -74,7 +75,7 @@ def build_survival_search(penalizers=(0.01, 0.1, 1.0), l1_ratio: float = 0.5, in
     Returns
     -------
     sklearn.model_selection.GridSearchCV
-        ``fit(X, y)`` with ``y`` from :func:`acceflow.clinical.survival.survival_y`.
+        ``fit(X, y)`` with ``y`` from :func:`acceflow.models.cox.survival_y`.
     """
     pipe = Pipeline([
         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
@@ -212,7 +213,7 @@ def survival_cohort_metrics(pred: pd.DataFrame, card: dict, alpha: float = 0.05,
         ``hr_per_sd`` with CI (per training SD of the risk score), and the log-rank test of the
         risk groups cut at the training median (``logrank_p``) with per-group events and medians.
     """
-    from acceflow.clinical.survival import (c_index_ci, hazard_ratio_per_sd, km_by_group, logrank, risk_groups,
+    from acceflow.metrics.survival import (c_index_ci, hazard_ratio_per_sd, km_by_group, logrank, risk_groups,
                                             time_dependent_auc)
 
     time, event, risk = pred["time"].to_numpy(float), pred["event"].to_numpy(int), pred["risk"].to_numpy(float)

@@ -1,7 +1,7 @@
 """Agreement between repeated measurements: wSD, wCV, repeatability coefficient, Lin's CCC, Bland–Altman.
 
 All functions take plain arrays (or, for :func:`agreement_table`, the long repeat table used by
-:func:`acceflow.analytical.icc.icc_table`: one row per (subject, repeat)) and return floats or a
+:func:`acceflow.metrics.icc.icc_table`: one row per (subject, repeat)) and return floats or a
 DataFrame. Only subjects measured at every repeat are used (listwise deletion).
 
 Formulas and sources
@@ -183,7 +183,7 @@ def agreement_table(long_df: pd.DataFrame, feature_columns, subject: str = "case
     pandas.DataFrame with :data:`AGREEMENT_COLUMNS`, one row per feature. wSD, wCV and RC use every
     repeat; CCC and Bland–Altman are defined for two-repeat designs only (NaN otherwise).
     """
-    from acceflow.analytical.icc import _wcv, _wide
+    from acceflow.metrics.icc import _wcv, _wide
 
     features = list(feature_columns)
     wide, repeats = _wide(long_df, features, subject, rater)

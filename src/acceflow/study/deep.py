@@ -116,8 +116,8 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     DeepTrainingError
         Too few training cases or events for ``deep.cv_folds``.
     """
-    from acceflow.clinical.validation import decision_threshold
-    from acceflow.config import model_settings
+    from acceflow.metrics.validation import decision_threshold
+    from acceflow.study.settings import model_settings
     from acceflow.device import describe, select_device
 
     s = deep_settings(config)
@@ -186,7 +186,7 @@ def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str
     CohortError
         When the cohort has no usable case or fewer than 2 cases of an outcome class.
     """
-    from acceflow.clinical.model import CohortError
+    from acceflow.study.training import CohortError
 
     rows, X, excluded = _cohort_rows(table, crops, [cohort])
     for case, why in sorted(excluded.items()):
@@ -211,9 +211,9 @@ def embedding_tables(fitted: dict, table: pd.DataFrame, scans: pd.DataFrame, cro
         embedding size; DenseNet121: 1024 per branch).
     repeats : pandas.DataFrame
         Cases with two or more reference-modality scans: ``case_id, repeat, deep_*`` (long repeat
-        table for :func:`acceflow.analytical.icc.icc_table`).
+        table for :func:`acceflow.metrics.icc.icc_table`).
     """
-    from acceflow.config import outcome_columns
+    from acceflow.study.settings import outcome_columns
 
     by_scan = {os.path.basename(p)[:-len(".npz")]: p for p in crop_paths}
     ids = [s for s in scans.index if s in by_scan]

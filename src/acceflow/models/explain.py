@@ -22,8 +22,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from acceflow.clinical.model import fitted_coefficients
-from acceflow.clinical.validation import (_REPLICATE_ERRORS, _check_alpha, _check_n_boot, _check_xy, _fit,
+from acceflow.models.pipeline import fitted_coefficients
+from acceflow.metrics.validation import (_REPLICATE_ERRORS, _check_alpha, _check_n_boot, _check_xy, _fit,
                                           _predict, _rows, stratified_bootstrap_indices)
 
 __all__ = ["permutation_importance_auc", "acceflow_coefficients", "bootstrap_coefficients"]
@@ -144,7 +144,7 @@ def _changes_columns(step):
 def acceflow_coefficients(fitted, features):
     """Coefficients per feature of acceflow's fitted L1-logistic model (0 where dropped).
 
-    For a fitted ``GridSearchCV`` this is :func:`acceflow.clinical.model.fitted_coefficients`
+    For a fitted ``GridSearchCV`` this is :func:`acceflow.models.pipeline.fitted_coefficients`
     (constant-column, correlation and selection steps map back to the input features), checked
     against the number of coefficients; a bare fitted ``Pipeline`` is read the same way by chaining
     the ``get_support`` masks of its steps. A feature dropped before the classifier gets 0.
@@ -177,7 +177,7 @@ def acceflow_coefficients(fitted, features):
 
     Examples
     --------
-    >>> from acceflow.clinical.model import build_model
+    >>> from acceflow.study.training import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
     >>> y = (X["a"] + rng.normal(size=60) > 0).astype(int)
@@ -211,7 +211,7 @@ def acceflow_coefficients(fitted, features):
     if isinstance(fitted, GridSearchCV):
         coefs = fitted_coefficients(fitted, features)[0]
         if set(coefs) != set(features):
-            raise ValueError("acceflow.clinical.model.fitted_coefficients returned no coefficient per feature "
+            raise ValueError("acceflow.models.pipeline.fitted_coefficients returned no coefficient per feature "
                              "for this model: pass coef_fn")
         return {f: float(coefs[f]) for f in features}
     out = dict.fromkeys(features, 0.0)
@@ -275,7 +275,7 @@ def bootstrap_coefficients(X, y, make_model, n_boot=200, seed=0, alpha=0.05, coe
 
     Examples
     --------
-    >>> from acceflow.clinical.model import build_model
+    >>> from acceflow.study.training import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame(rng.normal(size=(80, 2)), columns=["signal", "noise"])
     >>> y = (2 * X["signal"] + rng.normal(size=80) > 0).astype(int)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from acceflow.clinical.discrimination import check_binary_outcome
+from acceflow.metrics.discrimination import check_binary_outcome
 
 __all__ = [
     "net_benefit",

@@ -3,7 +3,7 @@
 A model is one scikit-learn :class:`~sklearn.pipeline.Pipeline` (imputation, removal of constant
 columns, standardisation, optional correlation filter and feature selection, a learner) wrapped
 in a :class:`~sklearn.model_selection.GridSearchCV` that chooses the learner and its
-hyper-parameters by inner stratified cross-validation (``acceflow.clinical.pipeline``). Every
+hyper-parameters by inner stratified cross-validation (``acceflow.models.pipeline``). Every
 fitted step is therefore refitted inside each fold; external cohorts are touched only by the
 frozen, refitted model. Internal validation is repeated stratified cross-validation of the
 *whole* procedure, inner search included (nested CV; Varma & Simon 2006, BMC Bioinformatics 7:91).
@@ -17,20 +17,16 @@ contract's paths; the others are comparators.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import os
-import tempfile
-
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from acceflow.clinical.pipeline import build_late_fusion, build_search, chosen_learner
-from acceflow.clinical.validation import decision_threshold
-from acceflow.config import MODEL_KINDS, model_names, model_settings  # noqa: F401 (re-exported)
+from acceflow.models.persistence import load_model, save_model  # noqa: F401 (re-exported for the rule scripts)
+from acceflow.models.pipeline import (build_late_fusion, build_model, build_search, chosen_learner,
+                                     fitted_coefficients, internal_validation)
+from acceflow.metrics.validation import decision_threshold
+from acceflow.study.settings import MODEL_KINDS, model_names, model_settings  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
 
@@ -77,140 +73,6 @@ def check_binary(y, cohort: str, min_per_class: int = 2) -> np.ndarray:
     return y.astype(int)
 
 
-def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
-                scoring: str = "roc_auc", learners=("l1_logistic",), selection: str = "none", n_select: int = 10,
-                correlation_threshold: float | None = None, harmonisation: str = "none",
-                batch_column: str = "cohort", unseen: str = "error") -> GridSearchCV:
-    """The default model: L1 logistic regression with C chosen by inner stratified cross-validation.
-
-    Parameters
-    ----------
-    Cs : sequence of float
-        Inverse regularisation strengths searched.
-    inner_folds : int
-        Folds of the inner cross-validation.
-    seed : int
-        Seed of the inner fold assignment and of stochastic learners.
-    scoring : str
-        scikit-learn scorer the search maximises.
-    learners, selection, n_select, correlation_threshold, harmonisation, batch_column, unseen
-        See :func:`acceflow.clinical.pipeline.build_search`.
-
-    Returns
-    -------
-    sklearn.model_selection.GridSearchCV
-        Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
-    """
-    return build_search(learners=learners, Cs=Cs, inner_folds=inner_folds, seed=seed, scoring=scoring,
-                        selection=selection, n_select=n_select, correlation_threshold=correlation_threshold,
-                        harmonisation=harmonisation, batch_column=batch_column, unseen=unseen)
-
-
-def fitted_coefficients(model, features: list[str]) -> tuple[dict, float]:
-    """Coefficients per standardised input feature and the intercept of a fitted linear model.
-
-    Features removed by the constant-column, correlation or selection steps get 0. Returns
-    ``({}, nan)`` when the chosen learner has no coefficients (random forest, SVM, boosting,
-    stacking).
-    """
-    if not isinstance(model, GridSearchCV):
-        return {}, float("nan")
-    pipe = model.best_estimator_
-    clf = pipe.named_steps["classifier"]
-    if not hasattr(clf, "coef_"):
-        return {}, float("nan")
-    names = np.asarray(features)
-    for step in ("drop_constant", "decorrelate", "select"):
-        est = pipe.named_steps[step]
-        if est != "passthrough":
-            names = names[est.get_support()]
-    coefs = dict.fromkeys(features, 0.0)
-    coefs.update({f: float(c) for f, c in zip(names, clf.coef_[0])})
-    return coefs, float(clf.intercept_[0])
-
-
-def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int = 5, repeats: int = 5,
-                        seed: int = 42) -> tuple[np.ndarray, pd.DataFrame]:
-    """Repeated stratified cross-validation of the whole modelling procedure.
-
-    Parameters
-    ----------
-    X : pandas.DataFrame of shape (n_cases, n_features)
-    y : array of shape (n_cases,), 0/1
-    make_model : callable
-        Returns a fresh unfitted estimator (e.g. ``lambda: build_model(...)``).
-    folds, repeats : int
-        Outer folds and repeats.
-    seed : int
-        Repeat ``r`` uses ``StratifiedKFold(shuffle=True, random_state=seed + r)``.
-
-    Returns
-    -------
-    oof : array of shape (n_cases,)
-        Out-of-fold predicted probability per case, averaged over the repeats.
-    folds_table : pandas.DataFrame
-        ``repeat, fold, n, n_events, auc`` per outer fold.
-    """
-    y = np.asarray(y)
-    per_repeat = np.zeros((repeats, len(y)))
-    rows = []
-    for r in range(repeats):
-        for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(X, y)):
-            model = make_model().fit(X.iloc[tr], y[tr])
-            per_repeat[r, te] = model.predict_proba(X.iloc[te])[:, 1]
-            auc = roc_auc_score(y[te], per_repeat[r, te]) if len(set(y[te])) == 2 else np.nan
-            rows.append({"repeat": r + 1, "fold": k + 1, "n": len(te), "n_events": int(y[te].sum()), "auc": auc})
-    return per_repeat.mean(axis=0), pd.DataFrame(rows)
-
-
-def without_timings(model):
-    """A shallow copy of a fitted search without its fit/score times (``*_time`` in ``cv_results_``,
-    ``refit_time_``), the only part of a fitted model that differs between identical runs."""
-    if not hasattr(model, "cv_results_"):
-        return model
-    model = copy.copy(model)
-    model.cv_results_ = {k: v for k, v in model.cv_results_.items() if not k.endswith("_time")}
-    if hasattr(model, "refit_time_"):
-        model.refit_time_ = 0.0
-    return model
-
-
-def save_model(model, path: str | os.PathLike) -> str:
-    """Write a fitted model with joblib, atomically; return its SHA-256 (record it in the model card).
-
-    Fit and score times are left out (:func:`without_timings`), so that the same data, config and
-    seed give a byte-identical file and hash.
-    """
-    model = without_timings(model)
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
-    os.close(fd)
-    joblib.dump(model, tmp)
-    os.replace(tmp, path)
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
-
-
-def load_model(path: str | os.PathLike, sha256: str):
-    """Load a model written by :func:`save_model` after checking its SHA-256.
-
-    joblib files can run code when loaded: the hash recorded in ``model_card.json`` at training
-    time is checked first, so only the file this workflow wrote is ever unpickled.
-
-    Raises
-    ------
-    ValueError
-        When the file's hash differs from ``sha256``.
-    """
-    with open(path, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
-    if digest != sha256:
-        raise ValueError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file "
-                         f"was changed after training: delete it and re-run the training rule")
-    return joblib.load(path)
-
-
 def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None = None) -> tuple[list[str], str]:
     """The imaging model's input columns and a sentence on how they were chosen.
 
@@ -218,7 +80,7 @@ def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None =
     the reproducibility stage found any and ``reproducibility.filter_model_features`` is on, plus
     the clinical covariates when ``model.include_clinical`` is on.
     """
-    from acceflow.config import outcome_columns
+    from acceflow.study.settings import outcome_columns
 
     clinical = list(config["clinical"])
     feats = feature_columns(table, exclude=[*outcome_columns(config), *clinical], explicit=config["features"])

@@ -4,7 +4,7 @@ Every step that learns from data (imputation, constant-column removal, scaling, 
 filter, feature selection, the learner) sits in one scikit-learn :class:`Pipeline`, and the whole
 pipeline is wrapped in a :class:`GridSearchCV` whose grid may swap the learner itself. Fitting
 the search object therefore chooses the learner and its hyper-parameters by inner stratified
-cross-validation, and refitting it inside each outer fold (``acceflow.clinical.model``) gives
+cross-validation, and refitting it inside each outer fold (``acceflow.study.training``) gives
 nested cross-validation in which nothing is fitted on the data that judges it
 (Varma & Simon 2006, BMC Bioinformatics 7:91; Hastie et al. 2009, ESL section 7.10.2).
 """
@@ -12,6 +12,7 @@ nested cross-validation in which nothing is fitted on the data that judges it
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -21,6 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
+from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
@@ -205,7 +207,7 @@ def build_search(learners=("l1_logistic",), Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3
     columns : list of int or str, optional
         Restrict the model to these input columns (used by late fusion); None uses all.
     harmonisation : {"none", "combat"}
-        ``"combat"`` puts :class:`acceflow.analytical.harmonisation.ComBat` first: X (a DataFrame)
+        ``"combat"`` puts :class:`acceflow.models.harmonisation.ComBat` first: X (a DataFrame)
         must then hold ``batch_column`` (the site), and ComBat is refitted wherever the pipeline
         is (Johnson, Li & Rabinovic 2007, Biostatistics 8:118).
     batch_column, unseen : str
@@ -221,7 +223,7 @@ def build_search(learners=("l1_logistic",), Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3
         raise ValueError(f"harmonisation must be 'none' or 'combat'; got {harmonisation!r}")
     harmonise = []
     if harmonisation == "combat":
-        from acceflow.analytical.harmonisation import ComBat
+        from acceflow.models.harmonisation import ComBat
 
         harmonise = [("harmonise", ComBat(batch=batch_column, unseen=unseen))]
     steps = harmonise + [
@@ -281,3 +283,89 @@ def chosen_learner(model) -> dict:
 def clone_unfitted(model):
     """A fresh unfitted copy (for refitting inside folds)."""
     return clone(model)
+
+
+def build_model(Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0), inner_folds: int = 5, seed: int = 42,
+                scoring: str = "roc_auc", learners=("l1_logistic",), selection: str = "none", n_select: int = 10,
+                correlation_threshold: float | None = None, harmonisation: str = "none",
+                batch_column: str = "cohort", unseen: str = "error") -> GridSearchCV:
+    """The default model: L1 logistic regression with C chosen by inner stratified cross-validation.
+
+    Parameters
+    ----------
+    Cs : sequence of float
+        Inverse regularisation strengths searched.
+    inner_folds : int
+        Folds of the inner cross-validation.
+    seed : int
+        Seed of the inner fold assignment and of stochastic learners.
+    scoring : str
+        scikit-learn scorer the search maximises.
+    learners, selection, n_select, correlation_threshold, harmonisation, batch_column, unseen
+        See :func:`acceflow.models.pipeline.build_search`.
+
+    Returns
+    -------
+    sklearn.model_selection.GridSearchCV
+        Unfitted; ``fit(X, y)`` refits the best pipeline on all of X.
+    """
+    return build_search(learners=learners, Cs=Cs, inner_folds=inner_folds, seed=seed, scoring=scoring,
+                        selection=selection, n_select=n_select, correlation_threshold=correlation_threshold,
+                        harmonisation=harmonisation, batch_column=batch_column, unseen=unseen)
+
+
+def fitted_coefficients(model, features: list[str]) -> tuple[dict, float]:
+    """Coefficients per standardised input feature and the intercept of a fitted linear model.
+
+    Features removed by the constant-column, correlation or selection steps get 0. Returns
+    ``({}, nan)`` when the chosen learner has no coefficients (random forest, SVM, boosting,
+    stacking).
+    """
+    if not isinstance(model, GridSearchCV):
+        return {}, float("nan")
+    pipe = model.best_estimator_
+    clf = pipe.named_steps["classifier"]
+    if not hasattr(clf, "coef_"):
+        return {}, float("nan")
+    names = np.asarray(features)
+    for step in ("drop_constant", "decorrelate", "select"):
+        est = pipe.named_steps[step]
+        if est != "passthrough":
+            names = names[est.get_support()]
+    coefs = dict.fromkeys(features, 0.0)
+    coefs.update({f: float(c) for f, c in zip(names, clf.coef_[0])})
+    return coefs, float(clf.intercept_[0])
+
+
+def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int = 5, repeats: int = 5,
+                        seed: int = 42) -> tuple[np.ndarray, pd.DataFrame]:
+    """Repeated stratified cross-validation of the whole modelling procedure.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame of shape (n_cases, n_features)
+    y : array of shape (n_cases,), 0/1
+    make_model : callable
+        Returns a fresh unfitted estimator (e.g. ``lambda: build_model(...)``).
+    folds, repeats : int
+        Outer folds and repeats.
+    seed : int
+        Repeat ``r`` uses ``StratifiedKFold(shuffle=True, random_state=seed + r)``.
+
+    Returns
+    -------
+    oof : array of shape (n_cases,)
+        Out-of-fold predicted probability per case, averaged over the repeats.
+    folds_table : pandas.DataFrame
+        ``repeat, fold, n, n_events, auc`` per outer fold.
+    """
+    y = np.asarray(y)
+    per_repeat = np.zeros((repeats, len(y)))
+    rows = []
+    for r in range(repeats):
+        for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(X, y)):
+            model = make_model().fit(X.iloc[tr], y[tr])
+            per_repeat[r, te] = model.predict_proba(X.iloc[te])[:, 1]
+            auc = roc_auc_score(y[te], per_repeat[r, te]) if len(set(y[te])) == 2 else np.nan
+            rows.append({"repeat": r + 1, "fold": k + 1, "n": len(te), "n_events": int(y[te].sum()), "auc": auc})
+    return per_repeat.mean(axis=0), pd.DataFrame(rows)

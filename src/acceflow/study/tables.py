@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from acceflow.config import outcome_columns
+from acceflow.study.settings import outcome_columns
 from acceflow.io.manifest import ManifestError, binary_outcome, read_table
 from acceflow.io.qc import QC_COLUMNS, CaseError
 

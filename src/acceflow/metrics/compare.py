@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from acceflow.clinical.discrimination import delong_ci, delong_test
+from acceflow.metrics.discrimination import delong_ci, delong_test
 
 
 def compare_models(predictions: dict[str, pd.DataFrame], reference: str | None = None,

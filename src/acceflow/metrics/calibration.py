@@ -20,7 +20,7 @@ from scipy.special import logit
 from skmisc.loess import loess
 from statsmodels.stats.proportion import proportion_confint
 
-from acceflow.clinical.discrimination import brier_score, check_binary_outcome
+from acceflow.metrics.discrimination import brier_score, check_binary_outcome
 
 __all__ = [
     "calibration_intercept_slope",
@@ -72,7 +72,7 @@ def calibration_intercept_slope(y_true, prob, alpha=0.05):
     Raises
     ------
     ValueError
-        On invalid input (see :func:`acceflow.clinical.discrimination.check_binary_outcome`) or
+        On invalid input (see :func:`acceflow.metrics.discrimination.check_binary_outcome`) or
         ``alpha`` outside (0, 1).
 
     References

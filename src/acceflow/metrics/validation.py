@@ -8,7 +8,7 @@
   refitting the *whole* modelling procedure (inner C search included) in every replicate.
 
 A case is called positive when ``prob >= threshold`` throughout, as in
-:func:`acceflow.clinical.discrimination.roc_curve_points`.
+:func:`acceflow.metrics.discrimination.roc_curve_points`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
-from acceflow.clinical.discrimination import _auc_rows, brier_score, check_binary_outcome
-from acceflow.utility.calibration import calibration_intercept_slope
+from acceflow.metrics.discrimination import _auc_rows, brier_score, check_binary_outcome
+from acceflow.metrics.calibration import calibration_intercept_slope
 
 __all__ = [
     "youden_threshold",
@@ -94,7 +94,7 @@ def youden_threshold(y_true, prob):
     Raises
     ------
     ValueError
-        On invalid input (see :func:`acceflow.clinical.discrimination.check_binary_outcome`) or a
+        On invalid input (see :func:`acceflow.metrics.discrimination.check_binary_outcome`) or a
         single outcome class.
 
     References
@@ -367,7 +367,7 @@ def stratified_bootstrap_indices(y, rng):
 def auc_metric(y_true, prob):
     """ROC AUC (Mann-Whitney, no direction flipping) as a metric for :func:`optimism_corrected`.
 
-    The rank formula of :mod:`acceflow.clinical.discrimination` (ties count 1/2), equal to
+    The rank formula of :mod:`acceflow.metrics.discrimination` (ties count 1/2), equal to
     :func:`sklearn.metrics.roc_auc_score` but with less per-call overhead.
 
     Parameters
@@ -408,7 +408,7 @@ QUASI_SEPARATION_AUC = 0.99
 def calibration_slope_metric(y_true, prob):
     """Calibration slope (unpenalised logistic recalibration) as a metric; NaN under separation.
 
-    Wraps :func:`acceflow.utility.calibration.calibration_intercept_slope`. When the predictions
+    Wraps :func:`acceflow.metrics.calibration.calibration_intercept_slope`. When the predictions
     separate the outcomes perfectly the maximum-likelihood slope does not exist (statsmodels warns
     and returns an arbitrary large number); NaN is returned instead so that
     :func:`optimism_corrected` counts the replicate as failed for this metric.
@@ -560,7 +560,7 @@ def optimism_corrected(X, y, make_model, metrics=None, n_boot=200, seed=0):
     (Iba et al. 2021). On pure noise (L1 logistic, C = 1) the corrected AUC was 0.48-0.59 over
     four data sets of 100 cases and 15 features, but 0.68-0.79 with 30-50 features on 60-80
     cases, against a true 0.5. Nested cross-validation
-    (:func:`acceflow.clinical.model.internal_validation`) does not share this bias.
+    (:func:`acceflow.study.training.internal_validation`) does not share this bias.
 
     References
     ----------

@@ -104,36 +104,6 @@ def outcome_columns(config: dict) -> list[str]:
     return [c for c in (o.get("column"), o.get("time"), o.get("event")) if c]
 
 
-@contextlib.contextmanager
-def log_to(path: str | None):
-    """Send stdout, stderr and Python logging of a workflow step to ``path`` (append)."""
-    if not path:
-        yield
-        return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        handler = logging.StreamHandler(fh)
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
-        try:
-            yield
-        except BaseException:
-            import traceback
-
-            traceback.print_exc(file=fh)
-            raise
-        finally:
-            logging.getLogger().removeHandler(handler)
-            sys.stdout.flush()
-
-
-def put_on_pythonpath(folder: str) -> None:
-    """Prepend ``folder`` to ``PYTHONPATH`` so that the jobs a workflow starts import this checkout."""
-    folder = os.path.abspath(folder)
-    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != folder]
-    os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
-
-
 def model_names(config: dict) -> tuple[str, list[str]]:
     """The primary model's name and the comparators' names for a config.
 

@@ -16,7 +16,7 @@ import statsmodels.api as sm
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
-from acceflow.utility.calibration import calibration_summary
+from acceflow.metrics.calibration import calibration_summary
 
 METHODS = ("intercept", "logistic", "isotonic")
 
@@ -75,7 +75,7 @@ def recalibrate_cv(y_true, prob, methods=METHODS, folds: int = 5, seed: int = 0)
     -------
     summary : pandas.DataFrame
         One row per method (``original`` first): ``method``, ``evaluation``, and the calibration
-        measures of :func:`acceflow.utility.calibration.calibration_summary` on the out-of-fold
+        measures of :func:`acceflow.metrics.calibration.calibration_summary` on the out-of-fold
         recalibrated probabilities.
     predictions : pandas.DataFrame
         ``original`` and ``recalibrated_<method>`` out-of-fold probabilities per case.
