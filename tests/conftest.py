@@ -1,12 +1,43 @@
-"""Shared fixtures: paths to the real data in ../shared/data and small synthetic images."""
+"""Shared fixtures and helpers: paths to the real data in ../shared/data, small synthetic images,
+tiny demo study configs, running the real Snakemake DAG, and the results-contract check that every
+end-to-end run passes.
+
+Markers (registered in pyproject.toml): ``integration`` runs the DAG; ``slow`` takes minutes even
+on a quiet machine; ``gpu`` needs CUDA (skipped without it); ``shared_data`` reads ../shared/data
+(added here to every test that uses the ``shared_data`` fixture or ``SHARED_DATA``). ``make test``
+runs them all; ``pytest -m "not integration"`` gives the unit tests in about two minutes.
+"""
+import inspect
+import json
+import importlib.util
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import SimpleITK as sitk
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that reads ../shared/data ``shared_data``."""
+    uses_shared = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module not in uses_shared:
+            try:
+                uses_shared[module] = "SHARED_DATA" in inspect.getsource(module)
+            except (OSError, TypeError):
+                uses_shared[module] = False
+        if "shared_data" in getattr(item, "fixturenames", ()) or uses_shared[module]:
+            item.add_marker(pytest.mark.shared_data)
 
 
 def need(path: Path) -> Path:
@@ -36,3 +67,126 @@ def sphere_case():
     rng = np.random.default_rng(0)
     arr = (40 + 60 * inside + rng.normal(0, 5, inside.shape)).astype(np.float32)
     return make_image(arr), make_image(inside.astype(np.uint8))
+
+
+# ------------------------------------------------------------------------- DAG runs (integration)
+
+#: every section of the dossier (anchors), checked on every end-to-end run
+DOSSIER_SECTIONS = ("study", "exclusions", "analytical", "clinical", "model", "discrimination", "utility",
+                    "calibration", "decision-curve", "limitations", "appendix", "rulegraph", "runtimes",
+                    "versions", "config", "checklists", "tripod-ai", "clear")
+
+CONTRACT_COLUMNS = {
+    "ingest/qc.tsv": ["case_id", "status", "reason"],
+    "analytical/icc.tsv": ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats",
+                           "stable"],
+}
+
+
+def run_snakemake(workdir: Path, configfile: Path, *extra, timeout: int = 1800) -> subprocess.CompletedProcess:
+    """The workflow of this checkout in ``workdir`` with ``configfile`` on 2 cores."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+           "--configfile", str(configfile), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def demo_config(results: Path, base: str = "config/config.yaml", *, n_train: int = 30, n_external=(15, 15),
+                n_retest: int = 0, n_reader: int = 0, manifest: str = "manifest.tsv", **sections) -> dict:
+    """A study config for a tiny demo cohort written by the DAG's demo rule into ``results``.
+
+    ``base`` is the config it starts from (a file of this checkout); ``sections`` replace whole
+    top-level sections (``validation={"cv_folds": 3, "cv_repeats": 1}``).
+    """
+    config = yaml.safe_load((REPO / base).read_text())
+    config.update(results=str(results), demo={"enabled": True, "n_train": n_train, "n_external": list(n_external),
+                                               "n_retest": n_retest, "n_reader": n_reader})
+    config["input"]["images"] = str(results / "demo" / manifest)
+    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config.update(sections)
+    return config
+
+
+def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> None:
+    """The results contract's files, columns and dossier sections of a finished binary-outcome run."""
+    for rel, columns in CONTRACT_COLUMNS.items():
+        table = pd.read_csv(results / rel, sep="\t")
+        assert set(columns) <= set(table.columns), rel
+    features = pd.read_csv(results / "features/features.tsv", sep="\t")
+    assert list(features.columns[:2]) == ["case_id", "cohort"] and outcome_column in features
+    card = json.loads((results / "clinical/model/model_card.json").read_text())
+    assert {"features", "learner", "hyperparameters", "training_cohorts", "seed"} <= set(card)
+    assert (results / "clinical/model" / card["model_file"]).is_file()
+    for cohort in cohorts:
+        preds = pd.read_csv(results / f"clinical/{cohort}/predictions.tsv", sep="\t")
+        assert list(preds.columns) == ["case_id", "outcome", "probability"] and preds["probability"].between(0, 1).all()
+        metrics = json.loads((results / f"clinical/{cohort}/metrics.json").read_text())
+        assert {"n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier"} <= set(metrics)
+        assert metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"] and metrics["n"] == len(preds)
+        cal = json.loads((results / f"utility/{cohort}/calibration.json").read_text())
+        assert {"calibration_intercept", "calibration_slope", "ici", "e50", "e90", "emax"} <= set(cal)
+        curve = pd.read_csv(results / f"utility/{cohort}/decision_curve.tsv", sep="\t")
+        assert {"threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none"} <= set(curve.columns)
+    html = (results / "report/dossier.html").read_text()
+    for heading in ("Analytical validity", "Clinical validity", "Clinical utility"):
+        assert heading in html
+    for anchor in DOSSIER_SECTIONS:
+        assert f'id="{anchor}"' in html, anchor
+    assert (results / "report/rulegraph.svg").read_text().startswith("<svg")
+    summary = json.loads((results / "report/summary.json").read_text())
+    assert set(cohorts) <= set(summary["cohorts"])
+    provenance = json.loads((results / "report/provenance.json").read_text())
+    assert provenance["inputs"] and all(provenance["inputs"].values())
+    n_models = 1 + len(list((results / "clinical/model/comparators").glob("*/model_card.json")))
+    assert provenance["rulegraph"]["dot"] and provenance["benchmarks"]["train"]["jobs"] == n_models
+    assert "report/dossier.html" in provenance["outputs"] and provenance["config_files"]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The default demo DAG on a small cohort (60 training, 2 x 40 external, 12 rescans), run once
+    per session and shared by every test that only reads its results."""
+    work = tmp_path_factory.mktemp("demo")
+    results = work / "results"
+    config = demo_config(results, n_train=60, n_external=(40, 40), n_retest=12,
+                         validation={"cv_folds": 5, "cv_repeats": 2})
+    cfg = write_config(work / "demo.yaml", config)
+    proc = run_snakemake(work, cfg)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work, cfg, results
+
+
+@pytest.fixture(scope="session")
+def otsu_slurm_run(tmp_path_factory):
+    """A small demo (30 training, 2 x 15 external cases, no rescans) with Otsu segmentation, run
+    once per session: through the SLURM executor on a single-node cluster started here when one can
+    start (CI, as root, with Debian's slurm packages), else locally. Returns ``(results, slurm)``
+    where ``slurm`` is ``{"log", "wall_s"}`` of the SLURM run or ``{"skip": reason}``."""
+    from slurm_cluster import ClusterUnavailable, single_node_cluster
+
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.fail("snakemake-executor-plugin-slurm is not installed; run make setup (pip install -e '.[test]')")
+    work = tmp_path_factory.mktemp("otsu_slurm")
+    results = work / "results"
+    config = demo_config(results, segmentation={"source": "otsu", "margin_mm": 4.0},
+                         validation={"cv_folds": 3, "cv_repeats": 1})
+    cfg = write_config(work / "otsu.yaml", config)
+    slurm = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(cfg),
+             "--profile", str(REPO / "profiles/slurm"), "--jobs", "4",
+             # no slurmdbd here: poll squeue (MinJobAge=600 keeps finished jobs visible), and poll often
+             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+             "--seconds-between-status-checks", "5", "--slurm-no-account", "--latency-wait", "5"]
+    try:
+        with single_node_cluster():
+            start = time.perf_counter()
+            proc = subprocess.run(slurm, capture_output=True, text=True, timeout=2400)  # a loaded 2-core machine took >1200 s
+            info = {"log": proc.stdout + proc.stderr, "wall_s": time.perf_counter() - start}
+    except ClusterUnavailable as exc:
+        info = {"skip": f"SLURM cluster cannot start here: {exc}"}
+        proc = run_snakemake(work, cfg)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    return results, info

@@ -5,20 +5,14 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
-from test_workflow import check_contract, run_snakemake, write_config
+from conftest import check_contract, demo_config, run_snakemake, write_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def tiny_deep_config(results):
-    config = yaml.safe_load((REPO / "config/studies/demo_deep.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 20, "n_external": [14, 14],
-                                               "n_retest": 5, "n_reader": 0})
-    config["input"]["images"] = str(results / "demo/manifest.tsv")
-    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config = demo_config(results, "config/studies/demo_deep.yaml", n_train=20, n_external=(14, 14), n_retest=5)
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
                             "permutation_repeats": 2, "coefficient_bootstrap": 0}
     config["utility"] = {"curve_bootstrap": 20, "recalibration": []}  # recalibration: 14-case cohorts too small

@@ -33,3 +33,26 @@ def test_seeding_repeats_a_network_initialisation():
     seed_everything(7)
     b = torch.nn.Linear(4, 3).weight.detach().clone()
     assert torch.equal(a, b)
+
+
+@pytest.mark.gpu
+def test_mixed_precision_training_step_on_cuda():
+    """On a CUDA device: autocast runs the matmul in float16 and a scaled step gives finite weights."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (run on a GPU machine with: pytest -m gpu)")
+    cuda = select_device("cuda")
+    assert use_amp(cuda, True)
+    seed_everything(0)
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)).to(cuda)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    scaler = grad_scaler(cuda, True)
+    x, y = torch.randn(64, 16, device=cuda), torch.randn(64, 1, device=cuda)
+    with autocast(cuda, True):
+        out = net(x)
+        assert out.dtype == torch.float16
+        loss = torch.nn.functional.mse_loss(out.float(), y)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+    assert describe(cuda)["device"].startswith("cuda")

@@ -7,21 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-import yaml
 
-from conftest import REPO
-from test_workflow import run_snakemake, write_config
+from conftest import demo_config, run_snakemake, write_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_model_segmentation_runs_to_the_dossier(tmp_path):
     results = tmp_path / "results"
-    config = yaml.safe_load((REPO / "config/studies/demo_segmentation.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 20, "n_external": [14, 14],
-                                               "n_retest": 5, "n_reader": 0})
-    config["input"]["images"] = str(results / "demo/manifest.tsv")
-    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config = demo_config(results, "config/studies/demo_segmentation.yaml", n_train=20, n_external=(14, 14),
+                         n_retest=5)
     config["segmentation"].update(channels=[4, 8], patch_size=[16, 16, 16], iterations=12, validation_interval=6,
                                   cv_folds=2, device="cpu",
                                   uncertainty={"method": "mc_dropout", "samples": 2, "max_cases": 3})

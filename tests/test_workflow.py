@@ -11,83 +11,9 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, SNAKEMAKE, check_contract, demo_config, run_snakemake, write_config
 
 pytestmark = pytest.mark.integration
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-CONTRACT_COLUMNS = {
-    "ingest/qc.tsv": ["case_id", "status", "reason"],
-    "analytical/icc.tsv": ["feature", "icc_form", "icc", "ci_low", "ci_high", "wcv", "n_subjects", "n_repeats",
-                           "stable"],
-}
-
-
-#: every section of the dossier (anchors), checked on every end-to-end run
-DOSSIER_SECTIONS = ("study", "exclusions", "analytical", "clinical", "model", "discrimination", "utility",
-                    "calibration", "decision-curve", "limitations", "appendix", "rulegraph", "runtimes",
-                    "versions", "config", "checklists", "tripod-ai", "clear")
-
-
-def run_snakemake(workdir: Path, configfile: Path, *extra) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           "--configfile", str(configfile), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-
-
-def write_config(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> None:
-    for rel, columns in CONTRACT_COLUMNS.items():
-        table = pd.read_csv(results / rel, sep="\t")
-        assert set(columns) <= set(table.columns), rel
-    features = pd.read_csv(results / "features/features.tsv", sep="\t")
-    assert list(features.columns[:2]) == ["case_id", "cohort"] and outcome_column in features
-    card = json.loads((results / "clinical/model/model_card.json").read_text())
-    assert {"features", "learner", "hyperparameters", "training_cohorts", "seed"} <= set(card)
-    assert (results / "clinical/model" / card["model_file"]).is_file()
-    for cohort in cohorts:
-        preds = pd.read_csv(results / f"clinical/{cohort}/predictions.tsv", sep="\t")
-        assert list(preds.columns) == ["case_id", "outcome", "probability"] and preds["probability"].between(0, 1).all()
-        metrics = json.loads((results / f"clinical/{cohort}/metrics.json").read_text())
-        assert {"n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier"} <= set(metrics)
-        assert metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"] and metrics["n"] == len(preds)
-        cal = json.loads((results / f"utility/{cohort}/calibration.json").read_text())
-        assert {"calibration_intercept", "calibration_slope", "ici", "e50", "e90", "emax"} <= set(cal)
-        curve = pd.read_csv(results / f"utility/{cohort}/decision_curve.tsv", sep="\t")
-        assert {"threshold", "net_benefit_model", "net_benefit_all", "net_benefit_none"} <= set(curve.columns)
-    html = (results / "report/dossier.html").read_text()
-    for heading in ("Analytical validity", "Clinical validity", "Clinical utility"):
-        assert heading in html
-    for anchor in DOSSIER_SECTIONS:
-        assert f'id="{anchor}"' in html, anchor
-    assert (results / "report/rulegraph.svg").read_text().startswith("<svg")
-    summary = json.loads((results / "report/summary.json").read_text())
-    assert set(cohorts) <= set(summary["cohorts"])
-    provenance = json.loads((results / "report/provenance.json").read_text())
-    assert provenance["inputs"] and all(provenance["inputs"].values())
-    n_models = 1 + len(list((results / "clinical/model/comparators").glob("*/model_card.json")))
-    assert provenance["rulegraph"]["dot"] and provenance["benchmarks"]["train"]["jobs"] == n_models
-    assert "report/dossier.html" in provenance["outputs"] and provenance["config_files"]
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    results = work / "results"
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 60, "n_external": [40, 40],
-                                               "n_retest": 12, "n_reader": 0})
-    config["input"]["images"] = str(results / "demo/manifest.tsv")
-    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
-    config["validation"] = {"cv_folds": 5, "cv_repeats": 2}
-    cfg = write_config(work / "demo.yaml", config)
-    proc = run_snakemake(work, cfg)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work, cfg, results
 
 
 def test_demo_dag_writes_the_results_contract(demo_run):
@@ -181,17 +107,9 @@ def test_bad_config_is_refused_with_the_key(tmp_path):
     assert proc.returncode != 0 and "cohorts.train is empty" in proc.stdout + proc.stderr
 
 
-def test_otsu_segmentation_source_runs_to_the_dossier(tmp_path):
-    results = tmp_path / "results"
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 30, "n_external": [15, 15],
-                                               "n_retest": 0, "n_reader": 0})
-    config["input"]["images"] = str(results / "demo/manifest.tsv")
-    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
-    config["segmentation"] = {"source": "otsu", "margin_mm": 4.0}
-    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
-    proc = run_snakemake(tmp_path, write_config(tmp_path / "otsu.yaml", config))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+def test_otsu_segmentation_source_runs_to_the_dossier(otsu_slurm_run):
+    """The Otsu run is shared with test_slurm.py (the same DAG through the SLURM executor where it runs)."""
+    results, _ = otsu_slurm_run
     assert len(list((results / "segmentation/otsu").glob("*/mask.nii.gz"))) == 60
     check_contract(results, ["train", "site_B", "site_C"], "outcome")
     # no repeats in this design: reproducibility is reported as not assessed, the model uses all features
@@ -247,11 +165,8 @@ def test_snakemake_report_builds(demo_run):
 def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):
     """Perturbation jobs per scan, ICC(1,1) across them, reader masks' agreement, ComBat in the model."""
     results = tmp_path / "results"
-    config = yaml.safe_load((REPO / "config/studies/demo_inter_reader.yaml").read_text())
-    config.update(results=str(results), demo={"enabled": True, "n_train": 30, "n_external": [15, 15],
-                                               "n_retest": 0, "n_reader": 5})
-    config["input"]["images"] = str(results / "demo/manifest_inter_reader.tsv")
-    config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
+    config = demo_config(results, "config/studies/demo_inter_reader.yaml", n_reader=5,
+                         manifest="manifest_inter_reader.tsv")
     config["reproducibility"] = {"design": "perturbation", "icc_form": "auto",
                                  "perturbation": {"n": 3, "max_cases": 6}}
     config["model"] = {"harmonisation": "combat", "harmonisation_unseen": "self"}

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, StackingClassifier
-from sklearn.feature_selection import SelectFromModel, SelectKBest, VarianceThreshold, f_classif
+from sklearn.feature_selection import SelectFromModel, SelectKBest, SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -25,13 +25,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 LEARNERS = ("l1_logistic", "elasticnet_logistic", "random_forest", "svm", "gradient_boosting")
 SELECTIONS = ("none", "lasso", "univariate", "mrmr")
 
 
-class CorrelationFilter(TransformerMixin, BaseEstimator):
+class CorrelationFilter(SelectorMixin, BaseEstimator):
     """Drop one feature of every highly correlated pair (caret's ``findCorrelation`` rule).
 
     For each pair with ``|r| > threshold`` (Pearson on the training data), the feature with the
@@ -48,7 +48,7 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
         self.threshold = threshold
 
     def fit(self, X, y=None):
-        X = np.asarray(X, dtype=float)
+        X = validate_data(self, X, dtype=float)
         n = X.shape[1]
         keep = np.ones(n, bool)
         if n > 1 and self.threshold < 1:
@@ -69,18 +69,14 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
                     drop = i if mean_r[i] >= mean_r[j] else j
                     keep[drop] = False
         self.support_ = keep
-        self.n_features_in_ = n
         return self
 
-    def transform(self, X):
+    def _get_support_mask(self):
         check_is_fitted(self, "support_")
-        return np.asarray(X, dtype=float)[:, self.support_]
-
-    def get_support(self):
         return self.support_
 
 
-class MRMRSelector(TransformerMixin, BaseEstimator):
+class MRMRSelector(SelectorMixin, BaseEstimator):
     """Minimum-redundancy maximum-relevance selection of ``k`` features (FCQ variant).
 
     Relevance is the ANOVA F statistic of each feature against the outcome; redundancy is the
@@ -98,7 +94,7 @@ class MRMRSelector(TransformerMixin, BaseEstimator):
         self.k = k
 
     def fit(self, X, y):
-        X = np.asarray(X, dtype=float)
+        X, y = validate_data(self, X, y, dtype=float)
         f, _ = f_classif(X, y)
         f = np.nan_to_num(f, nan=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -117,11 +113,8 @@ class MRMRSelector(TransformerMixin, BaseEstimator):
         self.ranking_ = chosen
         return self
 
-    def transform(self, X):
+    def _get_support_mask(self):
         check_is_fitted(self, "support_")
-        return np.asarray(X, dtype=float)[:, self.support_]
-
-    def get_support(self):
         return self.support_
 
 
