@@ -10,11 +10,16 @@ The workflow itself runs with ``snakemake`` (see README.md).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import yaml
 
 import acceflow
+from acceflow.demo import make_demo_cohort
+from acceflow.io.manifest import build_manifest_from_layout
+from acceflow.report.provenance import package_versions
+from acceflow.report.verify import format_verification, verify
 
 
 def main(argv=None) -> int:
@@ -36,15 +41,11 @@ def main(argv=None) -> int:
     sub.add_parser("version", help="print versions")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from acceflow.demo import make_demo_cohort
-
         written = make_demo_cohort(args.out_dir, n_train=args.n_train, n_external=tuple(args.n_external),
                                    n_retest=min(args.n_retest, args.n_train), n_reader=min(args.n_reader, args.n_train),
                                    seed=args.seed)
         print(written["manifest"])
     elif args.command == "manifest":
-        from acceflow.io.manifest import build_manifest_from_layout
-
         cfg = yaml.safe_load(open(args.config))
         lay = cfg["input"]["layout"]
         out = args.out or cfg["input"]["images"]
@@ -54,16 +55,10 @@ def main(argv=None) -> int:
         df.to_csv(out, sep="\t", index=False)
         print(f"{out}: {len(df)} rows")
     elif args.command == "verify":
-        import json
-
-        from acceflow.report.verify import format_verification, verify
-
         result = verify(args.results_dir)
         print(json.dumps(result.to_dict(), indent=2) if args.json else format_verification(result))
         return result.exit_code
     else:
-        from acceflow.report.provenance import package_versions
-
         print(f"acceflow {acceflow.__version__}")
         for name, version in package_versions().items():
             print(f"{name} {version}")

@@ -34,7 +34,7 @@ def select_device(name: str = "auto"):
         When CUDA is asked for and torch sees no CUDA device (the message says to use ``auto``
         or ``cpu``, or to install a CUDA build of torch), or for an unknown name.
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     name = str(name or "auto").lower()
     if name == "auto":
@@ -57,7 +57,7 @@ def use_amp(device, mixed_precision: bool = True) -> bool:
 
 def autocast(device, enabled: bool):
     """``torch.autocast`` (float16) on CUDA when ``enabled``; a no-op context otherwise."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.float16)
@@ -66,7 +66,7 @@ def autocast(device, enabled: bool):
 
 def grad_scaler(device, enabled: bool):
     """A ``torch.amp.GradScaler`` for float16 training on CUDA (disabled elsewhere)."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     return torch.amp.GradScaler("cuda", enabled=bool(enabled and device.type == "cuda"))
 
@@ -80,8 +80,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     up-sampling's backward pass, have none: they warn, and a GPU run is then repeatable only to
     floating-point order). CPU runs with one thread count are bit-identical.
     """
-    import torch
-    from monai.utils import set_determinism
+    import torch  # heavy optional dependency: imported on first use
+    from monai.utils import set_determinism  # heavy optional dependency: imported on first use
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -93,8 +93,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def describe(device) -> dict:
     """What a model card records about the device: type, name and the torch / MONAI versions."""
-    import monai
-    import torch
+    import monai  # heavy optional dependency: imported on first use
+    import torch  # heavy optional dependency: imported on first use
 
     info = {"device": str(device), "torch": torch.__version__, "monai": monai.__version__,
             "cuda": torch.version.cuda, "threads": torch.get_num_threads()}

@@ -28,7 +28,7 @@ def cox_partial_likelihood_loss(risk, time, event, reduction: str = "mean"):
     torch.Tensor, scalar
         0 when the batch has no event (no information; the gradient is zero).
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     risk = risk.reshape(-1).float()
     time = time.reshape(-1).float()

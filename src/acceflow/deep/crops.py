@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 
 class CropError(ValueError):
@@ -39,8 +40,6 @@ def lesion_centre(mask, label: int | None = None) -> tuple[float, float, float]:
     CropError
         When the mask has no lesion voxel.
     """
-    import SimpleITK as sitk
-
     name = str(mask) if not isinstance(mask, sitk.Image) else "mask"
     if not isinstance(mask, sitk.Image):
         mask = sitk.ReadImage(str(mask))
@@ -55,8 +54,6 @@ def lesion_centre(mask, label: int | None = None) -> tuple[float, float, float]:
 
 def crop_grid(centre_mm, size: int, spacing: float):
     """A reference SimpleITK image: ``size``^3 voxels of ``spacing`` mm, identity direction, centred on ``centre_mm``."""
-    import SimpleITK as sitk
-
     ref = sitk.Image([int(size)] * 3, sitk.sitkFloat32)
     ref.SetSpacing([float(spacing)] * 3)
     ref.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
@@ -67,8 +64,6 @@ def crop_grid(centre_mm, size: int, spacing: float):
 
 def resample_onto(image, reference, interpolator: str = "linear", fill: float | None = None) -> np.ndarray:
     """Resample ``image`` onto ``reference``'s grid (identity transform); array (z, y, x) float32."""
-    import SimpleITK as sitk
-
     interp = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor, "bspline": sitk.sitkBSpline}[interpolator]
     if fill is None:
         fill = float(np.min(sitk.GetArrayViewFromImage(image)))
@@ -111,8 +106,6 @@ def make_crop(images: dict[str, str], mask: str, size: int = 64, spacing: float 
         A file is missing or unreadable, or the mask is empty (the message names the case, the
         file and the fix).
     """
-    import SimpleITK as sitk
-
     if not images:
         raise CropError(f"case {case}: no image given for the crop; check deep.modalities and the manifest")
     for path in [*images.values(), mask]:

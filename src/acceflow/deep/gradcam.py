@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from acceflow.deep.train import normalise
+
 
 def gradcam_maps(fitted: dict, X: np.ndarray, layer: str) -> dict:
     """Grad-CAM maps of crops for the model's single output (logit or log-risk).
@@ -35,10 +37,9 @@ def gradcam_maps(fitted: dict, X: np.ndarray, layer: str) -> dict:
     ValueError
         When ``layer`` names no module of the network (the message lists candidates).
     """
-    import torch
-    from monai.visualize import GradCAM
+    import torch  # heavy optional dependency: imported on first use
+    from monai.visualize import GradCAM  # heavy optional dependency: imported on first use
 
-    from acceflow.deep.train import normalise
 
     model = fitted["model"]
     names = dict(model.named_modules())
@@ -72,10 +73,10 @@ def overlay_png(crop: dict, heat: np.ndarray, path: str, title: str = "") -> Non
         Output PNG.
     title : str
     """
-    import matplotlib
+    import matplotlib  # heavy optional dependency: imported on first use
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy optional dependency: imported on first use
 
     z = crop["image"].shape[1] // 2
     image = crop["image"][0, z]

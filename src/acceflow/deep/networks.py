@@ -46,8 +46,8 @@ def backbone(network: str, in_channels: int):
     ValueError
         For an unknown network name.
     """
-    import torch.nn as nn
-    from monai.networks import nets
+    import torch.nn as nn  # heavy optional dependency: imported on first use
+    from monai.networks import nets  # heavy optional dependency: imported on first use
 
     if network == "densenet121":
         net = nets.DenseNet121(spatial_dims=3, in_channels=in_channels, out_channels=1)
@@ -64,8 +64,8 @@ def backbone(network: str, in_channels: int):
 
 
 def _module():
-    import torch
-    import torch.nn as nn
+    import torch  # heavy optional dependency: imported on first use
+    import torch.nn as nn  # heavy optional dependency: imported on first use
 
     class DeepBiomarker(nn.Module):
         """Backbone(s) + linear head; ``embed`` gives the penultimate-layer embedding.

@@ -26,9 +26,13 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+from lifelines.utils import concordance_index
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from acceflow.deep.cox import cox_partial_likelihood_loss
 from acceflow.deep.networks import build_network
+from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
 
 #: Defaults of the ``deep`` config section (as in the schema), for library callers.
 DEEP_DEFAULTS = {
@@ -67,7 +71,7 @@ def normalise(X: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 def augmentation_transform(seed: int):
     """MONAI dictionary transforms applied to ``image`` (C, D, H, W) of a training sample."""
-    from monai import transforms as T
+    from monai import transforms as T  # heavy optional dependency: imported on first use
 
     tr = T.Compose([
         T.RandFlipd(keys="image", prob=0.5, spatial_axis=0),
@@ -85,9 +89,9 @@ def augmentation_transform(seed: int):
 
 
 def _loader(X, target, settings, seed, train: bool, survival: bool):
-    import torch
-    from monai.data import DataLoader, Dataset
-    from monai import transforms as T
+    import torch  # heavy optional dependency: imported on first use
+    from monai import transforms as T  # heavy optional dependency: imported on first use
+    from monai.data import DataLoader, Dataset  # heavy optional dependency: imported on first use
 
     data = [{"image": X[i], "target": target[i].astype(np.float32)} for i in range(len(X))]
     transform = augmentation_transform(seed) if train and settings["augmentation"] else \
@@ -108,7 +112,7 @@ def _loader(X, target, settings, seed, train: bool, survival: bool):
 
 
 def _loss_fn(survival: bool, y_train: np.ndarray, settings):
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     if survival:
         return lambda out, t: cox_partial_likelihood_loss(out[:, 0], t[:, 1], t[:, 2])
@@ -134,11 +138,7 @@ def _targets(y=None, time=None, event=None):
 
 
 def _score(survival, target, out):
-    from sklearn.metrics import roc_auc_score
-
     if survival:
-        from lifelines.utils import concordance_index
-
         if target[:, 2].sum() == 0:
             return float("nan")
         return float(concordance_index(target[:, 1], -out, target[:, 2]))
@@ -179,10 +179,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     DeepTrainingError
         Fewer than 4 cases, or a binary outcome with fewer than 2 cases of a class.
     """
-    import torch
-    from sklearn.model_selection import train_test_split
+    import torch  # heavy optional dependency: imported on first use
 
-    from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
 
     settings = deep_settings({"deep": settings or {}})
     survival = y is None
@@ -255,9 +253,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
 
 def _forward(model, Xn, settings, device, amp=False, embed=False):
     """Logits (N,) and, when ``embed``, embeddings (N, dim) of normalised crops, in batches."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
-    from acceflow.device import autocast
 
     model.eval()
     outs, embs = [], []
@@ -292,8 +289,6 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
         Binary: probability of the positive class (sigmoid of the logit); survival: log-risk.
     embeddings : numpy.ndarray (N, dim) or None
     """
-    from acceflow.device import select_device, use_amp
-
     settings = fitted["settings"]
     device = device or next(fitted["model"].parameters()).device or select_device(settings["device"])
     if X.shape[1] != fitted["mean"].shape[0]:
@@ -314,8 +309,6 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
     folds : pandas.DataFrame
         Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     settings = deep_settings({"deep": settings or {}})
     survival = y is None
     strata = np.asarray(event if survival else y).astype(int)
@@ -341,7 +334,7 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
 def save_model(fitted: dict, path) -> str:
     """Write the frozen network (state dict, channel statistics, settings) with ``torch.save``,
     atomically; return its SHA-256 (for the model card)."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     blob = io.BytesIO()
     torch.save({"state_dict": fitted["model"].state_dict(), "mean": fitted["mean"], "sd": fitted["sd"],
@@ -365,9 +358,8 @@ def load_model(path, sha256: str | None = None, device=None) -> dict:
     ValueError
         When the file's hash differs from the model card's (the file was changed or replaced).
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
-    from acceflow.device import select_device
 
     data = open(path, "rb").read()
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:

@@ -263,7 +263,7 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: dict, label: i
         From pyradiomics, e.g. when the ROI is too small, the label is absent, or the parameters
         fail pyradiomics' schema validation.
     """
-    from radiomics import featureextractor
+    from radiomics import featureextractor  # heavy optional dependency: imported on first use
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = dict(params)

@@ -63,8 +63,9 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from acceflow.imaging.extract import resegmentation_range
+from acceflow.imaging.extract import extract_features, resegmentation_range
 from acceflow.imaging.preprocess import preprocess, resampled_grid, round_intensities, target_spacing
+from acceflow.io.images import read_image
 
 __all__ = [
     "CONFIGURATIONS", "EXTRACTIONS", "IBSIConfiguration", "MATCH", "MISMATCH", "NOT_COMPUTED", "TABLE_COLUMNS",
@@ -447,8 +448,6 @@ def pyradiomics_params(cfg: IBSIConfiguration, extraction: str, reseg=None) -> d
 
 
 def _read(data_dir, data_set):
-    from acceflow.io.images import read_image
-
     img_path, mask_path = (Path(data_dir) / p for p in DATA_FILES[data_set])
     return read_image(img_path), read_image(mask_path)
 
@@ -480,8 +479,6 @@ def compute_configuration(data_dir: str | os.PathLike, configuration: str) -> tu
     acceflow.io.images.ImageError, FileNotFoundError
         When the data set is not in ``data_dir``; ValueError from pyradiomics.
     """
-    from acceflow.imaging.extract import extract_features
-
     t0 = time.perf_counter()
     cfg = CONFIGURATIONS[configuration]
     image, mask = _read(data_dir, cfg.data_set)
@@ -804,8 +801,6 @@ def compute_study(data_dir: str | os.PathLike, params: dict, preprocessing: dict
         on the phantom (e.g. an MR z-score bin width applied to HU): the texture matrices would
         need gigabytes; and from pyradiomics.
     """
-    from acceflow.imaging.extract import extract_features
-
     t0 = time.perf_counter()
     pre = preprocessing or {}
     image, mask = _read(data_dir, "ct_phantom")

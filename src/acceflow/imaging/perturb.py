@@ -35,6 +35,7 @@ import zlib
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 __all__ = ["PERTURBATIONS", "perturb_scan", "estimate_noise_sd"]
 
@@ -78,8 +79,6 @@ def _from_array(arr, ref):
 
 
 def _smooth_field(shape, spacing_zyx, corr_mm, rng) -> np.ndarray:
-    from scipy import ndimage
-
     field = rng.standard_normal(shape)
     sigma = [corr_mm / s for s in spacing_zyx]
     field = ndimage.gaussian_filter(field, sigma, mode="wrap")
@@ -148,7 +147,6 @@ def perturb_scan(image: sitk.Image, mask: sitk.Image, chain, index: int, seed: i
         draws["noise_sd"] = sd
     if "volume" in chain:
         tau = float(rng.uniform(-s["volume_fraction"], s["volume_fraction"]))
-        from scipy import ndimage
 
         # the n_target voxels nearest the inside; the distance map is smoothed slightly (half a
         # voxel) so that the many ties of a voxel grid are broken by the local curvature

@@ -79,7 +79,7 @@ def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: fl
     ------
     ValueError for an unknown network or fewer than 2 levels.
     """
-    from monai.networks.nets import UNet, SegResNet
+    from monai.networks.nets import SegResNet, UNet  # heavy optional dependency: imported on first use
 
     channels = [int(c) for c in channels]
     if len(channels) < 2:
@@ -113,8 +113,13 @@ def _label_array(case: SegmentationCase, label: int) -> np.ndarray:
 
 
 def _transforms(s: dict, train: bool):
-    from monai.transforms import (Compose, NormalizeIntensityd, RandCropByPosNegLabeld, RandFlipd,
-                                  SpatialPadd)
+    from monai.transforms import (
+        Compose,
+        NormalizeIntensityd,
+        RandCropByPosNegLabeld,
+        RandFlipd,
+        SpatialPadd,  # heavy optional dependency: imported on first use
+    )
 
     patch = [int(p) for p in s["patch_size"]]
     base = [NormalizeIntensityd(keys="image"), SpatialPadd(keys=["image", "label"], spatial_size=patch)]
@@ -128,7 +133,7 @@ def _transforms(s: dict, train: bool):
 
 
 def _normalised(image: sitk.Image):
-    from monai.transforms import NormalizeIntensity
+    from monai.transforms import NormalizeIntensity  # heavy optional dependency: imported on first use
 
     return NormalizeIntensity()(_array(image))
 
@@ -167,8 +172,8 @@ def _split(cases, fraction: float, seed: int):
 
 
 def _predict_logits(model, x, s, device, amp):
-    import torch
-    from monai.inferers import sliding_window_inference
+    import torch  # heavy optional dependency: imported on first use
+    from monai.inferers import sliding_window_inference  # heavy optional dependency: imported on first use
 
     with torch.no_grad(), autocast(device, amp):
         return sliding_window_inference(x.to(device), roi_size=[int(p) for p in s["patch_size"]],
@@ -207,10 +212,10 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     ------
     SegmentationError when there are no cases, a mask is empty or not on its image's grid.
     """
-    import torch
-    from monai.data import CacheDataset, DataLoader
-    from monai.losses import DiceCELoss
-    from monai.metrics import DiceMetric
+    import torch  # heavy optional dependency: imported on first use
+    from monai.data import CacheDataset, DataLoader  # heavy optional dependency: imported on first use
+    from monai.losses import DiceCELoss  # heavy optional dependency: imported on first use
+    from monai.metrics import DiceMetric  # heavy optional dependency: imported on first use
 
     s = _settings(settings)
     if not cases:
@@ -294,7 +299,7 @@ def _mask_image(labels: np.ndarray, reference: sitk.Image, label: int) -> sitk.I
 def _largest_component(labels):
     """Keep the largest 26-connected foreground component of a ``(1, z, y, x)`` label tensor
     (SimpleITK ``ConnectedComponent`` + ``RelabelComponent``, which orders components by size)."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     arr = np.asarray(labels[0]).astype(np.uint8)
     if not arr.any():
@@ -320,7 +325,7 @@ def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: in
     -------
     SimpleITK.Image (UInt8) on ``image``'s grid; empty when the network finds nothing.
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     s = _settings(settings)
     device = select_device(s["device"])
@@ -353,7 +358,7 @@ def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: i
     ValueError for method ``none`` or an unknown method, or MC dropout with a network whose
     dropout is 0.
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     s = _settings(settings)
     method, n = s["uncertainty"]["method"], int(s["uncertainty"]["samples"])
@@ -404,7 +409,7 @@ def to_original_grid(mask: sitk.Image, original: sitk.Image) -> sitk.Image:
 
 def save_model(model, card: dict, path) -> None:
     """Save the weights and the card (settings needed to rebuild the network) with ``torch.save``."""
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     torch.save({"state_dict": model.state_dict(), "card": card}, path)
 
@@ -416,7 +421,7 @@ def load_model(path):
     ------
     SegmentationError when the file is missing or is not a saved segmentation model.
     """
-    import torch
+    import torch  # heavy optional dependency: imported on first use
 
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 
 from acceflow.io.geometry import ImageError, on_image_grid
@@ -85,8 +86,6 @@ def dicom_object(path: str | os.PathLike) -> str | None:
     str or None
         None for a folder or a file that is not DICOM (NIfTI, NRRD, ...).
     """
-    import pydicom
-
     path = Path(path)
     if not path.is_file() or not pydicom.misc.is_dicom(path):
         return None
@@ -104,8 +103,6 @@ def dicom_object(path: str | os.PathLike) -> str | None:
 
 def _headers(folder: Path) -> tuple[dict, list]:
     """Headers of the DICOM files directly in ``folder``: image files by series, and other objects."""
-    import pydicom
-
     series: dict[str, list] = {}
     others = []
     for f in sorted(p for p in folder.iterdir() if p.is_file()):
@@ -318,8 +315,6 @@ def _choose(path, wanted, names: list[str], what: str, fix: str, numbers: list |
 
 def rtstruct_roi_names(path: str | os.PathLike) -> list[str]:
     """ROI names (StructureSetROISequence) of an RTSTRUCT file, in file order."""
-    import pydicom
-
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     return [str(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence", [])]
 
@@ -357,8 +352,7 @@ def read_rtstruct(path: str | os.PathLike, reference: sitk.Image, roi: str | Non
         (another series or orientation), contours beyond the image's first or last slice, or a
         frame of reference other than the image's.
     """
-    import pydicom
-    from matplotlib.path import Path as Polygon
+    from matplotlib.path import Path as Polygon  # heavy optional dependency: imported on first use
 
     path = Path(path)
     ds = pydicom.dcmread(path)
@@ -416,8 +410,6 @@ def read_rtstruct(path: str | os.PathLike, reference: sitk.Image, roi: str | Non
 
 def seg_segments(path: str | os.PathLike) -> dict[int, str]:
     """Segment number -> SegmentLabel of a DICOM SEG file."""
-    import pydicom
-
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     return {int(s.SegmentNumber): str(s.get("SegmentLabel", "")) for s in ds.get("SegmentSequence", [])}
 
@@ -452,7 +444,7 @@ def read_seg(path: str | os.PathLike, reference: sitk.Image, segment: int | str 
         Unknown segment (the message lists number: label of each), overlapping segments without
         a choice, a SEG that is not a regular 3D volume, or one that does not fit the image's grid.
     """
-    import highdicom as hd
+    import highdicom as hd  # heavy optional dependency: imported on first use
 
     path = Path(path)
     try:

@@ -17,9 +17,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from acceflow.io import dicom
-from acceflow.io.geometry import (GEOMETRY_TOLERANCE_MM, SAME_GRID_MM, Geometry, ImageError,  # noqa: F401 (re-exported)
-                                  geometry_mismatch, on_image_grid)
-
+from acceflow.io.geometry import (  # noqa: F401 (re-exported)
+    GEOMETRY_TOLERANCE_MM,
+    SAME_GRID_MM,
+    Geometry,
+    ImageError,
+    geometry_mismatch,
+    on_image_grid,
+)
 
 # single-file formats that are never DICOM: no need to look for a DICOM preamble
 _NOT_DICOM = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".img", ".hdr", ".tif", ".tiff", ".png")

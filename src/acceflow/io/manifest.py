@@ -12,7 +12,6 @@ vary, and names the per-scan files of the workflow.
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import re
 from pathlib import Path

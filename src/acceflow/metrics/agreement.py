@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from acceflow.metrics.icc import _wcv, _wide
+
 __all__ = ["within_subject_sd", "repeatability_coefficient", "lins_ccc", "bland_altman", "agreement_table",
            "AGREEMENT_COLUMNS"]
 
@@ -183,8 +185,6 @@ def agreement_table(long_df: pd.DataFrame, feature_columns, subject: str = "case
     pandas.DataFrame with :data:`AGREEMENT_COLUMNS`, one row per feature. wSD, wCV and RC use every
     repeat; CCC and Bland–Altman are defined for two-repeat designs only (NaN otherwise).
     """
-    from acceflow.metrics.icc import _wcv, _wide
-
     features = list(feature_columns)
     wide, repeats = _wide(long_df, features, subject, rater)
     order = sorted(map(str, repeats))

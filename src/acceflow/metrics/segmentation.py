@@ -16,7 +16,9 @@ Reloaded, Nat Methods 21:195):
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import SimpleITK as sitk
+from scipy.spatial import cKDTree
 
 __all__ = ["segmentation_agreement", "SEGMENTATION_COLUMNS", "segmentation_quality", "QUALITY_COLUMNS",
            "summarise_quality"]
@@ -37,8 +39,6 @@ def _surface_points(mask: sitk.Image) -> np.ndarray:
 
 def _surface_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distances (mm) from each boundary point of ``a`` to the nearest boundary point of ``b``."""
-    from scipy.spatial import cKDTree
-
     return cKDTree(b).query(a)[0]
 
 
@@ -130,9 +130,12 @@ def segmentation_quality(reference: sitk.Image, predicted: sitk.Image, label: in
     Two spheres of radius r offset by d (continuous shapes): Dice = (4r+d)(2r-d)^2 / (16 r^3),
     HD95 = 0.95 d, ASSD = d / 2, surface Dice at tolerance t < d = t / d.
     """
-    import torch
-    from monai.metrics import (compute_average_surface_distance, compute_hausdorff_distance,
-                               compute_surface_dice)
+    import torch  # heavy optional dependency: imported on first use
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,  # heavy optional dependency: imported on first use
+    )
 
     base = segmentation_agreement(reference, predicted, label)
     out = {"dice": base["dice"], "hd95_mm": float("nan"), "assd_mm": float("nan"), "surface_dice": float("nan"),
@@ -174,8 +177,6 @@ def summarise_quality(table, group: str = "cohort", n_boot: int = 2000, seed: in
     pandas.DataFrame, one row per group and metric: ``n`` (cases with a finite value), ``mean``,
     ``ci_low``, ``ci_high`` (95% percentile bootstrap of the mean), ``median``, ``q1``, ``q3``.
     """
-    import pandas as pd
-
     keys = [group] if isinstance(group, str) else list(group)
     rows = []
     for name, part in table.groupby(keys, sort=True):

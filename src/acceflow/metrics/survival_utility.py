@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lifelines import CoxPHFitter, KaplanMeierFitter
+
+from acceflow.metrics.survival import km_risk_at
 
 
 def _km_risk(time, event, t) -> float:
-    from lifelines import KaplanMeierFitter
-
     if len(time) == 0:
         return float("nan")
     km = KaplanMeierFitter().fit(time, event)
@@ -43,8 +44,6 @@ def grouped_calibration_at(time, event, risk_t, t: float, n_groups: int = 5, alp
     Royston P, Altman DG (2013). External validation of a Cox prognostic model: principles and
     methods. BMC Med Res Methodol 13:33.
     """
-    from acceflow.metrics.survival import km_risk_at
-
     time, event, risk_t = (np.asarray(a, float) for a in (time, event, risk_t))
     groups = pd.qcut(risk_t, n_groups, labels=False, duplicates="drop")
     rows = []
@@ -95,8 +94,6 @@ def calibration_at(time, event, risk_t, lp, t: float) -> dict:
         ``observed_expected_ratio``; ``calibration_slope`` (Cox regression of the outcome on the
         linear predictor; 1 is ideal, below 1 means over-fitted risks) with its 95% CI.
     """
-    from lifelines import CoxPHFitter
-
     time, event, risk_t, lp = (np.asarray(a, float) for a in (time, event, risk_t, lp))
     p = np.clip(risk_t, 1e-8, 1 - 1e-8)
     cll = np.log(-np.log(1 - p))

@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
-from acceflow.metrics.discrimination import _auc_rows, brier_score, check_binary_outcome
 from acceflow.metrics.calibration import calibration_intercept_slope
+from acceflow.metrics.discrimination import _auc_rows, brier_score, check_binary_outcome
 
 __all__ = [
     "youden_threshold",

@@ -22,9 +22,17 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+from acceflow.metrics.validation import (
+    _REPLICATE_ERRORS,
+    _check_alpha,
+    _check_n_boot,
+    _check_xy,
+    _fit,
+    _predict,
+    _rows,
+    stratified_bootstrap_indices,
+)
 from acceflow.models.pipeline import fitted_coefficients
-from acceflow.metrics.validation import (_REPLICATE_ERRORS, _check_alpha, _check_n_boot, _check_xy, _fit,
-                                          _predict, _rows, stratified_bootstrap_indices)
 
 __all__ = ["permutation_importance_auc", "acceflow_coefficients", "bootstrap_coefficients"]
 

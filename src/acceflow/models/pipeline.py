@@ -20,12 +20,14 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier,
 from sklearn.feature_selection import SelectFromModel, SelectKBest, SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from acceflow.models.harmonisation import ComBat
 
 LEARNERS = ("l1_logistic", "elasticnet_logistic", "random_forest", "svm", "gradient_boosting")
 SELECTIONS = ("none", "lasso", "univariate", "mrmr")
@@ -216,8 +218,6 @@ def build_search(learners=("l1_logistic",), Cs=(0.01, 0.0316, 0.1, 0.316, 1.0, 3
         raise ValueError(f"harmonisation must be 'none' or 'combat'; got {harmonisation!r}")
     harmonise = []
     if harmonisation == "combat":
-        from acceflow.models.harmonisation import ComBat
-
         harmonise = [("harmonise", ComBat(batch=batch_column, unseen=unseen))]
     steps = harmonise + [
         ("select_columns", ColumnTransformer([("keep", "passthrough", list(columns))], remainder="drop")
