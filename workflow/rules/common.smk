@@ -5,6 +5,7 @@ import os
 import pandas as pd
 from snakemake.utils import validate
 
+from acceflow.study import scans
 from acceflow.study.settings import DEEP_KIND, check_config, model_names
 
 from acceflow.runtime import put_on_pythonpath
@@ -169,28 +170,17 @@ def repeats_input(wildcards):
 
 def perturbed_scans():
     """Primary scans of the training cohorts (the first max_cases cases) for the perturbation design."""
-    scans = scans_table()
-    keep = scans[(scans["primary"] == "True") & scans["cohort"].isin(config["cohorts"]["train"])]
-    cases = sorted(keep["case_id"].unique())
-    limit = config["reproducibility"]["perturbation"]["max_cases"]
-    if limit:
-        keep = keep[keep["case_id"].isin(cases[:limit])]
-    return list(keep.index)
+    return scans.training_primary_scans(scans_table(), config["cohorts"]["train"],
+                                        config["reproducibility"]["perturbation"]["max_cases"])
 
 
 def perturbation_features(wildcards):
     return expand(R("features/perturbations/{scan}.tsv"), scan=perturbed_scans())
 
 
-def reader_pairs():
-    """Scans that share an image with another scan of the same case (two masks of one image)."""
-    scans = scans_table().reset_index()
-    counts = scans.groupby(["case_id", "image"])["scan_id"].transform("count")
-    return scans[counts >= 2]
-
-
 def reader_masks(wildcards):
-    return sorted(set(reader_pairs()["mask"]) - {""})
+    """The masks of scans that share an image with another scan of the case (two readers)."""
+    return scans.reader_masks(scans_table())
 
 
 IBSI = IMAGES and config["ibsi"]["enabled"]

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from acceflow.io.schemas import load_schema, validate_rows
+
 REQUIRED_IMAGE_COLUMNS = ("case_id", "image")
 
 
@@ -92,8 +94,10 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     Raises
     ------
     ManifestError
-        Missing columns, empty case ids, duplicate (case_id, modality, repeat) rows, or paths that
-        escape ``data_root``.
+        Missing columns, empty case ids, cells that do not match the row schema
+        (``workflow/schemas/manifest.schema.yaml``: an empty image, a mask or modality that is not
+        text; each named by line, case, column and fix), duplicate (case_id, modality, repeat)
+        rows, or paths that escape ``data_root``.
     """
     path = Path(path)
     df = read_table(path)
@@ -107,6 +111,10 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     if (df["case_id"].isin(["", "nan"])).any():
         rows = list(np.flatnonzero(df["case_id"].isin(["", "nan"])) + 2)
         raise ManifestError(f"{path}: empty case_id on line(s) {rows}")
+    problems = validate_rows(df, load_schema("manifest"))
+    if problems:
+        raise ManifestError(f"{path}: rows that do not match the manifest schema "
+                            f"(workflow/schemas/manifest.schema.yaml):\n  " + "\n  ".join(problems))
     df["cohort"] = df[cohort_column].astype(str)
     df["modality"] = df["modality"].fillna(default_modality).astype(str) if "modality" in df else default_modality
     df["repeat"] = df["repeat"].fillna("").astype(str) if "repeat" in df else ""

@@ -14,6 +14,7 @@ import pandas as pd
 from acceflow.study.settings import outcome_columns
 from acceflow.io.manifest import ManifestError, binary_outcome, read_table
 from acceflow.io.qc import QC_COLUMNS, CaseError
+from acceflow.io.schemas import load_schema, validate_rows
 
 
 def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
@@ -154,7 +155,9 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
     ------
     ManifestError
         Missing id, cohort, outcome or feature columns; duplicate case ids; a configured cohort
-        absent from the table.
+        absent from the table; cells that do not match the row schema
+        (``workflow/schemas/features.schema.yaml``: an empty case id or cohort, text in a feature
+        column; each named by line, case, column and fix).
     """
     df = derive_columns(read_table(path), config["input"].get("derived"))
     id_col, cohort_col = config["input"]["id_column"], config["cohorts"]["column"]
@@ -185,6 +188,13 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
         feats = [c for c in df.columns if c not in named and pd.api.types.is_numeric_dtype(df[c])]
     if not feats:
         raise ManifestError(f"{path}: no numeric feature column; list them under 'features' in the config")
+    rows = df[[c for c in feats if c not in ("case_id", "cohort")]].assign(
+        case_id=df[id_col].map(lambda v: None if pd.isna(v) or not str(v).strip() else str(v).strip()),
+        cohort=df["cohort"])
+    problems = validate_rows(rows, load_schema("features"))
+    if problems:
+        raise ManifestError(f"{path}: rows that do not match the feature-table schema "
+                            f"(workflow/schemas/features.schema.yaml):\n  " + "\n  ".join(problems))
     reason = np.where(~df["cohort"].isin(train + external), "cohort is in neither cohorts.train nor cohorts.external",
                       np.where(~_outcome_known(df, config["outcome"]), "outcome missing", ""))
     failing = (reason != "") & df["cohort"].isin(train + external).to_numpy()
