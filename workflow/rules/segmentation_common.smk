@@ -43,7 +43,7 @@ def segmenter_for(wildcards):
         folds = dict(zip(segmentation_cases()["case_id"], segmentation_cases()["fold"]))
         if row["case_id"] in folds:
             fold = f"fold{folds[row['case_id']]}"
-    return R(f"segmentation/model/{_modality(row)}/{fold}/model.pt")
+    return R(Results.SEGMENTER, modality=_modality(row), fold=fold)
 
 
 def segmentation_modalities():
@@ -51,7 +51,7 @@ def segmentation_modalities():
 
 
 def segmentation_models(wildcards):
-    return [R(f"segmentation/model/{m}/{f}/model_card.json") for m in segmentation_modalities()
+    return [R(Results.SEGMENTER_CARD, modality=m, fold=f) for m in segmentation_modalities()
             for f in segmentation_model_names()]
 
 
@@ -78,6 +78,6 @@ def segmentation_outputs():
     """What the dossier reads from the model segmentation (empty unless segmentation.source: model)."""
     if not SEG_MODEL:
         return []
-    files = [R("analytical/segmentation_quality.tsv"), R("analytical/segmentation_quality_summary.tsv"),
-             R("analytical/reference_vs_model_icc.tsv"), R("segmentation/model/folds.tsv")]
-    return files + ([R("analytical/segmentation_icc.tsv")] if SEG_UNCERTAINTY else [])
+    files = [R(Results.SEGMENTATION_QUALITY), R(Results.SEGMENTATION_QUALITY_SUMMARY),
+             R(Results.REFERENCE_VS_MODEL_ICC), R(Results.SEGMENTATION_FOLDS)]
+    return files + ([R(Results.SEGMENTATION_ICC)] if SEG_UNCERTAINTY else [])
