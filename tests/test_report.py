@@ -124,13 +124,34 @@ def make_results(root, validation="external", repeats=True):
         _net_benefit(y, p, thresholds).to_csv(root / "utility" / cohort / "decision_curve.tsv", sep="\t",
                                               index=False)
 
-    return {
+    config = {
         "results": str(root), "seed": 42,
         "input": {"images": None, "features": "features.tsv", "repeats": "repeats.tsv" if repeats else None},
         "cohorts": {"column": "cohort", "train": ["site_A"], "external": external},
         "outcome": {"type": "binary", "column": "outcome", "positive": 1},
         "clinical": ["age"], "features": None, "reproducibility": {"threshold": 0.75},
     }
+    _write_rule_outputs(root, feats, config, ["train", *external])
+    return config
+
+
+def _write_rule_outputs(root, feats, config, cohorts):
+    """What the cohort_summary, useful_thresholds and utility_figures rules write (the dossier reads them)."""
+    from acceflow.metrics.decision_curve import useful_threshold_range
+    from acceflow.study.cohorts import cohort_table, feature_summary
+
+    cohort_table(feats, config).to_csv(root / "features" / "cohorts.tsv", sep="\t", index=False)
+    write_json(feature_summary(feats, config), root / "features" / "feature_summary.json")
+    for cohort in cohorts:
+        curve = pd.read_csv(root / "utility" / cohort / "decision_curve.tsv", sep="\t")
+        low, high = useful_threshold_range(curve)
+        write_json({"useful_threshold_low": low, "useful_threshold_high": high},
+                   root / "utility" / cohort / "useful_thresholds.json")
+        for name in ("calibration", "decision_curve"):
+            fig, ax = figures.plt.subplots(figsize=(1, 1))
+            ax.plot(curve["threshold"], curve["net_benefit_model"])
+            figures.save_figure(fig, root / "utility" / cohort / name)
+            figures.plt.close(fig)
 
 
 def _build(root, **kw):
@@ -173,10 +194,10 @@ def test_html_has_acce_sections_and_auc_values(external):
 
 def test_html_embeds_decodable_pngs(external):
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', external["html"])
-    assert len(images) == 4  # ICC, ROC, calibration, decision curve
+    assert len(images) == 6  # ICC, ROC, and the utility_figures rule's calibration and decision curve per cohort
     for b64 in images:
         assert base64.b64decode(b64, validate=True)[:8] == b"\x89PNG\r\n\x1a\n"
-    assert external["html"].count("<figcaption>") == 4
+    assert external["html"].count("<figcaption>") == 6
 
 
 def test_html_is_self_contained(external):

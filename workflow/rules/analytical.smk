@@ -7,11 +7,11 @@ if PERTURB:
 
     rule perturb:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
             mask=segmentation_mask,
             params=extraction_params,
         output:
-            features=R("features/perturbations/{scan}.tsv"),
+            features=R(Results.PERTURBATION_FEATURES),
         params:
             settings=config["reproducibility"]["perturbation"],
             seed=config["seed"],
@@ -29,10 +29,10 @@ if PERTURB:
 
     rule perturbation_table:
         input:
-            scans=R("ingest/scans.tsv"),
+            scans=R(Results.SCANS),
             features=perturbation_features,
         output:
-            repeats=R("features/repeats_perturbation.tsv"),
+            repeats=R(Results.REPEATS_PERTURBATION),
         log:
             R("logs/perturbation_table.log"),
         conda:
@@ -44,12 +44,12 @@ if PERTURB:
 rule icc:
     input:
         repeats=repeats_input,
-        features=R("features/features.tsv"),
+        features=R(Results.FEATURES),
     output:
-        icc=report(R("analytical/icc.tsv"), caption="../report/icc.rst", category="2. Analytical validity"),
-        stable=R("analytical/stable_features.txt"),
-        agreement=R("analytical/agreement.tsv"),
-        dropped=R("analytical/dropped_features.tsv"),
+        icc=report(R(Results.ICC), caption="../report/icc.rst", category="2. Analytical validity"),
+        stable=R(Results.STABLE_FEATURES),
+        agreement=R(Results.AGREEMENT),
+        dropped=R(Results.DROPPED_FEATURES),
     params:
         settings=config["reproducibility"],
         features=config["features"],
@@ -66,10 +66,10 @@ rule icc:
 
 rule segmentation_agreement:
     input:
-        scans=R("ingest/scans.tsv") if IMAGES else [],
+        scans=R(Results.SCANS) if IMAGES else [],
         masks=reader_masks if IMAGES else [],
     output:
-        table=R("analytical/segmentation_agreement.tsv"),
+        table=R(Results.SEGMENTATION_AGREEMENT),
     params:
         label=config["extraction"]["label"],
         roi=config["input"]["roi"],
@@ -84,10 +84,10 @@ rule segmentation_agreement:
 
 rule site_effect:
     input:
-        features=R("features/features.tsv"),
-        stable=R("analytical/stable_features.txt"),
+        features=R(Results.FEATURES),
+        stable=R(Results.STABLE_FEATURES),
     output:
-        table=R("analytical/site_effect.tsv"),
+        table=R(Results.SITE_EFFECT),
     params:
         config=config,
     log:
@@ -103,10 +103,10 @@ if IBSI:
     rule ibsi_check:
         input:
             params=ibsi_study_params,
-            scans=R("ingest/scans.tsv") if config["ibsi"]["study"] else [],
+            scans=R(Results.SCANS) if config["ibsi"]["study"] else [],
         output:
-            table=report(R("analytical/ibsi.tsv"), caption="../report/ibsi.rst", category="2. Analytical validity"),
-            summary=R("analytical/ibsi_summary.tsv"),
+            table=report(R(Results.IBSI), caption="../report/ibsi.rst", category="2. Analytical validity"),
+            summary=R(Results.IBSI_SUMMARY),
         params:
             settings=config["ibsi"],
             preprocessing=config["preprocessing"],

@@ -5,13 +5,13 @@
 
 rule train:
     input:
-        features=R("features/features.tsv"),
-        stable=R("analytical/stable_features.txt"),
+        features=R(Results.FEATURES),
+        stable=R(Results.STABLE_FEATURES),
     output:
-        model=R("clinical/model/model.joblib"),
-        card=R("clinical/model/model_card.json"),
-        predictions=R("clinical/train/predictions.tsv"),
-        folds=R("clinical/train/cv_folds.tsv"),
+        model=R(Results.MODEL),
+        card=R(Results.MODEL_CARD),
+        predictions=R(Results.PREDICTIONS, cohort="train"),
+        folds=R(Results.CV_FOLDS, cohort="train"),
     params:
         config=MODEL_CONFIG,
         kind=PRIMARY,
@@ -28,10 +28,10 @@ rule train:
 
 use rule train as train_comparator with:
     output:
-        model=R("clinical/model/comparators/{model}/model.joblib"),
-        card=R("clinical/model/comparators/{model}/model_card.json"),
-        predictions=R("clinical/train/comparators/{model}/predictions.tsv"),
-        folds=R("clinical/train/comparators/{model}/cv_folds.tsv"),
+        model=R(Results.MODEL, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
+        predictions=R(Results.PREDICTIONS, model="{model}", cohort="train"),
+        folds=R(Results.CV_FOLDS, model="{model}", cohort="train"),
     params:
         config=MODEL_CONFIG,
         kind=lambda wildcards: wildcards.model,
@@ -45,11 +45,11 @@ use rule train as train_comparator with:
 
 rule predict:
     input:
-        features=R("features/features.tsv"),
-        model=R("clinical/model/model.joblib"),
-        card=R("clinical/model/model_card.json"),
+        features=R(Results.FEATURES),
+        model=R(Results.MODEL),
+        card=R(Results.MODEL_CARD),
     output:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
+        predictions=R(Results.PREDICTIONS),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
     log:
@@ -64,11 +64,11 @@ rule predict:
 
 use rule predict as predict_comparator with:
     input:
-        features=R("features/features.tsv"),
-        model=R("clinical/model/comparators/{model}/model.joblib"),
-        card=R("clinical/model/comparators/{model}/model_card.json"),
+        features=R(Results.FEATURES),
+        model=R(Results.MODEL, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
     output:
-        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
+        predictions=R(Results.PREDICTIONS, model="{model}"),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
         model=GENERIC_COMPARATORS,
@@ -80,11 +80,11 @@ use rule predict as predict_comparator with:
 
 rule discrimination:
     input:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
-        card=R("clinical/model/model_card.json"),
+        predictions=R(Results.PREDICTIONS),
+        card=R(Results.MODEL_CARD),
     output:
         metrics=report(
-            R("clinical/{cohort}/metrics.json"),
+            R(Results.METRICS),
             caption="../report/metrics.rst",
             category="3. Clinical validity",
             labels={"cohort": "{cohort}", "file": "metrics"},
@@ -105,10 +105,10 @@ rule discrimination:
 
 use rule discrimination as discrimination_comparator with:
     input:
-        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
-        card=R("clinical/model/comparators/{model}/model_card.json"),
+        predictions=R(Results.PREDICTIONS, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
     output:
-        metrics=R("clinical/{cohort}/comparators/{model}/metrics.json"),
+        metrics=R(Results.METRICS, model="{model}"),
     log:
         R("logs/discrimination/{cohort}/{model}.log"),
     benchmark:
@@ -119,7 +119,7 @@ rule compare_models:
     input:
         predictions=lambda wildcards: model_predictions(wildcards.cohort),
     output:
-        comparison=R("clinical/{cohort}/model_comparison.tsv"),
+        comparison=R(Results.MODEL_COMPARISON),
     params:
         models=[PRIMARY, *COMPARATORS],
         alpha=config["validation"]["alpha"],
@@ -133,10 +133,10 @@ rule compare_models:
 
 rule optimism:
     input:
-        features=R("features/features.tsv"),
-        stable=R("analytical/stable_features.txt"),
+        features=R(Results.FEATURES),
+        stable=R(Results.STABLE_FEATURES),
     output:
-        optimism=R("clinical/train/optimism.tsv"),
+        optimism=R(Results.OPTIMISM),
     params:
         config=MODEL_CONFIG,
     log:
@@ -151,10 +151,10 @@ rule optimism:
 
 rule coefficients:
     input:
-        features=R("features/features.tsv"),
-        stable=R("analytical/stable_features.txt"),
+        features=R(Results.FEATURES),
+        stable=R(Results.STABLE_FEATURES),
     output:
-        coefficients=R("clinical/model/coefficients.tsv"),
+        coefficients=R(Results.COEFFICIENTS),
     params:
         config=MODEL_CONFIG,
     log:
@@ -169,11 +169,11 @@ rule coefficients:
 
 rule importance:
     input:
-        features=R("features/features.tsv"),
-        model=R("clinical/model/model.joblib"),
-        card=R("clinical/model/model_card.json"),
+        features=R(Results.FEATURES),
+        model=R(Results.MODEL),
+        card=R(Results.MODEL_CARD),
     output:
-        importance=R("clinical/{cohort}/permutation_importance.tsv"),
+        importance=R(Results.PERMUTATION_IMPORTANCE),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
     params:

@@ -6,6 +6,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from acceflow.study import scans
+from acceflow.study.results import Results, comparator, fill
 from acceflow.study.settings import DEEP_KIND, check_config, model_names
 
 from acceflow.runtime import put_on_pythonpath
@@ -40,9 +41,12 @@ MODEL_CONFIG = {
 }
 
 
-def R(path):
-    """A path inside the results folder."""
-    return f"{RESULTS}/{path}"
+def R(template, model=None, **wildcards):
+    """A results file inside the results folder: a template of acceflow.study.results.Results, of the
+    comparator ``model`` when given ("{model}" for the wildcard), with the given wildcards filled in."""
+    if model is not None:
+        template = comparator(template, model)
+    return f"{RESULTS}/{fill(template, **wildcards)}"
 
 
 wildcard_constraints:
@@ -80,10 +84,10 @@ def mask_settings(wildcards):
 
 def segmentation_mask(wildcards):
     if SOURCE == "otsu":
-        return R(f"segmentation/otsu/{wildcards.scan}/mask.nii.gz")
+        return R(Results.OTSU_MASK, scan=wildcards.scan)
     if SOURCE == "model":
-        return R(f"segmentation/model/{wildcards.scan}/preprocessed_mask.nii.gz")
-    return R(f"preprocessed/{wildcards.scan}/mask.nii.gz")
+        return R(Results.MODEL_MASK_PREPROCESSED, scan=wildcards.scan)
+    return R(Results.PREPROCESSED_MASK, scan=wildcards.scan)
 
 
 def extraction_params(wildcards):
@@ -100,8 +104,8 @@ def extraction_overrides(wildcards):
 
 def model_predictions(cohort):
     """Predictions of every model (primary first) on one cohort."""
-    return [R(f"clinical/{cohort}/predictions.tsv")] + [
-        R(f"clinical/{cohort}/comparators/{m}/predictions.tsv") for m in COMPARATORS
+    return [R(Results.PREDICTIONS, cohort=cohort)] + [
+        R(Results.PREDICTIONS, model=m, cohort=cohort) for m in COMPARATORS
     ]
 
 
@@ -110,27 +114,28 @@ def comparator_outputs():
     files = []
     for m in COMPARATORS:
         for c in COHORTS:
-            files += [R(f"clinical/{c}/comparators/{m}/metrics.json"),
-                      R(f"utility/{c}/comparators/{m}/calibration.json"),
-                      R(f"utility/{c}/comparators/{m}/decision_curve.tsv")]
+            files += [R(Results.METRICS, model=m, cohort=c),
+                      R(Results.CALIBRATION, model=m, cohort=c),
+                      R(Results.DECISION_CURVE, model=m, cohort=c)]
     if COMPARATORS:
-        files += [R(f"clinical/{c}/model_comparison.tsv") for c in COHORTS]
+        files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
     return files
 
 
 def model_curves(cohort):
     """Decision curves of every model (primary first) on one cohort."""
-    return [R(f"utility/{cohort}/decision_curve.tsv")] + [
-        R(f"utility/{cohort}/comparators/{m}/decision_curve.tsv") for m in COMPARATORS
+    return [R(Results.DECISION_CURVE, cohort=cohort)] + [
+        R(Results.DECISION_CURVE, model=m, cohort=cohort) for m in COMPARATORS
     ]
 
 
 def utility_outputs():
     """Per-cohort figures, and recalibration of the primary model on each external cohort (binary)."""
-    files = [R(f"utility/{c}/{name}.{ext}") for c in COHORTS for name in ("calibration", "decision_curve")
+    files = [R(figure, cohort=c, ext=ext) for c in COHORTS
+             for figure in (Results.CALIBRATION_FIGURE, Results.DECISION_CURVE_FIGURE)
              for ext in ("png", "svg")]
     if config["outcome"]["type"] == "binary" and config["utility"]["recalibration"]:
-        files += [R(f"utility/{c}/recalibration.tsv") for c in EXTERNAL]
+        files += [R(Results.RECALIBRATION, cohort=c) for c in EXTERNAL]
     return files
 
 
@@ -139,20 +144,20 @@ def explanation_outputs():
     v = config["validation"]
     if config["outcome"]["type"] == "survival":
         return []
-    files = [R(f"clinical/{c}/permutation_importance.tsv") for c in EXTERNAL]
+    files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:
-        files.append(R("clinical/train/optimism.tsv"))
+        files.append(R(Results.OPTIMISM))
     if v["coefficient_bootstrap"]:
-        files.append(R("clinical/model/coefficients.tsv"))
+        files.append(R(Results.COEFFICIENTS))
     return files
 
 
 def scan_features(wildcards):
-    return expand(R("features/scans/{scan}.tsv"), scan=scans_table().index)
+    return expand(R(Results.SCAN_FEATURES), scan=scans_table().index)
 
 
 def scan_diagnostics(wildcards):
-    return expand(R("features/diagnostics/{scan}.tsv"), scan=scans_table().index)
+    return expand(R(Results.SCAN_DIAGNOSTICS), scan=scans_table().index)
 
 
 DESIGN = config["reproducibility"]["design"]
@@ -164,8 +169,8 @@ def repeats_input(wildcards):
     if config["input"]["repeats"]:
         return config["input"]["repeats"]
     if PERTURB:
-        return R("features/repeats_perturbation.tsv")
-    return R("features/repeats.tsv") if IMAGES else []
+        return R(Results.REPEATS_PERTURBATION)
+    return R(Results.REPEATS) if IMAGES else []
 
 
 def perturbed_scans():
@@ -175,7 +180,7 @@ def perturbed_scans():
 
 
 def perturbation_features(wildcards):
-    return expand(R("features/perturbations/{scan}.tsv"), scan=perturbed_scans())
+    return expand(R(Results.PERTURBATION_FEATURES), scan=perturbed_scans())
 
 
 def reader_masks(wildcards):
@@ -188,7 +193,7 @@ IBSI = IMAGES and config["ibsi"]["enabled"]
 
 def ibsi_outputs():
     """The IBSI conformance tables (image studies with ibsi.enabled), for the dossier."""
-    return [R("analytical/ibsi.tsv"), R("analytical/ibsi_summary.tsv")] if IBSI else []
+    return [R(Results.IBSI), R(Results.IBSI_SUMMARY)] if IBSI else []
 
 
 def ibsi_study_params(wildcards):

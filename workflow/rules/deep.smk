@@ -12,7 +12,7 @@ rule deep_crop:
     input:
         unpack(deep_crop_inputs),
     output:
-        crop=R("deep/crops/{scan}.npz"),
+        crop=R(Results.DEEP_CROP),
     params:
         size=DEEP_CFG["crop_size"],
         spacing=DEEP_CFG["crop_spacing"],
@@ -29,15 +29,15 @@ rule deep_crop:
 
 rule deep_train:
     input:
-        features=R("features/features.tsv"),
-        scans=R("ingest/scans.tsv"),
+        features=R(Results.FEATURES),
+        scans=R(Results.SCANS),
         crops=deep_crops,
     output:
-        model=R(f"{DEEP_MODEL}/model.pt"),
-        card=R(f"{DEEP_MODEL}/model_card.json"),
-        history=R(f"{DEEP_MODEL}/training_history.tsv"),
-        predictions=R("clinical/train/comparators/deep/predictions.tsv"),
-        folds=R("clinical/train/comparators/deep/cv_folds.tsv"),
+        model=R(Results.NETWORK, model=DEEP_KIND),
+        card=R(Results.MODEL_CARD, model=DEEP_KIND),
+        history=R(Results.TRAINING_HISTORY, model=DEEP_KIND),
+        predictions=R(Results.PREDICTIONS, model=DEEP_KIND, cohort="train"),
+        folds=R(Results.CV_FOLDS, model=DEEP_KIND, cohort="train"),
     params:
         config=DEEP_TRAIN_CONFIG,
     threads: DEEP_CFG["threads"]
@@ -55,13 +55,13 @@ rule deep_train:
 
 rule deep_predict:
     input:
-        features=R("features/features.tsv"),
-        scans=R("ingest/scans.tsv"),
+        features=R(Results.FEATURES),
+        scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(f"{DEEP_MODEL}/model.pt"),
-        card=R(f"{DEEP_MODEL}/model_card.json"),
+        model=R(Results.NETWORK, model=DEEP_KIND),
+        card=R(Results.MODEL_CARD, model=DEEP_KIND),
     output:
-        predictions=R("clinical/{cohort}/comparators/deep/predictions.tsv"),
+        predictions=R(Results.PREDICTIONS, model=DEEP_KIND),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
     resources:
@@ -78,14 +78,14 @@ rule deep_predict:
 
 rule deep_features:
     input:
-        features=R("features/features.tsv"),
-        scans=R("ingest/scans.tsv"),
+        features=R(Results.FEATURES),
+        scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(f"{DEEP_MODEL}/model.pt"),
-        card=R(f"{DEEP_MODEL}/model_card.json"),
+        model=R(Results.NETWORK, model=DEEP_KIND),
+        card=R(Results.MODEL_CARD, model=DEEP_KIND),
     output:
-        features=R("deep/features.tsv"),
-        repeats=R("deep/repeats.tsv"),
+        features=R(Results.DEEP_FEATURES),
+        repeats=R(Results.DEEP_REPEATS),
     params:
         config=config_subset("outcome", "deep"),
     resources:
@@ -102,9 +102,9 @@ rule deep_features:
 
 rule deep_icc:
     input:
-        repeats=R("deep/repeats.tsv"),
+        repeats=R(Results.DEEP_REPEATS),
     output:
-        icc=R("analytical/deep_icc.tsv"),
+        icc=R(Results.DEEP_ICC),
     params:
         settings=config["reproducibility"],
     log:
@@ -117,13 +117,13 @@ rule deep_icc:
 
 rule deep_gradcam:
     input:
-        predictions=lambda wildcards: R(f"clinical/{wildcards.cohort}/comparators/deep/predictions.tsv"),
-        scans=R("ingest/scans.tsv"),
+        predictions=R(Results.PREDICTIONS, model=DEEP_KIND),
+        scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(f"{DEEP_MODEL}/model.pt"),
-        card=R(f"{DEEP_MODEL}/model_card.json"),
+        model=R(Results.NETWORK, model=DEEP_KIND),
+        card=R(Results.MODEL_CARD, model=DEEP_KIND),
     output:
-        table=R("deep/gradcam/{cohort}/gradcam.tsv"),
+        table=R(Results.GRADCAM),
     params:
         layer=DEEP_CFG["gradcam"]["layer"],
         cases=DEEP_CFG["gradcam"]["cases"],

@@ -2,7 +2,6 @@
 
 DEEP = DEEP_KIND in COMPARATORS
 DEEP_CFG = config["deep"]
-DEEP_MODEL = "clinical/model/comparators/deep"
 # what training depends on (a change of the Grad-CAM, embedding or GPU-count keys does not retrain)
 DEEP_TRAIN_CONFIG = {
     **config_subset("seed", "cohorts", "outcome"),
@@ -23,23 +22,23 @@ def deep_crop_inputs(wildcards):
     from acceflow.study.deep import study_modalities
 
     row = deep_crop_scans().loc[wildcards.scan]
-    files = {f"image_{m}": R(f"preprocessed/{row[f'scan_{m}']}/image.nii.gz")
+    files = {f"image_{m}": R(Results.PREPROCESSED_IMAGE, scan=row[f"scan_{m}"])
              for m in study_modalities(scans_table(), DEEP_CFG) if row[f"scan_{m}"]}
     files["mask"] = segmentation_mask(wildcards)
     return files
 
 
 def deep_crops(wildcards=None):
-    return expand(R("deep/crops/{scan}.npz"), scan=deep_crop_scans().index)
+    return expand(R(Results.DEEP_CROP), scan=deep_crop_scans().index)
 
 
 def deep_outputs():
     """The deep model's extra outputs for the dossier (embeddings, their ICC, Grad-CAM)."""
     if not DEEP:
         return []
-    files = [R(f"{DEEP_MODEL}/training_history.tsv")]
+    files = [R(Results.TRAINING_HISTORY, model=DEEP_KIND)]
     if DEEP_CFG["embedding"]["enabled"]:
-        files += [R("deep/features.tsv"), R("deep/repeats.tsv"), R("analytical/deep_icc.tsv")]
+        files += [R(Results.DEEP_FEATURES), R(Results.DEEP_REPEATS), R(Results.DEEP_ICC)]
     if DEEP_CFG["gradcam"]["cases"]:
-        files += [R(f"deep/gradcam/{c}/gradcam.tsv") for c in (EXTERNAL or ["train"])]
+        files += [R(Results.GRADCAM, cohort=c) for c in (EXTERNAL or ["train"])]
     return files

@@ -6,8 +6,8 @@ if IMAGES:
         input:
             unpack(scan_inputs),
         output:
-            image=R("preprocessed/{scan}/image.nii.gz"),
-            mask=R("preprocessed/{scan}/mask.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
+            mask=R(Results.PREPROCESSED_MASK),
         params:
             modality=lambda wc: scan_row(wc)["modality"],
             settings=config["preprocessing"],
@@ -23,10 +23,10 @@ if IMAGES:
 
     rule segment_otsu:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
-            mask=R("preprocessed/{scan}/mask.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
+            mask=R(Results.PREPROCESSED_MASK),
         output:
-            mask=R("segmentation/otsu/{scan}/mask.nii.gz"),
+            mask=R(Results.OTSU_MASK),
         params:
             settings=config["segmentation"],
             label=config["extraction"]["label"],
@@ -41,12 +41,12 @@ if IMAGES:
 
     rule extract:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
             mask=segmentation_mask,
             params=extraction_params,
         output:
-            features=R("features/scans/{scan}.tsv"),
-            diagnostics=R("features/diagnostics/{scan}.tsv"),
+            features=R(Results.SCAN_FEATURES),
+            diagnostics=R(Results.SCAN_DIAGNOSTICS),
         params:
             label=config["extraction"]["label"],
             overrides=extraction_overrides,
@@ -62,14 +62,14 @@ if IMAGES:
 
     rule feature_table:
         input:
-            scans=R("ingest/scans.tsv"),
+            scans=R(Results.SCANS),
             features=scan_features,
             diagnostics=scan_diagnostics,
         output:
-            features=R("features/features.tsv"),
-            repeats=R("features/repeats.tsv"),
-            qc=R("features/extraction_qc.tsv"),
-            diagnostics=R("features/diagnostics.tsv"),
+            features=R(Results.FEATURES),
+            repeats=R(Results.REPEATS),
+            qc=R(Results.EXTRACTION_QC),
+            diagnostics=R(Results.DIAGNOSTICS),
         params:
             config=config_subset("outcome", "clinical"),
         log:

@@ -43,8 +43,8 @@ if IMAGES:
         input:
             manifest=config["input"]["images"],
         output:
-            qc=R("ingest/qc.tsv"),
-            scans=R("ingest/scans.tsv"),
+            qc=R(Results.QC),
+            scans=R(Results.SCANS),
         params:
             data_root=config["input"]["data_root"],
             cohorts=config["cohorts"],
@@ -71,8 +71,8 @@ else:
         input:
             table=config["input"]["features"],
         output:
-            qc=R("ingest/qc.tsv"),
-            features=R("features/features.tsv"),
+            qc=R(Results.QC),
+            features=R(Results.FEATURES),
         params:
             config=config_subset("input", "cohorts", "outcome", "clinical", "features"),
         log:

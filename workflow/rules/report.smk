@@ -3,37 +3,58 @@
 # (captions in workflow/report/).
 
 
+rule cohort_summary:
+    input:
+        features=R(Results.FEATURES),
+    output:
+        cohorts=R(Results.COHORTS),
+        summary=R(Results.FEATURE_SUMMARY),
+    params:
+        config=config_subset("cohorts", "outcome", "clinical", "features"),
+    log:
+        R("logs/cohort_summary.log"),
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/cohort_summary.py"
+
+
 rule dossier:
     input:
         inputs=input_files,
-        qc=R("ingest/qc.tsv"),
-        extraction_qc=R("features/extraction_qc.tsv") if IMAGES else [],
-        scans=R("ingest/scans.tsv") if IMAGES else [],
-        features=R("features/features.tsv"),
-        icc=R("analytical/icc.tsv"),
-        agreement=R("analytical/agreement.tsv"),
-        dropped=R("analytical/dropped_features.tsv"),
-        segmentation=R("analytical/segmentation_agreement.tsv"),
-        site_effect=R("analytical/site_effect.tsv"),
+        qc=R(Results.QC),
+        extraction_qc=R(Results.EXTRACTION_QC) if IMAGES else [],
+        scans=R(Results.SCANS) if IMAGES else [],
+        features=R(Results.FEATURES),
+        cohorts=R(Results.COHORTS),
+        feature_summary=R(Results.FEATURE_SUMMARY),
+        icc=R(Results.ICC),
+        agreement=R(Results.AGREEMENT),
+        dropped=R(Results.DROPPED_FEATURES),
+        segmentation=R(Results.SEGMENTATION_AGREEMENT),
+        site_effect=R(Results.SITE_EFFECT),
         ibsi=ibsi_outputs(),
         segmentation_model=segmentation_outputs(),
-        card=R("clinical/model/model_card.json"),
-        metrics=expand(R("clinical/{cohort}/metrics.json"), cohort=COHORTS),
-        predictions=expand(R("clinical/{cohort}/predictions.tsv"), cohort=COHORTS),
-        calibration=expand(R("utility/{cohort}/calibration.json"), cohort=COHORTS),
-        curves=expand(R("utility/{cohort}/decision_curve.tsv"), cohort=COHORTS),
+        card=R(Results.MODEL_CARD),
+        metrics=expand(R(Results.METRICS), cohort=COHORTS),
+        predictions=expand(R(Results.PREDICTIONS), cohort=COHORTS),
+        calibration=expand(R(Results.CALIBRATION), cohort=COHORTS),
+        curves=expand(R(Results.DECISION_CURVE), cohort=COHORTS),
+        useful_thresholds=expand(R(Results.USEFUL_THRESHOLDS), cohort=COHORTS),
+        calibration_curves=expand(R(Results.CALIBRATION_CURVE), cohort=COHORTS),
+        calibration_bins=expand(R(Results.CALIBRATION_BINS), cohort=COHORTS),
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
     output:
-        html=report(R("report/dossier.html"), caption="../report/dossier.rst", category="1. Dossier"),
-        summary=report(R("report/summary.json"), caption="../report/summary.rst", category="1. Dossier"),
+        html=report(R(Results.DOSSIER), caption="../report/dossier.rst", category="1. Dossier"),
+        summary=report(R(Results.SUMMARY), caption="../report/summary.rst", category="1. Dossier"),
         provenance=report(
-            R("report/provenance.json"), caption="../report/provenance.rst", category="5. Provenance"
+            R(Results.PROVENANCE), caption="../report/provenance.rst", category="5. Provenance"
         ),
         rulegraph=report(
-            R("report/rulegraph.svg"), caption="../report/rulegraph.rst", category="5. Provenance"
+            R(Results.RULEGRAPH), caption="../report/rulegraph.rst", category="5. Provenance"
         ),
     params:
         config=config,

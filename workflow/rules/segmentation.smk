@@ -15,7 +15,7 @@ if SEG_MODEL:
         input:
             scans=lambda wc: checkpoints.ingest.get().output.scans,
         output:
-            folds=R("segmentation/model/folds.tsv"),
+            folds=R(Results.SEGMENTATION_FOLDS),
         params:
             table=lambda wc: segmentation_cases()[["case_id", "cohort", "seg_modality", "fold"]].to_dict("index"),
         log:
@@ -27,12 +27,12 @@ if SEG_MODEL:
 
     rule train_segmenter:
         input:
-            folds=R("segmentation/model/folds.tsv"),
-            images=lambda wc: expand(R("preprocessed/{scan}/image.nii.gz"), scan=training_scans(wc)),
-            masks=lambda wc: expand(R("preprocessed/{scan}/mask.nii.gz"), scan=training_scans(wc)),
+            folds=R(Results.SEGMENTATION_FOLDS),
+            images=lambda wc: expand(R(Results.PREPROCESSED_IMAGE), scan=training_scans(wc)),
+            masks=lambda wc: expand(R(Results.PREPROCESSED_MASK), scan=training_scans(wc)),
         output:
-            model=R("segmentation/model/{modality}/{fold}/model.pt"),
-            card=R("segmentation/model/{modality}/{fold}/model_card.json"),
+            model=R(Results.SEGMENTER),
+            card=R(Results.SEGMENTER_CARD),
         wildcard_constraints:
             fold=r"fold\d+|final",
         params:
@@ -53,14 +53,14 @@ if SEG_MODEL:
 
     rule segment_model:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
             model=segmenter_for,
             original=lambda wc: scan_row(wc)["image"],
             reference=lambda wc: scan_row(wc)["mask"] or [],
         output:
-            mask=R("segmentation/model/{scan}/mask.nii.gz"),
-            preprocessed=R("segmentation/model/{scan}/preprocessed_mask.nii.gz"),
-            quality=R("segmentation/model/{scan}/quality.tsv"),
+            mask=R(Results.MODEL_MASK),
+            preprocessed=R(Results.MODEL_MASK_PREPROCESSED),
+            quality=R(Results.MODEL_MASK_QUALITY),
         params:
             settings=SEG_SETTINGS,
             mask=mask_settings,
@@ -78,16 +78,16 @@ if SEG_MODEL:
 
     rule segmentation_quality:
         input:
-            scans=R("ingest/scans.tsv"),
-            quality=lambda wc: expand(R("segmentation/model/{scan}/quality.tsv"), scan=referenced_scans()),
-            images=lambda wc: expand(R("preprocessed/{scan}/image.nii.gz"), scan=referenced_scans()),
-            references=lambda wc: expand(R("preprocessed/{scan}/mask.nii.gz"), scan=referenced_scans()),
-            models=lambda wc: expand(R("segmentation/model/{scan}/preprocessed_mask.nii.gz"), scan=referenced_scans()),
+            scans=R(Results.SCANS),
+            quality=lambda wc: expand(R(Results.MODEL_MASK_QUALITY), scan=referenced_scans()),
+            images=lambda wc: expand(R(Results.PREPROCESSED_IMAGE), scan=referenced_scans()),
+            references=lambda wc: expand(R(Results.PREPROCESSED_MASK), scan=referenced_scans()),
+            models=lambda wc: expand(R(Results.MODEL_MASK_PREPROCESSED), scan=referenced_scans()),
             cards=segmentation_models,
         output:
-            table=R("analytical/segmentation_quality.tsv"),
-            summary=R("analytical/segmentation_quality_summary.tsv"),
-            overlays=directory(R("analytical/segmentation_overlays")),
+            table=R(Results.SEGMENTATION_QUALITY),
+            summary=R(Results.SEGMENTATION_QUALITY_SUMMARY),
+            overlays=directory(R(Results.SEGMENTATION_OVERLAYS)),
         params:
             seed=config["seed"],
             train=config["cohorts"]["train"],
@@ -101,12 +101,12 @@ if SEG_MODEL:
 
     rule extract_reference:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
-            mask=R("preprocessed/{scan}/mask.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
+            mask=R(Results.PREPROCESSED_MASK),
             params=extraction_params,
         output:
-            features=R("features/reference/{scan}.tsv"),
-            diagnostics=R("features/reference_diagnostics/{scan}.tsv"),
+            features=R(Results.REFERENCE_FEATURES),
+            diagnostics=R(Results.REFERENCE_DIAGNOSTICS),
         params:
             label=config["extraction"]["label"],
             overrides=extraction_overrides,
@@ -122,11 +122,11 @@ if SEG_MODEL:
 
     rule reference_vs_model_icc:
         input:
-            scans=R("ingest/scans.tsv"),
-            reference=lambda wc: expand(R("features/reference/{scan}.tsv"), scan=referenced_scans(primary=True)),
-            model=lambda wc: expand(R("features/scans/{scan}.tsv"), scan=referenced_scans(primary=True)),
+            scans=R(Results.SCANS),
+            reference=lambda wc: expand(R(Results.REFERENCE_FEATURES), scan=referenced_scans(primary=True)),
+            model=lambda wc: expand(R(Results.SCAN_FEATURES), scan=referenced_scans(primary=True)),
         output:
-            icc=R("analytical/reference_vs_model_icc.tsv"),
+            icc=R(Results.REFERENCE_VS_MODEL_ICC),
         params:
             threshold=config["reproducibility"]["threshold"],
         log:
@@ -141,11 +141,11 @@ if SEG_UNCERTAINTY:
 
     rule segmentation_samples:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
             model=segmenter_for,
         output:
-            samples=expand(R("segmentation/model/{{scan}}/samples/sample_{i}.nii.gz"),
-                           i=range(1, SEG["uncertainty"]["samples"] + 1)),
+            samples=expand(R(Results.SEGMENTATION_SAMPLE), i=range(1, SEG["uncertainty"]["samples"] + 1),
+                           allow_missing=True),
         params:
             settings=SEG_SETTINGS,
             seed=config["seed"],
@@ -163,11 +163,11 @@ if SEG_UNCERTAINTY:
 
     rule sample_features:
         input:
-            image=R("preprocessed/{scan}/image.nii.gz"),
+            image=R(Results.PREPROCESSED_IMAGE),
             samples=rules.segmentation_samples.output.samples,
             params=extraction_params,
         output:
-            features=R("features/segmentation_samples/{scan}.tsv"),
+            features=R(Results.SAMPLE_FEATURES),
         params:
             label=config["extraction"]["label"],
             overrides=extraction_overrides,
@@ -183,10 +183,10 @@ if SEG_UNCERTAINTY:
 
     rule segmentation_icc:
         input:
-            scans=R("ingest/scans.tsv"),
-            samples=lambda wc: expand(R("features/segmentation_samples/{scan}.tsv"), scan=sampled_scans()),
+            scans=R(Results.SCANS),
+            samples=lambda wc: expand(R(Results.SAMPLE_FEATURES), scan=sampled_scans()),
         output:
-            icc=R("analytical/segmentation_icc.tsv"),
+            icc=R(Results.SEGMENTATION_ICC),
         params:
             threshold=config["reproducibility"]["threshold"],
         log:

@@ -23,7 +23,7 @@ def segmenter_for(wildcards):
     """The model that segments a scan: out-of-fold for training cases (cv_folds), else final."""
     row = scan_row(wildcards)
     fold = scans.segmenter_of(row, segmentation_cases(), config["cohorts"]["train"], SEG["cv_folds"])
-    return R(f"segmentation/model/{scans.scan_modality(row)}/{fold}/model.pt")
+    return R(Results.SEGMENTER, modality=scans.scan_modality(row), fold=fold)
 
 
 def segmentation_modalities():
@@ -31,7 +31,7 @@ def segmentation_modalities():
 
 
 def segmentation_models(wildcards):
-    return [R(f"segmentation/model/{m}/{f}/model_card.json") for m in segmentation_modalities()
+    return [R(Results.SEGMENTER_CARD, modality=m, fold=f) for m in segmentation_modalities()
             for f in segmentation_model_names()]
 
 
@@ -50,6 +50,6 @@ def segmentation_outputs():
     """What the dossier reads from the model segmentation (empty unless segmentation.source: model)."""
     if not SEG_MODEL:
         return []
-    files = [R("analytical/segmentation_quality.tsv"), R("analytical/segmentation_quality_summary.tsv"),
-             R("analytical/reference_vs_model_icc.tsv"), R("segmentation/model/folds.tsv")]
-    return files + ([R("analytical/segmentation_icc.tsv")] if SEG_UNCERTAINTY else [])
+    files = [R(Results.SEGMENTATION_QUALITY), R(Results.SEGMENTATION_QUALITY_SUMMARY),
+             R(Results.REFERENCE_VS_MODEL_ICC), R(Results.SEGMENTATION_FOLDS)]
+    return files + ([R(Results.SEGMENTATION_ICC)] if SEG_UNCERTAINTY else [])

@@ -3,17 +3,17 @@
 
 rule calibration:
     input:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
-        card=R("clinical/model/model_card.json"),
+        predictions=R(Results.PREDICTIONS),
+        card=R(Results.MODEL_CARD),
     output:
         calibration=report(
-            R("utility/{cohort}/calibration.json"),
+            R(Results.CALIBRATION),
             caption="../report/calibration.rst",
             category="4. Clinical utility",
             labels={"cohort": "{cohort}", "file": "calibration"},
         ),
-        bins=R("utility/{cohort}/calibration_bins.tsv"),
-        curve=R("utility/{cohort}/calibration_curve.tsv"),
+        bins=R(Results.CALIBRATION_BINS),
+        curve=R(Results.CALIBRATION_CURVE),
     params:
         bins=config["utility"]["calibration_bins"],
         n_boot=config["utility"]["curve_bootstrap"],
@@ -30,12 +30,12 @@ rule calibration:
 
 use rule calibration as calibration_comparator with:
     input:
-        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
-        card=R("clinical/model/comparators/{model}/model_card.json"),
+        predictions=R(Results.PREDICTIONS, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
     output:
-        calibration=R("utility/{cohort}/comparators/{model}/calibration.json"),
-        bins=R("utility/{cohort}/comparators/{model}/calibration_bins.tsv"),
-        curve=R("utility/{cohort}/comparators/{model}/calibration_curve.tsv"),
+        calibration=R(Results.CALIBRATION, model="{model}"),
+        bins=R(Results.CALIBRATION_BINS, model="{model}"),
+        curve=R(Results.CALIBRATION_CURVE, model="{model}"),
     log:
         R("logs/calibration/{cohort}/{model}.log"),
     benchmark:
@@ -44,11 +44,11 @@ use rule calibration as calibration_comparator with:
 
 rule decision_curve:
     input:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
-        card=R("clinical/model/model_card.json"),
+        predictions=R(Results.PREDICTIONS),
+        card=R(Results.MODEL_CARD),
     output:
         curve=report(
-            R("utility/{cohort}/decision_curve.tsv"),
+            R(Results.DECISION_CURVE),
             caption="../report/decision_curve.rst",
             category="4. Clinical utility",
             labels={"cohort": "{cohort}", "file": "decision curve"},
@@ -69,21 +69,34 @@ rule decision_curve:
 
 use rule decision_curve as decision_curve_comparator with:
     input:
-        predictions=R("clinical/{cohort}/comparators/{model}/predictions.tsv"),
-        card=R("clinical/model/comparators/{model}/model_card.json"),
+        predictions=R(Results.PREDICTIONS, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
     output:
-        curve=R("utility/{cohort}/comparators/{model}/decision_curve.tsv"),
+        curve=R(Results.DECISION_CURVE, model="{model}"),
     log:
         R("logs/decision_curve/{cohort}/{model}.log"),
     benchmark:
         R("benchmarks/decision_curve/{cohort}/{model}.tsv")
 
 
+rule useful_thresholds:
+    input:
+        curve=R(Results.DECISION_CURVE),
+    output:
+        range=R(Results.USEFUL_THRESHOLDS),
+    log:
+        R("logs/useful_thresholds/{cohort}.log"),
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/useful_thresholds.py"
+
+
 rule recalibration:
     input:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
+        predictions=R(Results.PREDICTIONS),
     output:
-        recalibration=R("utility/{cohort}/recalibration.tsv"),
+        recalibration=R(Results.RECALIBRATION),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
     params:
@@ -100,15 +113,15 @@ rule recalibration:
 
 rule utility_figures:
     input:
-        predictions=R("clinical/{cohort}/predictions.tsv"),
-        curve=R("utility/{cohort}/calibration_curve.tsv"),
-        bins=R("utility/{cohort}/calibration_bins.tsv"),
+        predictions=R(Results.PREDICTIONS),
+        curve=R(Results.CALIBRATION_CURVE),
+        bins=R(Results.CALIBRATION_BINS),
         curves=lambda wildcards: model_curves(wildcards.cohort),
     output:
-        cal_png=R("utility/{cohort}/calibration.png"),
-        cal_svg=R("utility/{cohort}/calibration.svg"),
-        dc_png=R("utility/{cohort}/decision_curve.png"),
-        dc_svg=R("utility/{cohort}/decision_curve.svg"),
+        cal_png=R(Results.CALIBRATION_FIGURE, ext="png"),
+        cal_svg=R(Results.CALIBRATION_FIGURE, ext="svg"),
+        dc_png=R(Results.DECISION_CURVE_FIGURE, ext="png"),
+        dc_svg=R(Results.DECISION_CURVE_FIGURE, ext="svg"),
     params:
         models=[PRIMARY, *COMPARATORS],
         survival=config["outcome"]["type"] == "survival",

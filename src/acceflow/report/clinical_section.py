@@ -3,107 +3,83 @@ correction, coefficient CIs and permutation importance (each shown when its file
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Sequence
-
-import pandas as pd
+from acceflow.report import html as h
+from acceflow.report.view import Results, ResultsView
 
 
-def _read(path: Path):
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_csv(path, sep="\t")
-
-
-def clinical_extras(results: Path, cohorts: Sequence[str], h) -> str:
-    """HTML blocks for the clinical-validity section.
-
-    Parameters
-    ----------
-    results : Path
-        The results folder.
-    cohorts : sequence of str
-        ``train`` and the external cohorts.
-    h : module
-        ``acceflow.report.dossier`` (its table, number and escaping helpers).
-    """
-    results = Path(results)
+def clinical_extras(view: ResultsView) -> str:
+    """HTML blocks for the clinical-validity section (operating point, model comparison, optimism,
+    coefficients, permutation importance), each shown when its file exists."""
+    cohorts = view.cohorts
     out = []
     rows = []
     for c in cohorts:
-        m = _read(results / "clinical" / c / "metrics.json") or {}
+        m = view.metrics(c)
         if "at_threshold_threshold" not in m:
             continue
-        rows.append([h._cohort_name(c), m.get("at_threshold_threshold"),
-                     *(h._Html(h._ci(m.get(f"at_threshold_{k}"), m.get(f"at_threshold_{k}_ci_low"),
+        rows.append([h.cohort_name(c), m.get("at_threshold_threshold"),
+                     *(h.Html(h.ci(m.get(f"at_threshold_{k}"), m.get(f"at_threshold_{k}_ci_low"),
                                      m.get(f"at_threshold_{k}_ci_high")))
                        for k in ("sensitivity", "specificity", "ppv", "npv")),
-                     h._Html(h._ci(m.get("auc"), m.get("auc_bootstrap_ci_low"), m.get("auc_bootstrap_ci_high")))])
+                     h.Html(h.ci(m.get("auc"), m.get("auc_bootstrap_ci_low"), m.get("auc_bootstrap_ci_high")))])
     if rows:
-        card = _read(results / "clinical" / "model" / "model_card.json") or {}
+        card = view.card
         method = (card.get("threshold") or {}).get("method", "youden")
         out += ["<h3>Operating point</h3>",
-                h._table(["Cohort", "Threshold", "Sensitivity", "Specificity", "PPV", "NPV",
+                h.table(["Cohort", "Threshold", "Sensitivity", "Specificity", "PPV", "NPV",
                           "AUC [bootstrap 95% CI]"], rows),
-                h._p(f"The threshold was fixed on the training cohorts' out-of-fold predictions ({h._e(method)}) "
+                h.p(f"The threshold was fixed on the training cohorts' out-of-fold predictions ({h.e(method)}) "
                      f"and applied unchanged to every cohort; Wilson 95% CIs. The last column gives the AUC "
                      f"with a stratified bootstrap CI beside the DeLong CI above.", "note")]
     blocks = []
     for c in cohorts:
-        table = _read(results / "clinical" / c / "model_comparison.tsv")
+        table = view.tsv(Results.MODEL_COMPARISON, cohort=c)
         if table is None:
             continue
         ref = table["reference"].iloc[0]
-        rows = [[r.model, h._Html(h._ci(r.auc, r.auc_ci_low, r.auc_ci_high)),
+        rows = [[r.model, h.Html(h.ci(r.auc, r.auc_ci_low, r.auc_ci_high)),
                  "reference" if r.model == ref else r.auc_difference, "" if r.model == ref else r.p_value]
                 for r in table.itertuples()]
-        blocks += [f"<h4>{h._e(h._cohort_name(c))} (n = {int(table['n'].iloc[0])}, "
+        blocks += [f"<h4>{h.e(h.cohort_name(c))} (n = {int(table['n'].iloc[0])}, "
                    f"{int(table['n_events'].iloc[0])} events)</h4>",
-                   h._table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)"], rows, "compact")]
+                   h.table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)"], rows, "compact")]
     if blocks:
         out += ["<h3>Model comparison</h3>",
-                h._p("Every model on the same cases. The paired DeLong test (DeLong et al. 1988) compares each "
+                h.p("Every model on the same cases. The paired DeLong test (DeLong et al. 1988) compares each "
                      "model's AUC with the reference model's (the clinical baseline when it exists): does the "
                      "biomarker add to what the clinic already knows? <em>train</em> rows are out-of-fold.",
                      "note"), *blocks]
-    opt = _read(results / "clinical" / "train" / "optimism.tsv")
+    opt = view.tsv(Results.OPTIMISM)
     if opt is not None and len(opt):
         rows = [[r.metric, r.apparent, r.optimism, r.corrected, int(r.n_boot)] for r in opt.itertuples()]
         out += ["<h3>Internal validation: optimism correction</h3>",
-                h._table(["Metric", "Apparent", "Optimism", "Corrected", "Bootstrap replicates"], rows, "compact"),
-                h._p("Harrell's bootstrap optimism correction (Harrell, Lee & Mark 1996): the whole modelling "
+                h.table(["Metric", "Apparent", "Optimism", "Corrected", "Bootstrap replicates"], rows, "compact"),
+                h.p("Harrell's bootstrap optimism correction (Harrell, Lee & Mark 1996): the whole modelling "
                      "procedure refitted on each bootstrap sample; corrected = apparent − mean optimism. Shown "
                      "beside the repeated cross-validation estimate above; with many candidate features and few "
                      "events the bootstrap correction is known to stay optimistic, so the cross-validated "
                      "figure is the one to quote.", "note")]
-    coefs = _read(results / "clinical" / "model" / "coefficients.tsv")
+    coefs = view.tsv(Results.COEFFICIENTS)
     if coefs is not None and len(coefs):
         coefs = coefs[(coefs["coefficient"] != 0) | (coefs["selected_fraction"] >= 0.5)]
         coefs = coefs.reindex(coefs["coefficient"].abs().sort_values(ascending=False).index).head(25)
-        rows = [[r.feature, h._Html(h._ci(r.coefficient, r.ci_low, r.ci_high)), r.selected_fraction]
+        rows = [[r.feature, h.Html(h.ci(r.coefficient, r.ci_low, r.ci_high)), r.selected_fraction]
                 for r in coefs.itertuples()]
         out += ["<h3>Coefficients with bootstrap CIs</h3>",
-                h._table(["Feature", "Coefficient [95% CI]", "Selected in (share of refits)"], rows, "compact"),
-                h._p("The whole model (inner search included) refitted on stratified bootstrap samples of the "
+                h.table(["Feature", "Coefficient [95% CI]", "Selected in (share of refits)"], rows, "compact"),
+                h.p("The whole model (inner search included) refitted on stratified bootstrap samples of the "
                      "training cases; percentile CIs per standard deviation of each input; the last column is "
                      "how often the L1 penalty kept the feature (a measure of selection stability).", "note")]
     for c in cohorts:
-        imp = _read(results / "clinical" / c / "permutation_importance.tsv")
+        imp = view.tsv(Results.PERMUTATION_IMPORTANCE, cohort=c)
         if imp is None or not len(imp):
             continue
         rows = [[r.feature, r.importance_mean, r.importance_sd] for r in imp.head(10).itertuples()]
-        out += [f"<h3>Permutation importance on {h._e(h._cohort_name(c))}</h3>",
-                h._table(["Feature", "AUC drop (mean)", "SD"], rows, "compact"),
-                h._p(f"Drop in the frozen model's AUC on this cohort when one input is shuffled "
-                     f"(baseline AUC {h._num(imp['auc_baseline'].iloc[0])}); ten largest.", "note")]
+        out += [f"<h3>Permutation importance on {h.e(h.cohort_name(c))}</h3>",
+                h.table(["Feature", "AUC drop (mean)", "SD"], rows, "compact"),
+                h.p(f"Drop in the frozen model's AUC on this cohort when one input is shuffled "
+                     f"(baseline AUC {h.num(imp['auc_baseline'].iloc[0])}); ten largest.", "note")]
     return "\n".join(out)
-
-
-def is_survival(results: Path) -> bool:
-    """Whether the study's model is a survival model (from its model card)."""
-    card = _read(Path(results) / "clinical" / "model" / "model_card.json") or {}
-    return (card.get("outcome") or {}).get("type") == "survival"
 
 
 def km_figure(preds: dict, cutoff: float):
@@ -149,26 +125,26 @@ def survival_calibration_figure(bins: dict, horizon: float):
     return fig
 
 
-def survival_clinical(results: Path, cohorts: Sequence[str], h) -> str:
+def survival_clinical(view: ResultsView) -> str:
     """Discrimination of a survival model: C-indices, time-dependent AUC, HR, risk groups, KM."""
-    results = Path(results)
-    card = _read(results / "clinical" / "model" / "model_card.json") or {}
+    cohorts = view.cohorts
+    card = view.card
     rows, preds = [], {}
     for c in cohorts:
-        m = _read(results / "clinical" / c / "metrics.json") or {}
-        td = ", ".join(f"{k[7:-1]} d: {h._num(v)}" for k, v in m.items() if k.startswith("td_auc_"))
-        rows.append([h._cohort_name(c), m.get("n"), m.get("n_events"),
-                     h._Html(h._ci(m.get("c_index"), m.get("c_index_ci_low"), m.get("c_index_ci_high"))),
-                     h._Html(h._ci(m.get("uno_c"), m.get("uno_c_ci_low"), m.get("uno_c_ci_high"))), td or "—",
-                     h._Html(h._ci(m.get("hr_per_sd"), m.get("hr_per_sd_ci_low"), m.get("hr_per_sd_ci_high"))),
+        m = view.metrics(c)
+        td = ", ".join(f"{k[7:-1]} d: {h.num(v)}" for k, v in m.items() if k.startswith("td_auc_"))
+        rows.append([h.cohort_name(c), m.get("n"), m.get("n_events"),
+                     h.Html(h.ci(m.get("c_index"), m.get("c_index_ci_low"), m.get("c_index_ci_high"))),
+                     h.Html(h.ci(m.get("uno_c"), m.get("uno_c_ci_low"), m.get("uno_c_ci_high"))), td or "—",
+                     h.Html(h.ci(m.get("hr_per_sd"), m.get("hr_per_sd_ci_low"), m.get("hr_per_sd_ci_high"))),
                      m.get("logrank_p_value")])
-        p = _read(results / "clinical" / c / "predictions.tsv")
+        p = view.predictions(c)
         if p is not None:
             preds[c] = p
     out = ["<h3>Discrimination (survival)</h3>",
-           h._table(["Cohort", "n", "Events", "Harrell's C [95% CI]", "Uno's C [95% CI]", "Time-dependent AUC",
+           h.table(["Cohort", "n", "Events", "Harrell's C [95% CI]", "Uno's C [95% CI]", "Time-dependent AUC",
                      "HR per SD [95% CI]", "Log-rank p"], rows),
-           h._p("Harrell's C and Uno's IPCW C (Uno et al. 2011) with percentile bootstrap CIs; cumulative/dynamic "
+           h.p("Harrell's C and Uno's IPCW C (Uno et al. 2011) with percentile bootstrap CIs; cumulative/dynamic "
                 "AUC at each horizon (Uno et al. 2007); hazard ratio per training standard deviation of the risk "
                 "score (univariable Cox); log-rank test of the two risk groups cut at the training median. "
                 "<em>train</em> rows are out-of-fold.", "note")]
@@ -176,7 +152,7 @@ def survival_clinical(results: Path, cohorts: Sequence[str], h) -> str:
         import numpy as np
 
         cutoff = float(np.median(card["risk_train"]))
-        out.append(h._figure(lambda: km_figure(preds, cutoff),
+        out.append(h.figure(lambda: km_figure(preds, cutoff),
                              "<strong>Kaplan–Meier curves by risk group.</strong> Cases split at the median risk "
                              "score of the training cohort (the cut-off is fixed on training and applied "
                              "unchanged); shaded bands are 95% CIs. Separated curves mean the score stratifies "
@@ -184,82 +160,66 @@ def survival_clinical(results: Path, cohorts: Sequence[str], h) -> str:
     return "\n".join(out)
 
 
-def survival_utility(results: Path, cohorts: Sequence[str], h) -> str:
+def survival_utility(view: ResultsView) -> str:
     """Calibration at the horizon (grouped and smoothed) and its figure."""
-    results = Path(results)
+    cohorts = view.cohorts
     rows, bins, horizon = [], {}, None
     for c in cohorts:
-        cal = _read(results / "utility" / c / "calibration.json") or {}
+        cal = view.calibration(c)
         horizon = cal.get("horizon_days", horizon)
-        rows.append([h._cohort_name(c), cal.get("mean_predicted"), cal.get("observed_risk_km"),
+        rows.append([h.cohort_name(c), cal.get("mean_predicted"), cal.get("observed_risk_km"),
                      cal.get("observed_expected_ratio"),
-                     h._Html(h._ci(cal.get("calibration_slope"), cal.get("calibration_slope_ci_low"),
+                     h.Html(h.ci(cal.get("calibration_slope"), cal.get("calibration_slope_ci_low"),
                                    cal.get("calibration_slope_ci_high"))),
                      cal.get("ici"), cal.get("e50"), cal.get("e90")])
-        b = _read(results / "utility" / c / "calibration_bins.tsv")
+        b = view.tsv(Results.CALIBRATION_BINS, cohort=c)
         if b is not None and len(b):
             bins[c] = b
-    out = [f"<h3 id=\"calibration\">Calibration at {h._num(horizon)} days (survival)</h3>",
-           h._table(["Cohort", "Mean predicted risk", "Observed risk (KM)", "O/E", "Slope [95% CI]", "ICI", "E50",
+    out = [f"<h3 id=\"calibration\">Calibration at {h.num(horizon)} days (survival)</h3>",
+           h.table(["Cohort", "Mean predicted risk", "Observed risk (KM)", "O/E", "Slope [95% CI]", "ICI", "E50",
                      "E90"], rows),
-           h._p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
+           h.p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
                 "restricted cubic spline of the complementary log-log of the predicted risk (Austin, Harrell &amp; "
                 "van Klaveren 2020); slope: Cox regression on the linear predictor (1 ideal).", "note")]
     if bins:
-        out.append(h._figure(lambda: survival_calibration_figure(bins, horizon),
-                             f"<strong>Calibration at {h._num(horizon)} days.</strong> Mean predicted risk against "
+        out.append(h.figure(lambda: survival_calibration_figure(bins, horizon),
+                             f"<strong>Calibration at {h.num(horizon)} days.</strong> Mean predicted risk against "
                              "the Kaplan–Meier observed risk in quintiles of predicted risk, with 95% CIs; the "
                              "dotted diagonal is perfect calibration.", "Survival calibration"))
     return "\n".join(out)
 
 
-def utility_extras(results: Path, cohorts: Sequence[str], h) -> str:
-    """Calibration level (Van Calster hierarchy), recalibration, and the per-cohort utility figures."""
-    import base64
-
-    results = Path(results)
+def utility_extras(view: ResultsView) -> str:
+    """Calibration level (Van Calster hierarchy) and recalibration (the per-cohort utility figures
+    are embedded in the calibration and decision-curve parts of the dossier)."""
+    cohorts = view.cohorts
     out = []
     rows = []
     for c in cohorts:
-        cal = _read(results / "utility" / c / "calibration.json") or {}
+        cal = view.calibration(c)
         if "calibration_level" in cal:
-            rows.append([h._cohort_name(c), cal["calibration_level"], cal.get("calibration_level_evidence", "")])
+            rows.append([h.cohort_name(c), cal["calibration_level"], cal.get("calibration_level_evidence", "")])
     if rows:
         out += ["<h3>Level of calibration</h3>",
-                h._table(["Cohort", "Level reached", "Evidence"], rows),
-                h._p("The calibration hierarchy of Van Calster et al. (2016): <em>mean</em> (intercept's CI contains "
+                h.table(["Cohort", "Level reached", "Evidence"], rows),
+                h.p("The calibration hierarchy of Van Calster et al. (2016): <em>mean</em> (intercept's CI contains "
                      "0), <em>weak</em> (and the slope's CI contains 1), <em>moderate</em> (and the flexible "
                      "calibration curve's 95% bootstrap band contains the diagonal over at least 90% of the range "
                      "of predictions). <em>Strong</em> calibration cannot be shown from data and is never claimed; "
                      "<em>none</em> means calibration-in-the-large already fails.", "note")]
     for c in cohorts:
-        recal = _read(results / "utility" / c / "recalibration.tsv")
+        recal = view.tsv(Results.RECALIBRATION, cohort=c)
         if recal is None or not len(recal):
             continue
         rows = [[("original model" if r.method == "original" else f"RECALIBRATED ({r.method})"), r.evaluation,
-                 h._Html(h._ci(r.calibration_intercept, r.calibration_intercept_ci_low, r.calibration_intercept_ci_high)),
-                 h._Html(h._ci(r.calibration_slope, r.calibration_slope_ci_low, r.calibration_slope_ci_high)),
+                 h.Html(h.ci(r.calibration_intercept, r.calibration_intercept_ci_low, r.calibration_intercept_ci_high)),
+                 h.Html(h.ci(r.calibration_slope, r.calibration_slope_ci_low, r.calibration_slope_ci_high)),
                  r.ici, r.brier] for r in recal.itertuples()]
-        out += [f"<h3>Recalibration on {h._e(h._cohort_name(c))}</h3>",
-                h._table(["Probabilities", "Evaluated", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "Brier"],
+        out += [f"<h3>Recalibration on {h.e(h.cohort_name(c))}</h3>",
+                h.table(["Probabilities", "Evaluated", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "Brier"],
                          rows, "compact"),
-                h._p("Recalibrated probabilities are <strong>not</strong> the frozen model's: each update "
+                h.p("Recalibrated probabilities are <strong>not</strong> the frozen model's: each update "
                      "(intercept only; logistic intercept and slope; isotonic) was fitted on part of this cohort "
                      "and judged on the held-out part (cross-validation within the cohort), so the figures show "
                      "what updating the model for this site would achieve on its new cases.", "note")]
-    figs = []
-    for c in cohorts:
-        for name, caption in (("calibration", "calibration curve (loess) with its 95% bootstrap band, decile "
-                                              "proportions with Wilson CIs, and the distribution of predictions"),
-                              ("decision_curve", "net benefit of every model on the same cases against treat-all "
-                                                 "and treat-none; the band is the primary model's 95% bootstrap "
-                                                 "interval")):
-            png = results / "utility" / c / f"{name}.png"
-            if png.is_file():
-                data = base64.b64encode(png.read_bytes()).decode("ascii")
-                figs.append(f'<figure><img src="data:image/png;base64,{data}" alt="{h._e(name)} {h._e(c)}">'
-                            f"<figcaption><strong>{h._e(h._cohort_name(c))}</strong>: {caption} "
-                            f"(also <code>utility/{h._e(c)}/{name}.svg</code>).</figcaption></figure>")
-    if figs:
-        out += ["<h3>Per-cohort utility figures</h3>", *figs]
     return "\n".join(out)

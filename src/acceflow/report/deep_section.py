@@ -9,51 +9,33 @@ features') and Grad-CAM maps.
 from __future__ import annotations
 
 import base64
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DEEP_CARD = Path("clinical") / "model" / "comparators" / "deep" / "model_card.json"
+from acceflow.report import figures as F
+from acceflow.report import html as h
+from acceflow.report.view import Results, ResultsView, Section
+from acceflow.study.settings import DEEP_KIND
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _models(view: ResultsView, cohort: str) -> dict[str, str | None]:
+    """Model name -> comparator name (None: the primary model) of one cohort, primary first."""
+    primary = view.card.get("model", "primary")
+    return {primary: None, **{m: m for m in view.comparators(cohort)}}
 
 
-def _read_tsv(path: Path):
-    try:
-        return pd.read_csv(path, sep="\t", dtype={"case_id": str})
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return None
-
-
-def _model_dirs(results: Path, cohort: str) -> dict[str, tuple[Path, Path]]:
-    """Model name -> (clinical folder, utility folder) of one cohort, primary first."""
-    primary = (_read_json(results / "clinical" / "model" / "model_card.json") or {}).get("model", "primary")
-    out = {primary: (results / "clinical" / cohort, results / "utility" / cohort)}
-    comp = results / "clinical" / cohort / "comparators"
-    if comp.is_dir():
-        for d in sorted(p for p in comp.iterdir() if p.is_dir()):
-            out[d.name] = (d, results / "utility" / cohort / "comparators" / d.name)
-    return out
-
-
-def side_by_side(results: Path, cohort: str) -> pd.DataFrame:
+def side_by_side(view: ResultsView, cohort: str) -> pd.DataFrame:
     """One row per model on one cohort: AUC with DeLong CI, paired DeLong p against the reference,
     Brier, calibration intercept / slope with CIs, ICI, and the net benefit at the thresholds
     0.1, 0.2 and 0.3 (``nb_0.1`` ...)."""
-    comp = _read_tsv(results / "clinical" / cohort / "model_comparison.tsv")
+    comp = view.tsv(Results.MODEL_COMPARISON, cohort=cohort)
     comp = comp.set_index("model") if comp is not None else None
     rows = []
-    for model, (cdir, udir) in _model_dirs(results, cohort).items():
-        m = _read_json(cdir / "metrics.json") or {}
-        cal = _read_json(udir / "calibration.json") or {}
-        dc = _read_tsv(udir / "decision_curve.tsv")
+    for model, name in _models(view, cohort).items():
+        m = view.metrics(cohort, name)
+        cal = view.calibration(cohort, name)
+        dc = view.decision_curve(cohort, name)
         row = {"model": model, **{k: m.get(k) for k in ("n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier")},
                **{k: cal.get(k) for k in ("calibration_intercept", "calibration_intercept_ci_low",
                                           "calibration_intercept_ci_high", "calibration_slope",
@@ -69,19 +51,17 @@ def side_by_side(results: Path, cohort: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _comparison_figure(results: Path, cohort: str, F):
-    """Calibration (binned, quantiles) and decision curves of every model of one cohort, two panels."""
-    from acceflow.metrics.calibration import binned_calibration
-
+def _comparison_figure(view: ResultsView, cohort: str):
+    """Calibration (binned, from each model's calibration_bins.tsv) and decision curves of every model
+    of one cohort, two panels."""
     fig, (a, b) = F.plt.subplots(1, 2, figsize=(9.0, 3.8))
     a.plot([0, 1], [0, 1], ":", color="grey", lw=1)
     treat_all = None
-    for model, (cdir, udir) in _model_dirs(results, cohort).items():
-        preds = _read_tsv(cdir / "predictions.tsv")
-        if preds is not None and "probability" in preds:
-            bins = binned_calibration(preds["outcome"].to_numpy(), preds["probability"].to_numpy(), n_bins=5)
+    for model, name in _models(view, cohort).items():
+        bins = view.tsv(Results.CALIBRATION_BINS, name, cohort=cohort)
+        if bins is not None and "observed_proportion" in bins:
             a.plot(bins["mean_predicted"], bins["observed_proportion"], "o-", lw=1.2, ms=3, label=model)
-        dc = _read_tsv(udir / "decision_curve.tsv")
+        dc = view.decision_curve(cohort, name)
         if dc is not None:
             b.plot(dc["threshold"], dc["net_benefit_model"], lw=1.4, label=model)
             treat_all = dc
@@ -100,7 +80,7 @@ def _comparison_figure(results: Path, cohort: str, F):
     return fig
 
 
-def _history_figure(history: pd.DataFrame, F):
+def _history_figure(history: pd.DataFrame):
     fig, ax = F.plt.subplots(figsize=(5.0, 3.2))
     ax.plot(history["epoch"], history["train_loss"], label="training loss")
     if "val_loss" in history:
@@ -130,24 +110,16 @@ def icc_comparison(handcrafted: pd.DataFrame | None, deep: pd.DataFrame | None, 
     return rows
 
 
-def deep_section(results, cohorts, h) -> str:
-    """HTML of the deep-learning section, or "" without a deep model.
-
-    Parameters
-    ----------
-    results : path of the results folder
-    cohorts : cohorts reported (``train`` and the external ones)
-    h : the dossier module (its table / number helpers), as :mod:`acceflow.report.clinical_section` takes it
-    """
-    results = Path(results)
-    card = _read_json(results / DEEP_CARD)
+def deep_section(view: ResultsView) -> Section | None:
+    """The deep-learning section, or ``None`` without a deep model (its model card)."""
+    card = view.json(Results.MODEL_CARD, DEEP_KIND)
     if not card:
-        return ""
-    F = h.F
+        return None
+    cohorts = view.cohorts
     out = ['<h2 id="deep-model">Deep-learning biomarker</h2>']
     crop = card.get("crop", {})
     fm = card.get("final_model", {})
-    out.append(h._kv_table([
+    out.append(h.kv_table([
         ("Network", f"MONAI {card.get('network')} ({card.get('fusion')} fusion)"),
         ("Inputs", ", ".join(card.get("modalities", []))),
         ("Crop", f"{crop.get('size_voxels')}³ voxels of {crop.get('spacing_mm')} mm "
@@ -157,83 +129,83 @@ def deep_section(results, cohorts, h) -> str:
         ("Final network", f"{fm.get('n_train')} training + {fm.get('n_validation')} validation cases; stopped at "
                           f"epoch {fm.get('stopped_epoch')}, weights of epoch {fm.get('best_epoch')}"),
         ("Loss", card.get("loss", "")),
-        ("Internal validation", h._Html(h._e(card.get("internal_validation", "")) + f" — AUC per fold "
-                                        f"{h._num(card.get('cv_auc_mean'))} (SD {h._num(card.get('cv_auc_sd'))})")),
+        ("Internal validation", h.Html(h.e(card.get("internal_validation", "")) + f" — AUC per fold "
+                                        f"{h.num(card.get('cv_auc_mean'))} (SD {h.num(card.get('cv_auc_sd'))})")),
         ("Device", f"{(card.get('device') or {}).get('device')} (torch {(card.get('device') or {}).get('torch')}, "
                    f"MONAI {(card.get('device') or {}).get('monai')})"),
     ]))
     history = pd.DataFrame(card.get("training_history") or [])
     if len(history):
-        out.append(h._figure(lambda: _history_figure(history, F),
+        out.append(h.figure(lambda: _history_figure(history),
                              "Training history of the final (frozen) network: losses per epoch and the validation "
                              "split's AUC; early stopping on the validation loss.", "deep training history"))
     out += ["<h3 id=\"model-comparison-side-by-side\">All models side by side</h3>",
-            h._p("Clinical-only, radiomics (imaging), combined and deep models on the same cases of each cohort: "
+            h.p("Clinical-only, radiomics (imaging), combined and deep models on the same cases of each cohort: "
                  "AUC with DeLong 95% CI, the paired DeLong test against the reference model, Brier score, "
                  "calibration intercept and slope (unpenalised logistic recalibration) with 95% CIs, ICI, and the "
                  "net benefit at threshold probabilities 0.1, 0.2 and 0.3. <em>train</em> is out-of-fold "
                  "(internal validation).", "note")]
     for c in cohorts:
-        table = side_by_side(results, c)
+        table = side_by_side(view, c)
         if table.empty:
             continue
         rows = []
         for _, r in table.iterrows():
             g = r.get
             is_ref = g("reference") in (None, r["model"]) or pd.isna(g("reference"))
-            rows.append([r["model"], h._Html(h._ci(g("auc"), g("auc_ci_low"), g("auc_ci_high"))),
+            rows.append([r["model"], h.Html(h.ci(g("auc"), g("auc_ci_low"), g("auc_ci_high"))),
                          "reference" if is_ref else g("auc_difference"), "" if is_ref else g("p_value"), g("brier"),
-                         h._Html(h._ci(g("calibration_intercept"), g("calibration_intercept_ci_low"),
+                         h.Html(h.ci(g("calibration_intercept"), g("calibration_intercept_ci_low"),
                                        g("calibration_intercept_ci_high"))),
-                         h._Html(h._ci(g("calibration_slope"), g("calibration_slope_ci_low"),
+                         h.Html(h.ci(g("calibration_slope"), g("calibration_slope_ci_low"),
                                        g("calibration_slope_ci_high"))),
                          g("ici"), g("nb_0.1"), g("nb_0.2"), g("nb_0.3")])
         ref = table["reference"].dropna().iloc[0] if "reference" in table and table["reference"].notna().any() else "—"
-        out += [f"<h4>{h._e(h._cohort_name(c))} (n = {h._num(table['n'].iloc[0])})</h4>",
-                h._table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)", "Brier",
+        out += [f"<h4>{h.e(h.cohort_name(c))} (n = {h.num(table['n'].iloc[0])})</h4>",
+                h.table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)", "Brier",
                           "Intercept [95% CI]", "Slope [95% CI]", "ICI", "NB 0.1", "NB 0.2", "NB 0.3"], rows,
                          "compact"),
-                h._figure(lambda c=c: _comparison_figure(results, c, F),
-                          f"{h._e(h._cohort_name(c))}: calibration (quintiles of predicted risk) and decision curves "
+                h.figure(lambda c=c: _comparison_figure(view, c),
+                          f"{h.e(h.cohort_name(c))}: calibration (bins of predicted risk) and decision curves "
                           f"of every model on one plot.", f"model comparison {c}")]
-    deep_icc = _read_tsv(results / "analytical" / "deep_icc.tsv")
-    hand_icc = _read_tsv(results / "analytical" / "icc.tsv")
-    feats = _read_tsv(results / "deep" / "features.tsv")
+    deep_icc = view.tsv(Results.DEEP_ICC)
+    hand_icc = view.tsv(Results.ICC)
+    feats = view.tsv(Results.DEEP_FEATURES, dtype={"case_id": str})
     if feats is not None:
         threshold = float(card.get("icc_threshold", 0.75))
         rows = icc_comparison(hand_icc, deep_icc, threshold)
         out += ["<h3 id=\"deep-features\">Deep features and their stability</h3>",
-                h._p(f"The frozen network's penultimate-layer embedding of every case is written to "
+                h.p(f"The frozen network's penultimate-layer embedding of every case is written to "
                      f"<code>deep/features.tsv</code> ({len(feats)} cases × "
                      f"{sum(col.startswith('deep_') for col in feats.columns)} units). Embeddings of training cases "
                      f"come from a network trained on them (not held-out). Stability across the study's repeats: "
                      f"share of features whose ICC 95% CI lower bound is at least {threshold}.", "note")]
         if rows:
-            out.append(h._table(["Features", "n", "ICC form", "Stable share", "Median ICC", "Subjects"],
+            out.append(h.table(["Features", "n", "ICC form", "Stable share", "Median ICC", "Subjects"],
                                 [[r["features"], r["n"], r["form"], r["stable_fraction"], r["median_icc"],
                                   r["n_subjects"]] for r in rows], "compact"))
         else:
-            out.append(h._p("No repeated scans: the ICC of the deep features was not assessed.", "note"))
+            out.append(h.p("No repeated scans: the ICC of the deep features was not assessed.", "note"))
     figs = []
     for c in [*cohorts]:
-        g = _read_tsv(results / "deep" / "gradcam" / c / "gradcam.tsv")
+        g = view.tsv(Results.GRADCAM, dtype={"case_id": str}, cohort=c)
         if g is None or not len(g):
             continue
         for r in g.itertuples():
-            png = results / "deep" / "gradcam" / c / r.png
+            png = view.path(Results.GRADCAM_IMAGE, cohort=c, png=r.png)
             if not png.is_file():
                 continue
             data = base64.b64encode(png.read_bytes()).decode()
             figs.append(f'<figure style="display:inline-block;margin:4px"><img src="data:image/png;base64,{data}" '
-                        f'alt="Grad-CAM {h._e(c)} {h._e(r.case_id)}"><figcaption>{h._e(h._cohort_name(c))} '
-                        f'{h._e(r.case_id)}: {"correct" if r.correct else "wrong"}</figcaption></figure>')
+                        f'alt="Grad-CAM {h.e(c)} {h.e(r.case_id)}"><figcaption>{h.e(h.cohort_name(c))} '
+                        f'{h.e(r.case_id)}: {"correct" if r.correct else "wrong"}</figcaption></figure>')
         layer, shape, mm = g["layer"].iloc[0], g["layer_shape"].iloc[0], g["layer_voxel_mm"].iloc[0]
     if figs:
         out += ["<h3 id=\"gradcam\">Grad-CAM</h3>", "".join(figs),
-                h._p(f"Grad-CAM (Selvaraju et al. 2017; MONAI <code>GradCAM</code>) of layer <code>{h._e(layer)}</code> "
+                h.p(f"Grad-CAM (Selvaraju et al. 2017; MONAI <code>GradCAM</code>) of layer <code>{h.e(layer)}</code> "
                      f"for the most confidently correct and wrong cases per cohort, over the axial slice through the "
-                     f"lesion centre ({h._e(g['modality'].iloc[0])}; white: lesion contour). The map's resolution is "
-                     f"that layer's: {h._e(shape)} voxels over the crop, i.e. {h._e(mm)} mm per map voxel, "
+                     f"lesion centre ({h.e(g['modality'].iloc[0])}; white: lesion contour). The map's resolution is "
+                     f"that layer's: {h.e(shape)} voxels over the crop, i.e. {h.e(mm)} mm per map voxel, "
                      f"up-sampled (trilinear) for display. Training-cohort maps come from the final network, which "
                      f"was trained on those cases.", "note")]
-    return "\n".join(out)
+    return Section("deep-model", "\n".join(out))

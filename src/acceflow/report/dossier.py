@@ -21,27 +21,35 @@ keeps them at full precision, equal to the files they come from.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from acceflow.study.training import feature_columns
-from acceflow.io.manifest import binary_outcome
 from acceflow.report import figures as F
-from acceflow.report.deep_section import deep_section
-from acceflow.report.clinical_section import (clinical_extras, is_survival, survival_clinical, survival_utility,
+from acceflow.report.clinical_section import (clinical_extras, survival_clinical, survival_utility,
                                               utility_extras)
-from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
+from acceflow.report.deep_section import deep_section
+from acceflow.report.html import Html as _Html
+from acceflow.report.html import ci as _ci
+from acceflow.report.html import cohort_name as _cohort_name
+from acceflow.report.html import e as _e
+from acceflow.report.html import f as _f
+from acceflow.report.html import figure as _figure
+from acceflow.report.html import isnum as _isnum
+from acceflow.report.html import join as _join
+from acceflow.report.html import kv_table as _kv_table
+from acceflow.report.html import num as _num
+from acceflow.report.html import p as _p
+from acceflow.report.html import png_file_figure, svg_figure
+from acceflow.report.html import table as _table
+from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
-from acceflow.metrics.decision_curve import useful_threshold_range
+from acceflow.report.view import Results, ResultsView, Section
+from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 
 __all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
 
@@ -51,145 +59,26 @@ CHECKLISTS = {"tripod-ai": "tripod_ai.yaml", "clear": "clear.yaml"}
 #: Koo & Li (2016) bands in order, for the ICC summary.
 _BANDS = ("poor", "moderate", "good", "excellent")
 
-# --------------------------------------------------------------------------------------- helpers
-
-
-class _Html(str):
-    """A string that is already HTML (not escaped again by the table helpers)."""
-
-
-def _e(x) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _isnum(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _num(x, nd: int = 3) -> str:
-    """A number to ``nd`` decimals (integers as such, tiny values in scientific notation, — for none)."""
-    if isinstance(x, (bool, str)):
-        return _e(x)
-    if not _isnum(x) or not math.isfinite(float(x)):
-        return "—"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    x = float(x)
-    if x != 0 and abs(x) < 0.5 * 10**-nd:
-        return f"{x:.2e}"
-    return f"{x:.{nd}f}"
-
-
-def _ci(est, lo, hi) -> str:
-    if est is None or not _isnum(est):
-        return "—"
-    if lo is None or hi is None or not (_isnum(lo) and _isnum(hi)):
-        return _num(est)
-    return f"{_num(est)} [{_num(lo)}, {_num(hi)}]"
-
-
-def _cell(v) -> str:
-    if isinstance(v, _Html):
-        return v
-    return _num(v)
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence], cls: str = "") -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    c = f' class="{cls}"' if cls else ""
-    return f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _kv_table(pairs: Iterable[tuple[str, object]]) -> str:
-    body = "".join(f"<tr><th scope=\"row\">{_e(k)}</th><td>{_cell(v)}</td></tr>" for k, v in pairs)
-    return f'<table class="kv"><tbody>{body}</tbody></table>'
-
-
-def _p(text: str, cls: str = "") -> str:
-    c = f' class="{cls}"' if cls else ""
-    return f"<p{c}>{text}</p>"
-
-
-def _figure(make, caption: str, alt: str) -> str:
-    """Draw a figure with ``make()`` and embed it; a failure is shown in place of the image."""
-    try:
-        fig = make()
-    except Exception as exc:  # noqa: BLE001 - the dossier shows the failure instead of dying
-        return _p(f"Figure not drawn ({_e(alt)}): {_e(type(exc).__name__)}: {_e(exc)}", "warn")
-    try:
-        data = F.figure_to_base64_png(fig)
-    finally:
-        F.plt.close(fig)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def _read_tsv(path: Path, **kw) -> pd.DataFrame | None:
-    return pd.read_csv(path, sep="\t", **kw) if path.is_file() else None
-
-
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _f(x):
-    """A JSON value as float (None and non-numbers -> nan)."""
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _join(items) -> str:
-    items = [str(i) for i in items or []]
-    return ", ".join(items) if items else "none"
-
-
 # ------------------------------------------------------------------------------------ analysis
 
 
-def _cohort_table(features: pd.DataFrame | None, config: Mapping, card: Mapping) -> list[dict]:
-    """Cases, events and prevalence per cohort of the feature table."""
-    if features is None:
+def _cohort_table(view: ResultsView) -> list[dict]:
+    """Cases, events and prevalence per cohort (``features/cohorts.tsv``, the cohort_summary rule's)."""
+    table = view.tsv(Results.COHORTS, dtype={"cohort": str})
+    if table is None:
         return []
-    ccol = "cohort" if "cohort" in features else (config.get("cohorts") or {}).get("column", "cohort")
-    outcome = config.get("outcome") or card.get("outcome") or {}
-    if outcome.get("type", "binary") == "survival":
-        col, events = outcome.get("event"), lambda s: pd.to_numeric(s, errors="coerce")
-    else:
-        col, events = outcome.get("column"), lambda s: binary_outcome(s, outcome.get("positive", 1))
-    train = list((config.get("cohorts") or {}).get("train") or card.get("training_cohorts") or [])
-    external = list((config.get("cohorts") or {}).get("external") or card.get("external_cohorts") or [])
     rows = []
-    groups = features.groupby(ccol, sort=False) if ccol in features else [("all", features)]
-    for name, df in groups:
-        n = len(df)
-        if col in df:
-            y = events(df[col])  # 1 event, 0 not, NaN unknown
-            ev = int((y == 1).sum())
-            prev = ev / int(y.notna().sum()) if y.notna().any() else float("nan")
-        else:
-            ev, prev = None, None
-        role = "training" if name in train else "external" if name in external else "not used"
-        rows.append({"cohort": str(name), "role": role, "n": n, "n_events": ev, "prevalence": prev})
+    for r in table.to_dict("records"):
+        ev = r["n_events"]
+        rows.append({"cohort": r["cohort"], "role": r["role"], "n": int(r["n"]),
+                     "n_events": None if pd.isna(ev) else int(ev),
+                     "prevalence": None if pd.isna(ev) else float(r["prevalence"])})
     return rows
 
 
-def _n_candidate_features(features: pd.DataFrame | None, config: Mapping) -> int | None:
-    """Feature columns of the feature table: named in the config, or every other numeric column."""
-    if features is None:
-        return None
-    outcome = config.get("outcome") or {}
-    exclude = [(config.get("cohorts") or {}).get("column"), outcome.get("column"), outcome.get("time"),
-               outcome.get("event"), *(config.get("clinical") or [])]
-    try:
-        return len(feature_columns(features, exclude=[c for c in exclude if c], explicit=config.get("features")))
-    except ValueError:
-        return 0
+def _n_candidate_features(view: ResultsView) -> int | None:
+    """Feature columns of the feature table (``features/feature_summary.json``)."""
+    return (view.json(Results.FEATURE_SUMMARY) or {}).get("n_candidate_features")
 
 
 def _distinct_ints(df: pd.DataFrame, col: str) -> list[int]:
@@ -284,28 +173,38 @@ def detect_limitations(summary: Mapping) -> list[str]:
 # ------------------------------------------------------------------------------------- loading
 
 
-def _load(results: Path, cohorts: Sequence[str]) -> dict:
+def _load(view: ResultsView) -> dict:
+    """The tables the summary and the sections read (each file read once, through the view)."""
+    if "_data" in view._cache:
+        return view._cache["_data"]
     per = {}
-    for c in cohorts:
-        files = {
-            "predictions": results / "clinical" / c / "predictions.tsv",
-            "metrics": results / "clinical" / c / "metrics.json",
-            "calibration": results / "utility" / c / "calibration.json",
-            "decision_curve": results / "utility" / c / "decision_curve.tsv",
-        }
-        per[c] = {k: (_read_tsv(p) if p.suffix == ".tsv" else _read_json(p)) for k, p in files.items()}
-        per[c]["missing"] = [str(p.relative_to(results)) for p in files.values() if not p.is_file()]
-    return {
-        "qc": _read_tsv(results / "ingest" / "qc.tsv", dtype=str, keep_default_na=False),
-        "features": _read_tsv(results / "features" / "features.tsv"),
-        "icc": _read_tsv(results / "analytical" / "icc.tsv"),
-        "icc_exists": (results / "analytical" / "icc.tsv").is_file(),
-        "ibsi": _read_tsv(results / "analytical" / "ibsi.tsv"),
-        "ibsi_summary": _read_tsv(results / "analytical" / "ibsi_summary.tsv"),
-        "card": _read_json(results / "clinical" / "model" / "model_card.json") or {},
+    for c in view.cohorts:
+        templates = {"predictions": Results.PREDICTIONS, "metrics": Results.METRICS,
+                     "calibration": Results.CALIBRATION, "decision_curve": Results.DECISION_CURVE}
+        per[c] = {"predictions": view.tsv(Results.PREDICTIONS, cohort=c), "metrics": view.json(Results.METRICS, cohort=c),
+                  "calibration": view.json(Results.CALIBRATION, cohort=c),
+                  "decision_curve": view.tsv(Results.DECISION_CURVE, cohort=c),
+                  "useful_thresholds": view.json(Results.USEFUL_THRESHOLDS, cohort=c)}
+        per[c]["missing"] = [view.relative(t, cohort=c) for t in templates.values() if not view.exists(t, cohort=c)]
+    repeats = None
+    for path in ((view.config.get("input") or {}).get("repeats"), view.path(Results.REPEATS)):
+        if path and Path(path).is_file():
+            repeats = view.read_file(path, dtype={"case_id": str, "repeat": str})
+            break
+    data = {
+        "qc": view.tsv(Results.QC, dtype=str, keep_default_na=False),
+        "icc": view.tsv(Results.ICC),
+        "icc_exists": view.exists(Results.ICC),
+        "ibsi": view.tsv(Results.IBSI),
+        "ibsi_summary": view.tsv(Results.IBSI_SUMMARY),
+        "card": view.card,
         "cohorts": per,
-        "results": results,
+        "agreement": view.tsv(Results.AGREEMENT), "dropped": view.tsv(Results.DROPPED_FEATURES),
+        "segmentation": view.tsv(Results.SEGMENTATION_AGREEMENT), "site_effect": view.tsv(Results.SITE_EFFECT),
+        "repeats": repeats,
     }
+    view._cache["_data"] = data
+    return data
 
 
 _TRUE = ["true", "1", "1.0", "yes"]
@@ -358,7 +257,7 @@ def _excluded(qc: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if qc is None else qc[qc["status"].str.strip().str.lower() == "excluded"]
 
 
-def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -> dict:
+def _summarise(view: ResultsView, data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -> dict:
     card = data["card"]
     coefs = card.get("coefficients") or {}
     n_model = len(card.get("features") or [])
@@ -382,7 +281,7 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
         "external_cohorts": card.get("external_cohorts"),
         "n_train": card.get("n_train"),
         "n_events_train": n_ev_train,
-        "n_features": _n_candidate_features(data["features"], config),
+        "n_features": _n_candidate_features(view),
         "n_model_features": n_model,
         "n_nonzero_coefficients": int(sum(1 for v in coefs.values() if _f(v) != 0)),
         "events_per_variable": (n_ev_train / max(1, n_model)) if n_ev_train is not None else None,
@@ -411,8 +310,9 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
         for k in ("calibration_intercept", "calibration_intercept_ci_low", "calibration_intercept_ci_high",
                   "calibration_slope", "calibration_slope_ci_low", "calibration_slope_ci_high", "ici"):
             entry[k] = cal.get(k)
-        rng = useful_threshold_range(d["decision_curve"]) if d["decision_curve"] is not None else (None, None)
-        entry["net_benefit_threshold_range"] = list(rng) if rng[0] is not None else None
+        rng = d["useful_thresholds"] or {}  # utility/{cohort}/useful_thresholds.json (rule useful_thresholds)
+        low, high = rng.get("useful_threshold_low"), rng.get("useful_threshold_high")
+        entry["net_benefit_threshold_range"] = [low, high] if low is not None else None
         if d["missing"]:
             entry["missing"] = d["missing"]
         summary["cohorts"][c] = entry
@@ -423,12 +323,8 @@ def _summarise(data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -
 # ------------------------------------------------------------------------------------ sections
 
 
-def _cohort_name(c: str) -> str:
-    return "train — internal validation (out-of-fold)" if c == "train" else f"{c} — external validation"
-
-
-def _section_study(data: dict, config: Mapping, summary: dict) -> str:
-    rows = _cohort_table(data["features"], config, data["card"])
+def _section_study(view: ResultsView, data: dict, config: Mapping, summary: dict) -> str:
+    rows = _cohort_table(view)
     out = ["<h2 id=\"study\">1. Study and data</h2>"]
     outcome = summary.get("outcome") or {}
     if outcome.get("type", "binary") == "survival":
@@ -466,19 +362,6 @@ def _section_study(data: dict, config: Mapping, summary: dict) -> str:
             out.append(_p(f"First 200 of {len(excl)} exclusions shown; the full list is in "
                           "<code>ingest/qc.tsv</code>.", "note"))
     return "\n".join(out)
-
-
-def _load_analytical(results: Path, config: Mapping) -> dict:
-    """The analytical tables beyond icc.tsv (agreement, dropped features, segmentation, site effect)."""
-    a = results / "analytical"
-    repeats = None
-    for path in (config.get("input", {}).get("repeats"), results / "features" / "repeats.tsv"):
-        if path and Path(path).is_file():
-            repeats = _read_tsv(Path(path), dtype={"case_id": str, "repeat": str})
-            break
-    return {"agreement": _read_tsv(a / "agreement.tsv"), "dropped": _read_tsv(a / "dropped_features.tsv"),
-            "segmentation": _read_tsv(a / "segmentation_agreement.tsv"), "site_effect": _read_tsv(a / "site_effect.tsv"),
-            "repeats": repeats}
 
 
 def _harmonisation_note(card: Mapping) -> dict:
@@ -529,7 +412,7 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
         out.append(_table(["Feature", "wCV", "RC", "CCC (95% CI)", "BA bias", "BA 95% limits"], rows))
         rep = data.get("repeats")
         if rep is not None and "repeat" in rep and rep["repeat"].nunique() == 2:
-            out.append(_figure(lambda: F.bland_altman_figure(rep, feats[:4]),
+            out.append(_figure(lambda: F.bland_altman_figure(rep, feats[:4], agr),
                                "<strong>Bland–Altman plots</strong> of the model's most weighted features: "
                                "difference of the repeats against their mean; solid line the bias, dashed lines "
                                "the 95% limits of agreement.", "Bland–Altman plots"))
@@ -720,7 +603,7 @@ def _validation_statement(card: Mapping, cohorts: Sequence[str]) -> str:
         "populations; an external validation is needed before any clinical use.", "statement warn")
 
 
-def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
+def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Sequence[str]) -> str:
     card = data["card"]
     out = ["<h2 id=\"clinical\">3. Clinical validity</h2>", _validation_statement(card, cohorts),
            "<h3 id=\"model\">Model</h3>"]
@@ -767,13 +650,26 @@ def _section_clinical(data: dict, summary: dict, cohorts: Sequence[str]) -> str:
             "curves are external cohorts. A curve nearer the top-left corner discriminates better; the "
             "dotted diagonal is chance.",
             "ROC curves per cohort"))
-    if is_survival(data["results"]):
-        out.append(survival_clinical(data["results"], cohorts, sys.modules[__name__]))
-    out.append(clinical_extras(data["results"], cohorts, sys.modules[__name__]))
+    if view.survival:
+        out.append(survival_clinical(view))
+    out.append(clinical_extras(view))
     return "\n".join(out)
 
 
-def _binary_calibration(data: dict, cohorts: Sequence[str], n_bins: int) -> list[str]:
+def _utility_figures(view: ResultsView, template: str, name: str, caption: str) -> list[str]:
+    """The per-cohort figures the utility_figures rule drew (PNG embedded; SVG beside it)."""
+    out = []
+    for c in view.cohorts:
+        fig = png_file_figure(view.path(template, cohort=c, ext="png"),
+                              f"<strong>{_e(_cohort_name(c))}</strong>: {caption} (also "
+                              f"<code>{_e(view.relative(template, cohort=c, ext='svg'))}</code>).",
+                              f"{name} {c}")
+        if fig is not None:
+            out.append(fig)
+    return out
+
+
+def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -> list[str]:
     out = []
     out.append("<h3 id=\"calibration\">Calibration</h3>")
     rows = []
@@ -792,42 +688,24 @@ def _binary_calibration(data: dict, cohorts: Sequence[str], n_bins: int) -> list
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
                   "2019). Scaled Brier: 1 − Brier / Brier of the prevalence, higher is better.", "note"))
-    preds = {c: data["cohorts"][c]["predictions"] for c in cohorts if data["cohorts"][c]["predictions"] is not None}
-    if preds:
-        out.append(_figure(
-            lambda: F.calibration_figure(preds, n_bins=n_bins),
-            "<strong>Calibration plots.</strong> One panel per cohort: the observed proportion of events "
-            "against the predicted probability. The line is the loess-smoothed observed probability, the "
-            f"open circles the observed proportion in {n_bins} quantile bins of the prediction with 95% "
-            "CIs, the dotted diagonal perfect calibration. A curve below the diagonal means the model "
-            "over-estimates risk there, above it under-estimates. The histogram under each panel shows "
-            "the distribution of predictions (events up, non-events down). <em>train</em> uses "
-            "out-of-fold predictions of the internal validation.",
-            "Calibration plots per cohort"))
-
+    out.extend(_utility_figures(view, Results.CALIBRATION_FIGURE, "calibration",
+                                "calibration curve (loess) with its 95% bootstrap band, decile proportions with "
+                                "Wilson CIs, and the distribution of predictions (events up, non-events down). "
+                                "A curve below the diagonal means the model over-estimates risk there"))
     return out
 
 
-def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: int) -> str:
+def _section_utility(view: ResultsView, data: dict, summary: dict, cohorts: Sequence[str]) -> str:
     out = ["<h2 id=\"utility\">4. Clinical utility</h2>"]
-    if is_survival(data["results"]):
-        out.append(survival_utility(data["results"], cohorts, sys.modules[__name__]))
+    if view.survival:
+        out.append(survival_utility(view))
     else:
-        out.extend(_binary_calibration(data, cohorts, n_bins))
+        out.extend(_binary_calibration(view, data, cohorts))
     out.append("<h3 id=\"decision-curve\">Decision-curve analysis</h3>")
-    curves = {c: data["cohorts"][c]["decision_curve"] for c in cohorts
-              if data["cohorts"][c]["decision_curve"] is not None}
-    prev = {c: _f((data["cohorts"][c]["metrics"] or {}).get("prevalence")) for c in curves}
-    prev = {c: v for c, v in prev.items() if math.isfinite(v)}
-    if curves:
-        out.append(_figure(
-            lambda: F.decision_curve_figure(curves, prev),
-            "<strong>Decision curves.</strong> Net benefit (true positives per patient, minus false positives "
-            "weighted by the odds of the threshold probability; Vickers &amp; Elkin 2006) against the "
-            "threshold probability at which one would act. The model is useful at thresholds where its "
-            "curve lies above both <em>treat all</em> (dashed) and <em>treat none</em> (dotted, zero). "
-            "<em>train</em> uses out-of-fold predictions of the internal validation.",
-            "Decision curves per cohort"))
+    out.extend(_utility_figures(view, Results.DECISION_CURVE_FIGURE, "decision_curve",
+                                "net benefit of every model on the same cases against treat-all (dashed) and "
+                                "treat-none (dotted); the band is the primary model's 95% bootstrap interval. The "
+                                "model is useful at thresholds where its curve lies above both defaults"))
     rows = []
     for c in cohorts:
         rng = summary["cohorts"][c]["net_benefit_threshold_range"]
@@ -841,7 +719,7 @@ def _section_utility(data: dict, summary: dict, cohorts: Sequence[str], n_bins: 
     out.append(_table(["Cohort", "Threshold range where the model beats treat-all and treat-none"], rows))
     out.append(_p("The widest contiguous run of thresholds on the decision-curve grid at which the model's "
                   "net benefit exceeds both defaults.", "note"))
-    out.append(utility_extras(data["results"], cohorts, sys.modules[__name__]))
+    out.append(utility_extras(view))
     return "\n".join(out)
 
 
@@ -867,12 +745,6 @@ def _config_text(config: Mapping) -> str:
         return yaml.safe_dump(to_jsonable(dict(config)), sort_keys=False, allow_unicode=True)
     except Exception:  # noqa: BLE001
         return json.dumps(to_jsonable(dict(config)), indent=2)
-
-
-def _svg_figure(svg: str, caption: str, alt: str) -> str:
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return (f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{_e(alt)}">'
-            f"<figcaption>{caption}</figcaption></figure>")
 
 
 def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: str | None) -> str:
@@ -902,7 +774,7 @@ def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: st
         ]))
         out.append("<h3 id=\"rulegraph\">Workflow: rule graph</h3>")
         if rulegraph:
-            out.append(_svg_figure(
+            out.append(svg_figure(
                 rulegraph,
                 "<strong>Rule graph of this run.</strong> Each box is a Snakemake rule, with the number of jobs it "
                 "ran or reused in this run (per-scan rules have one job per scan); an arrow runs from a rule to "
@@ -985,64 +857,6 @@ def _section_checklists() -> str:
     return "\n".join(out)
 
 
-_CSS = """
-:root { color-scheme: light; }
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1a1a1a;
-  max-width: 64rem; margin: 2rem auto; padding: 0 1.5rem; line-height: 1.45; font-size: 15px; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
-h2 { font-size: 1.3rem; border-bottom: 2px solid #333; padding-bottom: 0.2rem; margin-top: 2.2rem; }
-h3 { font-size: 1.05rem; margin-top: 1.4rem; }
-.subtitle { color: #555; margin-top: 0; }
-nav ol { columns: 2; padding-left: 1.2rem; }
-nav a { color: #0b4f8a; text-decoration: none; }
-table { border-collapse: collapse; margin: 0.6rem 0 0.4rem; font-size: 0.88rem; }
-th, td { border: 1px solid #bbb; padding: 0.25rem 0.55rem; text-align: left; vertical-align: top; }
-thead th { background: #eef1f4; }
-td { font-variant-numeric: tabular-nums; }
-table.kv th { background: #f6f7f8; font-weight: 600; white-space: nowrap; }
-table.compact { font-size: 0.8rem; }
-figure { margin: 1rem 0; page-break-inside: avoid; break-inside: avoid; }
-figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
-figcaption { font-size: 0.85rem; color: #333; margin-top: 0.3rem; }
-.note { font-size: 0.85rem; color: #555; }
-.warn { background: #fff6e5; border-left: 4px solid #e69f00; padding: 0.4rem 0.7rem; }
-.statement { border-left: 4px solid #0072b2; background: #eef5fb; padding: 0.5rem 0.8rem; }
-.statement.warn { border-left-color: #d55e00; background: #fff1e8; }
-pre { background: #f6f7f8; border: 1px solid #ddd; padding: 0.6rem; font-size: 0.8rem; overflow-x: auto;
-  white-space: pre-wrap; }
-code { font-size: 0.9em; }
-@media print {
-  body { max-width: none; margin: 0; font-size: 11pt; }
-  h2 { page-break-after: avoid; break-after: avoid; }
-  table, pre { page-break-inside: avoid; break-inside: avoid; }
-  nav { display: none; }
-}
-"""
-
-
-def _render(title: str, body: Sequence[str], created: str | None) -> str:
-    sub = "Evidence dossier along the ACCE hierarchy: analytical validity, clinical validity, clinical utility."
-    if created:
-        sub += f" Generated {_e(created)} by acceflow."
-    nav = ("<nav><ol>"
-           "<li><a href=\"#study\">Study and data</a></li>"
-           "<li><a href=\"#analytical\">Analytical validity</a></li>"
-           "<li><a href=\"#clinical\">Clinical validity</a></li>"
-           "<li><a href=\"#utility\">Clinical utility</a></li>"
-           "<li><a href=\"#limitations\">Limitations</a></li>"
-           "<li><a href=\"#appendix\">Appendix A: provenance</a></li>"
-           "<li><a href=\"#checklists\">Appendix B: reporting checklists</a></li>"
-           "</ol></nav>")
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<header><h1>{_e(title)}</h1><p class=\"subtitle\">{sub}</p></header>\n{nav}\n"
-            + "\n".join(f"<section>\n{b}\n</section>" for b in body if b)  # a part with nothing to show is left out
-            + "\n</body>\n</html>\n")
-
-
 # ---------------------------------------------------------------------------------------- entry
 
 
@@ -1076,34 +890,74 @@ def build_dossier(
         detected limitations.
     """
     results = Path(results_dir)
-    cohorts = list(cohorts)
-    data = _load(results, cohorts)
-    data.update(_load_analytical(results, config))
-    threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
-    icc = _icc_summary(data["icc"], threshold)
-    summary = _summarise(data, icc, config, cohorts)
-    extra = _analytical_summary(data, config)
-    summary.update(extra)
-    summary.update(segmentation_summary(results))
-    icc.update(extra, design=extra.get("reproducibility_design"))
     if provenance is None:
-        provenance = _read_json(results / "report" / "provenance.json")
-    if rulegraph_svg is None and (results / "report" / "rulegraph.svg").is_file():
-        rulegraph_svg = (results / "report" / "rulegraph.svg").read_text(encoding="utf-8")
-    n_bins = int((config.get("utility") or {}).get("calibration_bins", 10))
+        provenance = ResultsView(results, config, cohorts).json(Results.PROVENANCE)
+    rulegraph = results / Results.RULEGRAPH
+    if rulegraph_svg is None and rulegraph.is_file():
+        rulegraph_svg = rulegraph.read_text(encoding="utf-8")
+    view = ResultsView(results, config, cohorts, provenance=provenance, rulegraph_svg=rulegraph_svg)
+    summary = summarise(view)
     title = str(config.get("title") or config.get("name") or "Imaging biomarker evidence dossier")
-    body = [
-        _section_study(data, config, summary),
-        _section_analytical(data, icc),
-        segmentation_section(results, config),
-        _section_clinical(data, summary, cohorts),
-        _section_utility(data, summary, cohorts, n_bins),
-        deep_section(results, cohorts, sys.modules[__name__]),
-        _section_limitations(summary),
-        _section_appendix(config, provenance, rulegraph_svg),
-        _section_checklists(),
-    ]
-    page = _render(title, body, (provenance or {}).get("created"))
+    sections = [s for s in (section(view) for section in SECTIONS) if s is not None and s.html]
+    page = render_page(title, sections, (provenance or {}).get("created"), NAV)
     atomic_write_bytes(page.encode("utf-8"), out_html)
     write_json(summary, out_summary)
     return summary
+
+
+def summarise(view: ResultsView) -> dict:
+    """The dossier's summary (what ``summary.json`` holds), also kept on ``view.summary`` / ``view.icc``."""
+    if view.summary:
+        return view.summary
+    data = _load(view)
+    config, cohorts = view.config, view.cohorts
+    icc = _icc_summary(data["icc"], view.reproducibility_threshold)
+    summary = _summarise(view, data, icc, config, cohorts)
+    extra = _analytical_summary(data, config)
+    summary.update(extra)
+    summary.update(segmentation_summary(view))
+    icc.update(extra, design=extra.get("reproducibility_design"))
+    view.summary, view.icc = summary, icc
+    return summary
+
+
+# --------------------------------------------------------------------------- sections: one signature
+
+
+def study_section(view: ResultsView) -> Section:
+    return Section("study", _section_study(view, _load(view), view.config, summarise(view)))
+
+
+def analytical_section(view: ResultsView) -> Section:
+    summarise(view)
+    return Section("analytical", _section_analytical(_load(view), view.icc))
+
+
+def clinical_section(view: ResultsView) -> Section:
+    return Section("clinical", _section_clinical(view, _load(view), summarise(view), view.cohorts))
+
+
+def utility_section(view: ResultsView) -> Section:
+    return Section("utility", _section_utility(view, _load(view), summarise(view), view.cohorts))
+
+
+def limitations_section(view: ResultsView) -> Section:
+    return Section("limitations", _section_limitations(summarise(view)))
+
+
+def appendix_section(view: ResultsView) -> Section:
+    return Section("appendix", _section_appendix(view.config, view.provenance, view.rulegraph_svg))
+
+
+def checklists_section(view: ResultsView) -> Section:
+    return Section("checklists", _section_checklists())
+
+
+#: The dossier's sections in order; each ``section(view) -> Section | None``.
+SECTIONS = (study_section, analytical_section, segmentation_section, clinical_section, utility_section,
+            deep_section, limitations_section, appendix_section, checklists_section)
+
+#: The table of contents (anchor, label).
+NAV = (("study", "Study and data"), ("analytical", "Analytical validity"), ("clinical", "Clinical validity"),
+       ("utility", "Clinical utility"), ("limitations", "Limitations"), ("appendix", "Appendix A: provenance"),
+       ("checklists", "Appendix B: reporting checklists"))

@@ -30,16 +30,15 @@ from matplotlib.patches import Patch  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from acceflow.runtime import atomic_write_bytes  # noqa: E402
-from acceflow.metrics.calibration import binned_calibration, calibration_curve_loess  # noqa: E402
 
 __all__ = [
     "KOO_LI_COLOURS",
-    "calibration_figure",
     "cohort_label",
     "decision_curve_figure",
     "figure_to_base64_png",
     "feature_group",
     "icc_figure",
+    "koo_li_band",
     "bland_altman_figure",
     "site_effect_figure",
     "roc_figure",
@@ -171,72 +170,6 @@ def roc_figure(
     return fig
 
 
-# ---------------------------------------------------------------------------------- Calibration
-
-
-def _loess_curve(y: np.ndarray, p: np.ndarray) -> np.ndarray | None:
-    """Loess-smoothed observed probability at each prediction; ``None`` when it cannot be fitted."""
-    try:
-        return np.asarray(calibration_curve_loess(y, p), dtype=float)
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-        return None
-
-
-def _binned(y: np.ndarray, p: np.ndarray, n_bins: int) -> pd.DataFrame:
-    """Quantile bins: ``mean_predicted``, ``observed`` proportion and its 95% CI ``ci_low``, ``ci_high``."""
-    b = binned_calibration(y, p, n_bins=n_bins)
-    return b.rename(columns={"observed_proportion": "observed", "observed_ci_low": "ci_low",
-                             "observed_ci_high": "ci_high"})
-
-
-def calibration_figure(preds_by_cohort: Mapping[str, pd.DataFrame], n_bins: int = 10) -> Figure:
-    """Calibration plot per cohort: smoothed curve, binned observed proportions, prediction histogram.
-
-    Each panel shows the ideal line (predicted = observed), the loess-smoothed observed
-    probability as a function of the predicted probability, the observed proportion of events in
-    ``n_bins`` quantile bins of the prediction with its 95% CI, and below it a histogram of the
-    predictions (events above the axis, non-events below).
-    """
-    cohorts = list(preds_by_cohort)
-    colours = _colours(cohorts)
-    nrows, ncols = _grid(len(cohorts))
-    with plt.rc_context(_RC):
-        fig = plt.figure(figsize=(4.3 * ncols, 5.3 * nrows))
-        outer = fig.add_gridspec(nrows, ncols, hspace=0.35, wspace=0.3)
-        for i, cohort in enumerate(cohorts):
-            inner = outer[i // ncols, i % ncols].subgridspec(2, 1, height_ratios=[4, 1], hspace=0.05)
-            ax = fig.add_subplot(inner[0])
-            axh = fig.add_subplot(inner[1], sharex=ax)
-            y, p = _binary(preds_by_cohort[cohort])
-            c = colours[cohort]
-            ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="ideal")
-            if len(y) >= 5:
-                smooth = _loess_curve(y, p)
-                if smooth is not None and np.isfinite(smooth).any():
-                    order = np.argsort(p)
-                    ax.plot(p[order], np.clip(smooth[order], 0, 1), color=c, lw=1.8, label="loess-smoothed")
-                b = _binned(y, p, n_bins)
-                yerr = np.vstack([b["observed"] - b["ci_low"], b["ci_high"] - b["observed"]]).clip(min=0)
-                ax.errorbar(b["mean_predicted"], b["observed"], yerr=yerr, fmt="o", ms=4, color=c,
-                            mfc="white", elinewidth=1, capsize=2, label=f"{len(b)} quantile bins, 95% CI")
-            ax.set(xlim=(0, 1), ylim=(-0.02, 1.02), ylabel="Observed proportion",
-                   title=f"{cohort_label(cohort)}\nn={len(y)}, events={int(y.sum())}")
-            ax.legend(loc="upper left", frameon=False)
-            ax.tick_params(labelbottom=False)
-            edges = np.linspace(0, 1, 41)
-            h1, _ = np.histogram(p[y == 1], bins=edges)
-            h0, _ = np.histogram(p[y == 0], bins=edges)
-            axh.bar(edges[:-1], h1, width=np.diff(edges), align="edge", color=c, alpha=0.8, label="events")
-            axh.bar(edges[:-1], -h0, width=np.diff(edges), align="edge", color="grey", alpha=0.6,
-                    label="non-events")
-            axh.axhline(0, color="black", lw=0.5)
-            top = max(h1.max(initial=0), h0.max(initial=0), 1)
-            axh.set(ylim=(-top * 1.1, top * 1.1), xlabel="Predicted probability", ylabel="count")
-            axh.set_yticks([-top, 0, top], [str(top), "0", str(top)])
-        fig.suptitle("Calibration: predicted vs observed probability", y=1.0)
-    return fig
-
-
 # ------------------------------------------------------------------------------- Decision curve
 
 
@@ -292,6 +225,25 @@ def decision_curve_figure(
 # ------------------------------------------------------------------------------------------ ICC
 
 
+def koo_li_band(icc) -> str:
+    """Koo & Li (2016) interpretation band of an ICC value (a label for the reader, not a statistic):
+    ``poor`` (< 0.5), ``moderate`` (0.5 to < 0.75), ``good`` (0.75 to 0.9), ``excellent`` (> 0.9),
+    ``undefined`` for NaN. The same bands as the ICC table's ``koo_li_band`` column."""
+    try:
+        icc = float(icc)
+    except (TypeError, ValueError):
+        return "undefined"
+    if not np.isfinite(icc):
+        return "undefined"
+    if icc < 0.5:
+        return "poor"
+    if icc < 0.75:
+        return "moderate"
+    if icc <= 0.9:
+        return "good"
+    return "excellent"
+
+
 def feature_group(name: str) -> tuple[str, str]:
     """Split a feature name into (group, short label), the group ending at the pyradiomics class.
 
@@ -325,9 +277,7 @@ def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detaile
         d[col] = pd.to_numeric(d[col], errors="coerce")
     if "koo_li_band" in d and d["koo_li_band"].notna().all():
         d["band"] = d["koo_li_band"].astype(str).str.lower()
-    else:  # imported here: acceflow.metrics.icc pulls in pingouin, slow to import
-        from acceflow.metrics.icc import koo_li_band
-
+    else:
         d["band"] = d["icc"].map(koo_li_band)
     grp = d["feature"].map(feature_group)
     d["group"] = [g for g, _ in grp]
@@ -385,15 +335,15 @@ def icc_figure(icc_df: pd.DataFrame, threshold: float | None = 0.75, max_detaile
 # ------------------------------------------------------------------ agreement and site effect
 
 
-def bland_altman_figure(repeats: pd.DataFrame, features, subject: str = "case_id", rater: str = "repeat",
-                        max_features: int = 4) -> Figure:
+def bland_altman_figure(repeats: pd.DataFrame, features, agreement: pd.DataFrame, subject: str = "case_id",
+                        rater: str = "repeat", max_features: int = 4) -> Figure:
     """Bland–Altman plots (Bland & Altman 1986) of up to ``max_features`` features of a two-repeat table.
 
     x: mean of the two repeats; y: second minus first (repeats in sorted order); solid line the
-    bias, dashed lines the 95% limits of agreement (bias ± 1.96 SD).
+    bias, dashed lines the 95% limits of agreement (bias ± 1.96 SD), read from ``agreement``
+    (``analytical/agreement.tsv``: ``feature``, ``ba_bias``, ``ba_loa_low``, ``ba_loa_high``).
     """
-    from acceflow.metrics.agreement import bland_altman
-
+    ba_table = agreement.set_index("feature")
     features = [f for f in features if f in repeats][:max_features]
     order = sorted(repeats[rater].astype(str).unique())
     if len(order) != 2 or not features:
@@ -405,7 +355,8 @@ def bland_altman_figure(repeats: pd.DataFrame, features, subject: str = "case_id
             wide = repeats.assign(**{rater: repeats[rater].astype(str)}).pivot(index=subject, columns=rater,
                                                                                  values=f)[order].dropna()
             x, y = wide[order[0]].to_numpy(float), wide[order[1]].to_numpy(float)
-            ba = bland_altman(x, y)
+            ba = {"bias": ba_table.loc[f, "ba_bias"], "loa_low": ba_table.loc[f, "ba_loa_low"],
+                  "loa_high": ba_table.loc[f, "ba_loa_high"]}
             ax.scatter((x + y) / 2, y - x, s=12, color="#1f77b4")
             ax.axhline(ba["bias"], color="black", lw=1)
             for v in (ba["loa_low"], ba["loa_high"]):

@@ -14,13 +14,14 @@ contour-dependent. Nothing here runs a model; a missing file leaves its part out
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from acceflow.report import html as h
+from acceflow.report.view import Results, ResultsView, Section
+from acceflow.study.results import fill
 
 __all__ = ["overlay_figure", "segmentation_section", "segmentation_summary"]
 
@@ -68,8 +69,7 @@ def overlay_figure(image, reference, predicted, title: str = ""):
     return fig
 
 
-def _e(x) -> str:
-    return html.escape(str(x))
+_e = h.e
 
 
 def _n(x, nd=3) -> str:
@@ -81,13 +81,8 @@ def _n(x, nd=3) -> str:
 
 
 def _table(headers, rows) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _read(path: Path):
-    return pd.read_csv(path, sep="\t") if path.is_file() else None
+    """A table of cells that are HTML already (escaped or formatted here)."""
+    return h.table(headers, [[h.Html(c) for c in r] for r in rows])
 
 
 def _flags(icc: pd.DataFrame | None) -> list[str]:
@@ -96,34 +91,32 @@ def _flags(icc: pd.DataFrame | None) -> list[str]:
     return sorted(icc.loc[icc["contour_dependent"].astype(str) == "True", "feature"].astype(str))
 
 
-def segmentation_summary(results) -> dict:
+def segmentation_summary(view: ResultsView) -> dict:
     """Machine-readable summary for ``summary.json``: quality per cohort / modality / evaluation
     (mean and 95% CI of Dice and HD95) and the number of contour-dependent features."""
-    a = Path(results) / "analytical"
-    summ = _read(a / "segmentation_quality_summary.tsv")
+    summ = view.tsv(Results.SEGMENTATION_QUALITY_SUMMARY)
     if summ is None:
         return {}
     out = {"segmentation_quality": [
         {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
         for r in summ[summ["metric"].isin(["dice", "hd95_mm"])].to_dict("records")]}
-    for name, key in (("segmentation_icc.tsv", "n_contour_dependent_uncertainty"),
-                      ("reference_vs_model_icc.tsv", "n_contour_dependent_reference_vs_model")):
-        icc = _read(a / name)
+    for template, key in ((Results.SEGMENTATION_ICC, "n_contour_dependent_uncertainty"),
+                          (Results.REFERENCE_VS_MODEL_ICC, "n_contour_dependent_reference_vs_model")):
+        icc = view.tsv(template)
         if icc is not None:
             out[key] = len(_flags(icc))
     return out
 
 
-def segmentation_section(results, config) -> str:
-    """The dossier section (HTML) on the model segmentation; ``""`` unless segmentation.source is model."""
+def segmentation_section(view: ResultsView) -> Section | None:
+    """The dossier section on the model segmentation; ``None`` unless segmentation.source is model."""
+    config = view.config
     if ((config.get("segmentation") or {}).get("source")) != "model":
-        return ""
-    results = Path(results)
-    a = results / "analytical"
+        return None
     threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
     seg = config.get("segmentation") or {}
     out = ['<h2 id="segmentation">2b. Segmentation quality (deep-learning segmentation)</h2>']
-    cards = sorted((results / "segmentation" / "model").glob("*/*/model_card.json"))
+    cards = sorted(view.root.glob(fill(Results.SEGMENTER_CARD, modality="*", fold="*")))
     if cards:
         rows = []
         for p in cards:
@@ -142,7 +135,7 @@ def segmentation_section(results, config) -> str:
                       "are segmented by a model that saw them: their quality is optimistic.") + "</p>")
         out.append(_table(["Modality", "Model", "Network", "Training cases", "Validation cases", "Iterations",
                            "Best iteration", "Best validation Dice", "Iterations/s", "Device"], rows))
-    summ = _read(a / "segmentation_quality_summary.tsv")
+    summ = view.tsv(Results.SEGMENTATION_QUALITY_SUMMARY)
     if summ is None or not len(summ):
         out.append('<p class="warn">No segmentation quality table (no scan has a reference mask).</p>')
     else:
@@ -160,23 +153,21 @@ def segmentation_section(results, config) -> str:
                    f"(<code>analytical/segmentation_quality.tsv</code>): mean (95% percentile-bootstrap CI "
                    f"of the mean over cases); median. Surface Dice at a tolerance of {_e(tol)} mm.</p>")
         out.append(_table(["Cohort", "Modality", "Evaluation", "n", *_METRICS.values()], rows))
-    meta = a / "segmentation_overlays" / "overlays.json"
-    if meta.is_file():
-        for f in json.loads(meta.read_text(encoding="utf-8")):
-            png = a / "segmentation_overlays" / f["file"]
-            if png.is_file():
-                data = base64.b64encode(png.read_bytes()).decode("ascii")
-                out.append(f'<figure><img src="data:image/png;base64,{data}" alt="{_e(f["file"])}">'
-                           f"<figcaption><strong>{_e(f['modality'])}, {_e(f['case'])} case</strong> "
-                           f"({_e(f['scan_id'])}; Dice {_n(f['dice'])}, HD95 {_n(f['hd95_mm'], 1)} mm): reference "
-                           "contour green, model contour magenta dashed, on the slice with the largest "
-                           "reference area.</figcaption></figure>")
-    for name, what in (("segmentation_icc.tsv",
+    for f in view.json(Results.SEGMENTATION_OVERLAYS_INDEX) or []:
+        fig = h.png_file_figure(view.path(Results.SEGMENTATION_OVERLAYS) / f["file"],
+                                f"<strong>{_e(f['modality'])}, {_e(f['case'])} case</strong> "
+                                f"({_e(f['scan_id'])}; Dice {_n(f['dice'])}, HD95 {_n(f['hd95_mm'], 1)} mm): reference "
+                                "contour green, model contour magenta dashed, on the slice with the largest "
+                                "reference area.", f["file"])
+        if fig is not None:
+            out.append(fig)
+    for template, what in ((Results.SEGMENTATION_ICC,
                         f"across the model's sample masks ({_e((seg.get('uncertainty') or {}).get('method'))}, "
                         f"{_e((seg.get('uncertainty') or {}).get('samples'))} samples per scan, each a reader)"),
-                       ("reference_vs_model_icc.tsv", "between features from the reference mask and from the "
+                       (Results.REFERENCE_VS_MODEL_ICC, "between features from the reference mask and from the "
                                                       "model mask (two readers)")):
-        icc = _read(a / name)
+        icc = view.tsv(template)
+        name = view.relative(template)
         if icc is None:
             continue
         flags = _flags(icc)
@@ -186,9 +177,9 @@ def segmentation_section(results, config) -> str:
         med = float(np.nanmedian(pd.to_numeric(icc["icc"], errors="coerce")))
         listed = ", ".join(f"<code>{_e(f)}</code>" for f in flags[:30]) + (" …" if len(flags) > 30 else "")
         out.append(f"<p><strong>Contour dependence.</strong> ICC(2,1) per feature {what} "
-                   f"(<code>analytical/{name}</code>): {len(icc)} features, median ICC {_n(med)}; "
+                   f"(<code>{_e(name)}</code>): {len(icc)} features, median ICC {_n(med)}; "
                    f"<strong>{len(flags)}</strong> feature(s) have a 95% CI lower bound below {threshold:g} "
                    f"and are flagged as contour-dependent" + (f": {listed}." if flags else ".")
                    + " These flags are evidence only: the stable-feature selection follows the "
                    "configured reproducibility design.</p>")
-    return "\n".join(out)
+    return Section("segmentation", "\n".join(out))

@@ -1,0 +1,139 @@
+"""The HTML kit of the dossier: escaping, numbers, CIs, tables, key-value tables, figures.
+
+Every dossier section builds its HTML with these helpers (never by hand-escaping), so numbers
+look the same everywhere: 3 decimals, integers as such, tiny values in scientific notation,
+``—`` for none. A :class:`Html` string is already HTML and is not escaped again; any other cell
+is formatted (numbers) or escaped (text).
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Html", "e", "isnum", "num", "ci", "cell", "table", "kv_table", "p", "heading", "figure",
+           "png_figure", "png_file_figure", "svg_figure", "f", "join", "cohort_name"]
+
+
+class Html(str):
+    """A string that is already HTML (not escaped again by the table helpers)."""
+
+
+def e(x) -> str:
+    """HTML-escape ``str(x)`` (quotes too)."""
+    return _html.escape(str(x), quote=True)
+
+
+def isnum(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def num(x, nd: int = 3) -> str:
+    """A number to ``nd`` decimals (integers as such, tiny values in scientific notation, — for none)."""
+    if isinstance(x, (bool, str)):
+        return e(x)
+    if not isnum(x) or not math.isfinite(float(x)):
+        return "—"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    x = float(x)
+    if x != 0 and abs(x) < 0.5 * 10**-nd:
+        return f"{x:.2e}"
+    return f"{x:.{nd}f}"
+
+
+def ci(est, lo, hi) -> Html:
+    """``est [lo, hi]``; the estimate alone without both bounds; ``—`` without an estimate."""
+    if est is None or not isnum(est):
+        return Html("—")
+    if lo is None or hi is None or not (isnum(lo) and isnum(hi)):
+        return Html(num(est))
+    return Html(f"{num(est)} [{num(lo)}, {num(hi)}]")
+
+
+def cell(v) -> str:
+    """A table cell: :class:`Html` as is, anything else through :func:`num` (text is escaped)."""
+    if isinstance(v, Html):
+        return v
+    return num(v)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence], cls: str = "") -> Html:
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    c = f' class="{cls}"' if cls else ""
+    return Html(f"<table{c}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def kv_table(pairs: Iterable[tuple[str, object]]) -> Html:
+    body = "".join(f"<tr><th scope=\"row\">{e(k)}</th><td>{cell(v)}</td></tr>" for k, v in pairs)
+    return Html(f'<table class="kv"><tbody>{body}</tbody></table>')
+
+
+def p(text: str, cls: str = "") -> Html:
+    """A paragraph of HTML ``text`` (escape data in it with :func:`e`)."""
+    c = f' class="{cls}"' if cls else ""
+    return Html(f"<p{c}>{text}</p>")
+
+
+def heading(level: int, text: str, anchor: str | None = None) -> Html:
+    """``<hN id=anchor>text</hN>`` (``text`` is escaped)."""
+    a = f' id="{e(anchor)}"' if anchor else ""
+    return Html(f"<h{level}{a}>{e(text)}</h{level}>")
+
+
+def png_figure(data_b64: str, caption: str, alt: str) -> Html:
+    """A figure of a base64 PNG with its (HTML) caption."""
+    return Html(f'<figure><img src="data:image/png;base64,{data_b64}" alt="{e(alt)}">'
+                f"<figcaption>{caption}</figcaption></figure>")
+
+
+def png_file_figure(path: Path, caption: str, alt: str) -> Html | None:
+    """A PNG file a rule wrote, embedded; ``None`` when the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return png_figure(base64.b64encode(path.read_bytes()).decode("ascii"), caption, alt)
+
+
+def svg_figure(svg: str, caption: str, alt: str) -> Html:
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return Html(f'<figure><img src="data:image/svg+xml;base64,{data}" alt="{e(alt)}">'
+                f"<figcaption>{caption}</figcaption></figure>")
+
+
+def figure(make: Callable, caption: str, alt: str) -> Html:
+    """Draw a matplotlib figure with ``make()`` and embed it; a failure is shown in place of the image."""
+    from acceflow.report import figures as F
+
+    try:
+        fig = make()
+    except Exception as exc:  # noqa: BLE001 - the dossier shows the failure instead of dying
+        return p(f"Figure not drawn ({e(alt)}): {e(type(exc).__name__)}: {e(exc)}", "warn")
+    try:
+        data = F.figure_to_base64_png(fig)
+    finally:
+        F.plt.close(fig)
+    return png_figure(data, caption, alt)
+
+
+def f(x):
+    """A JSON value as float (None and non-numbers -> nan)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def join(items) -> str:
+    items = [str(i) for i in items or []]
+    return ", ".join(items) if items else "none"
+
+
+def cohort_name(c: str) -> str:
+    return "train — internal validation (out-of-fold)" if c == "train" else f"{c} — external validation"

@@ -1,0 +1,147 @@
+"""Every path of the results contract, named once.
+
+The rules (``workflow/rules/*.smk``, through ``R()`` in ``common.smk``) and the dossier
+(:mod:`acceflow.report`) both spell a results file through this module, so renaming a file is one
+edit here and cannot make a dossier section vanish silently.
+
+Paths are templates relative to the results folder, with the wildcards Snakemake uses:
+``{cohort}`` (``train`` or an external cohort), ``{model}`` (a comparator model), ``{scan}``,
+``{modality}``, ``{fold}``, ``{i}`` (a segmentation sample). The primary model writes the paths
+as named; each comparator writes the same files under ``comparators/{model}/`` inside the same
+folder (:func:`comparator`)::
+
+    >>> Results.PREDICTIONS
+    'clinical/{cohort}/predictions.tsv'
+    >>> comparator(Results.PREDICTIONS)
+    'clinical/{cohort}/comparators/{model}/predictions.tsv'
+    >>> fill(comparator(Results.CALIBRATION, "deep"), cohort="site_B")
+    'utility/site_B/comparators/deep/calibration.json'
+    >>> comparator(Results.MODEL_CARD, "deep")
+    'clinical/model/comparators/deep/model_card.json'
+
+Log and benchmark files are not part of the contract and are not named here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+__all__ = ["Results", "comparator", "fill", "path_in", "wildcards_of"]
+
+
+class Results:
+    """Templates of the results contract (relative to the results folder)."""
+
+    # ingest
+    QC = "ingest/qc.tsv"
+    SCANS = "ingest/scans.tsv"
+    # imaging
+    PREPROCESSED_IMAGE = "preprocessed/{scan}/image.nii.gz"
+    PREPROCESSED_MASK = "preprocessed/{scan}/mask.nii.gz"
+    OTSU_MASK = "segmentation/otsu/{scan}/mask.nii.gz"
+    # model segmentation (segmentation.source: model)
+    SEGMENTATION_FOLDS = "segmentation/model/folds.tsv"
+    SEGMENTER = "segmentation/model/{modality}/{fold}/model.pt"
+    SEGMENTER_CARD = "segmentation/model/{modality}/{fold}/model_card.json"
+    MODEL_MASK = "segmentation/model/{scan}/mask.nii.gz"
+    MODEL_MASK_PREPROCESSED = "segmentation/model/{scan}/preprocessed_mask.nii.gz"
+    MODEL_MASK_QUALITY = "segmentation/model/{scan}/quality.tsv"
+    SEGMENTATION_SAMPLE = "segmentation/model/{scan}/samples/sample_{i}.nii.gz"
+    # features
+    FEATURES = "features/features.tsv"
+    COHORTS = "features/cohorts.tsv"
+    FEATURE_SUMMARY = "features/feature_summary.json"
+    REPEATS = "features/repeats.tsv"
+    REPEATS_PERTURBATION = "features/repeats_perturbation.tsv"
+    EXTRACTION_QC = "features/extraction_qc.tsv"
+    DIAGNOSTICS = "features/diagnostics.tsv"
+    SCAN_FEATURES = "features/scans/{scan}.tsv"
+    SCAN_DIAGNOSTICS = "features/diagnostics/{scan}.tsv"
+    PERTURBATION_FEATURES = "features/perturbations/{scan}.tsv"
+    REFERENCE_FEATURES = "features/reference/{scan}.tsv"
+    REFERENCE_DIAGNOSTICS = "features/reference_diagnostics/{scan}.tsv"
+    SAMPLE_FEATURES = "features/segmentation_samples/{scan}.tsv"
+    # analytical validity
+    ICC = "analytical/icc.tsv"
+    STABLE_FEATURES = "analytical/stable_features.txt"
+    AGREEMENT = "analytical/agreement.tsv"
+    DROPPED_FEATURES = "analytical/dropped_features.tsv"
+    SEGMENTATION_AGREEMENT = "analytical/segmentation_agreement.tsv"
+    SITE_EFFECT = "analytical/site_effect.tsv"
+    IBSI = "analytical/ibsi.tsv"
+    IBSI_SUMMARY = "analytical/ibsi_summary.tsv"
+    SEGMENTATION_QUALITY = "analytical/segmentation_quality.tsv"
+    SEGMENTATION_QUALITY_SUMMARY = "analytical/segmentation_quality_summary.tsv"
+    SEGMENTATION_OVERLAYS = "analytical/segmentation_overlays"
+    SEGMENTATION_OVERLAYS_INDEX = "analytical/segmentation_overlays/overlays.json"
+    SEGMENTATION_ICC = "analytical/segmentation_icc.tsv"
+    REFERENCE_VS_MODEL_ICC = "analytical/reference_vs_model_icc.tsv"
+    DEEP_ICC = "analytical/deep_icc.tsv"
+    # clinical validity: the frozen model (comparators: clinical/model/comparators/{model}/)
+    MODEL = "clinical/model/model.joblib"
+    MODEL_CARD = "clinical/model/model_card.json"
+    COEFFICIENTS = "clinical/model/coefficients.tsv"
+    NETWORK = "clinical/model/model.pt"  # a network model (the deep comparator's: comparator(NETWORK, "deep"))
+    TRAINING_HISTORY = "clinical/model/training_history.tsv"  # idem
+    # clinical validity per cohort (comparators: clinical/{cohort}/comparators/{model}/)
+    PREDICTIONS = "clinical/{cohort}/predictions.tsv"
+    CV_FOLDS = "clinical/{cohort}/cv_folds.tsv"  # cohort train only
+    METRICS = "clinical/{cohort}/metrics.json"
+    MODEL_COMPARISON = "clinical/{cohort}/model_comparison.tsv"
+    PERMUTATION_IMPORTANCE = "clinical/{cohort}/permutation_importance.tsv"
+    OPTIMISM = "clinical/train/optimism.tsv"
+    # clinical utility per cohort (comparators: utility/{cohort}/comparators/{model}/)
+    CALIBRATION = "utility/{cohort}/calibration.json"
+    CALIBRATION_BINS = "utility/{cohort}/calibration_bins.tsv"
+    CALIBRATION_CURVE = "utility/{cohort}/calibration_curve.tsv"
+    DECISION_CURVE = "utility/{cohort}/decision_curve.tsv"
+    USEFUL_THRESHOLDS = "utility/{cohort}/useful_thresholds.json"
+    RECALIBRATION = "utility/{cohort}/recalibration.tsv"
+    CALIBRATION_FIGURE = "utility/{cohort}/calibration.{ext}"  # ext: png, svg
+    DECISION_CURVE_FIGURE = "utility/{cohort}/decision_curve.{ext}"
+    # deep-learning biomarker
+    DEEP_CROP = "deep/crops/{scan}.npz"
+    DEEP_FEATURES = "deep/features.tsv"
+    DEEP_REPEATS = "deep/repeats.tsv"
+    GRADCAM = "deep/gradcam/{cohort}/gradcam.tsv"
+    GRADCAM_IMAGE = "deep/gradcam/{cohort}/{png}"
+    # the dossier
+    DOSSIER = "report/dossier.html"
+    SUMMARY = "report/summary.json"
+    PROVENANCE = "report/provenance.json"
+    RULEGRAPH = "report/rulegraph.svg"
+
+
+_WILDCARD = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
+def comparator(template: str, model: str = "{model}") -> str:
+    """The path a comparator model writes instead of the primary model's ``template``.
+
+    ``comparators/{model}/`` is inserted after the first two parts (``clinical/{cohort}/``,
+    ``utility/{cohort}/`` or ``clinical/model/``).
+    """
+    parts = template.split("/")
+    if len(parts) < 3 or parts[0] not in ("clinical", "utility"):
+        raise ValueError(f"{template!r} has no comparator version")
+    return "/".join([*parts[:2], "comparators", model, *parts[2:]])
+
+
+def fill(template: str, **wildcards) -> str:
+    """``template`` with the given wildcards filled in; the others stay as ``{name}``."""
+    return _WILDCARD.sub(lambda m: str(wildcards[m.group(1)]) if m.group(1) in wildcards else m.group(0),
+                         template)
+
+
+def wildcards_of(template: str) -> list[str]:
+    """The wildcard names of a template, in order."""
+    return _WILDCARD.findall(template)
+
+
+def path_in(results_dir: str | os.PathLike, template: str, model: str | None = None, **wildcards) -> Path:
+    """The file of ``template`` (of comparator ``model`` when given) in a results folder."""
+    if model is not None:
+        template = comparator(template, model)
+    return Path(results_dir) / fill(template, **wildcards)
