@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from fake_results import FEATURES, make_results
 
 from acceflow.cli import main
 from acceflow.report.dossier import CHECKLISTS, build_dossier, load_checklist
 from acceflow.report.provenance import benchmark_summary, collect_provenance, defaults_filled
-from acceflow.runtime import write_json
 from acceflow.report.rulegraph import layers, parse_dot, rulegraph_svg
 from acceflow.report.verify import format_verification, verify
-from test_report import FEATURES, make_results
+from acceflow.runtime import write_json
 
 DOT = """digraph snakemake_dag {
     graph[bgcolor=white, margin=0];
