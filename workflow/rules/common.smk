@@ -6,6 +6,7 @@ import pandas as pd
 from snakemake.utils import validate
 
 from acceflow.study.settings import DEEP_KIND, check_config, model_names
+from acceflow.study.task import task_for
 
 from acceflow.runtime import put_on_pythonpath
 
@@ -23,6 +24,7 @@ EXTERNAL = list(config["cohorts"]["external"])
 COHORTS = ["train"] + EXTERNAL
 SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
+TASK = task_for(config)  # what differs between outcome types (acceflow.study.task)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
 GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
@@ -128,7 +130,7 @@ def utility_outputs():
     """Per-cohort figures, and recalibration of the primary model on each external cohort (binary)."""
     files = [R(f"utility/{c}/{name}.{ext}") for c in COHORTS for name in ("calibration", "decision_curve")
              for ext in ("png", "svg")]
-    if config["outcome"]["type"] == "binary" and config["utility"]["recalibration"]:
+    if TASK.recalibration and config["utility"]["recalibration"]:
         files += [R(f"utility/{c}/recalibration.tsv") for c in EXTERNAL]
     return files
 
@@ -136,7 +138,7 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if config["outcome"]["type"] == "survival":
+    if not TASK.explanations:
         return []
     files = [R(f"clinical/{c}/permutation_importance.tsv") for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:

@@ -111,7 +111,7 @@ rule utility_figures:
         dc_svg=R("utility/{cohort}/decision_curve.svg"),
     params:
         models=[PRIMARY, *COMPARATORS],
-        survival=config["outcome"]["type"] == "survival",
+        outcome=config["outcome"],
     log:
         R("logs/utility_figures/{cohort}.log"),
     conda:
