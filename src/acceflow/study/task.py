@@ -36,6 +36,10 @@ class Task:
         """The table columns that hold this outcome."""
         raise NotImplementedError
 
+    def outcome_known(self, table: pd.DataFrame, outcome: Mapping) -> pd.Series:
+        """Per row of ``table``: whether its outcome is known (usable)."""
+        raise NotImplementedError
+
     def train(self, table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
         """Train the frozen model: ``(model, card, predictions, folds)``; the card is a ModelCard."""
         raise NotImplementedError
@@ -88,6 +92,13 @@ class BinaryTask(Task):
     def outcome_columns(self, outcome):
         return [outcome["column"]]
 
+    def outcome_known(self, table, outcome):
+        from acceflow.io.manifest import ManifestError, binary_outcome
+
+        if outcome["column"] not in table:
+            raise ManifestError(f"outcome column '{outcome['column']}' is not in the table; set outcome.column")
+        return binary_outcome(table[outcome["column"]], outcome["positive"]).notna()
+
     def train(self, table, config, stable=None, kind=None):
         from acceflow.study.training import train
 
@@ -139,6 +150,10 @@ class SurvivalTask(Task):
 
     def outcome_columns(self, outcome):
         return [outcome["time"], outcome["event"]]
+
+    def outcome_known(self, table, outcome):
+        t = pd.to_numeric(table[outcome["time"]], errors="coerce")
+        return (t > 0) & table[outcome["event"]].notna()
 
     def train(self, table, config, stable=None, kind=None):
         from acceflow.study.survival_training import train_survival
