@@ -127,7 +127,7 @@ def test_survival_time_missing_or_not_positive_is_excluded(files):
                       columns=["case_id", "image", "mask", "cohort", "days", "dead"])
     df.to_csv(files / "surv.tsv", sep="\t", index=False)
     qc, scans = ingest(load_manifest(files / "surv.tsv"), {"type": "survival", "time": "days", "event": "dead"},
-                       ["A"], [])
+                       ["A"], [], time_to_event=True)
     reason = dict(zip(qc["case_id"], qc["reason"]))
     assert list(scans["case_id"]) == ["s1", "s6"]
     assert "survival time 0 is not positive" in reason["s2"] and "survival time -5 is not positive" in reason["s3"]

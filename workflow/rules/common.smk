@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
 from acceflow.study.settings import DEEP_KIND, check_config, model_names
+from acceflow.study.task import task_for
 
 from acceflow.runtime import put_on_pythonpath
 
@@ -25,6 +26,7 @@ EXTERNAL = list(config["cohorts"]["external"])
 COHORTS = ["train"] + EXTERNAL
 SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
+TASK = task_for(config)  # what differs between outcome types (acceflow.study.task)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
 GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
@@ -134,7 +136,7 @@ def utility_outputs():
     files = [R(figure, cohort=c, ext=ext) for c in COHORTS
              for figure in (Results.CALIBRATION_FIGURE, Results.DECISION_CURVE_FIGURE)
              for ext in ("png", "svg")]
-    if config["outcome"]["type"] == "binary" and config["utility"]["recalibration"]:
+    if TASK.recalibration and config["utility"]["recalibration"]:
         files += [R(Results.RECALIBRATION, cohort=c) for c in EXTERNAL]
     return files
 
@@ -142,7 +144,7 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if config["outcome"]["type"] == "survival":
+    if not TASK.explanations:
         return []
     files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:

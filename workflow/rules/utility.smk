@@ -124,7 +124,7 @@ rule utility_figures:
         dc_svg=R(Results.DECISION_CURVE_FIGURE, ext="svg"),
     params:
         models=[PRIMARY, *COMPARATORS],
-        survival=config["outcome"]["type"] == "survival",
+        outcome=config["outcome"],
     log:
         R("logs/utility_figures/{cohort}.log"),
     conda:

@@ -1,16 +1,15 @@
 """Apply the frozen deep biomarker to one external cohort (acceflow.study.deep.predict_study)."""
-import json
-
 import pandas as pd
 import torch
 
 from acceflow.runtime import log_to
+from acceflow.study.card import ModelCard
 from acceflow.study.deep import case_crops, predict_study
 from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))
-    card = json.load(open(snakemake.input.card))
+    card = ModelCard.read(snakemake.input.card)
     fitted = load_model(snakemake.input.model, card["model_sha256"])
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")

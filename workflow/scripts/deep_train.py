@@ -5,7 +5,6 @@ import torch
 from acceflow.runtime import log_to
 from acceflow.study.deep import case_crops, train_study
 from acceflow.deep.train import save_model
-from acceflow.runtime import write_json
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
@@ -14,9 +13,9 @@ with log_to(snakemake.log[0]):
     scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
     fitted, card, predictions, folds, history = train_study(table, case_crops(scans, list(snakemake.input.crops)),
                                                             config, log=lambda line: print(line, flush=True))
-    card["model_file"] = "model.pt"
-    card["model_sha256"] = save_model(fitted, snakemake.output.model)
-    write_json(card, snakemake.output.card)
+    card.model_file = "model.pt"
+    card.model_sha256 = save_model(fitted, snakemake.output.model)
+    card.write(snakemake.output.card)
     history.to_csv(snakemake.output.history, sep="\t", index=False, float_format="%.10g")
     predictions.to_csv(snakemake.output.predictions, sep="\t", index=False, float_format="%.10g")
     folds.to_csv(snakemake.output.folds, sep="\t", index=False, float_format="%.10g")

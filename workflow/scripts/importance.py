@@ -1,15 +1,14 @@
 """Permutation importance (drop in AUC) of the frozen primary model on one external cohort."""
-import json
-
 import pandas as pd
 
 from acceflow.models.explain import permutation_importance_auc
 from acceflow.study.training import batch_column, cohort_design, load_model
 from acceflow.runtime import log_to
+from acceflow.study.card import ModelCard
 from acceflow.io.manifest import binary_outcome
 
 with log_to(snakemake.log[0]):
-    card = json.load(open(snakemake.input.card))
+    card = ModelCard.read(snakemake.input.card)
     model = load_model(snakemake.input.model, card["model_sha256"])
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     rows, X = cohort_design(card, table, snakemake.wildcards.cohort)

@@ -1,11 +1,10 @@
 """Per-cohort utility figures (PNG and SVG): calibration with band; decision curves of all models."""
-import json
-
 import pandas as pd
 
 from acceflow.runtime import log_to
 from acceflow.report.figures import cohort_label, plt, save_figure
 from acceflow.report.utility_figures import calibration_band_figure, decision_curves_figure
+from acceflow.study.task import task_for
 
 with log_to(snakemake.log[0]):
     cohort, models = snakemake.wildcards.cohort, snakemake.params.models
@@ -15,7 +14,10 @@ with log_to(snakemake.log[0]):
     fig = decision_curves_figure(curves, curves[models[0]], f"Decision curves: {label}", models[0])
     save_figure(fig, snakemake.output.dc_png[:-4])
     plt.close(fig)
-    if snakemake.params.survival:
+    if task_for(snakemake.params.outcome).smooth_calibration:
+        fig = calibration_band_figure(read(snakemake.input.curve), read(snakemake.input.bins),
+                                      read(snakemake.input.predictions), f"Calibration: {label}")
+    else:  # grouped calibration at the horizon (survival)
         bins = read(snakemake.input.bins)
         fig, ax = plt.subplots(figsize=(4.6, 4.2))
         ax.plot([0, 1], [0, 1], ":", color="grey")
@@ -25,8 +27,5 @@ with log_to(snakemake.log[0]):
         ax.set_xlabel("predicted risk at the horizon")
         ax.set_ylabel("observed risk (Kaplan-Meier)")
         ax.set_title(f"Calibration: {label}", fontsize=9)
-    else:
-        fig = calibration_band_figure(read(snakemake.input.curve), read(snakemake.input.bins),
-                                      read(snakemake.input.predictions), f"Calibration: {label}")
     save_figure(fig, snakemake.output.cal_png[:-4])
     plt.close(fig)

@@ -129,7 +129,7 @@ def survival_reason(time, event) -> str:
 def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, label: int = 1,
            min_voxels: int = 1, need_mask: bool = True,
            on_error: str = "exclude", tolerance: float = GEOMETRY_TOLERANCE_MM,
-           roi: str | int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+           roi: str | int | None = None, time_to_event: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the ingest checks on every manifest row.
 
     Parameters
@@ -137,7 +137,8 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
     manifest : pandas.DataFrame
         Output of :func:`acceflow.io.manifest.load_manifest`.
     outcome : dict
-        The config's ``outcome`` section.
+        The config's ``outcome`` section: ``column`` and ``positive`` of a binary outcome, or
+        ``time`` (days) and ``event`` (1 = event) columns.
     train, external : list of str
         Cohorts named in the config.
     label, min_voxels, need_mask, tolerance
@@ -148,6 +149,9 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
     roi : str or int, optional
         RTSTRUCT ROI / SEG segment for rows whose ``roi`` column is empty or absent (``input.roi``).
         A ``series_uid`` column, when present, chooses the series of a DICOM folder per row.
+    time_to_event : bool
+        The outcome is survival (``time``, ``event``) rather than binary
+        (``acceflow.study.task.task_for(config).time_to_event``).
 
     Returns
     -------
@@ -172,7 +176,7 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
                             f"or cohorts.column")
     wanted = set(train) | set(external)
     reasons = []
-    if outcome.get("type", "binary") == "binary":
+    if not time_to_event:
         if outcome["column"] not in manifest:
             raise ManifestError(f"outcome column '{outcome['column']}' is not in the manifest; set outcome.column")
         y = binary_outcome(manifest[outcome["column"]], outcome["positive"])

@@ -50,6 +50,7 @@ from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
+from acceflow.study.task import task_for
 
 __all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
 
@@ -327,7 +328,7 @@ def _section_study(view: ResultsView, data: dict, config: Mapping, summary: dict
     rows = _cohort_table(view)
     out = ["<h2 id=\"study\">1. Study and data</h2>"]
     outcome = summary.get("outcome") or {}
-    if outcome.get("type", "binary") == "survival":
+    if task_for(outcome).time_to_event:
         odesc = f"survival: time <code>{_e(outcome.get('time'))}</code>, event <code>{_e(outcome.get('event'))}</code>"
     else:
         odesc = (f"binary: <code>{_e(outcome.get('column'))}</code> = "

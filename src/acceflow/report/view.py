@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from acceflow.study.results import Results, comparator, fill
+from acceflow.study.task import task_for
 
 __all__ = ["ResultsView", "Section", "Results"]
 
@@ -113,7 +114,7 @@ class ResultsView:
 
     @property
     def survival(self) -> bool:
-        return (self.card.get("outcome") or {}).get("type") == "survival"
+        return task_for(self.card).time_to_event
 
     def metrics(self, cohort: str, model: str | None = None) -> dict:
         return self.json(Results.METRICS, model, cohort=cohort) or {}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from acceflow.io.manifest import binary_outcome
+from acceflow.study.task import task_for
 from acceflow.study.training import feature_columns
 
 __all__ = ["COHORT_COLUMNS", "cohort_table", "feature_summary", "n_candidate_features"]
@@ -21,7 +22,7 @@ def cohort_table(features: pd.DataFrame, config: Mapping, card: Mapping | None =
     card = card or {}
     ccol = "cohort" if "cohort" in features else (config.get("cohorts") or {}).get("column", "cohort")
     outcome = config.get("outcome") or card.get("outcome") or {}
-    if outcome.get("type", "binary") == "survival":
+    if task_for(outcome).time_to_event:
         col, events = outcome.get("event"), lambda s: pd.to_numeric(s, errors="coerce")
     else:
         col, events = outcome.get("column"), lambda s: binary_outcome(s, outcome.get("positive", 1))

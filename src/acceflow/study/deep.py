@@ -102,7 +102,7 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     -------
     fitted : dict
         The final network, trained on all training cases (own validation split for early stopping).
-    card : dict
+    card : acceflow.study.card.ModelCard
         The model card (network, fusion, crop, hyper-parameters, seed, device, histories, ...).
     predictions : pandas.DataFrame
         ``case_id, outcome, probability`` of the training cases, out-of-fold.
@@ -175,7 +175,9 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
                   "He et al. 2016 ResNet); early stopping (Prechelt 1998)",
     }
     predictions = pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": oof})
-    return final, card, predictions, folds, pd.DataFrame(final["history"])
+    from acceflow.study.card import ModelCard
+
+    return final, ModelCard.from_dict(card), predictions, folds, pd.DataFrame(final["history"])
 
 
 def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str, str], cohort: str, log=print):

@@ -8,9 +8,13 @@ external) and says how to fix it.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
 import os
 import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 
 MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
@@ -18,19 +22,117 @@ MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
 #: model.comparators, never added by ``auto``.
 DEEP_KIND = "deep"
 
-#: Defaults of the ``model`` section (as in the schema), for library callers that pass a partial config.
-MODEL_DEFAULTS = {
-    "learner": "l1_logistic", "learners": None, "include_clinical": False,
-    "Cs": [0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0], "inner_folds": 5, "scoring": "roc_auc",
-    "selection": "none", "n_select": 10, "correlation_threshold": None, "primary": "imaging",
-    "comparators": "auto", "threshold": "youden", "threshold_target": None, "harmonisation": "none",
-    "harmonisation_unseen": "error", "min_events": 10, "cox_penalizers": [0.01, 0.1, 1.0], "cox_l1_ratio": 0.5,
-}
+#: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
+#: imported from (acceflow is a workflow, run from its repository; the schemas are the workflow's
+#: public interface and are not copied into the package). ``ACCEFLOW_SCHEMAS`` overrides it.
+SCHEMA_DIR = Path(os.environ.get("ACCEFLOW_SCHEMAS") or Path(__file__).resolve().parents[3] / "workflow" / "schemas")
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_text(name: str) -> str:
+    path = SCHEMA_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"schema {path} not found: acceflow reads its schemas from the repository's "
+                                f"workflow/schemas (set ACCEFLOW_SCHEMAS to that folder)")
+    return path.read_text()
+
+
+def load_schema(name: str = "config.schema.yaml") -> dict:
+    """A JSON schema (YAML) of ``workflow/schemas``, as a fresh dict."""
+    import yaml
+
+    return yaml.safe_load(_schema_text(name))
+
+
+def _default_filling_validator():
+    """A jsonschema validator class that fills ``default`` values in as it validates (as snakemake.utils.validate)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def with_defaults(config: dict | None = None, schema: str = "config.schema.yaml") -> dict:
+    """A copy of ``config`` validated against the schema, with every default the schema gives filled in.
+
+    Library callers (notebooks, tests) may pass a partial config; the defaults come from the schema
+    itself, never from a second copy in code.
+
+    Raises
+    ------
+    ConfigError
+        When the config does not conform to the schema (the message names the key).
+    """
+    import jsonschema
+
+    filled = copy.deepcopy(dict(config or {}))
+    validator = _default_filling_validator()(load_schema(schema))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"config key {where}: {error.message}")
+    return filled
+
+
+@functools.lru_cache(maxsize=1)
+def _all_defaults() -> dict:
+    return with_defaults({})
+
+
+def schema_defaults(section: str | None = None) -> dict:
+    """The schema's defaults (of one top-level section, or of the whole config), as a fresh dict."""
+    full = _all_defaults()
+    return copy.deepcopy(full[section] if section else full)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The ``model`` section, typed; built from a schema-validated config (:meth:`from_config`)."""
+
+    learner: str
+    learners: list | None
+    include_clinical: bool
+    Cs: list
+    inner_folds: int
+    scoring: str
+    selection: str
+    n_select: int
+    correlation_threshold: float | None
+    primary: str
+    comparators: object
+    threshold: str
+    threshold_target: float | None
+    harmonisation: str
+    harmonisation_unseen: str
+    min_events: int
+    cox_penalizers: list
+    cox_l1_ratio: float
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ModelSettings":
+        """Settings of ``config['model']``, schema defaults filled for the keys it does not give."""
+        section = dict(config.get("model") or {})
+        defaults = schema_defaults("model")
+        merged = {**defaults, **section}
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: merged[k] for k in names})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def model_settings(config: dict) -> dict:
-    """The config's ``model`` section with schema defaults for the keys it does not give."""
-    return {**MODEL_DEFAULTS, **(config.get("model") or {})}
+    """The config's ``model`` section with the schema's defaults for the keys it does not give."""
+    return {**schema_defaults("model"), **(config.get("model") or {})}
 
 
 class ConfigError(ValueError):

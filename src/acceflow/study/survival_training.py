@@ -22,6 +22,7 @@ from acceflow.study.training import cohort_design
 from acceflow.models.pipeline import CorrelationFilter
 from acceflow.metrics.survival import check_survival, harrell_c
 from acceflow.models.cox import PenalizedCox, survival_y
+from acceflow.study.card import ModelCard
 from acceflow.study.settings import model_settings
 
 
@@ -178,10 +179,11 @@ def train_survival(table: pd.DataFrame, config: dict, features: list[str], note:
         "horizons_days": horizons, "horizon_days": float(horizon),
         "risk_sd_train": float(np.std(model.predict(X), ddof=1)),
         "risk_train": [float(x) for x in model.predict(X)],
+        "threshold": None,
     }
     predictions = pd.DataFrame({"case_id": rows["case_id"], "time": time, "event": event,
                                 "risk": lp.mean(axis=0), "risk_at_horizon": rk.mean(axis=0)})
-    return model, card, predictions, folds
+    return model, ModelCard.from_dict(card), predictions, folds
 
 
 def predict_survival_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.DataFrame:

@@ -18,12 +18,9 @@ from acceflow.io.schemas import load_schema, validate_rows
 
 
 def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
-    if outcome["type"] == "binary":
-        if outcome["column"] not in df:
-            raise ManifestError(f"outcome column '{outcome['column']}' is not in the table; set outcome.column")
-        return binary_outcome(df[outcome["column"]], outcome["positive"]).notna()
-    t = pd.to_numeric(df[outcome["time"]], errors="coerce")
-    return (t > 0) & df[outcome["event"]].notna()
+    from acceflow.study.task import task_for
+
+    return task_for(outcome).outcome_known(df, outcome)
 
 
 class FeatureTableError(ValueError):

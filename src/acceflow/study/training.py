@@ -26,6 +26,7 @@ from acceflow.models.persistence import load_model, save_model  # noqa: F401 (re
 from acceflow.models.pipeline import (build_late_fusion, build_model, build_search, chosen_learner,
                                      fitted_coefficients, internal_validation)
 from acceflow.metrics.validation import decision_threshold
+from acceflow.study.card import ModelCard
 from acceflow.study.settings import MODEL_KINDS, model_names, model_settings  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
@@ -201,8 +202,9 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
     -------
     model : fitted estimator
         Refitted on all training cases.
-    card : dict
-        Model card (name, features, learner, hyper-parameters, cohorts, seed, coefficients, ...).
+    card : acceflow.study.card.ModelCard
+        Model card (name, features, learner, hyper-parameters, cohorts, seed, coefficients, ...);
+        ``model_file`` and ``model_sha256`` are set when the model is saved.
     predictions : pandas.DataFrame
         Training cases: ``case_id, outcome, probability`` (out-of-fold, averaged over repeats).
     folds : pandas.DataFrame
@@ -262,7 +264,7 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
                       "fixed_on": "out-of-fold predictions of the training cohorts"},
     }
     predictions = pd.DataFrame({"case_id": train_rows["case_id"], "outcome": y, "probability": oof})
-    return model, card, predictions, folds
+    return model, ModelCard.from_dict(card), predictions, folds
 
 
 def _describe(model) -> list[str]:
