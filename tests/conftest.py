@@ -7,9 +7,9 @@ on a quiet machine; ``gpu`` needs CUDA (skipped without it); ``shared_data`` rea
 (added here to every test that uses the ``shared_data`` fixture or ``SHARED_DATA``). ``make test``
 runs them all; ``pytest -m "not integration"`` gives the unit tests in about two minutes.
 """
+import importlib.util
 import inspect
 import json
-import importlib.util
 import subprocess
 import sys
 import time

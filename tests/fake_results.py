@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from acceflow.metrics.decision_curve import useful_threshold_range
 from acceflow.report import figures
@@ -105,6 +105,9 @@ def make_results(root, validation="external", repeats=True):
         (root / "clinical" / cohort).mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"case_id": df["case_id"], "outcome": y, "probability": p}).to_csv(
             root / "clinical" / cohort / "predictions.tsv", sep="\t", index=False)
+        fpr, tpr, thr = roc_curve(y, p)
+        pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr}).to_csv(
+            root / "clinical" / cohort / "discrimination_curve.tsv", sep="\t", index=False)
         auc = roc_auc_score(y, p)
         _write_json({"cohort": cohort, "validation": "internal (out-of-fold)" if cohort == "train" else "external",
                      "n": len(y), "n_events": int(y.sum()), "prevalence": float(y.mean()), "auc": auc,

@@ -3,15 +3,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from conftest import REPO
 from scipy.spatial import cKDTree
 
-from acceflow.metrics.agreement import (agreement_table, bland_altman, lins_ccc, repeatability_coefficient,
-                                           within_subject_sd)
-from acceflow.models.harmonisation import ComBat, site_effect, site_effect_table
+from acceflow.metrics.agreement import (
+    agreement_table,
+    bland_altman,
+    lins_ccc,
+    repeatability_coefficient,
+    within_subject_sd,
+)
 from acceflow.metrics.icc import ICC_FORM_BY_DESIGN, icc_table, resolve_icc_form, select_stable
 from acceflow.metrics.segmentation import segmentation_agreement
-from conftest import REPO
-
+from acceflow.models.harmonisation import ComBat, site_effect, site_effect_table
 
 # ------------------------------------------------------------------------------ agreement
 

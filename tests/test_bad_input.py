@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import REPO, make_image
 
-from acceflow.study.training import CohortError, predict_cohort, train
 from acceflow.io.images import write_image
 from acceflow.io.manifest import ManifestError, load_manifest
 from acceflow.io.qc import CaseError, check_scan, ingest
 from acceflow.study.tables import ingest_feature_table
-from conftest import REPO, make_image
+from acceflow.study.training import CohortError, predict_cohort, train
 
 BINARY = {"type": "binary", "column": "outcome", "positive": 1}
 

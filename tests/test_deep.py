@@ -11,8 +11,7 @@ from acceflow.deep.cox import cox_partial_likelihood_loss  # noqa: E402
 from acceflow.deep.crops import CropError, lesion_centre, load_crop, make_crop, save_crop  # noqa: E402
 from acceflow.deep.gradcam import gradcam_maps, overlay_png  # noqa: E402
 from acceflow.deep.networks import build_network, gradcam_layer  # noqa: E402
-from acceflow.deep.train import (DeepTrainingError, cross_validate, fit, load_model, predict,  # noqa: E402
-                                 save_model)
+from acceflow.deep.train import DeepTrainingError, cross_validate, fit, load_model, predict, save_model  # noqa: E402
 
 torch.set_num_threads(1)
 TINY = {"network": "resnet10", "epochs": 4, "batch_size": 4, "patience": 10, "learning_rate": 1e-3,
@@ -187,9 +186,9 @@ def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
     import copy
 
     import yaml
+    from conftest import REPO
     from snakemake.utils import validate
 
-    from conftest import REPO
     from acceflow.study.settings import ConfigError, check_config, model_names
 
     config = yaml.safe_load((REPO / "config/studies/demo_deep.yaml").read_text())

@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import check_contract, demo_config, run_snakemake, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,14 +8,22 @@ import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk
+from conftest import SHARED_DATA, make_image, need
 from pydicom.uid import generate_uid
 
-from acceflow.io.dicom import (FRAME_OF_REFERENCE_KEY, SERIES_UID_KEY, dicom_object, list_series,
-                               read_dicom_series, rtstruct_roi_names, seg_segments, sorted_slices)
+from acceflow.io.dicom import (
+    FRAME_OF_REFERENCE_KEY,
+    SERIES_UID_KEY,
+    dicom_object,
+    list_series,
+    read_dicom_series,
+    rtstruct_roi_names,
+    seg_segments,
+    sorted_slices,
+)
 from acceflow.io.images import ImageError, on_image_grid, read_image, read_mask, write_image
 from acceflow.io.manifest import load_manifest
 from acceflow.io.qc import NOTE_PREFIX, check_scan, ingest
-from conftest import SHARED_DATA, make_image, need
 
 PAT1 = SHARED_DATA / "ibsi" / "data_sets" / "ibsi_1_ct_radiomics_phantom"
 DIGITAL = SHARED_DATA / "ibsi" / "data_sets" / "ibsi_1_digital_phantom"

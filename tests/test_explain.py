@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from acceflow.models.explain import acceflow_coefficients, bootstrap_coefficients, permutation_importance_auc
-from acceflow.study.training import build_model, fitted_coefficients
+from acceflow.models.pipeline import build_model, fitted_coefficients
 
 
 def _data(n=100, n_noise=5, seed=0, signal=2.0):

@@ -12,12 +12,17 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import REPO, SHARED_DATA, need
 
-from acceflow.imaging.extract import (DIAGNOSTICS_PREFIX, extract_features, load_params, nonfinite_features,
-                                      split_feature_name)
+from acceflow.imaging.extract import (
+    DIAGNOSTICS_PREFIX,
+    extract_features,
+    load_params,
+    nonfinite_features,
+    split_feature_name,
+)
 from acceflow.io.images import read_image, write_image
 from acceflow.study.tables import FeatureTableError, assemble_diagnostics, assemble_feature_table, check_finite
-from conftest import REPO, SHARED_DATA, need
 
 PYRADIOMICS_DATA = SHARED_DATA / "pyradiomics"
 BASELINE_CASES = ["brain1", "brain2", "breast1", "lung1", "lung2"]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
 
 from acceflow.demo import make_demo_cohort
-from conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 import yaml
+from conftest import REPO, SHARED_DATA, make_image, need
 
 from acceflow.imaging import ibsi
 from acceflow.imaging.extract import resegmentation_range
-from conftest import REPO, SHARED_DATA, make_image, need
 
 IBSI_DATA = SHARED_DATA / "ibsi"
 REFERENCE_FILES = sorted((IBSI_DATA / "reference_values").glob("ibsi_1_reference_values_*.csv"))

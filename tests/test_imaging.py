@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import REPO, make_image, need
 
 from acceflow.imaging.extract import extract_features, load_params
 from acceflow.imaging.preprocess import normalise, preprocess, resample, resampled_grid
 from acceflow.imaging.segment import otsu_segment
 from acceflow.io.images import ImageError, geometry_mismatch, mask_voxels, read_image, write_image
-from conftest import REPO, make_image, need
 
 
 def dice(a, b):

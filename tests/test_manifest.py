@@ -3,13 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from conftest import make_image, need
 
 from acceflow.io.images import write_image
 from acceflow.io.manifest import ManifestError, binary_outcome, build_manifest_from_layout, load_manifest, make_scan_id
-from acceflow.runtime import sha256_file
 from acceflow.io.qc import check_scan, ingest
+from acceflow.runtime import sha256_file
 from acceflow.study.tables import assemble_feature_table, ingest_feature_table
-from conftest import make_image, need
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.study.training import (CohortError, build_model, internal_validation, load_model, predict_cohort,
-                                     save_model, train)
+from acceflow.models.persistence import load_model, save_model
+from acceflow.models.pipeline import build_model, internal_validation
+from acceflow.study.training import CohortError, predict_cohort, train
 
 
 def _table(n=120, p=30, seed=0, signal=1.5):
@@ -85,7 +86,7 @@ def test_clinical_and_fusion_models_use_their_columns():
     df = _table()
     df["age"] = df["f0"] * 0.5 + np.random.default_rng(5).normal(size=len(df))
     config = {**CONFIG, "clinical": ["age"]}
-    from acceflow.study.training import model_names
+    from acceflow.study.settings import model_names
 
     assert model_names(config) == ("imaging", ["clinical", "combined_early", "combined_late"])
     _, card_c, _, _ = train(df, config, kind="clinical")

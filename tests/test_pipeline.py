@@ -3,8 +3,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.models.pipeline import (LEARNERS, CorrelationFilter, MRMRSelector, build_search, chosen_learner,
-                                        learner_grid)
+from acceflow.models.pipeline import (
+    LEARNERS,
+    CorrelationFilter,
+    MRMRSelector,
+    build_search,
+    chosen_learner,
+    learner_grid,
+)
 
 
 def _data(n=160, seed=0):
@@ -60,7 +66,7 @@ def test_selection_outside_cv_leaks_and_the_nested_pipeline_does_not():
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from acceflow.study.training import internal_validation
+    from acceflow.models.pipeline import internal_validation
 
     rng = np.random.default_rng(11)
     X = pd.DataFrame(rng.normal(size=(60, 1000)))

@@ -3,12 +3,20 @@ re-segmentation, discretisation, normalisation and N4 (acceflow.imaging.preproce
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from acceflow.study.settings import ConfigError, check_config
-from acceflow.imaging.extract import extract_features, resegmentation_range, scan_params
-from acceflow.imaging.preprocess import (interpolator_name, n4_correct, normalise, preprocess, resample,
-                                         resample_mask, resampled_grid, round_intensities)
 from conftest import REPO, make_image, need
+
+from acceflow.imaging.extract import extract_features, resegmentation_range, scan_params
+from acceflow.imaging.preprocess import (
+    interpolator_name,
+    n4_correct,
+    normalise,
+    preprocess,
+    resample,
+    resample_mask,
+    resampled_grid,
+    round_intensities,
+)
+from acceflow.study.settings import ConfigError, check_config
 
 FIRSTORDER = {"setting": {"binWidth": 25, "label": 1}, "imageType": {"Original": {}},
               "featureClass": {"firstorder": None, "shape": ["VoxelVolume"]}}

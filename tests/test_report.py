@@ -19,8 +19,6 @@ from acceflow.report.provenance import collect_provenance
 from acceflow.runtime import sha256_file, write_json
 
 
-
-
 def _build(root, **kw):
     config = make_results(root, **kw)
     cohorts = ["train", *config["cohorts"]["external"]]
@@ -160,7 +158,7 @@ def test_figures_are_deterministic(tmp_path):
         assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes()
     assert b"<dc:date>" not in (tmp_path / "a.svg").read_bytes()
     assert figures.figure_to_base64_png(figures.roc_figure({"x": pd.DataFrame(
-        {"outcome": [0, 1, 0, 1, 1], "probability": [0.1, 0.8, 0.4, 0.3, 0.9]})}))[:8] == "iVBORw0K"
+        {"fpr": [0, 0, 0.5, 0.5, 1], "tpr": [0, 0.67, 0.67, 1, 1]})}, {"x": {"auc": 0.83, "n": 5}}))[:8] == "iVBORw0K"
     figures.plt.close("all")
     figures.plt.close(figures.icc_figure(icc, max_detailed=10))  # many features: strip plot per group
 

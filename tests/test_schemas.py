@@ -1,11 +1,11 @@
 """Row schemas of the image manifest and the feature table (workflow/schemas), validated at ingest."""
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from acceflow.io.manifest import ManifestError, load_manifest
 from acceflow.io.schemas import SCHEMA_DIR, load_schema, validate_rows
 from acceflow.study.tables import ingest_feature_table
-from conftest import REPO
 
 
 def test_schemas_are_found_in_the_checkout():

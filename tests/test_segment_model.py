@@ -122,8 +122,7 @@ def test_training_learns_and_is_repeatable(trained):
 
 
 def test_inference_grid_component_samples_and_saving(trained, tmp_path):
-    from acceflow.imaging.segment_model import (infer_mask, load_model, sample_masks, save_model,
-                                                to_original_grid)
+    from acceflow.imaging.segment_model import infer_mask, load_model, sample_masks, save_model, to_original_grid
 
     cases, (model, card) = trained
     image = cases[4].image

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-
 from conftest import demo_config, run_snakemake, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

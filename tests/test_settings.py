@@ -1,8 +1,14 @@
 """acceflow.study.settings: defaults come from the config schema only."""
 import pytest
 
-from acceflow.study.settings import (ConfigError, ModelSettings, load_schema, model_settings, schema_defaults,
-                                     with_defaults)
+from acceflow.study.settings import (
+    ConfigError,
+    ModelSettings,
+    load_schema,
+    model_settings,
+    schema_defaults,
+    with_defaults,
+)
 
 
 def test_model_defaults_are_the_schemas():

@@ -8,7 +8,6 @@ daemon needs (status from squeue, short status intervals).
 """
 import pandas as pd
 import pytest
-
 from conftest import check_contract
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

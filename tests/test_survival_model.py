@@ -3,9 +3,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acceflow.study.survival_training import (default_horizons, predict_survival_cohort, survival_cohort_metrics,
-                                              train_survival)
 from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
+from acceflow.study.survival_training import (
+    default_horizons,
+    predict_survival_cohort,
+    survival_cohort_metrics,
+    train_survival,
+)
 
 
 def _cohort(n=160, seed=0):

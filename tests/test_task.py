@@ -1,18 +1,23 @@
 """acceflow.study.task: one Task per outcome type gives what the per-type functions give."""
-import numpy as np
 import pandas as pd
 import pytest
+from test_model import CONFIG as BINARY_CONFIG
+from test_model import _table
+from test_survival_model import CONFIG as SURVIVAL_CONFIG
+from test_survival_model import _cohort
 
-from acceflow.metrics.calibration import (binned_calibration, calibration_curve_band, calibration_level,
-                                          calibration_summary)
+from acceflow.metrics.calibration import (
+    binned_calibration,
+    calibration_curve_band,
+    calibration_level,
+    calibration_summary,
+)
 from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
 from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
 from acceflow.study.card import ModelCard
 from acceflow.study.survival_training import predict_survival_cohort, survival_cohort_metrics, train_survival
 from acceflow.study.task import BinaryTask, SurvivalTask, task_for
 from acceflow.study.training import predict_cohort, train
-from test_model import CONFIG as BINARY_CONFIG, _table
-from test_survival_model import CONFIG as SURVIVAL_CONFIG, _cohort
 
 THRESHOLDS = BinaryTask.thresholds(0.05, 0.5, 0.05)
 

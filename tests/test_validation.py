@@ -9,11 +9,19 @@ from sklearn.linear_model import LogisticRegression
 from statsmodels.stats.proportion import proportion_confint
 
 from acceflow.metrics.discrimination import brier_score
-from acceflow.study.training import build_model
-from acceflow.metrics.validation import (DEFAULT_METRICS, auc_metric, calibration_slope_metric, optimism_corrected,
-                                          stratified_bootstrap_indices, threshold_for_sensitivity,
-                                          threshold_for_specificity, threshold_metrics, wilson_interval,
-                                          youden_threshold)
+from acceflow.metrics.validation import (
+    DEFAULT_METRICS,
+    auc_metric,
+    calibration_slope_metric,
+    optimism_corrected,
+    stratified_bootstrap_indices,
+    threshold_for_sensitivity,
+    threshold_for_specificity,
+    threshold_metrics,
+    wilson_interval,
+    youden_threshold,
+)
+from acceflow.models.pipeline import build_model
 
 # Hand example: scores ascending, outcome 0 0 1 0 1 1.
 Y = [0, 0, 1, 0, 1, 1]

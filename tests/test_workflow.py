@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from sklearn.metrics import roc_auc_score
-
 from conftest import REPO, SHARED_DATA, SNAKEMAKE, check_contract, demo_config, run_snakemake, write_config
+from sklearn.metrics import roc_auc_score
 
 pytestmark = pytest.mark.integration
 

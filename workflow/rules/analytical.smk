@@ -36,7 +36,7 @@ if PERTURB:
         log:
             R("logs/perturbation_table.log"),
         conda:
-            "../envs/imaging.yaml"
+            "../envs/statistics.yaml"
         script:
             "../scripts/perturbation_table.py"
 

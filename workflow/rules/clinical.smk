@@ -89,6 +89,7 @@ rule discrimination:
             category="3. Clinical validity",
             labels={"cohort": "{cohort}", "file": "metrics"},
         ),
+        curve=R(Results.DISCRIMINATION_CURVE),
     params:
         alpha=config["validation"]["alpha"],
         n_bootstrap=config["validation"]["n_bootstrap"],
@@ -109,6 +110,7 @@ use rule discrimination as discrimination_comparator with:
         card=R(Results.MODEL_CARD, model="{model}"),
     output:
         metrics=R(Results.METRICS, model="{model}"),
+        curve=R(Results.DISCRIMINATION_CURVE, model="{model}"),
     log:
         R("logs/discrimination/{cohort}/{model}.log"),
     benchmark:

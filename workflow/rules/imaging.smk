@@ -77,6 +77,6 @@ if IMAGES:
         benchmark:
             R("benchmarks/feature_table.tsv")
         conda:
-            "../envs/imaging.yaml"
+            "../envs/statistics.yaml"
         script:
             "../scripts/feature_table.py"

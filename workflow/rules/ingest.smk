@@ -49,6 +49,7 @@ if IMAGES:
             data_root=config["input"]["data_root"],
             cohorts=config["cohorts"],
             outcome=config["outcome"],
+            time_to_event=TASK.time_to_event,
             label=config["extraction"]["label"],
             min_voxels=config["extraction"]["min_voxels"],
             roi=config["input"]["roi"],

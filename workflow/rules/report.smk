@@ -37,6 +37,7 @@ rule dossier:
         segmentation_model=segmentation_outputs(),
         card=R(Results.MODEL_CARD),
         metrics=expand(R(Results.METRICS), cohort=COHORTS),
+        discrimination_curves=expand(R(Results.DISCRIMINATION_CURVE), cohort=COHORTS),
         predictions=expand(R(Results.PREDICTIONS), cohort=COHORTS),
         calibration=expand(R(Results.CALIBRATION), cohort=COHORTS),
         curves=expand(R(Results.DECISION_CURVE), cohort=COHORTS),

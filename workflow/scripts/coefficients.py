@@ -8,8 +8,8 @@ import pandas as pd
 from sklearn.base import clone
 
 from acceflow.models.explain import bootstrap_coefficients
-from acceflow.study.training import training_data
 from acceflow.runtime import log_to
+from acceflow.study.training import training_data
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config

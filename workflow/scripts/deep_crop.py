@@ -4,8 +4,8 @@ A case whose crop cannot be made gets a file with an ``error`` entry (its case i
 deep model and named in the model card) instead of failing the run."""
 import numpy as np
 
-from acceflow.runtime import log_to
 from acceflow.deep.crops import CropError, make_crop, save_crop
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     images = {k[len("image_"):]: v for k, v in snakemake.input.items() if k.startswith("image_")}

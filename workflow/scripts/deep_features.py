@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import torch
 
+from acceflow.deep.train import load_model
 from acceflow.runtime import log_to
 from acceflow.study.deep import embedding_tables
-from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from acceflow.runtime import log_to
 from acceflow.deep.crops import load_crop
 from acceflow.deep.gradcam import gradcam_maps, overlay_png
 from acceflow.deep.networks import gradcam_layer
-from acceflow.study.deep import case_crops
 from acceflow.deep.train import load_model
+from acceflow.runtime import log_to
+from acceflow.study.deep import case_crops
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

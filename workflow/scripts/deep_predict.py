@@ -2,10 +2,10 @@
 import pandas as pd
 import torch
 
+from acceflow.deep.train import load_model
 from acceflow.runtime import log_to
 from acceflow.study.card import ModelCard
 from acceflow.study.deep import case_crops, predict_study
-from acceflow.deep.train import load_model
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

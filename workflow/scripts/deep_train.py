@@ -2,9 +2,9 @@
 import pandas as pd
 import torch
 
+from acceflow.deep.train import save_model
 from acceflow.runtime import log_to
 from acceflow.study.deep import case_crops, train_study
-from acceflow.deep.train import save_model
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)

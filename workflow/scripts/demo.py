@@ -1,8 +1,8 @@
 """Write the built-in synthetic demo cohort (acceflow.demo)."""
 import os
 
-from acceflow.runtime import log_to
 from acceflow.demo import make_demo_cohort
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

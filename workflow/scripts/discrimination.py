@@ -14,5 +14,8 @@ with log_to(snakemake.log[0]):
     p = snakemake.params
     card = ModelCard.read(snakemake.input.card)
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
-    write_json(task_for(card).metrics(preds, card, snakemake.wildcards.cohort, alpha=p.alpha,
-                                      n_bootstrap=p.n_bootstrap, seed=p.seed), snakemake.output.metrics)
+    task = task_for(card)
+    write_json(task.metrics(preds, card, snakemake.wildcards.cohort, alpha=p.alpha, n_bootstrap=p.n_bootstrap,
+                            seed=p.seed), snakemake.output.metrics)
+    task.discrimination_curve(preds, card).to_csv(snakemake.output.curve, sep="\t", index=False,
+                                                  float_format="%.10g")

@@ -3,11 +3,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.report.dossier import build_dossier
 from acceflow.report.provenance import collect_provenance
-from acceflow.runtime import atomic_write_bytes, sha256_file, write_json
 from acceflow.report.rulegraph import rulegraph_svg
+from acceflow.runtime import atomic_write_bytes, log_to, sha256_file, write_json
 
 with log_to(snakemake.log[0]):
     results = Path(snakemake.params.results)

@@ -12,9 +12,9 @@ start-up time is part of every extraction.
 """
 import csv
 
-from acceflow.runtime import log_to
 from acceflow.imaging.extract import extract_features, load_params, nonfinite_features, scan_params
 from acceflow.io.images import read_image
+from acceflow.runtime import log_to
 
 
 def write_row(path, row):

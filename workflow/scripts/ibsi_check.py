@@ -7,9 +7,9 @@ import logging
 
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.imaging.extract import load_params
 from acceflow.imaging.ibsi import run_ibsi_check
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     logging.getLogger("pykwalify").setLevel(logging.WARNING)  # pyradiomics' parameter validation chatter

@@ -1,11 +1,12 @@
 """Permutation importance (drop in AUC) of the frozen primary model on one external cohort."""
 import pandas as pd
 
+from acceflow.io.manifest import binary_outcome
 from acceflow.models.explain import permutation_importance_auc
-from acceflow.study.training import batch_column, cohort_design, load_model
+from acceflow.models.persistence import load_model
 from acceflow.runtime import log_to
 from acceflow.study.card import ModelCard
-from acceflow.io.manifest import binary_outcome
+from acceflow.study.training import batch_column, cohort_design
 
 with log_to(snakemake.log[0]):
     card = ModelCard.read(snakemake.input.card)

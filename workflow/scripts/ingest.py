@@ -1,8 +1,7 @@
 """Ingest QC of every manifest row: ingest/qc.tsv and the usable scans (ingest/scans.tsv)."""
-from acceflow.runtime import log_to
 from acceflow.io.manifest import load_manifest
 from acceflow.io.qc import ingest
-from acceflow.study.task import task_for
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     p = snakemake.params
@@ -11,7 +10,7 @@ with log_to(snakemake.log[0]):
     qc, scans = ingest(manifest, p.outcome, p.cohorts["train"], p.cohorts["external"], label=p.label,
                        min_voxels=p.min_voxels, need_mask=p.need_mask, on_error=p.on_error,
                        tolerance=p.tolerance, roi=p.roi,
-                       time_to_event=task_for(p.outcome).time_to_event)
+                       time_to_event=p.time_to_event)
     qc.to_csv(snakemake.output.qc, sep="\t", index=False)
     scans.to_csv(snakemake.output.scans, sep="\t", index=False)
     print(f"{len(qc)} scans, {int((qc.status == 'ok').sum())} ok")

@@ -1,8 +1,8 @@
 """Build the image manifest from a folder-per-case layout (input.layout)."""
 import os
 
-from acceflow.runtime import log_to
 from acceflow.io.manifest import build_manifest_from_layout
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     lay = snakemake.params.layout

@@ -1,9 +1,9 @@
 """Harrell's bootstrap optimism correction of the primary model (internal validation)."""
 import pandas as pd
 
-from acceflow.study.training import training_data
 from acceflow.metrics.validation import optimism_corrected
 from acceflow.runtime import log_to
+from acceflow.study.training import training_data
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config

@@ -1,10 +1,10 @@
 """N perturbed copies of one scan and their features (acceflow.imaging.perturb, Zwanenburg 2019)."""
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.imaging.extract import extract_features, load_params, scan_params
 from acceflow.imaging.perturb import perturb_scan
 from acceflow.io.images import read_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     scan, s = snakemake.wildcards.scan, snakemake.params.settings

@@ -4,9 +4,9 @@ Per-modality settings (normalisation, round_intensities, n4) are looked up with 
 """
 import SimpleITK as sitk
 
-from acceflow.runtime import log_to
 from acceflow.imaging.preprocess import preprocess
 from acceflow.io.images import read_image, read_mask, write_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

@@ -1,8 +1,8 @@
 """Cross-validated recalibration of the frozen model on one external cohort (labelled recalibrated)."""
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.models.recalibration import recalibrate_cv
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})

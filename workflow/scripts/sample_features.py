@@ -1,9 +1,9 @@
 """Features of one scan from each sample mask (readers of segmentation uncertainty; acceflow.imaging.extract)."""
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.imaging.extract import extract_features, load_params, nonfinite_features, scan_params
 from acceflow.io.images import read_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     scan, label = snakemake.wildcards.scan, snakemake.params.label

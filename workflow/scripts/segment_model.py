@@ -7,10 +7,10 @@ import traceback
 import SimpleITK as sitk
 import torch
 
-from acceflow.metrics.segmentation import QUALITY_COLUMNS, segmentation_quality
-from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import infer_mask, load_model, to_original_grid
 from acceflow.io.images import read_image, read_mask, write_image
+from acceflow.metrics.segmentation import QUALITY_COLUMNS, segmentation_quality
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

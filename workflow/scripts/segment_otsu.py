@@ -1,9 +1,9 @@
 """Baseline Otsu segmentation of one scan (acceflow.imaging.segment)."""
 import SimpleITK as sitk
 
-from acceflow.runtime import log_to
 from acceflow.imaging.segment import otsu_segment
 from acceflow.io.images import read_image, write_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.settings

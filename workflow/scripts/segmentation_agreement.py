@@ -3,9 +3,9 @@ import itertools
 
 import pandas as pd
 
+from acceflow.io.images import read_image, read_mask
 from acceflow.metrics.segmentation import SEGMENTATION_COLUMNS, segmentation_agreement
 from acceflow.runtime import log_to
-from acceflow.io.images import read_image, read_mask
 
 COLUMNS = ["case_id", "image", "repeat_a", "repeat_b", *SEGMENTATION_COLUMNS]
 

@@ -5,10 +5,10 @@ import os
 
 import pandas as pd
 
-from acceflow.metrics.segmentation import summarise_quality
-from acceflow.runtime import log_to
 from acceflow.io.images import read_image
+from acceflow.metrics.segmentation import summarise_quality
 from acceflow.report.segmentation_section import overlay_figure
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False)

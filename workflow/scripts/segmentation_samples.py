@@ -1,9 +1,9 @@
 """Sample masks of one scan (MC dropout or test-time augmentation): segmentation uncertainty readers."""
 import torch
 
-from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import load_model, sample_masks
 from acceflow.io.images import read_image, write_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

@@ -2,8 +2,8 @@
 import pandas as pd
 
 from acceflow.models.harmonisation import SITE_EFFECT_COLUMNS, site_effect_table
-from acceflow.study.training import model_features
 from acceflow.runtime import log_to
+from acceflow.study.training import model_features
 
 with log_to(snakemake.log[0]):
     config = snakemake.params.config

@@ -3,9 +3,9 @@ import json
 
 import torch
 
-from acceflow.runtime import log_to
 from acceflow.imaging.segment_model import SegmentationCase, save_model, train_segmenter
 from acceflow.io.images import read_image
+from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))

@@ -1,9 +1,9 @@
 """Per-cohort utility figures (PNG and SVG): calibration with band; decision curves of all models."""
 import pandas as pd
 
-from acceflow.runtime import log_to
 from acceflow.report.figures import cohort_label, plt, save_figure
 from acceflow.report.utility_figures import calibration_band_figure, decision_curves_figure
+from acceflow.runtime import log_to
 from acceflow.study.task import task_for
 
 with log_to(snakemake.log[0]):

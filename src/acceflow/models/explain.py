@@ -185,7 +185,7 @@ def acceflow_coefficients(fitted, features):
 
     Examples
     --------
-    >>> from acceflow.study.training import build_model
+    >>> from acceflow.models.pipeline import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
     >>> y = (X["a"] + rng.normal(size=60) > 0).astype(int)
@@ -283,7 +283,7 @@ def bootstrap_coefficients(X, y, make_model, n_boot=200, seed=0, alpha=0.05, coe
 
     Examples
     --------
-    >>> from acceflow.study.training import build_model
+    >>> from acceflow.models.pipeline import build_model
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame(rng.normal(size=(80, 2)), columns=["signal", "noise"])
     >>> y = (2 * X["signal"] + rng.normal(size=80) > 0).astype(int)

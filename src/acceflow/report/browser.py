@@ -16,6 +16,7 @@ Chromium is found as ``chromium``, ``chromium-browser``, ``google-chrome`` on ``
 
 from __future__ import annotations
 
+import html as _html
 import json
 import os
 import re
@@ -119,8 +120,6 @@ def check_in_browser(html_path: str | os.PathLike, screenshot: str | os.PathLike
         proc = _run(chromium, ["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], timeout)
     m = re.search(r'<pre id="acceflow-qc">(.*?)</pre>', proc.stdout, re.S)
     if m:
-        import html as _html
-
         result.images = json.loads(_html.unescape(m.group(1)))
     else:
         result.images = [{"alt": "(probe)", "status": "the image probe did not report (page failed to load?)"}]

@@ -3,6 +3,7 @@ correction, coefficient CIs and permutation importance (each shown when its file
 
 from __future__ import annotations
 
+from acceflow.report import figures as F
 from acceflow.report import html as h
 from acceflow.report.view import Results, ResultsView
 
@@ -82,33 +83,8 @@ def clinical_extras(view: ResultsView) -> str:
     return "\n".join(out)
 
 
-def km_figure(preds: dict, cutoff: float):
-    """Kaplan–Meier curves of the two risk groups cut at the training median, one panel per cohort."""
-    from lifelines import KaplanMeierFitter
-
-    from acceflow.report import figures as F
-
-    fig, axes = F.plt.subplots(1, len(preds), figsize=(4.2 * len(preds), 3.6), squeeze=False)
-    for ax, (c, df) in zip(axes[0], preds.items()):
-        for label, sel, colour in (("low risk", df["risk"] <= cutoff, "#1b7837"),
-                                   ("high risk", df["risk"] > cutoff, "#b2182b")):
-            if sel.sum() == 0:
-                continue
-            km = KaplanMeierFitter().fit(df.loc[sel, "time"], df.loc[sel, "event"], label=f"{label} (n={int(sel.sum())})")
-            km.plot_survival_function(ax=ax, color=colour, ci_show=True)
-        ax.set_title(F.cohort_label(c), fontsize=9)
-        ax.set_xlabel("days")
-        ax.set_ylabel("survival probability")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
 def survival_calibration_figure(bins: dict, horizon: float):
     """Predicted against Kaplan–Meier observed risk at the horizon, per risk group and cohort."""
-    from acceflow.report import figures as F
-
     fig, ax = F.plt.subplots(figsize=(4.6, 4.2))
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
     for c, df in bins.items():
@@ -128,8 +104,7 @@ def survival_calibration_figure(bins: dict, horizon: float):
 def survival_clinical(view: ResultsView) -> str:
     """Discrimination of a survival model: C-indices, time-dependent AUC, HR, risk groups, KM."""
     cohorts = view.cohorts
-    card = view.card
-    rows, preds = [], {}
+    rows = []
     for c in cohorts:
         m = view.metrics(c)
         td = ", ".join(f"{k[7:-1]} d: {h.num(v)}" for k, v in m.items() if k.startswith("td_auc_"))
@@ -138,9 +113,6 @@ def survival_clinical(view: ResultsView) -> str:
                      h.Html(h.ci(m.get("uno_c"), m.get("uno_c_ci_low"), m.get("uno_c_ci_high"))), td or "—",
                      h.Html(h.ci(m.get("hr_per_sd"), m.get("hr_per_sd_ci_low"), m.get("hr_per_sd_ci_high"))),
                      m.get("logrank_p_value")])
-        p = view.predictions(c)
-        if p is not None:
-            preds[c] = p
     out = ["<h3>Discrimination (survival)</h3>",
            h.table(["Cohort", "n", "Events", "Harrell's C [95% CI]", "Uno's C [95% CI]", "Time-dependent AUC",
                      "HR per SD [95% CI]", "Log-rank p"], rows),
@@ -148,11 +120,10 @@ def survival_clinical(view: ResultsView) -> str:
                 "AUC at each horizon (Uno et al. 2007); hazard ratio per training standard deviation of the risk "
                 "score (univariable Cox); log-rank test of the two risk groups cut at the training median. "
                 "<em>train</em> rows are out-of-fold.", "note")]
-    if preds and card.get("risk_train"):
-        import numpy as np
-
-        cutoff = float(np.median(card["risk_train"]))
-        out.append(h.figure(lambda: km_figure(preds, cutoff),
+    curves = {c: view.tsv(Results.DISCRIMINATION_CURVE, cohort=c) for c in cohorts}
+    curves = {c: df for c, df in curves.items() if df is not None and len(df)}
+    if curves:
+        out.append(h.figure(lambda: F.km_figure(curves),
                              "<strong>Kaplan–Meier curves by risk group.</strong> Cases split at the median risk "
                              "score of the training cohort (the cut-off is fixed on training and applied "
                              "unchanged); shaded bands are 95% CIs. Separated curves mean the score stratifies "

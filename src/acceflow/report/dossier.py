@@ -28,10 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from acceflow.report import figures as F
-from acceflow.report.clinical_section import (clinical_extras, survival_clinical, survival_utility,
-                                              utility_extras)
+from acceflow.report.clinical_section import clinical_extras, survival_clinical, survival_utility, utility_extras
 from acceflow.report.deep_section import deep_section
 from acceflow.report.html import Html as _Html
 from acceflow.report.html import ci as _ci
@@ -641,10 +641,11 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
                      m.get("auc_ci_method", "—"), m.get("brier"), m.get("log_loss")])
     out.append(_table(["Cohort", "Validation", "n", "Events", "Prevalence", "AUC [95% CI]", "CI method",
                        "Brier", "Log loss"], rows))
-    preds = {c: data["cohorts"][c]["predictions"] for c in cohorts if data["cohorts"][c]["predictions"] is not None}
-    if preds:
+    curves = {c: view.tsv(Results.DISCRIMINATION_CURVE, cohort=c) for c in cohorts}
+    curves = {c: df for c, df in curves.items() if df is not None and len(df)}
+    if curves and not view.survival:
         out.append(_figure(
-            lambda: F.roc_figure(preds, {c: data["cohorts"][c]["metrics"] or {} for c in preds}),
+            lambda: F.roc_figure(curves, {c: data["cohorts"][c]["metrics"] or {} for c in curves}),
             "<strong>ROC curves.</strong> Sensitivity against 1 − specificity as the decision threshold "
             "moves, one curve per cohort; the legend gives the AUC with its 95% CI. The dashed curve "
             "(<em>train</em>) is built from out-of-fold predictions of the internal validation; solid "
@@ -741,8 +742,6 @@ def _section_limitations(summary: dict) -> str:
 
 def _config_text(config: Mapping) -> str:
     try:
-        import yaml
-
         return yaml.safe_dump(to_jsonable(dict(config)), sort_keys=False, allow_unicode=True)
     except Exception:  # noqa: BLE001
         return json.dumps(to_jsonable(dict(config)), indent=2)
@@ -823,8 +822,6 @@ def load_checklist(name: str) -> dict:
     Returns the YAML's content: ``name``, ``reference`` and ``items`` (each ``id``, ``section``,
     ``text``, ``where``: a dossier anchor ``#...``, a results file, or ``"author"``; optional ``note``).
     """
-    import yaml
-
     path = Path(__file__).with_name("checklists") / CHECKLISTS[name]
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)

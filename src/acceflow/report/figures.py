@@ -27,7 +27,6 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from acceflow.runtime import atomic_write_bytes  # noqa: E402
 
@@ -42,6 +41,7 @@ __all__ = [
     "bland_altman_figure",
     "site_effect_figure",
     "roc_figure",
+    "km_figure",
     "save_figure",
 ]
 
@@ -126,47 +126,58 @@ def save_figure(fig: Figure, path_without_ext: str | os.PathLike, dpi: int = 150
 # ------------------------------------------------------------------------------------------ ROC
 
 
-def _binary(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Outcome (0/1) and probability of a predictions table, rows with missing values dropped."""
-    d = df[["outcome", "probability"]].apply(pd.to_numeric, errors="coerce").dropna()
-    return d["outcome"].to_numpy(dtype=int), d["probability"].to_numpy(dtype=float)
-
-
 def roc_figure(
-    preds_by_cohort: Mapping[str, pd.DataFrame],
+    curves_by_cohort: Mapping[str, pd.DataFrame],
     metrics_by_cohort: Mapping[str, Mapping] | None = None,
 ) -> Figure:
-    """ROC curves, one per cohort, on one set of axes.
+    """ROC curves, one per cohort, on one set of axes, drawn from ``discrimination_curve.tsv``.
 
     Parameters
     ----------
-    preds_by_cohort : mapping cohort -> DataFrame with columns ``outcome`` (0/1) and ``probability``
-    metrics_by_cohort : mapping cohort -> metrics dict (``auc``, ``auc_ci_low``, ``auc_ci_high``),
-        optional; the legend shows the AUC and its 95% CI from there (computed AUC otherwise).
+    curves_by_cohort : mapping cohort -> DataFrame with columns ``fpr`` and ``tpr`` (as the
+        discrimination rule writes them; an empty table draws nothing)
+    metrics_by_cohort : mapping cohort -> metrics dict (``auc``, ``auc_ci_low``, ``auc_ci_high``, ``n``),
+        optional; the legend shows the AUC with its 95% CI and n from there.
     """
     metrics_by_cohort = metrics_by_cohort or {}
-    colours = _colours(preds_by_cohort)
+    colours = _colours(curves_by_cohort)
     with plt.rc_context(_RC):
         fig, ax = plt.subplots(figsize=(5.2, 5.0))
         ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="chance (AUC 0.5)")
-        for cohort, df in preds_by_cohort.items():
-            y, p = _binary(df)
-            if len(np.unique(y)) < 2:
+        for cohort, curve in curves_by_cohort.items():
+            if curve is None or not len(curve):
                 continue
-            fpr, tpr, _ = roc_curve(y, p)
             m = metrics_by_cohort.get(cohort, {})
-            if "auc" in m:
-                auc = f"AUC {_fmt(m.get('auc'))} (95% CI {_fmt(m.get('auc_ci_low'))}–{_fmt(m.get('auc_ci_high'))})"
-            else:
-                auc = f"AUC {_fmt(roc_auc_score(y, p))}"
+            auc = f"AUC {_fmt(m.get('auc'))} (95% CI {_fmt(m.get('auc_ci_low'))}–{_fmt(m.get('auc_ci_high'))})"
             ls = "--" if cohort == "train" else "-"
-            ax.step(fpr, tpr, where="post", color=colours[cohort], ls=ls, lw=1.6,
-                    label=f"{cohort_label(cohort)}\n{auc}, n={len(y)}")
+            ax.step(curve["fpr"], curve["tpr"], where="post", color=colours[cohort], ls=ls, lw=1.6,
+                    label=f"{cohort_label(cohort)}\n{auc}, n={m.get('n', '?')}")
         ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
                xlabel="1 − specificity (false-positive rate)", ylabel="Sensitivity (true-positive rate)",
                title="Discrimination: ROC curves")
         ax.legend(loc="lower right", frameon=False)
         fig.tight_layout()
+    return fig
+
+
+def km_figure(curves_by_cohort: Mapping[str, pd.DataFrame]) -> Figure:
+    """Kaplan–Meier curves of the risk groups (cut at the training median), one panel per cohort,
+    drawn from ``discrimination_curve.tsv`` of a survival model (``group``, ``n``, ``time``,
+    ``survival``, ``ci_lower``, ``ci_upper``)."""
+    names = {0: ("low risk", "#1b7837"), 1: ("high risk", "#b2182b")}
+    fig, axes = plt.subplots(1, len(curves_by_cohort), figsize=(4.2 * len(curves_by_cohort), 3.6), squeeze=False)
+    for ax, (cohort, curve) in zip(axes[0], curves_by_cohort.items()):
+        for group, km in curve.groupby("group", sort=True):
+            label, colour = names.get(int(group), (f"group {group}", None))
+            ax.step(km["time"], km["survival"], where="post", color=colour,
+                    label=f"{label} (n={int(km['n'].iloc[0])})")
+            ax.fill_between(km["time"], km["ci_lower"], km["ci_upper"], step="post", color=colour, alpha=0.2)
+        ax.set_title(cohort_label(cohort), fontsize=9)
+        ax.set_xlabel("days")
+        ax.set_ylabel("survival probability")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
     return fig
 
 

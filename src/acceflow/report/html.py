@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from acceflow.report import figures as F
+
 __all__ = ["Html", "e", "isnum", "num", "ci", "cell", "table", "kv_table", "p", "heading", "figure",
            "png_figure", "png_file_figure", "svg_figure", "f", "join", "cohort_name"]
 
@@ -109,8 +111,6 @@ def svg_figure(svg: str, caption: str, alt: str) -> Html:
 
 def figure(make: Callable, caption: str, alt: str) -> Html:
     """Draw a matplotlib figure with ``make()`` and embed it; a failure is shown in place of the image."""
-    from acceflow.report import figures as F
-
     try:
         fig = make()
     except Exception as exc:  # noqa: BLE001 - the dossier shows the failure instead of dying

@@ -9,19 +9,19 @@ the inputs, the code and the machine, so two runs of the same thing can be diffe
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
-import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import math
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+import yaml
 
 from acceflow.runtime import atomic_write_bytes, sha256_file, to_jsonable, write_json  # noqa: F401 (re-exported)
 
@@ -94,8 +94,6 @@ def benchmark_summary(benchmark_dir: str | os.PathLike) -> dict[str, dict]:
     rows). Returns {rule: {"jobs", "total_s", "mean_s", "max_s", "max_rss_mb"}}, sorted by rule;
     an empty dict when the folder does not exist. Unreadable files are skipped.
     """
-    import csv
-
     root = Path(benchmark_dir)
     if not root.is_dir():
         return {}
@@ -149,8 +147,6 @@ def _merge(a: dict, b: Mapping) -> dict:
 
 
 def _given_config(config_files: Iterable[str], overrides: Mapping | None) -> dict:
-    import yaml
-
     given: dict = {}
     for f in config_files:
         try:
@@ -220,7 +216,7 @@ def _gpus() -> list[dict] | None:
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return None
     try:
-        import torch
+        import torch  # heavy optional dependency: imported on first use
 
         if not torch.cuda.is_available():
             return []

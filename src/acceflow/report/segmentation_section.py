@@ -18,6 +18,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
 from acceflow.report import html as h
 from acceflow.report.view import Results, ResultsView, Section
@@ -41,11 +42,10 @@ def overlay_figure(image, reference, predicted, title: str = ""):
     matplotlib Figure; the slice is the one with the largest reference area (the predicted
     mask's largest slice when the reference is empty), shown with the voxel aspect ratio.
     """
-    import matplotlib
+    import matplotlib  # heavy optional dependency: imported on first use
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import SimpleITK as sitk
+    import matplotlib.pyplot as plt  # heavy optional dependency: imported on first use
 
     img = sitk.GetArrayFromImage(image).astype(float)
     ref = sitk.GetArrayFromImage(reference) > 0

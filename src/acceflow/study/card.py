@@ -16,6 +16,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 
+import jsonschema
+
+from acceflow.runtime import to_jsonable, write_json
+from acceflow.study.settings import load_schema
+
 SCHEMA = "model_card.schema.yaml"
 
 
@@ -109,8 +114,6 @@ class ModelCard(Mapping):
     # --- files ---
     def write(self, path) -> None:
         """Validate and write the card as JSON (atomically)."""
-        from acceflow.runtime import write_json
-
         data = self.to_dict()
         validate_card(data)
         write_json(data, path)
@@ -128,8 +131,6 @@ class ModelCard(Mapping):
 
 def validate_card(data: Mapping) -> None:
     """Raise :class:`ModelCardError` naming the field when ``data`` does not conform to the card schema."""
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(_card_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(_plain(data)))
     if error is not None:
@@ -144,14 +145,10 @@ _SCHEMA_CACHE: dict = {}
 
 def _card_schema() -> dict:
     if "card" not in _SCHEMA_CACHE:
-        from acceflow.study.settings import load_schema
-
         _SCHEMA_CACHE["card"] = load_schema(SCHEMA)
     return _SCHEMA_CACHE["card"]
 
 
 def _plain(value):
     """JSON types only (tuples -> lists, numpy scalars -> Python, NaN -> null), as the card is written."""
-    from acceflow.runtime import to_jsonable
-
     return json.loads(json.dumps(to_jsonable(value)))

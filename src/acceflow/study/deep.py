@@ -12,9 +12,16 @@ import os
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from acceflow.deep.crops import load_crop
 from acceflow.deep.train import cross_validate, deep_settings, fit, predict
+from acceflow.device import describe, select_device
+from acceflow.io.manifest import binary_outcome
+from acceflow.metrics.validation import decision_threshold
+from acceflow.study.card import ModelCard
+from acceflow.study.settings import model_settings, outcome_columns
+from acceflow.study.training import CohortError
 
 DEEP_KIND = "deep"
 
@@ -69,8 +76,6 @@ def load_stack(paths: list[str]) -> tuple[np.ndarray, list[int], dict[int, str]]
 
 
 def _outcome(rows: pd.DataFrame, config: dict) -> np.ndarray:
-    from acceflow.io.manifest import binary_outcome
-
     o = config["outcome"]
     return binary_outcome(rows[o["column"]], o["positive"]).astype(int).to_numpy()
 
@@ -116,10 +121,6 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     DeepTrainingError
         Too few training cases or events for ``deep.cv_folds``.
     """
-    from acceflow.metrics.validation import decision_threshold
-    from acceflow.study.settings import model_settings
-    from acceflow.device import describe, select_device
-
     s = deep_settings(config)
     seed = int(config["seed"])
     device = device or select_device(s["device"])
@@ -132,7 +133,6 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     final = fit(X, y, s, seed, device, log=log)
     m = model_settings(config)
     crop = load_crop(crops[rows["case_id"][0]])
-    from sklearn.metrics import roc_auc_score
 
     card = {
         "model": DEEP_KIND,
@@ -175,7 +175,6 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
                   "He et al. 2016 ResNet); early stopping (Prechelt 1998)",
     }
     predictions = pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": oof})
-    from acceflow.study.card import ModelCard
 
     return final, ModelCard.from_dict(card), predictions, folds, pd.DataFrame(final["history"])
 
@@ -188,8 +187,6 @@ def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str
     CohortError
         When the cohort has no usable case or fewer than 2 cases of an outcome class.
     """
-    from acceflow.study.training import CohortError
-
     rows, X, excluded = _cohort_rows(table, crops, [cohort])
     for case, why in sorted(excluded.items()):
         log(f"case {case}: no deep prediction: {why}")
@@ -215,8 +212,6 @@ def embedding_tables(fitted: dict, table: pd.DataFrame, scans: pd.DataFrame, cro
         Cases with two or more reference-modality scans: ``case_id, repeat, deep_*`` (long repeat
         table for :func:`acceflow.metrics.icc.icc_table`).
     """
-    from acceflow.study.settings import outcome_columns
-
     by_scan = {os.path.basename(p)[:-len(".npz")]: p for p in crop_paths}
     ids = [s for s in scans.index if s in by_scan]
     X, ok, _ = load_stack([by_scan[s] for s in ids])

@@ -89,6 +89,8 @@ class Results:
     PREDICTIONS = "clinical/{cohort}/predictions.tsv"
     CV_FOLDS = "clinical/{cohort}/cv_folds.tsv"  # cohort train only
     METRICS = "clinical/{cohort}/metrics.json"
+    #: ROC curve points (binary) or Kaplan–Meier curves of the risk groups (survival), for the dossier's figure
+    DISCRIMINATION_CURVE = "clinical/{cohort}/discrimination_curve.tsv"
     MODEL_COMPARISON = "clinical/{cohort}/model_comparison.tsv"
     PERMUTATION_IMPORTANCE = "clinical/{cohort}/permutation_importance.tsv"
     OPTIMISM = "clinical/train/optimism.tsv"

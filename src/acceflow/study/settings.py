@@ -7,15 +7,14 @@ external) and says how to fix it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-import logging
 import os
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import jsonschema
+import yaml
 
 MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
 #: The deep-learning model (acceflow.deep, workflow/rules/deep.smk): a comparator named in
@@ -39,15 +38,11 @@ def _schema_text(name: str) -> str:
 
 def load_schema(name: str = "config.schema.yaml") -> dict:
     """A JSON schema (YAML) of ``workflow/schemas``, as a fresh dict."""
-    import yaml
-
     return yaml.safe_load(_schema_text(name))
 
 
 def _default_filling_validator():
     """A jsonschema validator class that fills ``default`` values in as it validates (as snakemake.utils.validate)."""
-    import jsonschema
-
     base = jsonschema.Draft202012Validator
     validate_properties = base.VALIDATORS["properties"]
 
@@ -72,8 +67,6 @@ def with_defaults(config: dict | None = None, schema: str = "config.schema.yaml"
     ConfigError
         When the config does not conform to the schema (the message names the key).
     """
-    import jsonschema
-
     filled = copy.deepcopy(dict(config or {}))
     validator = _default_filling_validator()(load_schema(schema))
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))

@@ -18,12 +18,21 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from acceflow.study.training import cohort_design
-from acceflow.models.pipeline import CorrelationFilter
-from acceflow.metrics.survival import check_survival, harrell_c
+from acceflow.metrics.survival import (
+    c_index_ci,
+    check_survival,
+    harrell_c,
+    hazard_ratio_per_sd,
+    km_by_group,
+    logrank,
+    risk_groups,
+    time_dependent_auc,
+)
 from acceflow.models.cox import PenalizedCox, survival_y
+from acceflow.models.pipeline import CorrelationFilter
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import model_settings
+from acceflow.study.training import cohort_design
 
 
 class EventStratifiedKFold(StratifiedKFold):
@@ -215,9 +224,6 @@ def survival_cohort_metrics(pred: pd.DataFrame, card: dict, alpha: float = 0.05,
         ``hr_per_sd`` with CI (per training SD of the risk score), and the log-rank test of the
         risk groups cut at the training median (``logrank_p``) with per-group events and medians.
     """
-    from acceflow.metrics.survival import (c_index_ci, hazard_ratio_per_sd, km_by_group, logrank, risk_groups,
-                                            time_dependent_auc)
-
     time, event, risk = pred["time"].to_numpy(float), pred["event"].to_numpy(int), pred["risk"].to_numpy(float)
     c, c_lo, c_hi = c_index_ci(time, event, risk, "harrell", n_boot=n_boot, alpha=alpha, seed=seed)
     u, u_lo, u_hi = c_index_ci(time, event, risk, "uno", n_boot=n_boot, alpha=alpha, seed=seed)

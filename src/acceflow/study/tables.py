@@ -11,15 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from acceflow.study.settings import outcome_columns
-from acceflow.io.manifest import ManifestError, binary_outcome, read_table
+from acceflow.io.manifest import ManifestError, read_table
 from acceflow.io.qc import QC_COLUMNS, CaseError
 from acceflow.io.schemas import load_schema, validate_rows
+from acceflow.study.settings import outcome_columns
+from acceflow.study.task import task_for
 
 
 def _outcome_known(df: pd.DataFrame, outcome: dict) -> pd.Series:
-    from acceflow.study.task import task_for
-
     return task_for(outcome).outcome_known(df, outcome)
 
 

@@ -17,6 +17,21 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from acceflow.io.manifest import ManifestError, binary_outcome
+from acceflow.metrics.calibration import (
+    binned_calibration,
+    calibration_curve_band,
+    calibration_level,
+    calibration_summary,
+)
+from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
+from acceflow.metrics.discrimination import bootstrap_auc_ci, cohort_metrics, roc_curve_points
+from acceflow.metrics.survival import km_by_group, risk_groups
+from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
+from acceflow.metrics.validation import threshold_metrics
+from acceflow.study.survival_training import predict_survival_cohort, survival_cohort_metrics, train_survival
+from acceflow.study.training import model_features, predict_cohort, train
+
 
 class Task:
     """What differs between outcome types. Subclasses: :class:`BinaryTask`, :class:`SurvivalTask`."""
@@ -25,9 +40,9 @@ class Task:
     name: str = ""
     #: the prediction column of ``predictions.tsv`` (``probability`` or ``risk``)
     score: str = ""
-    #: whether the calibration has a smoothed curve with a bootstrap band (else grouped, at the horizon)
     #: survival (time, event) rather than one binary outcome column
     time_to_event: bool = False
+    #: whether the calibration has a smoothed curve with a bootstrap band (else grouped, at the horizon)
     smooth_calibration: bool = True
     #: whether optimism correction, coefficient CIs and permutation importance apply
     explanations: bool = True
@@ -53,6 +68,11 @@ class Task:
     def discrimination(self, predictions: pd.DataFrame, card, alpha: float = 0.05, n_bootstrap: int = 2000,
                        seed: int = 0) -> dict:
         """Discrimination of one cohort's predictions (the ``metrics.json`` entries)."""
+        raise NotImplementedError
+
+    def discrimination_curve(self, predictions: pd.DataFrame, card) -> pd.DataFrame:
+        """The curve the dossier draws for discrimination (``discrimination_curve.tsv``): the
+        empirical ROC curve (binary) or the Kaplan–Meier curves of the risk groups (survival)."""
         raise NotImplementedError
 
     def calibration(self, predictions: pd.DataFrame, card, bins: int = 10, n_boot: int = 200,
@@ -95,26 +115,17 @@ class BinaryTask(Task):
         return [outcome["column"]]
 
     def outcome_known(self, table, outcome):
-        from acceflow.io.manifest import ManifestError, binary_outcome
-
         if outcome["column"] not in table:
             raise ManifestError(f"outcome column '{outcome['column']}' is not in the table; set outcome.column")
         return binary_outcome(table[outcome["column"]], outcome["positive"]).notna()
 
     def train(self, table, config, stable=None, kind=None):
-        from acceflow.study.training import train
-
         return train(table, config, stable, kind=kind)
 
     def predict(self, model, card, table, cohort):
-        from acceflow.study.training import predict_cohort
-
         return predict_cohort(model, card, table, cohort)
 
     def discrimination(self, predictions, card, alpha=0.05, n_bootstrap=2000, seed=0):
-        from acceflow.metrics.discrimination import bootstrap_auc_ci, cohort_metrics
-        from acceflow.metrics.validation import threshold_metrics
-
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         metrics = cohort_metrics(y, prob, alpha=alpha)
         _, low, high = bootstrap_auc_ci(y, prob, n_boot=n_bootstrap, alpha=alpha, seed=seed, stratified=True)
@@ -125,10 +136,15 @@ class BinaryTask(Task):
         metrics["threshold_method"] = card["threshold"]["method"]
         return metrics
 
-    def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
-        from acceflow.metrics.calibration import (binned_calibration, calibration_curve_band, calibration_level,
-                                                  calibration_summary)
+    def discrimination_curve(self, predictions, card):
+        """Columns ``fpr``, ``tpr``, ``threshold`` (:func:`acceflow.metrics.discrimination.roc_curve_points`);
+        no row when the cohort has a single outcome class (no ROC curve exists)."""
+        d = predictions[["outcome", "probability"]].apply(pd.to_numeric, errors="coerce").dropna()
+        if d["outcome"].nunique() < 2:
+            return pd.DataFrame(columns=["fpr", "tpr", "threshold"])
+        return roc_curve_points(d["outcome"].to_numpy(dtype=int), d["probability"].to_numpy(dtype=float))
 
+    def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         summary = calibration_summary(y, prob)
         band = calibration_curve_band(y, prob, n_boot=n_boot, seed=seed)
@@ -136,8 +152,6 @@ class BinaryTask(Task):
         return summary, binned_calibration(y, prob, n_bins=bins), band
 
     def decision_curve(self, predictions, card, thresholds, n_boot=200, seed=0):
-        from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
-
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         curve = decision_curve(y, prob, thresholds)
         band = decision_curve_ci(y, prob, thresholds, n_boot=n_boot, seed=seed)
@@ -159,25 +173,29 @@ class SurvivalTask(Task):
         return (t > 0) & table[outcome["event"]].notna()
 
     def train(self, table, config, stable=None, kind=None):
-        from acceflow.study.survival_training import train_survival
-        from acceflow.study.training import model_features
-
         features, note = model_features(table, config, stable)
         return train_survival(table, config, features, note)
 
     def predict(self, model, card, table, cohort):
-        from acceflow.study.survival_training import predict_survival_cohort
-
         return predict_survival_cohort(model, card, table, cohort)
 
     def discrimination(self, predictions, card, alpha=0.05, n_bootstrap=2000, seed=0):
-        from acceflow.study.survival_training import survival_cohort_metrics
-
         return survival_cohort_metrics(predictions, card, alpha=alpha, n_boot=min(n_bootstrap, 1000), seed=seed)
 
-    def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
-        from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at
+    def discrimination_curve(self, predictions, card, alpha=0.05):
+        """Kaplan–Meier curves (:func:`acceflow.metrics.survival.km_by_group`) of the risk groups cut at
+        the training cohort's median risk (:func:`acceflow.metrics.survival.risk_groups`), long format:
+        ``group`` (0 = low, 1 = high risk), ``n``, ``time`` (days), ``survival``, ``ci_lower``, ``ci_upper``
+        (95% exponential Greenwood)."""
+        time, event = predictions["time"].to_numpy(dtype=float), predictions["event"].to_numpy(dtype=int)
+        groups = risk_groups(np.asarray(card["risk_train"], dtype=float), predictions["risk"].to_numpy(dtype=float),
+                             quantiles=(0.5,))
+        parts = [info["table"][["time", "survival", "ci_lower", "ci_upper"]].assign(group=g, n=info["n"])
+                 for g, info in km_by_group(time, event, groups, alpha=alpha).items()]
+        columns = ["group", "n", "time", "survival", "ci_lower", "ci_upper"]
+        return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
+    def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
         t = card["horizon_days"]
         args = (predictions["time"].to_numpy(), predictions["event"].to_numpy(),
                 predictions["risk_at_horizon"].to_numpy())
@@ -188,8 +206,6 @@ class SurvivalTask(Task):
         return summary, grouped, curve
 
     def decision_curve(self, predictions, card, thresholds, n_boot=200, seed=0):
-        from acceflow.metrics.survival_utility import survival_decision_curve
-
         return survival_decision_curve(predictions["time"], predictions["event"], predictions["risk_at_horizon"],
                                        card["horizon_days"], thresholds)
 

@@ -20,14 +20,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV
 
-from acceflow.models.persistence import load_model, save_model  # noqa: F401 (re-exported for the rule scripts)
-from acceflow.models.pipeline import (build_late_fusion, build_model, build_search, chosen_learner,
-                                     fitted_coefficients, internal_validation)
+from acceflow.io.manifest import binary_outcome
 from acceflow.metrics.validation import decision_threshold
+from acceflow.models.pipeline import (
+    build_late_fusion,
+    build_search,
+    chosen_learner,
+    fitted_coefficients,
+    internal_validation,
+)
 from acceflow.study.card import ModelCard
-from acceflow.study.settings import MODEL_KINDS, model_names, model_settings  # noqa: F401 (re-exported)
+from acceflow.study.settings import MODEL_KINDS, model_names, model_settings, outcome_columns  # noqa: F401 (re-exported)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
 
@@ -81,8 +86,6 @@ def model_features(table: pd.DataFrame, config: dict, stable: list[str] | None =
     the reproducibility stage found any and ``reproducibility.filter_model_features`` is on, plus
     the clinical covariates when ``model.include_clinical`` is on.
     """
-    from acceflow.study.settings import outcome_columns
-
     clinical = list(config["clinical"])
     feats = feature_columns(table, exclude=[*outcome_columns(config), *clinical], explicit=config["features"])
     note = f"{len(feats)} features"
@@ -162,8 +165,6 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
         When a class has fewer cases than the outer folds, or the rarer class fewer than
         ``model.min_events``.
     """
-    from acceflow.io.manifest import binary_outcome
-
     kind = kind or model_settings(config)["primary"]
     rows = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
     y = check_binary(binary_outcome(rows[config["outcome"]["column"]], config["outcome"]["positive"]),
@@ -330,8 +331,6 @@ def predict_cohort(model, card: dict, table: pd.DataFrame, cohort: str) -> pd.Da
         When the cohort has no case in the table, or fewer than 2 cases of an outcome class (AUC
         with its DeLong CI and calibration are then undefined).
     """
-    from acceflow.io.manifest import binary_outcome
-
     rows, X = cohort_design(card, table, cohort)
     y = binary_outcome(rows[card["outcome"]["column"]], card["outcome"]["positive"]).astype(int)
     n_pos = int(y.sum())
