@@ -31,21 +31,10 @@ import pandas as pd
 import yaml
 
 from acceflow.report import figures as F
+from acceflow.report import html as h
 from acceflow.report.clinical_section import clinical_extras, survival_clinical, survival_utility, utility_extras
 from acceflow.report.deep_section import deep_section
-from acceflow.report.html import Html as _Html
-from acceflow.report.html import ci as _ci
-from acceflow.report.html import cohort_name as _cohort_name
-from acceflow.report.html import e as _e
-from acceflow.report.html import f as _f
-from acceflow.report.html import figure as _figure
-from acceflow.report.html import isnum as _isnum
-from acceflow.report.html import join as _join
-from acceflow.report.html import kv_table as _kv_table
-from acceflow.report.html import num as _num
-from acceflow.report.html import p as _p
 from acceflow.report.html import png_file_figure, svg_figure
-from acceflow.report.html import table as _table
 from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.view import Results, ResultsView, Section
@@ -134,12 +123,12 @@ def detect_limitations(summary: Mapping) -> list[str]:
             out.append(f"External cohort {cohort} has {c['n_events']} events (fewer than 100): its "
                        "performance estimates are imprecise (Collins et al. 2016 recommend at least 100 "
                        "events for external validation).")
-        lo, hi = _f(c.get("calibration_slope_ci_low")), _f(c.get("calibration_slope_ci_high"))
+        lo, hi = h.f(c.get("calibration_slope_ci_low")), h.f(c.get("calibration_slope_ci_high"))
         if math.isfinite(lo) and math.isfinite(hi) and not lo <= 1 <= hi:
             kind = ("too extreme (overfitting)" if hi < 1 else "too moderate (underfitting)")
             out.append(f"Cohort {cohort}: calibration slope {c['calibration_slope']:.3f} with 95% CI "
                        f"[{lo:.3f}, {hi:.3f}] excludes 1: predictions are {kind}.")
-        lo, hi = _f(c.get("calibration_intercept_ci_low")), _f(c.get("calibration_intercept_ci_high"))
+        lo, hi = h.f(c.get("calibration_intercept_ci_low")), h.f(c.get("calibration_intercept_ci_high"))
         if math.isfinite(lo) and math.isfinite(hi) and not lo <= 0 <= hi:
             kind = "over-estimate" if hi < 0 else "under-estimate"
             out.append(f"Cohort {cohort}: calibration intercept {c['calibration_intercept']:.3f} with 95% "
@@ -269,7 +258,7 @@ def _summarise(view: ResultsView, data: dict, icc: dict, config: Mapping, cohort
     if icc_table is not None and not icc_table.empty and "stable" in icc_table:
         is_stable = dict(zip(icc_table["feature"].astype(str),
                              icc_table["stable"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])))
-        used = ([k for k, v in coefs.items() if _f(v) != 0] if coefs else list(card.get("features") or []))
+        used = ([k for k, v in coefs.items() if h.f(v) != 0] if coefs else list(card.get("features") or []))
         unstable = sorted(f for f in used if f in is_stable and not is_stable[f])
     ib = data.get("ibsi")
     ibsi = _ibsi_status(ib)
@@ -284,7 +273,7 @@ def _summarise(view: ResultsView, data: dict, icc: dict, config: Mapping, cohort
         "n_events_train": n_ev_train,
         "n_features": _n_candidate_features(view),
         "n_model_features": n_model,
-        "n_nonzero_coefficients": int(sum(1 for v in coefs.values() if _f(v) != 0)),
+        "n_nonzero_coefficients": int(sum(1 for v in coefs.values() if h.f(v) != 0)),
         "events_per_variable": (n_ev_train / max(1, n_model)) if n_ev_train is not None else None,
         "reproducibility_assessed": icc["assessed"],
         "icc_form": ", ".join(icc.get("forms", [])) or None,
@@ -329,49 +318,49 @@ def _section_study(view: ResultsView, data: dict, config: Mapping, summary: dict
     out = ["<h2 id=\"study\">1. Study and data</h2>"]
     outcome = summary.get("outcome") or {}
     if task_for(outcome).time_to_event:
-        odesc = f"survival: time <code>{_e(outcome.get('time'))}</code>, event <code>{_e(outcome.get('event'))}</code>"
+        odesc = f"survival: time <code>{h.e(outcome.get('time'))}</code>, event <code>{h.e(outcome.get('event'))}</code>"
     else:
-        odesc = (f"binary: <code>{_e(outcome.get('column'))}</code> = "
-                 f"<code>{_e(outcome.get('positive'))}</code> is an event")
-    out.append(_p(f"Outcome — {odesc}. Candidate features in the feature table: "
-                  f"{_num(summary.get('n_features'))}."))
+        odesc = (f"binary: <code>{h.e(outcome.get('column'))}</code> = "
+                 f"<code>{h.e(outcome.get('positive'))}</code> is an event")
+    out.append(h.p(f"Outcome — {odesc}. Candidate features in the feature table: "
+                  f"{h.num(summary.get('n_features'))}."))
     if rows:
         total_n = sum(r["n"] for r in rows)
         ev = [r["n_events"] for r in rows if r["n_events"] is not None]
         table_rows = [[r["cohort"], r["role"], r["n"], r["n_events"], r["prevalence"]] for r in rows]
-        table_rows.append([_Html("<strong>all</strong>"), "", total_n, sum(ev) if ev else None,
+        table_rows.append([h.Html("<strong>all</strong>"), "", total_n, sum(ev) if ev else None,
                            (sum(ev) / total_n) if ev and total_n else None])
-        out.append(_table(["Cohort", "Role", "Cases", "Events", "Prevalence"], table_rows))
-        out.append(_p("Cases after quality control, from <code>features/features.tsv</code>.", "note"))
+        out.append(h.table(["Cohort", "Role", "Cases", "Events", "Prevalence"], table_rows))
+        out.append(h.p("Cases after quality control, from <code>features/features.tsv</code>.", "note"))
     else:
-        out.append(_p("The feature table <code>features/features.tsv</code> was not found.", "warn"))
+        out.append(h.p("The feature table <code>features/features.tsv</code> was not found.", "warn"))
 
     qc = data["qc"]
     out.append("<h3 id=\"exclusions\">Exclusions</h3>")
     if qc is None:
-        out.append(_p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
+        out.append(h.p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
         return "\n".join(out)
     excl = _excluded(qc)
-    out.append(_p(f"Quality control checked {len(qc)} entries; {len(excl)} were excluded "
+    out.append(h.p(f"Quality control checked {len(qc)} entries; {len(excl)} were excluded "
                   f"({excl['case_id'].nunique()} distinct cases)."))
     if len(excl):
         reasons = excl["reason"].replace("", "(no reason given)").value_counts()
-        out.append(_table(["Reason", "Entries"], [[r, int(n)] for r, n in reasons.items()]))
+        out.append(h.table(["Reason", "Entries"], [[r, int(n)] for r, n in reasons.items()]))
         cols = [c for c in ("case_id", "cohort", "repeat", "modality", "reason") if c in excl]
-        out.append(_table(cols, excl[cols].head(200).itertuples(index=False), "compact"))
+        out.append(h.table(cols, excl[cols].head(200).itertuples(index=False), "compact"))
         if len(excl) > 200:
-            out.append(_p(f"First 200 of {len(excl)} exclusions shown; the full list is in "
+            out.append(h.p(f"First 200 of {len(excl)} exclusions shown; the full list is in "
                           "<code>ingest/qc.tsv</code>.", "note"))
     return "\n".join(out)
 
 
 def _harmonisation_note(card: Mapping) -> dict:
     """ComBat in the model: method, training sites, policy, and the external cohorts it never saw."""
-    h = card.get("harmonisation") or {"method": "none"}
-    unseen = [c for c in (card.get("external_cohorts") or []) if c not in (h.get("training_sites") or [])]
-    return {"harmonisation": h.get("method", "none"), "harmonisation_training_sites": h.get("training_sites"),
-            "harmonisation_unseen_policy": h.get("unseen"),
-            "harmonisation_unseen_cohorts": unseen if h.get("method", "none") != "none" else []}
+    hm = card.get("harmonisation") or {"method": "none"}
+    unseen = [c for c in (card.get("external_cohorts") or []) if c not in (hm.get("training_sites") or [])]
+    return {"harmonisation": hm.get("method", "none"), "harmonisation_training_sites": hm.get("training_sites"),
+            "harmonisation_unseen_policy": hm.get("unseen"),
+            "harmonisation_unseen_cohorts": unseen if hm.get("method", "none") != "none" else []}
 
 
 def _analytical_summary(data: dict, config: Mapping) -> dict:
@@ -398,64 +387,64 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
     out = []
     agr, card = data.get("agreement"), data.get("card") or {}
     coefs = card.get("coefficients") or {}
-    top = [f for f, c in sorted(coefs.items(), key=lambda kv: -abs(_f(kv[1]) or 0)) if _f(c)]
+    top = [f for f, c in sorted(coefs.items(), key=lambda kv: -abs(h.f(kv[1]) or 0)) if h.f(c)]
     if agr is not None and len(agr):
         out.append("<h3>Agreement between repeats</h3>")
         shown = agr.set_index("feature")
         feats = [f for f in top if f in shown.index][:10] or list(shown.index[:10])
-        rows = [[f, _num(r["wcv"]), _num(r["rc"]), _ci(r["ccc"], r["ccc_ci_low"], r["ccc_ci_high"]),
-                 _num(r["ba_bias"]), f"{_num(r['ba_loa_low'])} to {_num(r['ba_loa_high'])}"]
+        rows = [[f, h.num(r["wcv"]), h.num(r["rc"]), h.ci(r["ccc"], r["ccc_ci_low"], r["ccc_ci_high"]),
+                 h.num(r["ba_bias"]), f"{h.num(r['ba_loa_low'])} to {h.num(r['ba_loa_high'])}"]
                 for f, r in shown.loc[feats].iterrows()]
-        out.append(_p("Within-subject CV (root-mean-square), repeatability coefficient (1.96·√2·wSD), Lin's "
+        out.append(h.p("Within-subject CV (root-mean-square), repeatability coefficient (1.96·√2·wSD), Lin's "
                       "concordance correlation coefficient with 95% CI and Bland–Altman bias with 95% limits of "
                       "agreement (second repeat minus first) of the model's most weighted features (all features: "
                       "<code>analytical/agreement.tsv</code>). CCC and Bland–Altman need two repeats."))
-        out.append(_table(["Feature", "wCV", "RC", "CCC (95% CI)", "BA bias", "BA 95% limits"], rows))
+        out.append(h.table(["Feature", "wCV", "RC", "CCC (95% CI)", "BA bias", "BA 95% limits"], rows))
         rep = data.get("repeats")
         if rep is not None and "repeat" in rep and rep["repeat"].nunique() == 2:
-            out.append(_figure(lambda: F.bland_altman_figure(rep, feats[:4], agr),
+            out.append(h.figure(lambda: F.bland_altman_figure(rep, feats[:4], agr),
                                "<strong>Bland–Altman plots</strong> of the model's most weighted features: "
                                "difference of the repeats against their mean; solid line the bias, dashed lines "
                                "the 95% limits of agreement.", "Bland–Altman plots"))
     dropped = data.get("dropped")
     if dropped is not None and len(dropped):
         out.append("<h3>Features dropped as not reproducible</h3>")
-        out.append(_p(f"{len(dropped)} feature(s) did not meet the stability criterion and were not offered to "
+        out.append(h.p(f"{len(dropped)} feature(s) did not meet the stability criterion and were not offered to "
                       "the model; the reason for each is below (also <code>analytical/dropped_features.tsv</code>)."))
-        out.append(_table(["Feature", "ICC", "CI lower bound", "wCV", "Reason"],
-                          [[r["feature"], _num(r["icc"]), _num(r["ci_low"]), _num(r["wcv"]), r["reason"]]
+        out.append(h.table(["Feature", "ICC", "CI lower bound", "wCV", "Reason"],
+                          [[r["feature"], h.num(r["icc"]), h.num(r["ci_low"]), h.num(r["wcv"]), r["reason"]]
                            for _, r in dropped.head(300).iterrows()]))
     seg = data.get("segmentation")
     if seg is not None and len(seg):
         out.append("<h3>Segmentation agreement</h3>")
-        out.append(_p(f"{len(seg)} pair(s) of masks of one image (<code>analytical/segmentation_agreement.tsv</code>)."))
+        out.append(h.p(f"{len(seg)} pair(s) of masks of one image (<code>analytical/segmentation_agreement.tsv</code>)."))
         q = seg[["dice", "jaccard", "hd95_mm", "msd_mm"]].apply(pd.to_numeric, errors="coerce")
-        out.append(_table(["Measure", "Median", "IQR"],
-                          [[name, _num(q[c].median()), f"{_num(q[c].quantile(0.25))} – {_num(q[c].quantile(0.75))}"]
+        out.append(h.table(["Measure", "Median", "IQR"],
+                          [[name, h.num(q[c].median()), f"{h.num(q[c].quantile(0.25))} – {h.num(q[c].quantile(0.75))}"]
                            for name, c in (("Dice", "dice"), ("Jaccard", "jaccard"), ("HD95 (mm)", "hd95_mm"),
                                            ("Mean surface distance (mm)", "msd_mm"))]))
     se = data.get("site_effect")
     if se is not None and len(se):
         out.append("<h3>Site effect and harmonisation</h3>")
-        h = summary.get("harmonisation", "none")
+        method = summary.get("harmonisation", "none")
         text = (f"Kruskal–Wallis test across cohorts per candidate model feature: {summary.get('n_features_site_effect_before')} "
                 f"of {len(se)} features differ between cohorts at p &lt; 0.05 before ComBat, "
                 f"{summary.get('n_features_site_effect_after')} after ComBat fitted on the training cohorts "
                 "(cohorts absent from training mapped on their own location and scale for this comparison). ")
-        if h == "none":
+        if method == "none":
             text += "The model does <strong>not</strong> harmonise (<code>model.harmonisation: none</code>)."
         else:
             text += (f"The model harmonises with ComBat inside its pipeline (refitted per cross-validation fold, "
-                     f"frozen with the model; training sites {_e(_join(summary.get('harmonisation_training_sites') or []))}).")
+                     f"frozen with the model; training sites {h.e(h.join(summary.get('harmonisation_training_sites') or []))}).")
             unseen = summary.get("harmonisation_unseen_cohorts") or []
             if unseen:
                 policy = summary.get("harmonisation_unseen_policy")
-                text += (f" External cohort(s) {_e(_join(unseen))} were never seen in training: " + (
+                text += (f" External cohort(s) {h.e(h.join(unseen))} were never seen in training: " + (
                     "<strong>their location and scale were estimated on their own cases</strong> (features only, no "
                     "outcomes; <code>model.harmonisation_unseen: self</code>), so their predictions depend on the "
                     "other cases of the same cohort." if policy == "self" else "the policy is to stop with an error."))
-        out.append(_p(text, "warn" if summary.get("harmonisation_unseen_cohorts") else ""))
-        out.append(_figure(lambda: F.site_effect_figure(se),
+        out.append(h.p(text, "warn" if summary.get("harmonisation_unseen_cohorts") else ""))
+        out.append(h.figure(lambda: F.site_effect_figure(se),
                            "<strong>Site effect before and after ComBat.</strong> One dot per feature: −log10 of the "
                            "Kruskal–Wallis p value across cohorts before (x) and after (y) harmonisation; dashed lines "
                            "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after"))
@@ -502,7 +491,7 @@ def _section_ibsi(data: dict) -> str:
     n_comp = pd.to_numeric(summ["n_computed"], errors="coerce").fillna(0)
     if not (n_comp > 0).any():
         note = next((str(x) for x in summ.get("note", pd.Series(dtype=str)).dropna() if str(x)), "")
-        out.append(_p(f"<strong>IBSI conformance was not checked</strong>: {_e(note or 'no feature was computed')}.",
+        out.append(h.p(f"<strong>IBSI conformance was not checked</strong>: {h.e(note or 'no feature was computed')}.",
                       "warn"))
         return "\n".join(out)
     rows = []
@@ -515,7 +504,7 @@ def _section_ibsi(data: dict) -> str:
         n_mis, n_known = int(r.get("n_mismatch", 0) or 0), int(r.get("n_mismatch_known_deviation", 0) or 0)
         # the study's other mismatches come from its settings, not from an unexplained deviation
         other = f"{n_mis - n_known} (settings differ)" if name == "study" else n_mis - n_known
-        rows.append([label, _Html(_e(settings) or "—"), int(r["n_reference"]), int(r["n_computed"]),
+        rows.append([label, h.Html(h.e(settings) or "—"), int(r["n_reference"]), int(r["n_computed"]),
                      int(r["n_match"]), n_known, other, r["match_rate"]])
     caption = ("<strong>IBSI 1 conformance.</strong> Per configuration (IBSI digital phantom; CT phantom PAT1 in "
                "configurations A–E, Zwanenburg et al. 2020, Radiology 295:328): the IBSI features with a reference "
@@ -526,7 +515,7 @@ def _section_ibsi(data: dict) -> str:
                "preprocessing and pyradiomics parameters to PAT1 and compares them with the closest configuration: "
                "it measures the effect of the settings, not conformance. Per feature: "
                "<code>analytical/ibsi.tsv</code>.")
-    out.append("<figure>" + _table(["Configuration", "Settings", "IBSI features", "Computed", "Match",
+    out.append("<figure>" + h.table(["Configuration", "Settings", "IBSI features", "Computed", "Match",
                                     "Mismatch: documented deviation", "Mismatch: unexplained", "Match rate"],
                                    rows, "compact") + f"<figcaption>{caption}</figcaption></figure>")
     ib = data.get("ibsi")
@@ -541,9 +530,9 @@ def _section_ibsi(data: dict) -> str:
                       .groupby("deviation", sort=False)
                       .agg(n=("match", "size"), configurations=("configuration", _names))
                       .sort_values("n", ascending=False).head(8))
-            out.append(_table(["Mismatches", "Configurations", "Deviation"],
+            out.append(h.table(["Mismatches", "Configurations", "Deviation"],
                               [[int(g.n), g.configurations, k] for k, g in groups.iterrows()], "compact"))
-            out.append(_p("The mismatches grouped by their deviation note (largest groups first).", "note"))
+            out.append(h.p("The mismatches grouped by their deviation note (largest groups first).", "note"))
     return "\n".join(out)
 
 
@@ -553,7 +542,7 @@ def _section_analytical(data: dict, s: dict) -> str:
     if not s["assessed"]:
         why = ("<code>analytical/icc.tsv</code> has no rows" if data["icc_exists"]
                else "<code>analytical/icc.tsv</code> was not produced")
-        out.append(_p("<strong>Reproducibility was not assessed</strong>: the study has no repeated "
+        out.append(h.p("<strong>Reproducibility was not assessed</strong>: the study has no repeated "
                       "measurements (no test-retest scans, second readers or perturbations), so no "
                       f"intraclass correlation could be computed ({why}). The measurement error of the "
                       "features is unknown and the model features could not be filtered for stability.",
@@ -561,7 +550,7 @@ def _section_analytical(data: dict, s: dict) -> str:
         more = _section_analytical_more(data, s)
         out.append(more)
         return "\n".join(out)
-    out.append(_kv_table([
+    out.append(h.kv_table([
         ("Design", s.get("design") or "—"),
         ("ICC form", ", ".join(s["forms"]) or "—"),
         ("Features assessed", s["n_features"]),
@@ -570,13 +559,13 @@ def _section_analytical(data: dict, s: dict) -> str:
         ("Median ICC", s["median_icc"]),
         (f"Stable features (95% CI lower bound ≥ {threshold:g})", s["n_stable"]),
     ]))
-    out.append(_table(["Koo & Li band", "ICC range", "Features"],
+    out.append(h.table(["Koo & Li band", "ICC range", "Features"],
                       [[b, r, s["bands"][b]] for b, r in zip(
                           _BANDS, ("< 0.5", "0.5 – < 0.75", "0.75 – 0.9", "> 0.9"))]))
-    out.append(_figure(
+    out.append(h.figure(
         lambda: F.icc_figure(icc, threshold=threshold),
         f"<strong>Feature reproducibility.</strong> Each row is one feature: the dot is its ICC "
-        f"({_e(', '.join(s['forms']))}) and the bar its 95% confidence interval; features are grouped by "
+        f"({h.e(', '.join(s['forms']))}) and the bar its 95% confidence interval; features are grouped by "
         "image type and feature class and sorted by ICC within a group (with many features, one row per "
         "group and one dot per feature). Colours give the Koo &amp; Li (2016) band (poor &lt; 0.5, "
         "moderate &lt; 0.75, good ≤ 0.9, excellent &gt; 0.9). The dashed line is the stability threshold: a "
@@ -588,19 +577,19 @@ def _section_analytical(data: dict, s: dict) -> str:
 
 def _validation_statement(card: Mapping, cohorts: Sequence[str]) -> str:
     iv = card.get("internal_validation") or "cross-validation"
-    train = _join(card.get("training_cohorts"))
+    train = h.join(card.get("training_cohorts"))
     ext = [c for c in cohorts if c != "train"]
     if card.get("validation") == "external":
-        return _p(
-            f"<strong>Validation: external.</strong> The model was fitted on {_e(train)} "
-            f"(n = {_num(card.get('n_train'))}, {_num(card.get('n_events_train'))} events), frozen, and applied "
-            f"unchanged to the external cohort(s) {_e(_join(ext))}, which played no part in feature selection, "
+        return h.p(
+            f"<strong>Validation: external.</strong> The model was fitted on {h.e(train)} "
+            f"(n = {h.num(card.get('n_train'))}, {h.num(card.get('n_events_train'))} events), frozen, and applied "
+            f"unchanged to the external cohort(s) {h.e(h.join(ext))}, which played no part in feature selection, "
             f"fitting or tuning. Rows labelled <em>train</em> are internal validation (out-of-fold predictions "
-            f"of {_e(iv)}) on the training data, not apparent performance.", "statement")
-    return _p(
+            f"of {h.e(iv)}) on the training data, not apparent performance.", "statement")
+    return h.p(
         f"<strong>Validation: internal validation only.</strong> No external cohort was available. All "
-        f"performance figures are internal validation on the single training site {_e(train)}: out-of-fold "
-        f"predictions of {_e(iv)}. They do not show how the model transports to other sites, scanners or "
+        f"performance figures are internal validation on the single training site {h.e(train)}: out-of-fold "
+        f"predictions of {h.e(iv)}. They do not show how the model transports to other sites, scanners or "
         "populations; an external validation is needed before any clinical use.", "statement warn")
 
 
@@ -609,42 +598,42 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
     out = ["<h2 id=\"clinical\">3. Clinical validity</h2>", _validation_statement(card, cohorts),
            "<h3 id=\"model\">Model</h3>"]
     if not card:
-        out.append(_p("No model card (<code>clinical/model/model_card.json</code>) was found.", "warn"))
+        out.append(h.p("No model card (<code>clinical/model/model_card.json</code>) was found.", "warn"))
     hp = card.get("hyperparameters") or {}
-    out.append(_kv_table([
+    out.append(h.kv_table([
         ("Learner", card.get("learner", "—")),
-        ("Hyper-parameters", ", ".join(f"{k} = {_num(v) if _isnum(v) else v}" for k, v in hp.items()) or "—"),
+        ("Hyper-parameters", ", ".join(f"{k} = {h.num(v) if h.isnum(v) else v}" for k, v in hp.items()) or "—"),
         ("Candidate features", summary["n_model_features"]),
         ("Non-zero coefficients", summary["n_nonzero_coefficients"]),
-        ("Training cohorts", _join(card.get("training_cohorts"))),
-        ("External cohorts", _join(card.get("external_cohorts"))),
-        ("Training cases / events", f"{_num(card.get('n_train'))} / {_num(card.get('n_events_train'))}"),
+        ("Training cohorts", h.join(card.get("training_cohorts"))),
+        ("External cohorts", h.join(card.get("external_cohorts"))),
+        ("Training cases / events", f"{h.num(card.get('n_train'))} / {h.num(card.get('n_events_train'))}"),
         ("Events per variable", summary["events_per_variable"]),
         ("Internal validation", card.get("internal_validation", "—")),
         ("Seed", card.get("seed", "—")),
         ("Model file (SHA-256)", f"{card.get('model_file', '—')} ({card.get('model_sha256', '—')})"),
     ]))
-    coefs = {k: _f(v) for k, v in (card.get("coefficients") or {}).items()}
+    coefs = {k: h.f(v) for k, v in (card.get("coefficients") or {}).items()}
     nz = sorted(((k, v) for k, v in coefs.items() if v != 0), key=lambda kv: (-abs(kv[1]), kv[0]))
     if nz or "intercept" in card:
-        rows = [[_Html("<em>intercept</em>"), _f(card.get("intercept"))]] + [[k, v] for k, v in nz]
-        out.append(_table(["Term", "Coefficient"], rows, "compact"))
-        out.append(_p("Non-zero coefficients of the frozen model, largest magnitude first (on the scale of "
+        rows = [[h.Html("<em>intercept</em>"), h.f(card.get("intercept"))]] + [[k, v] for k, v in nz]
+        out.append(h.table(["Term", "Coefficient"], rows, "compact"))
+        out.append(h.p("Non-zero coefficients of the frozen model, largest magnitude first (on the scale of "
                       "the model's inputs).", "note"))
 
     out.append("<h3 id=\"discrimination\">Discrimination</h3>")
     rows = []
     for c in cohorts:
         m = data["cohorts"][c]["metrics"] or {}
-        rows.append([_cohort_name(c), m.get("validation", "—"), m.get("n"), m.get("n_events"),
-                     m.get("prevalence"), _Html(_ci(m.get("auc"), m.get("auc_ci_low"), m.get("auc_ci_high"))),
+        rows.append([h.cohort_name(c), m.get("validation", "—"), m.get("n"), m.get("n_events"),
+                     m.get("prevalence"), h.Html(h.ci(m.get("auc"), m.get("auc_ci_low"), m.get("auc_ci_high"))),
                      m.get("auc_ci_method", "—"), m.get("brier"), m.get("log_loss")])
-    out.append(_table(["Cohort", "Validation", "n", "Events", "Prevalence", "AUC [95% CI]", "CI method",
+    out.append(h.table(["Cohort", "Validation", "n", "Events", "Prevalence", "AUC [95% CI]", "CI method",
                        "Brier", "Log loss"], rows))
     curves = {c: view.tsv(Results.DISCRIMINATION_CURVE, cohort=c) for c in cohorts}
     curves = {c: df for c, df in curves.items() if df is not None and len(df)}
     if curves and not view.survival:
-        out.append(_figure(
+        out.append(h.figure(
             lambda: F.roc_figure(curves, {c: data["cohorts"][c]["metrics"] or {} for c in curves}),
             "<strong>ROC curves.</strong> Sensitivity against 1 − specificity as the decision threshold "
             "moves, one curve per cohort; the legend gives the AUC with its 95% CI. The dashed curve "
@@ -663,8 +652,8 @@ def _utility_figures(view: ResultsView, template: str, name: str, caption: str) 
     out = []
     for c in view.cohorts:
         fig = png_file_figure(view.path(template, cohort=c, ext="png"),
-                              f"<strong>{_e(_cohort_name(c))}</strong>: {caption} (also "
-                              f"<code>{_e(view.relative(template, cohort=c, ext='svg'))}</code>).",
+                              f"<strong>{h.e(h.cohort_name(c))}</strong>: {caption} (also "
+                              f"<code>{h.e(view.relative(template, cohort=c, ext='svg'))}</code>).",
                               f"{name} {c}")
         if fig is not None:
             out.append(fig)
@@ -677,16 +666,16 @@ def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -
     rows = []
     for c in cohorts:
         g = (data["cohorts"][c]["calibration"] or {}).get
-        est = {k: _Html(_ci(g(k), g(f"{k}_ci_low"), g(f"{k}_ci_high")))
+        est = {k: h.Html(h.ci(g(k), g(f"{k}_ci_low"), g(f"{k}_ci_high")))
                for k in ("calibration_intercept", "calibration_slope")}
         rows.append([
-            _cohort_name(c), g("n"), g("n_events"), est["calibration_intercept"], est["calibration_slope"],
+            h.cohort_name(c), g("n"), g("n_events"), est["calibration_intercept"], est["calibration_slope"],
             g("ici"), g("e50"), g("e90"), g("emax"), g("brier"), g("brier_scaled"),
-            _Html(f"{_num(g('spiegelhalter_z'))} (p = {_num(g('spiegelhalter_p'))})"),
+            h.Html(f"{h.num(g('spiegelhalter_z'))} (p = {h.num(g('spiegelhalter_p'))})"),
         ])
-    out.append(_table(["Cohort", "n", "Events", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "E50", "E90",
+    out.append(h.table(["Cohort", "n", "Events", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "E50", "E90",
                        "Emax", "Brier", "Scaled Brier", "Spiegelhalter z"], rows))
-    out.append(_p("Ideal: intercept 0 (calibration-in-the-large, slope fixed at 1), slope 1 (below 1: "
+    out.append(h.p("Ideal: intercept 0 (calibration-in-the-large, slope fixed at 1), slope 1 (below 1: "
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
                   "2019). Scaled Brier: 1 − Brier / Brier of the prevalence, higher is better.", "note"))
@@ -716,10 +705,10 @@ def _section_utility(view: ResultsView, data: dict, summary: dict, cohorts: Sequ
         elif rng is None:
             text = "none: the model never beats both treat-all and treat-none"
         else:
-            text = f"{_num(rng[0])} – {_num(rng[1])}"
-        rows.append([_cohort_name(c), text])
-    out.append(_table(["Cohort", "Threshold range where the model beats treat-all and treat-none"], rows))
-    out.append(_p("The widest contiguous run of thresholds on the decision-curve grid at which the model's "
+            text = f"{h.num(rng[0])} – {h.num(rng[1])}"
+        rows.append([h.cohort_name(c), text])
+    out.append(h.table(["Cohort", "Threshold range where the model beats treat-all and treat-none"], rows))
+    out.append(h.p("The widest contiguous run of thresholds on the decision-curve grid at which the model's "
                   "net benefit exceeds both defaults.", "note"))
     out.append(utility_extras(view))
     return "\n".join(out)
@@ -729,10 +718,10 @@ def _section_limitations(summary: dict) -> str:
     out = ["<h2 id=\"limitations\">5. Limitations detected from the results</h2>"]
     lim = summary["limitations"]
     if lim:
-        out.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in lim) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{h.e(x)}</li>" for x in lim) + "</ul>")
     else:
-        out.append(_p("None of the automatic checks flagged a limitation."))
-    out.append(_p("Checks: events per variable &lt; 10; internal validation only; external cohort with "
+        out.append(h.p("None of the automatic checks flagged a limitation."))
+    out.append(h.p("Checks: events per variable &lt; 10; internal validation only; external cohort with "
                   "fewer than 100 events; calibration slope CI excluding 1 or intercept CI excluding 0; "
                   "no repeated measurements; model features that are not stable; IBSI conformance "
                   "mismatches (when checked). They do not replace a critical appraisal (e.g. TRIPOD+AI, "
@@ -750,15 +739,15 @@ def _config_text(config: Mapping) -> str:
 def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: str | None) -> str:
     out = ["<h2 id=\"appendix\">6. Appendix A: provenance</h2>"]
     if not provenance:
-        out.append(_p("No provenance record was supplied.", "warn"))
+        out.append(h.p("No provenance record was supplied.", "warn"))
     else:
-        out.append(_p("The full record is <code>report/provenance.json</code>: SHA-256 of every input and output "
+        out.append(h.p("The full record is <code>report/provenance.json</code>: SHA-256 of every input and output "
                       "file, the configuration as run, every installed package, the platform. "
                       "<code>acceflow verify RESULTS_DIR</code> re-hashes the files it names and reports "
                       "any that changed since the run."))
         plat = provenance.get("platform") or {}
         gpus = plat.get("gpus")
-        out.append(_kv_table([
+        out.append(h.kv_table([
             ("Created (UTC)", provenance.get("created", "—")),
             ("acceflow commit", provenance.get("commit") or "unknown (not a git checkout, or no commit)"),
             ("Input files checksummed (SHA-256)", len(provenance.get("inputs") or {})),
@@ -784,35 +773,35 @@ def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: st
                 "Snakemake rule graph"))
         else:
             why = (provenance.get("rulegraph") or {}).get("error") or "not recorded (run outside Snakemake)"
-            out.append(_p(f"Rule graph: {_e(why)}.", "note"))
+            out.append(h.p(f"Rule graph: {h.e(why)}.", "note"))
         bench = provenance.get("benchmarks") or {}
         out.append("<h3 id=\"runtimes\">Run times per rule</h3>")
         if bench:
             rows = [[r, b.get("jobs"), b.get("total_s"), b.get("mean_s"), b.get("max_s"), b.get("max_rss_mb")]
                     for r, b in bench.items()]
-            tot = sum(_f(b.get("total_s")) for b in bench.values())
-            rows.append([_Html("<strong>all</strong>"), sum(int(b.get("jobs") or 0) for b in bench.values()),
+            tot = sum(h.f(b.get("total_s")) for b in bench.values())
+            rows.append([h.Html("<strong>all</strong>"), sum(int(b.get("jobs") or 0) for b in bench.values()),
                          tot, None, None, None])
-            out.append(_table(["Rule", "Jobs", "Total (s)", "Mean (s)", "Max (s)", "Peak RSS (MB)"], rows,
+            out.append(h.table(["Rule", "Jobs", "Total (s)", "Mean (s)", "Max (s)", "Peak RSS (MB)"], rows,
                               "compact"))
-            out.append(_p("Wall-clock seconds from Snakemake's <code>benchmark:</code> files "
+            out.append(h.p("Wall-clock seconds from Snakemake's <code>benchmark:</code> files "
                           "(<code>benchmarks/</code>); the dossier rule's own time is written after the dossier.",
                           "note"))
         else:
-            out.append(_p("No benchmark files were found.", "note"))
+            out.append(h.p("No benchmark files were found.", "note"))
         versions = provenance.get("versions") or {}
         out.append("<h3 id=\"versions\">Package versions</h3>")
-        out.append(_table(["Package", "Version"],
+        out.append(h.table(["Package", "Version"],
                           [[k, v if v is not None else "not installed"] for k, v in sorted(versions.items())],
                           "compact"))
-        out.append(_p("Key packages; every installed distribution is listed under <code>environment</code> in "
+        out.append(h.p("Key packages; every installed distribution is listed under <code>environment</code> in "
                       "<code>provenance.json</code>.", "note"))
     out.append("<h3 id=\"config\">Configuration as run</h3>")
     filled = (provenance or {}).get("defaults_filled")
     if filled:
-        out.append(_p("Keys filled in from the schema's defaults (not set by the config files or "
-                      f"<code>--config</code>): {', '.join(f'<code>{_e(k)}</code>' for k in filled)}.", "note"))
-    out.append(f"<pre>{_e(_config_text(config))}</pre>")
+        out.append(h.p("Keys filled in from the schema's defaults (not set by the config files or "
+                      f"<code>--config</code>): {', '.join(f'<code>{h.e(k)}</code>' for k in filled)}.", "note"))
+    out.append(f"<pre>{h.e(_config_text(config))}</pre>")
     return "\n".join(out)
 
 
@@ -831,13 +820,13 @@ def _where_link(where: str) -> str:
     if where == "author":
         return "<em>author to complete</em>"
     if where.startswith("#"):
-        return f'<a href="{_e(where)}">dossier {_e(where[1:])}</a>'
-    return f'<a href="../{_e(where)}"><code>{_e(where)}</code></a>'
+        return f'<a href="{h.e(where)}">dossier {h.e(where[1:])}</a>'
+    return f'<a href="../{h.e(where)}"><code>{h.e(where)}</code></a>'
 
 
 def _section_checklists() -> str:
     out = ["<h2 id=\"checklists\">7. Appendix B: reporting checklists</h2>",
-           _p("Each item of TRIPOD+AI and CLEAR is marked as <strong>covered</strong> (with a link to the dossier "
+           h.p("Each item of TRIPOD+AI and CLEAR is marked as <strong>covered</strong> (with a link to the dossier "
               "section or the results file that shows it; file links resolve next to this dossier in the results "
               "folder) or as the <em>author's to complete</em>. Item texts are brief paraphrases; report against "
               "the published checklists.", "note")]
@@ -845,13 +834,13 @@ def _section_checklists() -> str:
         cl = load_checklist(key)
         items = cl["items"]
         covered = sum(1 for i in items if i["where"] != "author")
-        out.append(f"<h3 id=\"{key}\">{_e(cl['name'])} ({_e(cl['reference'])})</h3>")
-        out.append(_p(f"{covered} of {len(items)} items covered by the pipeline (fully or in part); "
+        out.append(f"<h3 id=\"{key}\">{h.e(cl['name'])} ({h.e(cl['reference'])})</h3>")
+        out.append(h.p(f"{covered} of {len(items)} items covered by the pipeline (fully or in part); "
                       f"{len(items) - covered} for the author."))
         rows = [[str(i["id"]), i["section"], i["text"],
-                 _Html(("covered: " if i["where"] != "author" else "") + _where_link(i["where"])),
+                 h.Html(("covered: " if i["where"] != "author" else "") + _where_link(i["where"])),
                  i.get("note", "")] for i in items]
-        out.append(_table(["Item", "Section", "Item (paraphrased)", "Status", "Note"], rows, "compact checklist"))
+        out.append(h.table(["Item", "Section", "Item (paraphrased)", "Status", "Note"], rows, "compact checklist"))
     return "\n".join(out)
 
 
