@@ -12,6 +12,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import roc_curve
 
+from acceflow.metrics._checks import check_alpha
+
 __all__ = [
     "check_binary_outcome",
     "delong_roc_variance",
@@ -162,11 +164,6 @@ def delong_roc_variance(y_true, y_score):
     return float(auc[0]), float(var[0])
 
 
-def _check_alpha(alpha):
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), e.g. 0.05 for a 95% CI; got {alpha}")
-
-
 def delong_ci(y_true, y_score, alpha=0.05):
     """AUC with a DeLong confidence interval, as R's pROC ``ci.auc(method = "delong")``.
 
@@ -202,7 +199,7 @@ def delong_ci(y_true, y_score, alpha=0.05):
     >>> round(auc, 2), round(low, 3), high
     (0.75, 0.057, 1.0)
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     auc, var = delong_roc_variance(y_true, y_score)
     half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(var)
     return auc, float(max(0.0, auc - half)), float(min(1.0, auc + half))
@@ -350,7 +347,7 @@ def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratifie
     (0.889, True)
     """
     y, s = check_binary_outcome(y_true, y_score)
-    _check_alpha(alpha)
+    check_alpha(alpha)
     if int(n_boot) != n_boot or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer; got {n_boot}")
     n_boot = int(n_boot)
@@ -358,7 +355,6 @@ def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratifie
     pos, neg = s[y == 1], s[y == 0]
     n_all = s.size
     chunk = max(1, _BOOT_CHUNK_ELEMENTS // n_all)
-    labels = np.r_[np.ones(pos.size, bool), np.zeros(neg.size, bool)]
     out = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)

@@ -33,6 +33,8 @@ from lifelines.statistics import multivariate_logrank_test as _lifelines_multiva
 from lifelines.utils import concordance_index as _lifelines_concordance_index
 from lifelines.utils import median_survival_times as _lifelines_median_survival_times
 
+from acceflow.metrics._checks import check_alpha
+
 __all__ = [
     "check_survival",
     "harrell_c",
@@ -143,12 +145,6 @@ def _check_vector(values, n, name):
 def _check_survival_risk(time, event, risk, name="risk"):
     t, e = check_survival(time, event)
     return t, e, _check_vector(risk, t.size, name)
-
-
-def _check_alpha(alpha):
-    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
-        raise ValueError(f"alpha must be a number in (0, 1), e.g. 0.05 for 95% intervals; got {alpha!r}")
-    return float(alpha)
 
 
 def _check_groups(groups, n):
@@ -441,7 +437,7 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
         raise ValueError(f'method must be "harrell" or "uno"; got {method!r}')
     if not (isinstance(n_boot, numbers.Integral) and n_boot >= 1):
         raise ValueError(f"n_boot must be a positive integer (e.g. 1000); got {n_boot!r}")
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     t, e, r = _check_survival_risk(time, event, risk)
     if method == "harrell":
         c = harrell_c(t, e, r)
@@ -740,7 +736,7 @@ def km_by_group(time, event, groups, alpha=0.05):
     >>> km[0]["median"], km[1]["n"], km[0]["table"]["survival"].tolist()
     (10.0, 2, [1.0, 0.5, 0.0])
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     t, e = check_survival(time, event)
     g = _check_groups(groups, t.size)
     out = {}
@@ -877,7 +873,7 @@ def hazard_ratio_per_sd(time, event, risk, alpha=0.05, sd=None):
     >>> bool(res["hr"] > 1)
     True
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     t, e, r = _check_survival_risk(time, event, risk)
     if sd is None:
         if t.size < 2 or np.ptp(r) == 0:
@@ -941,7 +937,7 @@ def km_risk_at(time, event, t, alpha=0.05):
     >>> risk, bool(low < risk < high)
     (0.5, True)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     tt, e = check_survival(time, event)
     if not (isinstance(t, numbers.Real) and math.isfinite(t) and t > 0):
         raise ValueError(f"t must be a positive finite horizon in days; got {t!r}")

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
+from acceflow.metrics._checks import check_alpha
 from acceflow.metrics.calibration import calibration_intercept_slope
 from acceflow.metrics.discrimination import _auc_rows, brier_score, check_binary_outcome
 
@@ -43,11 +44,6 @@ _REPLICATE_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, Perfect
 # --------------------------------------------------------------------------------------------
 # thresholds
 # --------------------------------------------------------------------------------------------
-
-def _check_alpha(alpha):
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), e.g. 0.05 for a 95% CI; got {alpha}")
-
 
 def _check_target(target, what):
     try:
@@ -240,7 +236,7 @@ def wilson_interval(successes, n, alpha=0.05):
     >>> round(low, 3), round(high, 3)
     (0.49, 0.943)
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     x = np.asarray(successes, dtype=float)
     m = np.asarray(n, dtype=float)
     if np.any(x < 0) or np.any(m < 0) or np.any(x > m):
@@ -299,7 +295,7 @@ def threshold_metrics(y_true, prob, threshold, alpha=0.05):
     >>> r["tp"], r["fp"], r["tn"], r["fn"], r["sensitivity"], round(r["specificity"], 3)
     (3, 1, 2, 0, 1.0, 0.667)
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     try:
         thr = float(threshold)
     except (TypeError, ValueError):

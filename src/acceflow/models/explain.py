@@ -22,9 +22,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+from acceflow.metrics._checks import check_alpha
 from acceflow.metrics.validation import (
     _REPLICATE_ERRORS,
-    _check_alpha,
     _check_n_boot,
     _check_xy,
     _fit,
@@ -293,7 +293,7 @@ def bootstrap_coefficients(X, y, make_model, n_boot=200, seed=0, alpha=0.05, coe
     """
     y = _check_xy(X, y, "bootstrap coefficients")
     n_boot = _check_n_boot(n_boot)
-    _check_alpha(alpha)
+    check_alpha(alpha)
     if not callable(make_model):
         raise ValueError("make_model must be a zero-argument callable returning an unfitted estimator")
     features = ([str(c) for c in X.columns] if isinstance(X, pd.DataFrame)
