@@ -1,1 +1,2 @@
-"""acceflow.imaging"""
+"""Image work: IBSI preprocessing, segmentation (Otsu, MONAI), pyradiomics extraction, perturbations,
+IBSI conformance."""
