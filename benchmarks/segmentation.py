@@ -20,8 +20,9 @@ import warnings
 import torch
 import yaml
 
-from acceflow.imaging.segment_model import DEFAULTS, SegmentationCase, infer_mask, train_segmenter
+from acceflow.imaging.segment_model import SegmentationCase, infer_mask, train_segmenter
 from acceflow.io.images import read_image
+from acceflow.study.settings import section_settings
 
 warnings.simplefilter("ignore", FutureWarning)
 
@@ -37,7 +38,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(open(args.config))
-    settings = {**DEFAULTS, **config.get("segmentation", {})}
+    settings = section_settings("segmentation", config.get("segmentation"))
     settings.update(iterations=args.iterations, validation_fraction=0, validation_interval=args.iterations)
     results = args.results or config["results"]
     dirs = sorted(glob.glob(f"{results}/preprocessed/*__{args.modality}"))[: args.cases]

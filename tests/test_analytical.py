@@ -206,23 +206,38 @@ def test_site_effect_before_and_after():
 # ------------------------------------------------------------------------------ perturbation
 
 
+def _perturbation_settings(**given):
+    """The perturbation keys of the complete reproducibility.perturbation section (schema defaults)."""
+    from acceflow.imaging.perturb import SETTING_KEYS
+    from acceflow.study.settings import section_settings
+
+    section = section_settings("reproducibility", {"perturbation": given})["perturbation"]
+    return {k: section[k] for k in SETTING_KEYS}
+
+
 def test_perturbations_are_reproducible_and_change_what_they_should(sphere_case):
     from acceflow.imaging.perturb import PERTURBATIONS, estimate_noise_sd, perturb_scan
 
     image, mask = sphere_case
+    s = _perturbation_settings()
     assert estimate_noise_sd(image) == pytest.approx(5.0, rel=0.15)  # the fixture's noise SD is 5
     n0 = int(sitk.GetArrayFromImage(mask).sum())
-    img1, msk1, d1 = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x")
-    img1b, msk1b, _ = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x")
-    _, _, d2 = perturb_scan(image, mask, PERTURBATIONS, 2, seed=3, scan_id="x")
+    img1, msk1, d1 = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x", **s)
+    img1b, msk1b, _ = perturb_scan(image, mask, PERTURBATIONS, 1, seed=3, scan_id="x", **s)
+    _, _, d2 = perturb_scan(image, mask, PERTURBATIONS, 2, seed=3, scan_id="x", **s)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(img1), sitk.GetArrayFromImage(img1b))
     assert d1 != d2 and abs(d1["rotation_deg"]) <= 15 and abs(d1["volume_fraction"]) <= 0.2
     n1 = int(sitk.GetArrayFromImage(msk1).sum())
     assert 0.6 * n0 < n1 < 1.4 * n0
-    _, grown, d = perturb_scan(image, mask, ["volume"], 1, seed=0, scan_id="x", volume_fraction=0.2)
+    _, grown, d = perturb_scan(image, mask, ["volume"], 1, seed=0, scan_id="x",
+                               **_perturbation_settings(volume_fraction=0.3))
+    assert abs(d["volume_fraction"]) <= 0.3
     assert int(sitk.GetArrayFromImage(grown).sum()) == pytest.approx(n0 * (1 + d["volume_fraction"]), rel=0.02)
     with pytest.raises(ValueError, match="unknown perturbation"):
-        perturb_scan(image, mask, ["zoom"], 1)
+        perturb_scan(image, mask, ["zoom"], 1, **s)
+    # no defaults in the library: the settings are complete or refused, naming what is missing
+    with pytest.raises(ValueError, match="perturbation settings lacks contour_sd_mm, contour_corr_mm"):
+        perturb_scan(image, mask, ["volume"], 1, rotation_deg=15, volume_fraction=0.2)
 
 
 # ------------------------------------------------------------------------------ model

@@ -11,11 +11,22 @@ from acceflow.deep.cox import cox_partial_likelihood_loss  # noqa: E402
 from acceflow.deep.crops import CropError, lesion_centre, load_crop, make_crop, save_crop  # noqa: E402
 from acceflow.deep.gradcam import gradcam_maps, overlay_png  # noqa: E402
 from acceflow.deep.networks import build_network, gradcam_layer  # noqa: E402
-from acceflow.deep.train import DeepTrainingError, cross_validate, fit, load_model, predict, save_model  # noqa: E402
+from acceflow.deep.train import (  # noqa: E402
+    TRAINING_KEYS,
+    DeepTrainingError,
+    cross_validate,
+    fit,
+    load_model,
+    predict,
+    save_model,
+)
+from acceflow.study.settings import section_settings  # noqa: E402
 
 torch.set_num_threads(1)
-TINY = {"network": "resnet10", "epochs": 4, "batch_size": 4, "patience": 10, "learning_rate": 1e-3,
-        "validation_fraction": 0.25, "augmentation": True, "cv_folds": 2, "device": "cpu", "dropout": 0.0}
+# the complete deep section: the schema's defaults, these keys overridden
+TINY = section_settings("deep", {"network": "resnet10", "epochs": 4, "batch_size": 4, "patience": 10,
+                                 "learning_rate": 1e-3, "validation_fraction": 0.25, "augmentation": True,
+                                 "cv_folds": 2, "device": "cpu", "dropout": 0.0})
 
 
 def _image(size, spacing, origin, value=0.0):
@@ -146,6 +157,16 @@ def test_late_fusion_sampler_and_early_stopping():
     assert predict(f, X, embed=True)[1].shape == (12, 1024)
     with pytest.raises(DeepTrainingError, match="2 of each class"):
         fit(X[:5], np.array([1, 0, 0, 0, 0]), TINY, seed=1)
+
+
+def test_training_takes_the_complete_section_and_names_missing_keys():
+    X, y = _toy(n=8, size=8)
+    partial = {k: v for k, v in TINY.items() if k not in ("epochs", "weight_decay")}
+    with pytest.raises(ValueError, match="deep settings lacks epochs, weight_decay.*section_settings"):
+        fit(X, y, partial, seed=1)
+    with pytest.raises(ValueError, match="lacks network"):
+        cross_validate(X, y, None, seed=1)
+    assert set(TRAINING_KEYS) <= set(section_settings("deep"))
 
 
 def test_cross_validation_gives_out_of_fold_predictions():

@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from acceflow.metrics.segmentation import segmentation_agreement, segmentation_quality, summarise_quality
+from acceflow.study.settings import section_settings
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -87,9 +88,11 @@ def _toy_cases(n, seed=0):
     return cases
 
 
-TINY = {"network": "unet", "channels": [4, 8], "dropout": 0.2, "patch_size": [16, 16, 16], "batch_size": 2,
-        "samples_per_case": 2, "iterations": 30, "validation_interval": 10, "validation_fraction": 0.25,
-        "patience": 10, "learning_rate": 0.01, "device": "cpu", "uncertainty": {"method": "mc_dropout", "samples": 3}}
+# the complete segmentation section: the schema's defaults, these keys overridden
+TINY = section_settings("segmentation", {
+    "network": "unet", "channels": [4, 8], "dropout": 0.2, "patch_size": [16, 16, 16], "batch_size": 2,
+    "samples_per_case": 2, "iterations": 30, "validation_interval": 10, "validation_fraction": 0.25,
+    "patience": 10, "learning_rate": 0.01, "device": "cpu", "uncertainty": {"method": "mc_dropout", "samples": 3}})
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +161,16 @@ def test_bad_training_input_names_the_case():
     img = _image(np.zeros((8, 8, 8), np.float32), (1, 1, 1))
     with pytest.raises(SegmentationError, match="case x1.*no voxel"):
         train_segmenter([SegmentationCase("x1", img, _image(np.zeros((8, 8, 8), np.uint8), (1, 1, 1)))], TINY)
+    # no defaults in the library: a partial section is refused, naming what is missing
+    partial = {k: v for k, v in TINY.items() if k not in ("iterations", "uncertainty")}
+    with pytest.raises(ValueError, match="segmentation settings lacks iterations, uncertainty.*section_settings"):
+        train_segmenter([SegmentationCase("x1", img, img)], partial)
+    from acceflow.imaging.segment_model import infer_mask, sample_masks
+
+    with pytest.raises(ValueError, match="lacks overlap"):
+        infer_mask(None, img, {k: v for k, v in TINY.items() if k != "overlap"})
+    with pytest.raises(ValueError, match="lacks uncertainty"):
+        sample_masks(None, img, partial)
     folds = assign_folds(["a", "b", "c", "d", "e", "a"], 2, seed=3)
     assert sorted(folds) == ["a", "b", "c", "d", "e"] and sorted(np.bincount(list(folds.values()))) == [2, 3]
     assert folds == assign_folds(["e", "d", "c", "b", "a"], 2, seed=3)

@@ -7,6 +7,7 @@ from acceflow.study.settings import (
     load_schema,
     model_settings,
     schema_defaults,
+    section_settings,
     with_defaults,
 )
 
@@ -38,3 +39,25 @@ def test_defaults_are_not_shared_between_calls():
 def test_schema_violation_names_the_key():
     with pytest.raises(ConfigError, match=r"config key validation.cv_folds"):
         with_defaults({"validation": {"cv_folds": 1}})
+
+
+def test_section_settings_fills_the_schemas_defaults_and_merges_nested_sections():
+    given = {"epochs": 3, "gradcam": {"cases": 5}, "network": "resnet10"}
+    s = section_settings("deep", given)
+    assert s == {**schema_defaults("deep"), "epochs": 3, "network": "resnet10",
+                 "gradcam": {**schema_defaults("deep")["gradcam"], "cases": 5}}
+    assert given == {"epochs": 3, "gradcam": {"cases": 5}, "network": "resnet10"}  # not modified
+    # keys in the schema's order, whatever the order given (equal settings serialise equally)
+    assert list(s) == list(schema_defaults("deep")) and list(s["gradcam"]) == ["layer", "cases"]
+    assert section_settings("deep") == section_settings("deep", None) == schema_defaults("deep")
+    pert = section_settings("reproducibility", {"perturbation": {"n": 3}})["perturbation"]
+    assert pert["n"] == 3 and pert["rotation_deg"] == schema_defaults("reproducibility")["perturbation"]["rotation_deg"]
+    s["gradcam"]["cases"] = 99
+    assert section_settings("deep")["gradcam"]["cases"] != 99  # a fresh dict each call
+
+
+def test_section_settings_validates_against_the_schema():
+    with pytest.raises(ConfigError, match=r"config key deep.epochs"):
+        section_settings("deep", {"epochs": "many"})
+    with pytest.raises(ConfigError, match="not in the schema"):
+        section_settings("no_such_section")

@@ -46,6 +46,20 @@ def put_on_pythonpath(folder: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])
 
 
+def require_keys(given: Mapping | None, keys, what: str, hint: str = "") -> Mapping:
+    """``given`` itself when it holds every key of ``keys``; else a ValueError naming the missing ones.
+
+    For functions that take a complete settings section and hold no defaults of their own
+    (``what`` names the section in the message, ``hint`` says how to build a complete one).
+    """
+    given = {} if given is None else given
+    missing = [k for k in keys if k not in given]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(missing)}: pass the complete section"
+                         + (f" ({hint})" if hint else ""))
+    return given
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file, or of a folder's files (sorted by relative path)."""
     h = hashlib.sha256()

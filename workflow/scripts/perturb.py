@@ -2,7 +2,7 @@
 import pandas as pd
 
 from acceflow.imaging.extract import extract_features, load_params, scan_params
-from acceflow.imaging.perturb import perturb_scan
+from acceflow.imaging.perturb import SETTING_KEYS, perturb_scan
 from acceflow.io.images import read_image
 from acceflow.runtime import log_to
 
@@ -10,7 +10,7 @@ with log_to(snakemake.log[0]):
     scan, s = snakemake.wildcards.scan, snakemake.params.settings
     image, mask = read_image(snakemake.input.image), read_image(snakemake.input.mask)
     params = load_params(snakemake.input.params)
-    options = {k: s.get(k) for k in ("rotation_deg", "volume_fraction", "contour_sd_mm", "contour_corr_mm")}
+    options = {k: s[k] for k in SETTING_KEYS}  # the schema-validated section: complete
     rows = []
     for i in range(1, s["n"] + 1):
         try:

@@ -33,28 +33,24 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from acceflow.deep.cox import cox_partial_likelihood_loss
 from acceflow.deep.networks import build_network
 from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
+from acceflow.runtime import require_keys
 
-#: Defaults of the ``deep`` config section (as in the schema), for library callers.
-DEEP_DEFAULTS = {
-    "network": "densenet121", "crop_size": 64, "crop_spacing": 2.0, "modalities": None, "fusion": "early",
-    "epochs": 100, "batch_size": 8, "learning_rate": 1e-4, "weight_decay": 1e-4, "dropout": 0.2,
-    "validation_fraction": 0.2, "patience": 15, "balance": "class_weight", "augmentation": True, "cv_folds": 5,
-    "device": "auto", "mixed_precision": True, "gpus": 1, "threads": 2,
-    "gradcam": {"layer": "auto", "cases": 2}, "embedding": {"enabled": True},
-}
+#: The keys of the ``deep`` config section that training reads (:func:`fit`, :func:`cross_validate`).
+#: Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
+TRAINING_KEYS = ("network", "fusion", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay",
+                 "validation_fraction", "patience", "balance", "augmentation", "cv_folds", "device",
+                 "mixed_precision")
+
+_HINT = "e.g. acceflow.study.settings.section_settings('deep', {...}) fills the schema's defaults"
 
 
 class DeepTrainingError(ValueError):
     """The deep model cannot be trained on these cases (too few, one class only)."""
 
 
-def deep_settings(config: dict) -> dict:
-    """The config's ``deep`` section with schema defaults for the keys it does not give."""
-    given = dict(config.get("deep") or {})
-    out = {**DEEP_DEFAULTS, **given}
-    out["gradcam"] = {**DEEP_DEFAULTS["gradcam"], **(given.get("gradcam") or {})}
-    out["embedding"] = {**DEEP_DEFAULTS["embedding"], **(given.get("embedding") or {})}
-    return out
+def _complete(settings) -> dict:
+    """The ``deep`` section as given, checked to hold every key of :data:`TRAINING_KEYS`."""
+    return dict(require_keys(settings, TRAINING_KEYS, "the deep settings", _HINT))
 
 
 def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +153,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     y : array (N,) of 0/1, optional
         Binary outcome (give ``y`` or ``time`` and ``event``).
     settings : dict
-        The ``deep`` section (:func:`deep_settings`).
+        The complete ``deep`` section (at least :data:`TRAINING_KEYS`), e.g.
+        ``acceflow.study.settings.section_settings('deep', {...})``; no defaults are filled here.
     seed : int
     device : torch.device, optional
         Default: :func:`acceflow.device.select_device` of ``settings["device"]``.
@@ -178,11 +175,13 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     ------
     DeepTrainingError
         Fewer than 4 cases, or a binary outcome with fewer than 2 cases of a class.
+    ValueError
+        When ``settings`` lacks keys of :data:`TRAINING_KEYS` (the message names them).
     """
     import torch  # heavy optional dependency: imported on first use
 
 
-    settings = deep_settings({"deep": settings or {}})
+    settings = _complete(settings)
     survival = y is None
     device = device or select_device(settings["device"])
     target = _targets(y, time, event)
@@ -302,14 +301,28 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
 def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print):
     """Out-of-fold predictions of ``cv_folds``-fold stratified cross-validation (folds by case).
 
+    Parameters
+    ----------
+    X, y, seed, device, time, event, log : as :func:`fit`
+    settings : dict
+        The complete ``deep`` section (at least :data:`TRAINING_KEYS`), e.g.
+        ``acceflow.study.settings.section_settings('deep', {...})``; no defaults are filled here.
+
     Returns
     -------
     oof : numpy.ndarray (N,)
         Held-out probability (survival: log-risk) of every case.
     folds : pandas.DataFrame
         Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``.
+
+    Raises
+    ------
+    DeepTrainingError
+        Fewer cases of a class than ``cv_folds`` (or a fold's training part too small).
+    ValueError
+        When ``settings`` lacks keys of :data:`TRAINING_KEYS` (the message names them).
     """
-    settings = deep_settings({"deep": settings or {}})
+    settings = _complete(settings)
     survival = y is None
     strata = np.asarray(event if survival else y).astype(int)
     k = int(settings["cv_folds"])

@@ -37,10 +37,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-__all__ = ["PERTURBATIONS", "perturb_scan", "estimate_noise_sd"]
+from acceflow.runtime import require_keys
+
+__all__ = ["PERTURBATIONS", "SETTING_KEYS", "perturb_scan", "estimate_noise_sd"]
 
 PERTURBATIONS = ("rotation", "translation", "noise", "volume", "contour")
-DEFAULTS = {"rotation_deg": 15.0, "volume_fraction": 0.2, "contour_sd_mm": 1.0, "contour_corr_mm": 4.0}
+#: The keys of ``reproducibility.perturbation`` that :func:`perturb_scan` takes. Their defaults live
+#: in the config schema only (workflow/schemas/config.schema.yaml).
+SETTING_KEYS = ("rotation_deg", "volume_fraction", "contour_sd_mm", "contour_corr_mm")
 
 
 def estimate_noise_sd(image: sitk.Image) -> float:
@@ -103,8 +107,10 @@ def perturb_scan(image: sitk.Image, mask: sitk.Image, chain, index: int, seed: i
     label : int
         The mask's label of the region of interest (the output mask has label 1).
     **settings
-        ``rotation_deg``, ``volume_fraction``, ``contour_sd_mm``, ``contour_corr_mm``
-        (see :data:`DEFAULTS`).
+        All of :data:`SETTING_KEYS`: ``rotation_deg``, ``volume_fraction``, ``contour_sd_mm``,
+        ``contour_corr_mm``, from the complete ``reproducibility.perturbation`` section, e.g.
+        ``acceflow.study.settings.section_settings('reproducibility', {...})['perturbation']``;
+        no defaults are filled here. Other keys of the section are ignored.
 
     Returns
     -------
@@ -116,12 +122,15 @@ def perturb_scan(image: sitk.Image, mask: sitk.Image, chain, index: int, seed: i
     Raises
     ------
     ValueError
-        On an unknown perturbation or an empty mask.
+        On an unknown perturbation, an empty mask, or settings without a key of
+        :data:`SETTING_KEYS` (the message names it).
     """
     unknown = [c for c in chain if c not in PERTURBATIONS]
     if unknown:
         raise ValueError(f"unknown perturbation(s) {unknown}; choose from {list(PERTURBATIONS)}")
-    s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+    s = require_keys(settings, SETTING_KEYS, "the perturbation settings",
+                     "e.g. acceflow.study.settings.section_settings('reproducibility', {...})['perturbation'] "
+                     "fills the schema's defaults")
     rng = np.random.default_rng([int(seed), zlib.crc32(str(scan_id).encode()), int(index)])
     draws: dict = {}
     img = sitk.Cast(image, sitk.sitkFloat32)

@@ -27,18 +27,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from acceflow.device import autocast, describe, grad_scaler, seed_everything, select_device, use_amp
+from acceflow.runtime import require_keys
 
-__all__ = ["DEFAULTS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask", "sample_masks",
+__all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask", "sample_masks",
            "to_original_grid", "assign_folds", "save_model", "load_model", "SegmentationError"]
 
-#: Defaults of the ``segmentation:`` keys this module reads (also in the config schema).
-DEFAULTS = {
-    "network": "unet", "channels": [16, 32, 64, 128], "dropout": 0.1, "patch_size": [64, 64, 64],
-    "batch_size": 2, "samples_per_case": 2, "iterations": 2000, "validation_interval": 100,
-    "validation_fraction": 0.2, "patience": 5, "learning_rate": 1e-3, "largest_component": True,
-    "overlap": 0.25, "cache_rate": 1.0, "device": "auto", "mixed_precision": True,
-    "uncertainty": {"method": "none", "samples": 5},
-}
+#: The keys of the ``segmentation`` config section this module reads (and records in the model card,
+#: in this order). Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
+SETTINGS_KEYS = ("network", "channels", "dropout", "patch_size", "batch_size", "samples_per_case", "iterations",
+                 "validation_interval", "validation_fraction", "patience", "learning_rate", "largest_component",
+                 "overlap", "cache_rate", "device", "mixed_precision", "uncertainty")
+#: The keys inference reads (:func:`infer_mask`; :func:`sample_masks` also reads ``dropout``, ``uncertainty``).
+INFERENCE_KEYS = ("patch_size", "batch_size", "overlap", "largest_component", "device", "mixed_precision")
 
 
 class SegmentationError(ValueError):
@@ -54,10 +54,11 @@ class SegmentationCase:
     mask: sitk.Image | None = None
 
 
-def _settings(settings: dict | None) -> dict:
-    s = copy.deepcopy(DEFAULTS)
-    s.update({k: v for k, v in (settings or {}).items() if v is not None})
-    return s
+def _settings(settings, keys) -> dict:
+    """The ``segmentation`` settings as given, checked to hold ``keys`` (no defaults are filled here)."""
+    return dict(require_keys(settings, keys, "the segmentation settings",
+                             "e.g. acceflow.study.settings.section_settings('segmentation', {...}) fills the "
+                             "schema's defaults"))
 
 
 def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: float = 0.1):
@@ -189,7 +190,9 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     ----------
     cases : the training cases (image and reference mask on the same grid, e.g. the
         preprocessed grid; any spacing in mm, isotropic recommended)
-    settings : the ``segmentation:`` config keys (see :data:`DEFAULTS`): ``network``,
+    settings : the complete ``segmentation`` section (at least :data:`SETTINGS_KEYS`), e.g.
+        ``acceflow.study.settings.section_settings('segmentation', {...})``; no defaults are filled
+        here. It reads ``network``,
         ``channels``, ``dropout``, ``patch_size`` (voxels, z y x), ``batch_size`` (cases per
         step; each gives ``samples_per_case`` patches, half centred on the ROI), ``iterations``
         (optimiser steps at most), ``validation_interval`` (steps between validations),
@@ -211,13 +214,14 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     Raises
     ------
     SegmentationError when there are no cases, a mask is empty or not on its image's grid.
+    ValueError when ``settings`` lacks keys of :data:`SETTINGS_KEYS` (the message names them).
     """
     import torch  # heavy optional dependency: imported on first use
     from monai.data import CacheDataset, DataLoader  # heavy optional dependency: imported on first use
     from monai.losses import DiceCELoss  # heavy optional dependency: imported on first use
     from monai.metrics import DiceMetric  # heavy optional dependency: imported on first use
 
-    s = _settings(settings)
+    s = _settings(settings, SETTINGS_KEYS)
     if not cases:
         raise SegmentationError("no training case with a reference mask: segmentation.source: model needs "
                                 "reference masks in the training cohorts")
@@ -281,7 +285,7 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
         model.load_state_dict(best_state)
     model = model.cpu().eval()
     card = {"method": "MONAI " + s["network"] + ", DiceCE loss, Adam, patch sampling (RandCropByPosNegLabeld)",
-            "settings": {k: s[k] for k in DEFAULTS}, "seed": seed,
+            "settings": {k: s[k] for k in SETTINGS_KEYS}, "seed": seed,
             "train_cases": [c.case_id for c in train_cases], "validation_cases": [c.case_id for c in val_cases],
             "history": history, "best_iteration": best_it if best_state is not None else it,
             "best_val_dice": best if best_state is not None else None, "iterations_run": it,
@@ -316,18 +320,24 @@ def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: in
     ----------
     model : a network from :func:`train_segmenter` / :func:`load_model`
     image : the image, on the grid the network was trained on (same spacing in mm)
-    settings : ``patch_size``, ``batch_size``, ``overlap`` (sliding-window overlap fraction),
-        ``largest_component`` (keep only the largest 26-connected foreground component),
-        ``device``, ``mixed_precision``
+    settings : the complete ``segmentation`` section, e.g.
+        ``acceflow.study.settings.section_settings('segmentation', {...})`` (no defaults are filled
+        here); it reads :data:`INFERENCE_KEYS`: ``patch_size``, ``batch_size``, ``overlap``
+        (sliding-window overlap fraction), ``largest_component`` (keep only the largest
+        26-connected foreground component), ``device``, ``mixed_precision``
     label : the value given to the foreground
 
     Returns
     -------
     SimpleITK.Image (UInt8) on ``image``'s grid; empty when the network finds nothing.
+
+    Raises
+    ------
+    ValueError when ``settings`` lacks keys of :data:`INFERENCE_KEYS` (the message names them).
     """
     import torch  # heavy optional dependency: imported on first use
 
-    s = _settings(settings)
+    s = _settings(settings, INFERENCE_KEYS)
     device = select_device(s["device"])
     model = model.to(device).eval()
     x = torch.as_tensor(_normalised(image))[None]
@@ -355,12 +365,13 @@ def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: i
 
     Raises
     ------
-    ValueError for method ``none`` or an unknown method, or MC dropout with a network whose
-    dropout is 0.
+    ValueError for method ``none`` or an unknown method, MC dropout with a network whose
+    dropout is 0, or ``settings`` without the keys it reads (:data:`INFERENCE_KEYS`, ``dropout``,
+    ``uncertainty``).
     """
     import torch  # heavy optional dependency: imported on first use
 
-    s = _settings(settings)
+    s = _settings(settings, (*INFERENCE_KEYS, "dropout", "uncertainty"))
     method, n = s["uncertainty"]["method"], int(s["uncertainty"]["samples"])
     device = select_device(s["device"])
     amp = use_amp(device, s["mixed_precision"])

@@ -15,12 +15,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from acceflow.deep.crops import load_crop
-from acceflow.deep.train import cross_validate, deep_settings, fit, predict
+from acceflow.deep.train import cross_validate, fit, predict
 from acceflow.device import describe, select_device
 from acceflow.io.manifest import binary_outcome
 from acceflow.metrics.validation import decision_threshold
 from acceflow.study.card import ModelCard
-from acceflow.study.settings import model_settings, outcome_columns
+from acceflow.study.settings import model_settings, outcome_columns, section_settings
 from acceflow.study.training import CohortError
 
 DEEP_KIND = "deep"
@@ -101,7 +101,8 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     crops : dict
         Case id -> crop file (:func:`case_crops`).
     config : dict
-        ``seed``, ``cohorts``, ``outcome``, ``model`` (threshold) and ``deep`` sections.
+        ``seed``, ``cohorts``, ``outcome``, ``model`` (threshold) and ``deep`` sections; keys the
+        ``deep`` section leaves out take the schema's defaults (:func:`section_settings`).
 
     Returns
     -------
@@ -121,7 +122,7 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     DeepTrainingError
         Too few training cases or events for ``deep.cv_folds``.
     """
-    s = deep_settings(config)
+    s = section_settings("deep", config.get("deep"))
     seed = int(config["seed"])
     device = device or select_device(s["device"])
     rows, X, excluded = _cohort_rows(table, crops, config["cohorts"]["train"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -85,6 +86,49 @@ def schema_defaults(section: str | None = None) -> dict:
     """The schema's defaults (of one top-level section, or of the whole config), as a fresh dict."""
     full = _all_defaults()
     return copy.deepcopy(full[section] if section else full)
+
+
+def section_settings(section: str, given: Mapping | None = None) -> dict:
+    """One top-level config section, complete: ``given`` with the schema's defaults for the keys it
+    leaves out (nested sections merged key by key, e.g. ``deep.gradcam``).
+
+    This is how library callers (notebooks, tests, benchmarks) build the settings that the
+    functions of :mod:`acceflow.deep` and :mod:`acceflow.imaging` take: those layers may not
+    import :mod:`acceflow.study`, so they take the complete section and hold no defaults of their
+    own. The workflow passes its schema-validated sections, which are complete already.
+
+    Parameters
+    ----------
+    section : str
+        A top-level key of the config schema (``deep``, ``segmentation``, ``reproducibility``, ...).
+    given : mapping, optional
+        The keys the caller sets (a partial section); not modified.
+
+    Returns
+    -------
+    dict
+        A fresh dict (``with_defaults({section: given})[section]``), its keys in the schema's order
+        (nested sections too) followed by any others, so that equal settings serialise equally.
+
+    Raises
+    ------
+    ConfigError
+        When ``section`` is not in the schema, or ``given`` does not conform to it.
+    """
+    properties = load_schema()["properties"]
+    if section not in properties:
+        raise ConfigError(f"config section {section!r} is not in the schema; choose from {sorted(properties)}")
+    filled = with_defaults({section: copy.deepcopy(dict(given or {}))})[section]
+    return _schema_ordered(filled, properties[section])
+
+
+def _schema_ordered(value, schema: dict):
+    """``value`` with the keys of its mappings in the order of the schema's ``properties``."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(value, dict) or not props:
+        return value
+    keys = [k for k in props if k in value] + [k for k in value if k not in props]
+    return {k: _schema_ordered(value[k], props.get(k, {})) for k in keys}
 
 
 @dataclass(frozen=True)
