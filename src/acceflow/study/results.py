@@ -80,7 +80,7 @@ class Results:
     REFERENCE_VS_MODEL_ICC = "analytical/reference_vs_model_icc.tsv"
     DEEP_ICC = "analytical/deep_icc.tsv"
     # clinical validity: the frozen model (comparators: clinical/model/comparators/{model}/)
-    MODEL = "clinical/model/model.joblib"
+    MODEL = "clinical/model/model.skops"  # skops format, no pickle (acceflow.models.persistence)
     MODEL_CARD = "clinical/model/model_card.json"
     COEFFICIENTS = "clinical/model/coefficients.tsv"
     NETWORK = "clinical/model/model.pt"  # a network model (the deep comparator's: comparator(NETWORK, "deep"))
