@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -343,7 +344,7 @@ def save_model(fitted: dict, path) -> str:
     mean, sd = np.asarray(fitted["mean"]), np.asarray(fitted["sd"])
     torch.save({"format": "acceflow.deep/1", "state_dict": fitted["model"].state_dict(),
                 "mean": mean.tolist(), "sd": sd.tolist(), "stats_dtype": str(mean.dtype),
-                "settings": to_jsonable(dict(fitted["settings"])), "survival": bool(fitted["survival"]),
+                "settings": json.loads(json.dumps(to_jsonable(dict(fitted["settings"])))), "survival": bool(fitted["survival"]),
                 "in_channels": int(mean.shape[0])}, blob)
     data = blob.getvalue()
     atomic_write_bytes(data, path)

@@ -422,11 +422,16 @@ def save_model(model, card: dict, path) -> str:
     import torch  # heavy optional dependency: imported on first use
 
     blob = io.BytesIO()
-    torch.save({"format": "acceflow.segmentation/1", "state_dict": model.state_dict(), "card": to_jsonable(card)},
+    torch.save({"format": "acceflow.segmentation/1", "state_dict": model.state_dict(), "card": _plain(card)},
                blob)
     data = blob.getvalue()
     atomic_write_bytes(data, path)
     return sha256_bytes(data)
+
+
+def _plain(value):
+    """``value`` as plain JSON types only (str subclasses such as torch's version string become str)."""
+    return json.loads(json.dumps(to_jsonable(value)))
 
 
 def load_model(path, sha256: str):
