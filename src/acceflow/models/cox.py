@@ -293,7 +293,8 @@ class PenalizedCox(BaseEstimator):
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=float, reset=False)
         # as lifelines' predict_log_partial_hazard: dot(normalize(X, mean, 1), params)
-        return np.dot((X - self.mean_) / 1, self.coef_)
+        # (column-major, as the DataFrame lifelines reads: the same summation order, the same bits)
+        return np.dot((np.asfortranarray(X) - self.mean_) / 1, self.coef_)
 
     def predict_survival(self, X, t):
         """Predicted survival probability S(t | x) = exp(-H0(t) exp(lp)).
