@@ -92,7 +92,7 @@ def make_results(root, validation="external", repeats=True):
         "outcome": {"type": "binary", "column": "outcome", "positive": 1}, "validation": validation,
         "internal_validation": "repeated stratified 5-fold cross-validation, 5 repeats",
         "n_train": len(train), "n_events_train": int(train["outcome"].sum()),
-        "coefficients": coefs, "intercept": -0.71, "model_file": "model.joblib", "model_sha256": "ab" * 32,
+        "coefficients": coefs, "intercept": -0.71, "model_file": "model.skops", "model_sha256": "ab" * 32,
     }
     _write_json(card, root / "clinical" / "model" / "model_card.json")
 

@@ -19,7 +19,7 @@ def _card(**changes):
 
 def test_round_trip_keeps_every_key(tmp_path):
     card = _card()
-    card.model_file, card.model_sha256 = "model.joblib", "a" * 64
+    card.model_file, card.model_sha256 = "model.skops", "a" * 64
     card.write(tmp_path / "model_card.json")
     back = ModelCard.read(tmp_path / "model_card.json")
     assert back == card and back.extra == {"coefficients": {"f0": 1.2, "f1": 0.0}, "apparent_auc": 0.8}

@@ -74,12 +74,12 @@ def test_single_class_training_cohort_is_refused():
 def test_model_file_hash_is_checked(tmp_path):
     df = _table()
     model = build_model(inner_folds=3).fit(df.filter(like="f"), (df["y"] == "pos").astype(int))
-    digest = save_model(model, tmp_path / "m.joblib")
-    assert load_model(tmp_path / "m.joblib", digest) is not None
-    with open(tmp_path / "m.joblib", "ab") as fh:
+    digest = save_model(model, tmp_path / "m.skops")
+    assert load_model(tmp_path / "m.skops", digest) is not None
+    with open(tmp_path / "m.skops", "ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(ValueError, match="differs from the model card"):
-        load_model(tmp_path / "m.joblib", digest)
+        load_model(tmp_path / "m.skops", digest)
 
 
 def test_clinical_and_fusion_models_use_their_columns():
@@ -102,5 +102,5 @@ def test_clinical_and_fusion_models_use_their_columns():
 
 def test_saved_model_file_is_byte_reproducible(tmp_path):
     """Fit times are dropped from the file: the same data and seed give the same SHA-256."""
-    digests = [save_model(train(_table(), CONFIG)[0], tmp_path / f"m{i}.joblib") for i in range(2)]
+    digests = [save_model(train(_table(), CONFIG)[0], tmp_path / f"m{i}.skops") for i in range(2)]
     assert digests[0] == digests[1]

@@ -149,8 +149,8 @@ def test_inference_grid_component_samples_and_saving(trained, tmp_path):
     assert on_original.GetSize() == (48, 48, 48)
     vol = lambda m: sitk.GetArrayFromImage(m).sum() * np.prod(m.GetSpacing())  # noqa: E731
     assert vol(on_original) == pytest.approx(vol(mask), rel=0.02)
-    save_model(model, card, tmp_path / "model.pt")
-    loaded, card2 = load_model(tmp_path / "model.pt")
+    sha = save_model(model, card, tmp_path / "model.pt")
+    loaded, card2 = load_model(tmp_path / "model.pt", sha)
     assert card2["settings"]["channels"] == [4, 8]
     assert np.array_equal(sitk.GetArrayFromImage(infer_mask(loaded, image, TINY)), sitk.GetArrayFromImage(mask))
 

@@ -7,6 +7,7 @@ from acceflow.report.dossier import build_dossier
 from acceflow.report.provenance import collect_provenance
 from acceflow.report.rulegraph import rulegraph_svg
 from acceflow.runtime import atomic_write_bytes, log_to, sha256_file, write_json
+from acceflow.study.results import contract_files
 
 with log_to(snakemake.log[0]):
     results = Path(snakemake.params.results)
@@ -21,6 +22,9 @@ with log_to(snakemake.log[0]):
     for key in ("metrics", "predictions", "calibration", "curves"):
         outputs.extend(snakemake.input[key])
     outputs.extend(snakemake.input.get("ibsi") or [])  # the IBSI conformance tables, when the check ran
+    # every table, JSON, model file and figure of the results contract in the folder (the report's
+    # own files are added below), so that `acceflow verify` re-checks all that a reader relies on
+    outputs.extend(str(results / rel) for rel in contract_files(results))
     provenance = collect_provenance(snakemake.params.config, inputs, outputs, results_dir=results, run=run)
 
     dot = run.get("rulegraph_dot")

@@ -7,7 +7,7 @@ import traceback
 import SimpleITK as sitk
 import torch
 
-from acceflow.imaging.segment_model import infer_mask, load_model, to_original_grid
+from acceflow.imaging.segment_model import infer_mask, load_model_with_card, to_original_grid
 from acceflow.io.images import read_image, read_mask, write_image
 from acceflow.metrics.segmentation import QUALITY_COLUMNS, segmentation_quality
 from acceflow.runtime import log_to
@@ -18,7 +18,7 @@ with log_to(snakemake.log[0]):
     row = {"scan_id": scan, "model": snakemake.input.model, "error": ""}
     image = read_image(snakemake.input.image)
     try:
-        model, card = load_model(snakemake.input.model)
+        model, card = load_model_with_card(snakemake.input.model)
         mask = infer_mask(model, image, s, label=m["label"])
     except Exception as exc:  # noqa: BLE001 - the scan's extraction then fails and is listed, others go on
         if snakemake.params.on_error == "stop":

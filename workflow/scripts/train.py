@@ -12,7 +12,7 @@ with log_to(snakemake.log[0]):
     table = pd.read_csv(snakemake.input.features, sep="\t", dtype={"case_id": str})
     stable = [l.strip() for l in open(snakemake.input.stable) if l.strip()]
     model, card, predictions, folds = task_for(config).train(table, config, stable, kind=snakemake.params.kind)
-    card.model_file = "model.joblib"
+    card.model_file = "model.skops"
     card.model_sha256 = save_model(model, snakemake.output.model)
     card.write(snakemake.output.card)
     predictions.to_csv(snakemake.output.predictions, sep="\t", index=False, float_format="%.10g")

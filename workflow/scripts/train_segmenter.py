@@ -16,6 +16,7 @@ with log_to(snakemake.log[0]):
     model, card = train_segmenter(cases, snakemake.params.settings, seed=snakemake.params.seed,
                                   label=snakemake.params.label)
     card.update(modality=snakemake.wildcards.modality, fold=snakemake.wildcards.fold)
-    save_model(model, card, snakemake.output.model)
+    card["model_file"] = "model.pt"
+    card["model_sha256"] = save_model(model, card, snakemake.output.model)  # checked on every load
     with open(snakemake.output.card, "w") as fh:
         json.dump(card, fh, indent=2)

@@ -19,10 +19,8 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
-import os
-import tempfile
+import json
 
 import numpy as np
 import pandas as pd
@@ -33,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from acceflow.deep.cox import cox_partial_likelihood_loss
 from acceflow.deep.networks import build_network
 from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
-from acceflow.runtime import require_keys
+from acceflow.runtime import atomic_write_bytes, require_keys, sha256_bytes, to_jsonable
 
 #: The keys of the ``deep`` config section that training reads (:func:`fit`, :func:`cross_validate`).
 #: Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
@@ -345,42 +343,58 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
 
 
 def save_model(fitted: dict, path) -> str:
-    """Write the frozen network (state dict, channel statistics, settings) with ``torch.save``,
-    atomically; return its SHA-256 (for the model card)."""
+    """Write the frozen network atomically; return its SHA-256 (for the model card and provenance).
+
+    The file holds only tensors and plain values: the ``state_dict`` and, as lists / strings /
+    numbers, the channel statistics, the settings and the outcome kind, so that :func:`load_model`
+    reads it with ``torch.load(weights_only=True)`` (no pickled objects, no code) and rebuilds the
+    network from the settings.
+    """
     import torch  # heavy optional dependency: imported on first use
 
     blob = io.BytesIO()
-    torch.save({"state_dict": fitted["model"].state_dict(), "mean": fitted["mean"], "sd": fitted["sd"],
-                "settings": fitted["settings"], "survival": fitted["survival"],
-                "in_channels": int(fitted["mean"].shape[0])}, blob)
+    mean, sd = np.asarray(fitted["mean"]), np.asarray(fitted["sd"])
+    torch.save({"format": "acceflow.deep/1", "state_dict": fitted["model"].state_dict(),
+                "mean": mean.tolist(), "sd": sd.tolist(), "stats_dtype": str(mean.dtype),
+                "settings": json.loads(json.dumps(to_jsonable(dict(fitted["settings"])))), "survival": bool(fitted["survival"]),
+                "in_channels": int(mean.shape[0])}, blob)
     data = blob.getvalue()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(data, path)
+    return sha256_bytes(data)
 
 
-def load_model(path, sha256: str | None = None, device=None) -> dict:
-    """Read a network written by :func:`save_model` (checking its SHA-256 when given).
+def load_model(path, sha256: str, device=None) -> dict:
+    """Read a network written by :func:`save_model`, from one read of the file.
+
+    The bytes are read once; their SHA-256 must equal ``sha256`` (the model card's); the same
+    bytes are then read with ``torch.load(weights_only=True)``, which builds tensors and plain
+    containers only and refuses any other pickled object, so a replaced file cannot run code.
 
     Raises
     ------
     ValueError
-        When the file's hash differs from the model card's (the file was changed or replaced).
+        When ``sha256`` is empty, the file's hash differs from it (the file was changed or
+        replaced), or the file is not a weights-only network file written by :func:`save_model`.
     """
+    import pickle
+
     import torch  # heavy optional dependency: imported on first use
 
-
-    data = open(path, "rb").read()
-    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{path}: SHA-256 differs from the model card's; re-run the deep_train rule")
-    blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-    settings = blob["settings"]
+    with open(path, "rb") as fh:
+        data = fh.read()
+    digest = sha256_bytes(data)
+    if not sha256 or digest != sha256:
+        raise ValueError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file was "
+                         "changed after training: delete it and re-run the deep_train rule")
+    try:
+        blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        settings, dtype = blob["settings"], np.dtype(blob["stats_dtype"])
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: refused: not a weights-only network file written by acceflow's save_model "
+                         f"({type(exc).__name__}: {exc}); re-run the deep_train rule") from exc
     device = device or select_device(settings["device"])
     model = build_network(settings["network"], blob["in_channels"], settings["fusion"], 1, float(settings["dropout"]))
     model.load_state_dict(blob["state_dict"])
     model.to(device).eval()
-    return {"model": model, "mean": blob["mean"], "sd": blob["sd"], "settings": settings, "survival": blob["survival"]}
+    return {"model": model, "mean": np.asarray(blob["mean"], dtype=dtype), "sd": np.asarray(blob["sd"], dtype=dtype),
+            "settings": settings, "survival": blob["survival"]}

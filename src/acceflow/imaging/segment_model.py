@@ -20,17 +20,21 @@ CPU runs are the reference and are bit-identical for one seed and one thread cou
 from __future__ import annotations
 
 import copy
+import io
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from acceflow.device import autocast, describe, grad_scaler, seed_everything, select_device, use_amp
-from acceflow.runtime import require_keys
+from acceflow.runtime import atomic_write_bytes, require_keys, sha256_bytes, to_jsonable
 
-__all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask", "sample_masks",
-           "to_original_grid", "assign_folds", "save_model", "load_model", "SegmentationError"]
+__all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask",
+           "sample_masks", "to_original_grid", "assign_folds", "save_model", "load_model", "load_model_with_card",
+           "SegmentationError"]
 
 #: The keys of the ``segmentation`` config section this module reads (and records in the model card,
 #: in this order). Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
@@ -418,28 +422,71 @@ def to_original_grid(mask: sitk.Image, original: sitk.Image) -> sitk.Image:
     return sitk.Cast(sitk.Resample(mask, original, sitk.Transform(), sitk.sitkNearestNeighbor, 0), sitk.sitkUInt8)
 
 
-def save_model(model, card: dict, path) -> None:
-    """Save the weights and the card (settings needed to rebuild the network) with ``torch.save``."""
-    import torch  # heavy optional dependency: imported on first use
+def save_model(model, card: dict, path) -> str:
+    """Save the weights and the card (settings needed to rebuild the network), atomically; return the
+    file's SHA-256 (record it as ``model_sha256`` in the card written beside it).
 
-    torch.save({"state_dict": model.state_dict(), "card": card}, path)
-
-
-def load_model(path):
-    """Rebuild a network saved by :func:`save_model`; returns ``(model, card)`` (CPU, eval mode).
-
-    Raises
-    ------
-    SegmentationError when the file is missing or is not a saved segmentation model.
+    The file holds only the ``state_dict`` (tensors) and the card as plain JSON values, so that
+    :func:`load_model` reads it with ``torch.load(weights_only=True)``: no pickled objects, no code.
     """
     import torch  # heavy optional dependency: imported on first use
 
+    blob = io.BytesIO()
+    torch.save({"format": "acceflow.segmentation/1", "state_dict": model.state_dict(), "card": _plain(card)},
+               blob)
+    data = blob.getvalue()
+    atomic_write_bytes(data, path)
+    return sha256_bytes(data)
+
+
+def _plain(value):
+    """``value`` as plain JSON types only (str subclasses such as torch's version string become str)."""
+    return json.loads(json.dumps(to_jsonable(value)))
+
+
+def load_model(path, sha256: str):
+    """Rebuild a network saved by :func:`save_model`; returns ``(model, card)`` (CPU, eval mode).
+
+    The file is read once; its SHA-256 must equal ``sha256`` (``model_sha256`` of the model card
+    beside it); the same bytes are then read with ``torch.load(weights_only=True)``, which builds
+    tensors and plain containers only, so a replaced file cannot run code.
+
+    Raises
+    ------
+    SegmentationError when the file is missing, its hash differs from ``sha256`` (or none is
+    given), or it is not a weights-only segmentation model written by :func:`save_model`.
+    """
+    import pickle
+
+    import torch  # heavy optional dependency: imported on first use
+
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise SegmentationError(f"{path}: cannot read the segmentation model ({exc}); re-run the training rule") from exc
+    digest = sha256_bytes(data)
+    if not sha256 or digest != sha256:
+        raise SegmentationError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file was "
+                                "changed after training: delete it and re-run the training rule")
+    try:
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         s = saved["card"]["settings"]
-    except (OSError, KeyError, TypeError) as exc:
-        raise SegmentationError(f"{path}: not a segmentation model written by save_model ({exc}); "
-                                "delete it and re-run the training rule") from exc
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as exc:
+        raise SegmentationError(f"{path}: refused: not a weights-only segmentation model written by save_model "
+                                f"({type(exc).__name__}: {exc}); delete it and re-run the training rule") from exc
     model = build_network(s["network"], s["channels"], s["dropout"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["card"]
+
+
+def load_model_with_card(path, card_path=None):
+    """:func:`load_model` with the hash taken from the model card beside the file
+    (``model_card.json`` in the same folder, or ``card_path``); returns ``(model, card)``."""
+    card_path = Path(card_path) if card_path else Path(path).with_name("model_card.json")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SegmentationError(f"{card_path}: cannot read the segmentation model card ({exc}); "
+                                "re-run the training rule") from exc
+    return load_model(path, card.get("model_sha256"))

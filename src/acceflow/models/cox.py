@@ -196,8 +196,8 @@ class PenalizedCox(BaseEstimator):
 
     Attributes
     ----------
-    cox_ : lifelines.CoxPHFitter
-        The fitted lifelines model.
+    mean_ : numpy.ndarray, shape (p,)
+        Training means of the input columns (the centre of the linear predictor, as lifelines').
     coef_ : numpy.ndarray, shape (p,)
         Log hazard ratios per unit of each input column.
     feature_columns_ : list of str
@@ -264,10 +264,13 @@ class PenalizedCox(BaseEstimator):
             columns = [str(c) for c in self.feature_names_in_]
         else:
             columns = [f"x{i}" for i in range(X.shape[1])]
-        self.cox_ = fit_cox(pd.DataFrame(X, columns=columns), time, event, self.penalizer, self.l1_ratio)
+        cox = fit_cox(pd.DataFrame(X, columns=columns), time, event, self.penalizer, self.l1_ratio)
         self.feature_columns_ = columns
-        self.coef_ = self.cox_.params_.reindex(columns).to_numpy(dtype=float)
-        baseline = self.cox_.baseline_cumulative_hazard_
+        self.coef_ = cox.params_.reindex(columns).to_numpy(dtype=float)
+        # lifelines' predict_log_partial_hazard centres on the training means: keep them (plain
+        # arrays, so that the model saves in the skops format without the lifelines object)
+        self.mean_ = cox._norm_mean.reindex(columns).to_numpy(dtype=float)
+        baseline = cox.baseline_cumulative_hazard_
         self.baseline_time_ = baseline.index.to_numpy(dtype=float)
         self.baseline_cumhaz_ = baseline.iloc[:, 0].to_numpy(dtype=float)
         self.max_time_ = float(time.max())
@@ -287,10 +290,11 @@ class PenalizedCox(BaseEstimator):
             ``(x - mean_train) @ coef_``: the log partial hazard relative to the mean training
             covariates (lifelines' ``predict_log_partial_hazard``). Unitless (log hazard ratio).
         """
-        check_is_fitted(self, "cox_")
+        check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=float, reset=False)
-        frame = pd.DataFrame(X, columns=self.feature_columns_)
-        return self.cox_.predict_log_partial_hazard(frame).to_numpy(dtype=float)
+        # as lifelines' predict_log_partial_hazard: dot(normalize(X, mean, 1), params)
+        # (column-major, as the DataFrame lifelines reads: the same summation order, the same bits)
+        return np.dot((np.asfortranarray(X) - self.mean_) / 1, self.coef_)
 
     def predict_survival(self, X, t):
         """Predicted survival probability S(t | x) = exp(-H0(t) exp(lp)).

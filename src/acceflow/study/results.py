@@ -28,7 +28,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["Results", "comparator", "fill", "path_in", "wildcards_of"]
+__all__ = ["Results", "RECORDED_SUFFIXES", "comparator", "contract_files", "fill", "path_in", "wildcards_of"]
 
 
 class Results:
@@ -80,7 +80,7 @@ class Results:
     REFERENCE_VS_MODEL_ICC = "analytical/reference_vs_model_icc.tsv"
     DEEP_ICC = "analytical/deep_icc.tsv"
     # clinical validity: the frozen model (comparators: clinical/model/comparators/{model}/)
-    MODEL = "clinical/model/model.joblib"
+    MODEL = "clinical/model/model.skops"  # skops format, no pickle (acceflow.models.persistence)
     MODEL_CARD = "clinical/model/model_card.json"
     COEFFICIENTS = "clinical/model/coefficients.tsv"
     NETWORK = "clinical/model/model.pt"  # a network model (the deep comparator's: comparator(NETWORK, "deep"))
@@ -147,3 +147,50 @@ def path_in(results_dir: str | os.PathLike, template: str, model: str | None = N
     if model is not None:
         template = comparator(template, model)
     return Path(results_dir) / fill(template, **wildcards)
+
+
+#: What of the results contract the provenance record hashes and ``acceflow verify`` re-checks:
+#: tables, JSON, text lists, model files and figures (images, masks and crops are not included).
+RECORDED_SUFFIXES = (".tsv", ".csv", ".json", ".txt", ".skops", ".pt", ".png", ".svg", ".pdf")
+
+
+def _contract_patterns() -> list[re.Pattern]:
+    patterns = []
+    for name, template in vars(Results).items():
+        if not name.isupper() or not isinstance(template, str):
+            continue
+        templates = [template]
+        parts = template.split("/")
+        if len(parts) >= 3 and parts[0] in ("clinical", "utility"):
+            templates.append(comparator(template))
+        for t in templates:
+            regex = "".join("[^/]+" if i % 2 else re.escape(piece) for i, piece in enumerate(_WILDCARD.split(t)))
+            if "." not in t.rsplit("/", 1)[-1]:  # a folder of the contract: every file under it
+                regex += "/.+"
+            patterns.append(re.compile(regex))
+    return patterns
+
+
+def contract_files(results_dir: str | os.PathLike, suffixes=RECORDED_SUFFIXES,
+                   exclude: tuple[str, ...] = ("report/",)) -> list[str]:
+    """The files of the results contract present in a results folder, relative (POSIX), sorted.
+
+    A file counts when its path matches a template of :class:`Results` (or its comparator
+    version) and ends in one of ``suffixes``; paths starting with a prefix in ``exclude`` (the
+    report, which records the others) and hidden files (temporary names) are left out.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    patterns = _contract_patterns()
+    out = []
+    for f in root.rglob("*"):
+        if not f.is_file():
+            continue
+        rel = f.relative_to(root).as_posix()
+        if (rel.startswith(exclude) or any(p.startswith(".") for p in rel.split("/"))
+                or not rel.endswith(tuple(suffixes))):
+            continue
+        if any(p.fullmatch(rel) for p in patterns):
+            out.append(rel)
+    return sorted(out)
