@@ -68,7 +68,8 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
     Notes
     -----
     SimpleITK (ITK before 6, InsightSoftwareConsortium/ITK#6683) reads NaN and infinite voxels of
-    NIfTI files as 0, so the NaN / infinity checks see them only in other formats (MHA, NRRD, DICOM).
+    NIfTI files as 0 and the missing part of a truncated NIfTI file as zeros; NIfTI files are
+    therefore read once more with nibabel (:func:`acceflow.io.images.check_nifti`), which refuses both.
     """
     try:
         image = read_image(image_path, series_uid=series_uid or None)
