@@ -56,11 +56,19 @@ def check_nifti(path: str | os.PathLike) -> None:
         damaged, or when a voxel is NaN or infinite; the message names the file and the fix.
     """
     path = Path(path)
+
+    def detail(exc: Exception) -> str:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
     try:
-        data = np.asarray(nib.load(str(path), mmap=False).dataobj.get_unscaled())
+        proxy = nib.load(str(path), mmap=False).dataobj
     except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib raise several kinds on damaged files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageError(f"{path}: NIfTI file is truncated or damaged ({detail}); copy or re-export the "
+        raise ImageError(f"{path}: cannot be read as an image ({detail(exc)}); re-export it as NIfTI, NRRD "
+                         f"or MHA") from exc
+    try:
+        data = np.asarray(proxy.get_unscaled())
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(f"{path}: NIfTI file is truncated or damaged ({detail(exc)}); copy or re-export the "
                          f"file again") from exc
     if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
         finite = np.isfinite(data)

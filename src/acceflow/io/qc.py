@@ -17,6 +17,8 @@ With ``on_error="stop"`` (config ``on_case_error: stop``) the first unusable sca
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
@@ -88,7 +90,7 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             return "no mask given; add a mask column or use segmentation.source: otsu with box_mm" if need_mask else ""
         mask = read_mask(mask_path, image, roi=roi, label=label, tolerance=tolerance, notes=notes)
     except ImageError as exc:
-        return str(exc)
+        return exc.record
     values = sitk.GetArrayViewFromImage(mask)
     if not np.isfinite(values).all():
         return (f"mask {mask_path} has {int(np.count_nonzero(~np.isfinite(values)))} NaN or infinite voxels; "
@@ -112,6 +114,27 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             notes.append(f"mask {mask_path} also has label(s) {other}; only label {label} (extraction.label) "
                          f"is used")
     return ""
+
+
+def _roots(manifest: pd.DataFrame) -> list[str]:
+    """Folders whose absolute paths are shortened in qc reasons: the data root, and the common folder."""
+    roots = [manifest.attrs["data_root"]] if manifest.attrs.get("data_root") else []
+    paths = [os.path.dirname(p) for c in ("image", "mask") if c in manifest for p in manifest[c]
+             if isinstance(p, str) and os.path.isabs(p)]
+    if paths:
+        try:
+            roots.append(os.path.commonpath(paths))
+        except ValueError:  # paths on different drives
+            pass
+    return sorted({r.rstrip(os.sep) for r in roots if r and r != os.sep}, key=len, reverse=True)
+
+
+def relative_paths(reason: str, roots: list[str]) -> str:
+    """``reason`` with absolute paths under ``roots`` written relative to them (qc.tsv and the
+    dossier name files as the manifest does, without the machine's folders)."""
+    for root in roots:
+        reason = reason.replace(root + os.sep, "")
+    return reason
 
 
 def survival_reason(time, event) -> str:
@@ -214,7 +237,8 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
                             f"fix the case, drop its row, or set on_case_error: exclude to go on without it")
         reasons.append(reason or "; ".join(NOTE_PREFIX + n for n in notes))
     qc = manifest[["case_id", "repeat", "modality", "cohort", "scan_id"]].copy()
-    qc["reason"] = reasons
+    roots = _roots(manifest)
+    qc["reason"] = [relative_paths(r, roots) for r in reasons]
     qc["status"] = np.where((qc["reason"] == "") | qc["reason"].str.startswith(NOTE_PREFIX), "ok", "excluded")
     bad_cases = set(qc.loc[(qc["status"] != "ok") & manifest["primary"].values, "case_id"])
     knock_on = (qc["status"] == "ok") & qc["case_id"].isin(bad_cases)
