@@ -86,6 +86,9 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
             return (f"image {image_path} has {n_nan} NaN and {n_inf} infinite voxels; fix the export "
                     f"(or replace them with a finite background value)")
+        outlier = implausible_voxels(array)
+        if outlier:
+            return f"image {image_path} {outlier}"
         if not mask_path:
             return "no mask given; add a mask column or use segmentation.source: otsu with box_mm" if need_mask else ""
         mask = read_mask(mask_path, image, roi=roi, label=label, tolerance=tolerance, notes=notes)
@@ -114,6 +117,32 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             notes.append(f"mask {mask_path} also has label(s) {other}; only label {label} (extraction.label) "
                          f"is used")
     return ""
+
+
+#: A voxel farther than this many times the image's robust scale from its median is refused at
+#: ingest: a float overflow or fill value (1e30) that no discretisation or filter can handle.
+IMPLAUSIBLE_FACTOR = 1e6
+
+
+def implausible_voxels(array: np.ndarray) -> str:
+    """Why an image's intensities are implausible (``""`` when they are not).
+
+    A voxel is implausible when it lies more than :data:`IMPLAUSIBLE_FACTOR` times the robust
+    scale (the 0.1-99.9 percentile range, at least the median's magnitude and at least 1) from
+    the median: fixed-bin-width discretisation would then need billions of grey levels.
+    """
+    if array.size == 0 or max(abs(float(np.min(array))), abs(float(np.max(array)))) <= IMPLAUSIBLE_FACTOR / 2:
+        return ""  # |v - median| <= 2 max|v| cannot exceed the threshold (the scale is at least 1)
+    values = np.asarray(array, dtype=float).ravel()
+    lo, median, hi = np.percentile(values, [0.1, 50, 99.9])
+    scale = max(hi - lo, abs(median), 1.0)
+    far = np.abs(values - median) > IMPLAUSIBLE_FACTOR * scale
+    if not far.any():
+        return ""
+    worst = float(values[far][np.argmax(np.abs(values[far]))])
+    return (f"has {int(far.sum())} voxel(s) of implausible magnitude (e.g. {worst:.3g}; 99.8% of voxels lie in "
+            f"[{lo:.4g}, {hi:.4g}]), a float overflow or fill value; fix the export, or replace them with a "
+            f"background value")
 
 
 def _roots(manifest: pd.DataFrame) -> list[str]:
