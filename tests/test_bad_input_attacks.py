@@ -1,5 +1,6 @@
 """Issue 16: bad inputs found by probing as an attacker and a careless user; each is refused (or
 excluded) with a message naming the case, the file or column, and the fix; nothing else is lost."""
+import locale
 import os
 
 import numpy as np
@@ -134,6 +135,14 @@ def test_8_infinite_feature_value_is_refused_naming_case_and_column(tmp_path):
 
 
 def _write_series(folder, uid, description, n=3):
+    ctype = locale.setlocale(locale.LC_CTYPE)  # GDCM's writer sets the C locale; later tests read UTF-8 text
+    try:
+        _write_slices(folder, uid, description, n)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, ctype)
+
+
+def _write_slices(folder, uid, description, n):
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(n):
         s = sitk.GetImageFromArray(np.full((1, 8, 8), 100 + k, np.int16))

@@ -110,7 +110,7 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     df = df.copy()
     df["case_id"] = df["case_id"].astype(str).str.strip()
     if (df["case_id"].isin(["", "nan"])).any():
-        rows = list(np.flatnonzero(df["case_id"].isin(["", "nan"])) + 2)
+        rows = [int(i) + 2 for i in np.flatnonzero(df["case_id"].isin(["", "nan"]))]
         raise ManifestError(f"{path}: empty case_id on line(s) {rows}")
     problems = validate_rows(df, load_schema("manifest"))
     if problems:
