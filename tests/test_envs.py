@@ -37,7 +37,7 @@ CONDA_NAME = {
 }
 # import names that are conda-forge names as they stand
 SAME_NAME = {"numpy", "scipy", "pandas", "pingouin", "statsmodels", "lifelines", "matplotlib", "jsonschema", "markupsafe",
-             "monai", "pydicom", "highdicom", "joblib", "skops", "flwr", "nnunetv2", "weasyprint"}
+             "monai", "pydicom", "highdicom", "nibabel", "joblib", "skops", "flwr", "nnunetv2", "weasyprint"}
 # never needed inside a rule's env: the scripts get the `snakemake` object injected
 NOT_IN_ENVS = {"snakemake"}
 

@@ -230,6 +230,27 @@ def nonfinite_features(features: dict) -> list[str]:
     return [name for name, value in features.items() if not math.isfinite(value)]
 
 
+#: Most grey levels a fixed bin width may give in a region of interest (texture matrices are
+#: levels x levels; beyond this numpy fails with "Maximum allowed size exceeded").
+MAX_GREY_LEVELS = 100_000
+
+
+def _check_grey_levels(image: sitk.Image, mask: sitk.Image, setting: dict, label: int) -> None:
+    """Refuse a region whose intensity range needs more than :data:`MAX_GREY_LEVELS` fixed-width bins."""
+    width = setting.get("binWidth")
+    if setting.get("binCount") or not width or image.GetSize() != mask.GetSize():
+        return
+    values = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) == label]
+    if values.size == 0:
+        return
+    lo, hi = float(np.min(values)), float(np.max(values))
+    levels = (hi - lo) / float(width)
+    if not np.isfinite(levels) or levels > MAX_GREY_LEVELS:
+        raise ValueError(f"the region's intensities span [{lo:.4g}, {hi:.4g}], {levels:.3g} bins of width {width:g} "
+                         f"(at most {MAX_GREY_LEVELS}); a voxel value is implausible (fix the image's export) or "
+                         f"set extraction.resegment for the modality")
+
+
 def extract_features(image: sitk.Image, mask: sitk.Image, params: dict, label: int = 1) -> tuple[dict, dict]:
     """Extract radiomics features of one region of interest with pyradiomics.
 
@@ -268,6 +289,7 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: dict, label: i
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     params = dict(params)
     params["setting"] = {**(params.get("setting") or {}), "label": int(label)}
+    _check_grey_levels(image, mask, params["setting"], label)
     extractor = featureextractor.RadiomicsFeatureExtractor(params)
     result = extractor.execute(image, mask, label=int(label))
     features, diagnostics = {}, {}

@@ -71,6 +71,10 @@ class SeriesInfo:
     def __str__(self) -> str:
         return f"{self.uid} ({self.modality or '?'}, '{self.description}', {self.n_slices} slices)"
 
+    def record(self) -> str:
+        """As :meth:`__str__` without the SeriesDescription (free text, kept out of the results)."""
+        return f"{self.uid} ({self.modality or '?'}, {self.n_slices} slices)"
+
 
 def dicom_object(path: str | os.PathLike) -> str | None:
     """What a file is: ``"RTSTRUCT"``, ``"SEG"``, ``"IMAGE"`` (any other DICOM object) or None.
@@ -237,14 +241,19 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None,
         raise ImageError(f"{folder}: folder holds no DICOM image series{hint}")
     infos = {i.uid: i for i in list_series_from(series)}
     listing = "; ".join(str(i) for i in infos.values())
+    brief = "; ".join(i.record() for i in infos.values())
     if series_uid:
         series_uid = str(series_uid).strip()
         if series_uid not in series:
-            raise ImageError(f"{folder}: no series with SeriesInstanceUID {series_uid}; series present: {listing}; "
-                             f"fix the manifest's series_uid column")
+            msg = "{folder}: no series with SeriesInstanceUID {uid}; series present: {listing}; fix the manifest's " \
+                  "series_uid column"
+            raise ImageError(msg.format(folder=folder, uid=series_uid, listing=listing),
+                             msg.format(folder=folder, uid=series_uid, listing=brief))
     elif len(series) > 1:
-        raise ImageError(f"{folder}: holds {len(series)} DICOM series: {listing}; choose one with the manifest's "
-                         f"series_uid column (or move each series into its own folder)")
+        msg = "{folder}: holds {n} DICOM series: {listing}; choose one with the manifest's series_uid column (or " \
+              "move each series into its own folder)"
+        raise ImageError(msg.format(folder=folder, n=len(series), listing=listing),
+                         msg.format(folder=folder, n=len(series), listing=brief))
     else:
         series_uid = next(iter(series))
     items = series[series_uid]

@@ -10,7 +10,16 @@ import SimpleITK as sitk
 
 
 class ImageError(ValueError):
-    """An image or mask cannot be used; the message names the file and the fix."""
+    """An image or mask cannot be used; the message names the file and the fix.
+
+    ``record`` is the message as written to ``ingest/qc.tsv`` and the dossier: the same, less
+    header text the user sees on the console but the results do not promise (a DICOM
+    SeriesDescription).
+    """
+
+    def __init__(self, message: str, record: str | None = None):
+        super().__init__(message)
+        self.record = message if record is None else record
 
 
 #: Default geometry tolerance (mm for spacing and origin; direction cosines): config

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -41,6 +42,42 @@ def _not_found(path: Path) -> ImageError:
                       f"against the manifest's folder or input.data_root)")
 
 
+def check_nifti(path: str | os.PathLike) -> None:
+    """Read a NIfTI file's voxels with nibabel to catch what SimpleITK does not notice.
+
+    SimpleITK (2.5) reads the missing part of a truncated ``.nii`` / ``.nii.gz`` file as zeros and
+    NaN voxels as 0 (ITK before 6, InsightSoftwareConsortium/ITK#6683); nibabel reads the data
+    block in full and keeps NaN and infinity.
+
+    Raises
+    ------
+    ImageError
+        When the data block is shorter than the header says or the compressed stream is cut or
+        damaged, or when a voxel is NaN or infinite; the message names the file and the fix.
+    """
+    path = Path(path)
+
+    def detail(exc: Exception) -> str:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    try:
+        proxy = nib.load(str(path), mmap=False).dataobj
+    except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib raise several kinds on damaged files
+        raise ImageError(f"{path}: cannot be read as an image ({detail(exc)}); re-export it as NIfTI, NRRD "
+                         f"or MHA") from exc
+    try:
+        data = np.asarray(proxy.get_unscaled())
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(f"{path}: NIfTI file is truncated or damaged ({detail(exc)}); copy or re-export the "
+                         f"file again") from exc
+    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
+        finite = np.isfinite(data)
+        if not finite.all():
+            n_nan, n_inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+            raise ImageError(f"{path}: {n_nan} NaN and {n_inf} infinite voxels; fix the export (or replace them "
+                             f"with a finite background value)")
+
+
 def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Image:
     """Read an image or mask.
 
@@ -61,7 +98,8 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.I
     Raises
     ------
     ImageError
-        If the path does not exist or cannot be read as an image; a DICOM folder with several
+        If the path does not exist or cannot be read as an image; a NIfTI file that is truncated
+        or holds NaN / infinite voxels (:func:`check_nifti`); a DICOM folder with several
         series and none chosen, a missing slice or uneven slice gaps; an RTSTRUCT or SEG given as
         an image; ``series_uid`` given for a file.
     """
@@ -77,6 +115,8 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.I
     if kind in ("RTSTRUCT", "SEG"):
         raise ImageError(f"{path}: is a DICOM {kind} (a mask), not an image; give it in the manifest's mask "
                          f"column and the image it was drawn on in the image column")
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        check_nifti(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:  # SimpleITK raises RuntimeError for unreadable files

@@ -97,7 +97,8 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
         Missing columns, empty case ids, cells that do not match the row schema
         (``workflow/schemas/manifest.schema.yaml``: an empty image, a mask or modality that is not
         text; each named by line, case, column and fix), duplicate (case_id, modality, repeat)
-        rows, or paths that escape ``data_root``.
+        rows, paths that escape ``data_root`` (also through links in a DICOM folder), or repeat
+        labels outside the repeat design (:func:`check_repeat_design`).
     """
     path = Path(path)
     df = read_table(path)
@@ -109,7 +110,7 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
     df = df.copy()
     df["case_id"] = df["case_id"].astype(str).str.strip()
     if (df["case_id"].isin(["", "nan"])).any():
-        rows = list(np.flatnonzero(df["case_id"].isin(["", "nan"])) + 2)
+        rows = [int(i) + 2 for i in np.flatnonzero(df["case_id"].isin(["", "nan"]))]
         raise ManifestError(f"{path}: empty case_id on line(s) {rows}")
     problems = validate_rows(df, load_schema("manifest"))
     if problems:
@@ -143,6 +144,10 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
 
     for column in ("image", "mask"):
         df[column] = [resolve(v, column, r) for v, r in zip(df[column], df.itertuples())]
+        if data_root:
+            for value, case in zip(df[column], df["case_id"]):
+                _check_folder_inside(path, root, value, column, case)
+    check_repeat_design(df, path)
     vary_mod = df["modality"].nunique() > 1
     df["scan_id"] = [make_scan_id(c, m if vary_mod else None, r)
                      for c, m, r in zip(df["case_id"], df["modality"], df["repeat"])]
@@ -150,7 +155,52 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
         raise ManifestError(f"{path}: case ids collide after making them file-safe: "
                             f"{sorted(df.loc[df['scan_id'].duplicated(), 'scan_id'])[:10]}")
     df["primary"] = ~df.duplicated(["case_id", "modality"], keep="first")
+    df.attrs["data_root"] = str(root)
     return df
+
+
+def _check_folder_inside(path: Path, root: Path, value: str, column: str, case: str) -> None:
+    """Refuse a folder (DICOM series) whose files resolve outside the data root (symlinks)."""
+    if not value or not os.path.isdir(value):
+        return
+    for entry in sorted(Path(value).iterdir()):
+        if not entry.resolve().is_relative_to(root):
+            raise ManifestError(f"{path}: case {case}: {column} folder {Path(value).relative_to(root)} holds "
+                                f"'{entry.name}', a link to a file outside the data root {root}; copy the "
+                                f"file into the folder (or change input.data_root)")
+
+
+def check_repeat_design(df: pd.DataFrame, path: str | os.PathLike = "manifest") -> None:
+    """Refuse repeat labels outside the study's repeat design.
+
+    The design's labels are, per modality, the set of ``repeat`` labels most cases with two or
+    more scans share (e.g. ``scan1, scan2``); reproducibility pairs scans by these labels, so a
+    case with another label (``scan3`` added to one case) would leave every feature with no
+    complete subject. Cases with a single scan may carry any one of the design's labels, or none.
+
+    Raises
+    ------
+    ManifestError
+        Naming the cases, the labels outside the design and the design's labels.
+    """
+    if "repeat" not in df or not (df["repeat"] != "").any():
+        return
+    for modality, part in df.groupby("modality", sort=True):
+        sets = part.groupby("case_id")["repeat"].agg(lambda r: tuple(sorted(set(r))))
+        repeated = sets[sets.map(len) >= 2]
+        if repeated.empty:
+            continue
+        counts = repeated.value_counts()
+        design = set(counts.index[0])
+        if len(counts) > 1 and counts.iloc[0] == counts.iloc[1]:
+            design = set().union(*[set(t) for t in counts.index[counts == counts.iloc[0]]])
+        odd = part[~part["repeat"].isin(design | {""})]
+        if len(odd):
+            cases = sorted(odd["case_id"].unique())[:10]
+            labels = sorted(odd["repeat"].unique())[:10]
+            raise ManifestError(f"{path}: case(s) {cases} have repeat label(s) {labels} ({modality}) outside the "
+                                f"repeat design {sorted(design)}; give those rows one of the design's labels, "
+                                f"or drop them")
 
 
 def binary_outcome(values: pd.Series, positive) -> pd.Series:

@@ -17,6 +17,8 @@ With ``on_error="stop"`` (config ``on_case_error: stop``) the first unusable sca
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
@@ -68,7 +70,8 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
     Notes
     -----
     SimpleITK (ITK before 6, InsightSoftwareConsortium/ITK#6683) reads NaN and infinite voxels of
-    NIfTI files as 0, so the NaN / infinity checks see them only in other formats (MHA, NRRD, DICOM).
+    NIfTI files as 0 and the missing part of a truncated NIfTI file as zeros; NIfTI files are
+    therefore read once more with nibabel (:func:`acceflow.io.images.check_nifti`), which refuses both.
     """
     try:
         image = read_image(image_path, series_uid=series_uid or None)
@@ -83,11 +86,14 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             n_nan, n_inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
             return (f"image {image_path} has {n_nan} NaN and {n_inf} infinite voxels; fix the export "
                     f"(or replace them with a finite background value)")
+        outlier = implausible_voxels(array)
+        if outlier:
+            return f"image {image_path} {outlier}"
         if not mask_path:
             return "no mask given; add a mask column or use segmentation.source: otsu with box_mm" if need_mask else ""
         mask = read_mask(mask_path, image, roi=roi, label=label, tolerance=tolerance, notes=notes)
     except ImageError as exc:
-        return str(exc)
+        return exc.record
     values = sitk.GetArrayViewFromImage(mask)
     if not np.isfinite(values).all():
         return (f"mask {mask_path} has {int(np.count_nonzero(~np.isfinite(values)))} NaN or infinite voxels; "
@@ -111,6 +117,53 @@ def check_scan(image_path: str, mask_path: str, label: int = 1, min_voxels: int 
             notes.append(f"mask {mask_path} also has label(s) {other}; only label {label} (extraction.label) "
                          f"is used")
     return ""
+
+
+#: A voxel farther than this many times the image's robust scale from its median is refused at
+#: ingest: a float overflow or fill value (1e30) that no discretisation or filter can handle.
+IMPLAUSIBLE_FACTOR = 1e6
+
+
+def implausible_voxels(array: np.ndarray) -> str:
+    """Why an image's intensities are implausible (``""`` when they are not).
+
+    A voxel is implausible when it lies more than :data:`IMPLAUSIBLE_FACTOR` times the robust
+    scale (the 0.1-99.9 percentile range, at least the median's magnitude and at least 1) from
+    the median: fixed-bin-width discretisation would then need billions of grey levels.
+    """
+    if array.size == 0 or max(abs(float(np.min(array))), abs(float(np.max(array)))) <= IMPLAUSIBLE_FACTOR / 2:
+        return ""  # |v - median| <= 2 max|v| cannot exceed the threshold (the scale is at least 1)
+    values = np.asarray(array, dtype=float).ravel()
+    lo, median, hi = np.percentile(values, [0.1, 50, 99.9])
+    scale = max(hi - lo, abs(median), 1.0)
+    far = np.abs(values - median) > IMPLAUSIBLE_FACTOR * scale
+    if not far.any():
+        return ""
+    worst = float(values[far][np.argmax(np.abs(values[far]))])
+    return (f"has {int(far.sum())} voxel(s) of implausible magnitude (e.g. {worst:.3g}; 99.8% of voxels lie in "
+            f"[{lo:.4g}, {hi:.4g}]), a float overflow or fill value; fix the export, or replace them with a "
+            f"background value")
+
+
+def _roots(manifest: pd.DataFrame) -> list[str]:
+    """Folders whose absolute paths are shortened in qc reasons: the data root, and the common folder."""
+    roots = [manifest.attrs["data_root"]] if manifest.attrs.get("data_root") else []
+    paths = [os.path.dirname(p) for c in ("image", "mask") if c in manifest for p in manifest[c]
+             if isinstance(p, str) and os.path.isabs(p)]
+    if paths:
+        try:
+            roots.append(os.path.commonpath(paths))
+        except ValueError:  # paths on different drives
+            pass
+    return sorted({r.rstrip(os.sep) for r in roots if r and r != os.sep}, key=len, reverse=True)
+
+
+def relative_paths(reason: str, roots: list[str]) -> str:
+    """``reason`` with absolute paths under ``roots`` written relative to them (qc.tsv and the
+    dossier name files as the manifest does, without the machine's folders)."""
+    for root in roots:
+        reason = reason.replace(root + os.sep, "")
+    return reason
 
 
 def survival_reason(time, event) -> str:
@@ -213,7 +266,8 @@ def ingest(manifest: pd.DataFrame, outcome: dict, train: list, external: list, l
                             f"fix the case, drop its row, or set on_case_error: exclude to go on without it")
         reasons.append(reason or "; ".join(NOTE_PREFIX + n for n in notes))
     qc = manifest[["case_id", "repeat", "modality", "cohort", "scan_id"]].copy()
-    qc["reason"] = reasons
+    roots = _roots(manifest)
+    qc["reason"] = [relative_paths(r, roots) for r in reasons]
     qc["status"] = np.where((qc["reason"] == "") | qc["reason"].str.startswith(NOTE_PREFIX), "ok", "excluded")
     bad_cases = set(qc.loc[(qc["status"] != "ok") & manifest["primary"].values, "case_id"])
     knock_on = (qc["status"] == "ok") & qc["case_id"].isin(bad_cases)

@@ -8,6 +8,7 @@ external) and says how to fix it.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import os
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ def with_defaults(config: dict | None = None, schema: str = "config.schema.yaml"
         When the config does not conform to the schema (the message names the key).
     """
     filled = copy.deepcopy(dict(config or {}))
+    check_known_keys(filled, schema)
     validator = _default_filling_validator()(load_schema(schema))
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
@@ -176,6 +178,26 @@ class ConfigError(ValueError):
     """The configuration cannot be run; the message names the key and the fix."""
 
 
+def check_known_keys(config: dict, schema: str = "config.schema.yaml") -> None:
+    """Refuse top-level config keys the schema does not define (a misspelt key would be ignored).
+
+    Raises
+    ------
+    ConfigError
+        Naming the unknown key and the nearest valid one (difflib).
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"the config must be a mapping of keys to values, got {type(config).__name__}")
+    known = list(load_schema(schema).get("properties", {}))
+    unknown = [str(k) for k in config if str(k) not in known]
+    if unknown:
+        key = unknown[0]
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(known)}"
+        more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""
+        raise ConfigError(f"unknown config key '{key}'{more}; {hint}")
+
+
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` when a validated config cannot be run.
 
@@ -184,6 +206,7 @@ def check_config(config: dict) -> None:
     config : dict
         The configuration after schema validation (defaults filled in).
     """
+    check_known_keys(config)
     inp = config["input"]
     if bool(inp.get("images")) == bool(inp.get("features")):
         raise ConfigError("give exactly one of input.images (an image manifest) and input.features "

@@ -129,6 +129,34 @@ def derive_columns(df: pd.DataFrame, derived: dict | None) -> pd.DataFrame:
     return df
 
 
+def _refuse_mixed_columns(path, df: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse a column of numbers with some text cells: it would be dropped from the features silently."""
+    for col in columns:
+        if pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            continue
+        present = df[col].notna() & (df[col].astype(str).str.strip() != "")
+        numeric = pd.to_numeric(df[col].where(present), errors="coerce").notna()
+        text = present & ~numeric
+        if numeric.any() and text.any():
+            i = int(np.flatnonzero(text.to_numpy())[0])
+            raise FeatureTableError(
+                f"{path}: column '{col}' holds numbers and {int(text.sum())} text cell(s), e.g. line {i + 2} "
+                f"(case {df['case_id'].iloc[i]}): {str(df[col].iloc[i])[:40]!r}; fix the cell(s) (leave a missing "
+                f"value empty), or list the features to use under 'features' in the config")
+
+
+def _refuse_infinite(path, df: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse infinite feature values (missing values are imputed; an infinite one is an export error)."""
+    for col in columns:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.isinf(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise FeatureTableError(
+                f"{path}: column '{col}' has {int(bad.sum())} infinite value(s), e.g. line {i + 2} "
+                f"(case {df['case_id'].iloc[i]}); fix the export, or leave the cell empty for a missing value")
+
+
 def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate a ready feature table (``input.features``).
 
@@ -154,6 +182,9 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
         absent from the table; cells that do not match the row schema
         (``workflow/schemas/features.schema.yaml``: an empty case id or cohort, text in a feature
         column; each named by line, case, column and fix).
+    FeatureTableError
+        A column of numbers with text cells (which would otherwise drop out of the features), or
+        an infinite feature value; each named by column, line and case.
     """
     df = derive_columns(read_table(path), config["input"].get("derived"))
     id_col, cohort_col = config["input"]["id_column"], config["cohorts"]["column"]
@@ -181,6 +212,7 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
     if config["features"]:
         feats = list(config["features"])
     else:
+        _refuse_mixed_columns(path, df, [c for c in df.columns if c not in named])
         feats = [c for c in df.columns if c not in named and pd.api.types.is_numeric_dtype(df[c])]
     if not feats:
         raise ManifestError(f"{path}: no numeric feature column; list them under 'features' in the config")
@@ -191,6 +223,7 @@ def ingest_feature_table(path: str, config: dict) -> tuple[pd.DataFrame, pd.Data
     if problems:
         raise ManifestError(f"{path}: rows that do not match the feature-table schema "
                             f"(workflow/schemas/features.schema.yaml):\n  " + "\n  ".join(problems))
+    _refuse_infinite(path, df, [c for c in feats if c not in ("case_id", "cohort")])
     reason = np.where(~df["cohort"].isin(train + external), "cohort is in neither cohorts.train nor cohorts.external",
                       np.where(~_outcome_known(df, config["outcome"]), "outcome missing", ""))
     failing = (reason != "") & df["cohort"].isin(train + external).to_numpy()
