@@ -270,3 +270,18 @@ def test_verify_json_output(run, capsys):
     assert main(["verify", str(run["root"]), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] and out["counts"]["unchanged"] == 4
+
+
+def test_failed_extraction_is_in_the_dossiers_exclusions(tmp_path):
+    """A scan that passed ingest but whose feature extraction failed is listed with the excluded
+    entries (and counted in summary.json), its reason prefixed by the stage."""
+    config = make_results(tmp_path)
+    qc = pd.read_csv(tmp_path / "ingest" / "qc.tsv", sep="\t", dtype=str, keep_default_na=False)
+    n_ingest = int((qc["status"] == "excluded").sum())
+    pd.DataFrame([{"case_id": "late_case", "repeat": "", "modality": "CT", "cohort": "site_B", "scan_id": "late_case",
+                   "status": "excluded", "reason": "original_firstorder_Mean is NaN"}]).to_csv(
+        tmp_path / "features" / "extraction_qc.tsv", sep="\t", index=False)
+    s = build_dossier(tmp_path, config, ["train", "site_B"], tmp_path / "d.html", tmp_path / "s.json")
+    html = (tmp_path / "d.html").read_text(encoding="utf-8")
+    assert s["n_excluded_entries"] == n_ingest + 1
+    assert "late_case" in html and "feature extraction: original_firstorder_Mean is NaN" in html

@@ -183,6 +183,7 @@ def _load(view: ResultsView) -> dict:
             break
     data = {
         "qc": view.tsv(Results.QC, dtype=str, keep_default_na=False),
+        "extraction_qc": view.tsv(Results.EXTRACTION_QC, dtype=str, keep_default_na=False),
         "icc": view.tsv(Results.ICC),
         "icc_exists": view.exists(Results.ICC),
         "ibsi": view.tsv(Results.IBSI),
@@ -247,12 +248,22 @@ def _excluded(qc: pd.DataFrame | None) -> pd.DataFrame | None:
     return None if qc is None else qc[qc["status"].str.strip().str.lower() == "excluded"]
 
 
+def _exclusions(data: Mapping) -> pd.DataFrame | None:
+    """Every excluded entry: at ingest (``ingest/qc.tsv``) and scans whose feature extraction failed
+    (``features/extraction_qc.tsv``, reason prefixed ``feature extraction:``)."""
+    excl = _excluded(data["qc"])
+    failed = _excluded(data.get("extraction_qc"))
+    if excl is None or failed is None or not len(failed):
+        return excl
+    return pd.concat([excl, failed.assign(reason="feature extraction: " + failed["reason"])], ignore_index=True)
+
+
 def _summarise(view: ResultsView, data: dict, icc: dict, config: Mapping, cohorts: Sequence[str]) -> dict:
     card = data["card"]
     coefs = card.get("coefficients") or {}
     n_model = len(card.get("features") or [])
     n_ev_train = card.get("n_events_train")
-    excluded = _excluded(data["qc"])
+    excluded = _exclusions(data)
     unstable = []
     icc_table = data["icc"]
     if icc_table is not None and not icc_table.empty and "stable" in icc_table:
@@ -340,9 +351,10 @@ def _section_study(view: ResultsView, data: dict, config: Mapping, summary: dict
     if qc is None:
         out.append(h.p("No quality-control table (<code>ingest/qc.tsv</code>) was found.", "warn"))
         return "\n".join(out)
-    excl = _excluded(qc)
+    excl = _exclusions(data)
     out.append(h.p(f"Quality control checked {len(qc)} entries; {len(excl)} were excluded "
-                  f"({excl['case_id'].nunique()} distinct cases)."))
+                  f"({excl['case_id'].nunique()} distinct cases), at ingest (<code>ingest/qc.tsv</code>) or at "
+                  f"feature extraction (<code>features/extraction_qc.tsv</code>)."))
     if len(excl):
         reasons = excl["reason"].replace("", "(no reason given)").value_counts()
         out.append(h.table(["Reason", "Entries"], [[r, int(n)] for r, n in reasons.items()]))
