@@ -79,6 +79,35 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_verified(path: str | os.PathLike, sha256: str | None, rule: str = "the training rule",
+                  error: type[Exception] = ValueError) -> bytes:
+    """The bytes of a model file, read once, after their SHA-256 matched the one recorded at training.
+
+    Deserialise the returned bytes (never the path again), so the file cannot be swapped between
+    the check and the load.
+
+    Parameters
+    ----------
+    path : path-like
+    sha256 : str
+        The hex digest recorded in the model card; empty or None is refused.
+    rule : str
+        The rule whose re-run rewrites the file (named in the message).
+    error : exception class
+        Raised on a missing file or a differing hash (a ``ValueError`` subclass of the caller's).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise error(f"{path}: cannot read the model file ({exc}); re-run {rule}") from exc
+    digest = sha256_bytes(data)
+    if not sha256 or digest != sha256:
+        raise error(f"{path}: SHA-256 {digest} differs from the model card's {sha256 or '(none recorded)'}; the model "
+                    f"file was changed after training: delete it and re-run {rule}")
+    return data
+
+
 def to_jsonable(obj):
     """Plain JSON types: numpy scalars/arrays to Python, paths to str, NaN/±inf to None."""
     if isinstance(obj, Mapping):

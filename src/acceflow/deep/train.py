@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from acceflow.deep.cox import cox_partial_likelihood_loss
 from acceflow.deep.networks import build_network
 from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
-from acceflow.runtime import atomic_write_bytes, require_keys, sha256_bytes, to_jsonable
+from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sha256_bytes, to_jsonable
 
 #: The keys of the ``deep`` config section that training reads (:func:`fit`, :func:`cross_validate`).
 #: Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
@@ -376,16 +377,9 @@ def load_model(path, sha256: str, device=None) -> dict:
         When ``sha256`` is empty, the file's hash differs from it (the file was changed or
         replaced), or the file is not a weights-only network file written by :func:`save_model`.
     """
-    import pickle
-
     import torch  # heavy optional dependency: imported on first use
 
-    with open(path, "rb") as fh:
-        data = fh.read()
-    digest = sha256_bytes(data)
-    if not sha256 or digest != sha256:
-        raise ValueError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file was "
-                         "changed after training: delete it and re-run the deep_train rule")
+    data = read_verified(path, sha256, rule="the deep_train rule")
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         settings, dtype = blob["settings"], np.dtype(blob["stats_dtype"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from acceflow.device import autocast, describe, grad_scaler, seed_everything, select_device, use_amp
-from acceflow.runtime import atomic_write_bytes, require_keys, sha256_bytes, to_jsonable
+from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sha256_bytes, to_jsonable
 
 __all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask",
            "sample_masks", "to_original_grid", "assign_folds", "save_model", "load_model", "load_model_with_card",
@@ -456,19 +457,9 @@ def load_model(path, sha256: str):
     SegmentationError when the file is missing, its hash differs from ``sha256`` (or none is
     given), or it is not a weights-only segmentation model written by :func:`save_model`.
     """
-    import pickle
-
     import torch  # heavy optional dependency: imported on first use
 
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise SegmentationError(f"{path}: cannot read the segmentation model ({exc}); re-run the training rule") from exc
-    digest = sha256_bytes(data)
-    if not sha256 or digest != sha256:
-        raise SegmentationError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file was "
-                                "changed after training: delete it and re-run the training rule")
+    data = read_verified(path, sha256, error=SegmentationError)
     try:
         saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         s = saved["card"]["settings"]

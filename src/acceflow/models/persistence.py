@@ -22,7 +22,7 @@ import zipfile
 
 import skops.io as sio
 
-from acceflow.runtime import atomic_write_bytes, sha256_bytes
+from acceflow.runtime import atomic_write_bytes, read_verified, sha256_bytes
 
 __all__ = ["TRUSTED_TYPES", "UntrustedModelError", "without_timings", "model_bytes", "save_model", "load_model"]
 
@@ -167,12 +167,7 @@ def load_model(path: str | os.PathLike, sha256: str):
     UntrustedModelError (a ValueError)
         When the hash differs, the file is not a skops file, or it holds untrusted types (named).
     """
-    with open(path, "rb") as fh:
-        data = fh.read()
-    digest = sha256_bytes(data)
-    if not sha256 or digest != sha256:
-        raise UntrustedModelError(f"{path}: SHA-256 {digest} differs from the model card's {sha256}; the model file "
-                                  f"was changed after training: delete it and re-run the training rule")
+    data = read_verified(path, sha256, error=UntrustedModelError)
     extra = _untrusted(data, path)
     if extra:
         raise UntrustedModelError(f"{path}: refused: the file holds types acceflow does not trust: {', '.join(extra)}")
