@@ -12,6 +12,7 @@ they do not branch on the outcome type.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
@@ -33,7 +34,7 @@ from acceflow.study.survival_training import predict_survival_cohort, survival_c
 from acceflow.study.training import model_features, predict_cohort, train
 
 
-class Task:
+class Task(ABC):
     """What differs between outcome types. Subclasses: :class:`BinaryTask`, :class:`SurvivalTask`."""
 
     #: ``outcome.type`` this task handles
@@ -49,41 +50,41 @@ class Task:
     #: whether the frozen model's recalibration on external cohorts applies
     recalibration: bool = True
 
+    @abstractmethod
     def outcome_columns(self, outcome: Mapping) -> list[str]:
         """The table columns that hold this outcome."""
-        raise NotImplementedError
 
+    @abstractmethod
     def outcome_known(self, table: pd.DataFrame, outcome: Mapping) -> pd.Series:
         """Per row of ``table``: whether its outcome is known (usable)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def train(self, table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
         """Train the frozen model: ``(model, card, predictions, folds)``; the card is a ModelCard."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, model, card, table: pd.DataFrame, cohort: str) -> pd.DataFrame:
         """Apply the frozen model to one cohort (the ``predictions.tsv`` table)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def discrimination(self, predictions: pd.DataFrame, card, alpha: float = 0.05, n_bootstrap: int = 2000,
                        seed: int = 0) -> dict:
         """Discrimination of one cohort's predictions (the ``metrics.json`` entries)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def discrimination_curve(self, predictions: pd.DataFrame, card) -> pd.DataFrame:
         """The curve the dossier draws for discrimination (``discrimination_curve.tsv``): the
         empirical ROC curve (binary) or the Kaplan–Meier curves of the risk groups (survival)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def calibration(self, predictions: pd.DataFrame, card, bins: int = 10, n_boot: int = 200,
                     seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         """``(summary, bins, curve)``: ``calibration.json``, ``calibration_bins.tsv``, ``calibration_curve.tsv``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decision_curve(self, predictions: pd.DataFrame, card, thresholds, n_boot: int = 200,
                        seed: int = 0) -> pd.DataFrame:
         """Net benefit of the model, treat-all and treat-none at each threshold (``decision_curve.tsv``)."""
-        raise NotImplementedError
 
     def metrics(self, predictions: pd.DataFrame, card, cohort: str, alpha: float = 0.05, n_bootstrap: int = 2000,
                 seed: int = 0) -> dict:
