@@ -2,23 +2,34 @@
 import functools
 import os
 
+import sys
+
 import pandas as pd
-from snakemake.utils import validate
+from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import DEEP_KIND, check_config, model_names
+from acceflow.study.settings import (DEEP_KIND, ConfigError, check_config, command_line_values, model_names,
+                                     validate_config)
 from acceflow.study.task import task_for
 
 from acceflow.runtime import put_on_pythonpath
 
 
-if not config:
+# The demo config applies unless a --configfile is given (which replaces it; the two are never merged);
+# --config key=value overrides single keys of either (nested: --config 'model={learner: svm}').
+if not workflow.overwrite_configfiles:
+
     configfile: "config/config.yaml"
 
 
-validate(config, "../schemas/config.schema.yaml")
-check_config(config)
+# --config parses nested values with YAML's BaseLoader (every value a string): read them as YAML values
+update_config(config, command_line_values(dict(workflow.config_settings.config)))
+try:
+    validate_config(config)  # unknown keys at any depth, types, enums; fills the schema's defaults
+    check_config(config)
+except ConfigError as error:  # one line, not a traceback or a schema dump
+    sys.exit(f"acceflow: config error: {error}")
 
 RESULTS = config["results"].rstrip("/")
 IMAGES = bool(config["input"]["images"])

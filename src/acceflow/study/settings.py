@@ -70,13 +70,83 @@ def with_defaults(config: dict | None = None, schema: str = "config.schema.yaml"
         When the config does not conform to the schema (the message names the key).
     """
     filled = copy.deepcopy(dict(config or {}))
-    check_known_keys(filled, schema)
-    validator = _default_filling_validator()(load_schema(schema))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ConfigError(f"config key {where}: {error.message}")
+    validate_config(filled, schema)
     return filled
+
+
+def validate_config(config: dict, schema: str = "config.schema.yaml") -> None:
+    """Check ``config`` against the schema and fill in the schema's defaults, in place.
+
+    This is what the workflow runs on the config (``workflow/rules/common.smk``) in place of
+    ``snakemake.utils.validate``, whose error prints the whole schema: an unknown key at any depth
+    is named with the nearest valid key (:func:`check_known_keys`), and a value the schema refuses
+    is named with its path, the value and what is allowed, in one line.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, e.g. ``unknown config key 'model.comparatrs'; did you mean
+        'comparators'?`` or ``config key model.learner: 'rf' is not allowed; choose one of ...``.
+    """
+    check_known_keys(config, schema)
+    validator = _default_filling_validator()(load_schema(schema))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(describe_schema_error(error))
+
+
+def _dotted(path) -> str:
+    """``model.comparators[0]`` for the path ('model', 'comparators', 0)."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _allowed(schema) -> str:
+    """What a (sub)schema accepts, in a few words: its enum values or its type(s)."""
+    if not isinstance(schema, dict):
+        return "?"
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:
+        return " or ".join(_allowed(a) for a in alternatives)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = " or ".join(kind)
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return f"a list of ({_allowed(schema['items'])})"
+    return str(kind) if kind else "?"
+
+
+def describe_schema_error(error: jsonschema.ValidationError) -> str:
+    """One line for a JSON-schema error: the key's path, the value given and what is allowed."""
+    parent = error.parent
+    if parent is not None and parent.validator in ("oneOf", "anyOf") and parent.absolute_path == error.absolute_path:
+        error = parent  # a value none of the alternatives takes: name them all
+    where = _dotted(error.absolute_path)
+    value, validator, schema = error.instance, error.validator, error.schema
+    if validator == "enum":
+        near = difflib.get_close_matches(str(value), [str(v) for v in error.validator_value], n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        return (f"config key {where}: {_short(value)} is not allowed; choose one of "
+                f"{', '.join(str(v) for v in error.validator_value)}{hint}")
+    if validator == "type":
+        return f"config key {where}: {_short(value)} is not {_allowed({'type': error.validator_value})}"
+    if validator in ("oneOf", "anyOf"):
+        return f"config key {where}: {_short(value)} is not allowed; give {_allowed(schema)}"
+    message = error.message.splitlines()[0] if error.message else validator
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return f"config key {where}: {message}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -179,23 +249,88 @@ class ConfigError(ValueError):
 
 
 def check_known_keys(config: dict, schema: str = "config.schema.yaml") -> None:
-    """Refuse top-level config keys the schema does not define (a misspelt key would be ignored).
+    """Refuse config keys the schema does not define, at any depth (a misspelt key would be ignored).
+
+    Walks the schema's ``properties`` (and ``additionalProperties`` schemas, list ``items``,
+    ``oneOf`` / ``anyOf`` alternatives) alongside the config; wherever the schema closes a mapping
+    (``additionalProperties: false``), a key it does not list is refused.
 
     Raises
     ------
     ConfigError
-        Naming the unknown key and the nearest valid one (difflib).
+        Naming the unknown key by its full path (``model.comparatrs``, ``deep.gradcam.cass``,
+        ``input.derived.pirads.colum``) and the nearest valid key of that section (difflib), or
+        the section's valid keys when none is near.
     """
     if not isinstance(config, dict):
         raise ConfigError(f"the config must be a mapping of keys to values, got {type(config).__name__}")
-    known = list(load_schema(schema).get("properties", {}))
-    unknown = [str(k) for k in config if str(k) not in known]
+    unknown = list(_unknown_keys(config, load_schema(schema), ()))
     if unknown:
-        key = unknown[0]
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"did you mean '{near[0]}'?" if near else f"valid keys: {', '.join(known)}"
-        more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""
+        path, near, known = unknown[0]
+        key = ".".join(path)
+        hint = f"did you mean '{near}'?" if near else f"valid keys{' of ' + '.'.join(path[:-1]) if len(path) > 1 else ''}: {', '.join(known)}"
+        more = (f" (and {len(unknown) - 1} more: {', '.join('.'.join(u[0]) for u in unknown[1:4])})"
+                if len(unknown) > 1 else "")
         raise ConfigError(f"unknown config key '{key}'{more}; {hint}")
+
+
+def _unknown_keys(value, schema, path: tuple):
+    """(path, nearest valid key or None, valid keys) for every key of ``value`` that ``schema`` does not allow."""
+    if not isinstance(schema, dict):
+        return
+    for alternatives in (schema.get("oneOf"), schema.get("anyOf")):
+        for alt in alternatives or ():  # the first alternative whose type fits the value
+            if _type_fits(value, alt):
+                yield from _unknown_keys(value, alt, path)
+                break
+    if isinstance(value, dict) and _type_fits(value, schema):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            key = str(key)
+            if key in props:
+                yield from _unknown_keys(item, props[key], (*path, key))
+            elif extra is False:
+                near = difflib.get_close_matches(key, list(props), n=1, cutoff=0.6)
+                yield (*path, key), (near[0] if near else None), list(props)
+            elif isinstance(extra, dict):
+                yield from _unknown_keys(item, extra, (*path, key))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            yield from _unknown_keys(item, schema["items"], (*path[:-1], f"{path[-1] if path else ''}[{i}]"))
+
+
+def _type_fits(value, schema: dict) -> bool:
+    kind = schema.get("type")
+    if kind is None:
+        return True
+    kinds = kind if isinstance(kind, list) else [kind]
+    return (isinstance(value, dict) and "object" in kinds) or (isinstance(value, list) and "array" in kinds) or \
+        not isinstance(value, (dict, list))
+
+
+def command_line_values(given: Mapping) -> dict:
+    """``snakemake --config`` values as YAML values (a copy).
+
+    Snakemake parses a nested ``--config 'model={learner: svm, inner_folds: 3}'`` with YAML's
+    BaseLoader, which leaves every scalar a string (``'3'``); this reads each string leaf inside
+    a mapping or list as a YAML scalar (``3``, ``true``, ``null``). Top-level values, which
+    Snakemake already types, are kept as they are.
+    """
+    def scalar(value):
+        if isinstance(value, dict):
+            return {k: scalar(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scalar(v) for v in value]
+        if isinstance(value, str):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+            return parsed if not isinstance(parsed, (dict, list)) else value
+        return value
+
+    return {k: scalar(v) if isinstance(v, (dict, list)) else v for k, v in (given or {}).items()}
 
 
 def check_config(config: dict) -> None:
