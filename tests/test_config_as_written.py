@@ -27,7 +27,7 @@ BINARY = {"input": {"features": "t.csv"}, "cohorts": {"train": ["A"]}}
     ({"model": {"comparators": ["clincal"]}},
      "config key model.comparators[0]: 'clincal' is not allowed; choose one of imaging, clinical, combined_early, "
      "combined_late, deep; did you mean 'clinical'?"),
-    ({"validation": {"cv_folds": "five"}}, "config key validation.cv_folds: 'five' is not integer"),
+    ({"validation": {"cv_folds": "five"}}, "config key validation.cv_folds: 'five' is not of type 'integer'"),
 ])
 def test_a_misspelt_key_or_wrong_value_at_any_depth_is_named_in_one_line(section, message):
     with pytest.raises(ConfigError) as raised:
@@ -75,8 +75,9 @@ def _message_lines(run):
 @pytest.mark.parametrize("change, message", [
     ({"model": {"learner": "l1_logistic", "comparatrs": ["clinical"]}},
      "acceflow: config error: unknown config key 'model.comparatrs'; did you mean 'comparators'?"),
-    ({"validation": {"cv_folds": "five"}},
-     "acceflow: config error: config key validation.cv_folds: 'five' is not integer"),
+    ({"model": {"learner": "random_forrest"}},
+     "acceflow: config error: config key model.learner: 'random_forrest' is not allowed; choose one of "
+     "l1_logistic, elasticnet_logistic, random_forest, svm, gradient_boosting; did you mean 'random_forest'?"),
 ])
 def test_snakemake_stops_on_a_bad_config_with_one_short_message(tmp_path, change, message):
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())

@@ -82,6 +82,10 @@ def test_on_case_error_stop_ends_the_run_naming_the_case(study, tmp_path_factory
     log += "".join(p.read_text() for p in (work / "results/logs").glob("ingest.log"))
     assert proc.returncode != 0
     assert f"case {BAD_CASE}" in log and "on_case_error is 'stop'" in log, log[-3000:]
+    # the failing rule's message reaches the console, not only its log file (acceflow.runtime.log_to)
+    summary = [line for line in proc.stderr.splitlines() if line.startswith("error: ") and f"case {BAD_CASE}" in line]
+    assert summary and "on_case_error is 'stop'" in summary[0], proc.stderr[-3000:]
+    assert f"full log: {work / 'results/logs/ingest.log'}" in proc.stderr or "full log: results/logs/ingest.log" in proc.stderr
     assert not (work / "results/features/features.tsv").exists()
 
 

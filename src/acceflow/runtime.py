@@ -20,23 +20,55 @@ import pandas as pd
 
 @contextlib.contextmanager
 def log_to(path: str | None):
-    """Send stdout, stderr and Python logging of a workflow step to ``path`` (append)."""
+    """Send stdout, stderr and Python logging of a workflow step to ``path`` (append).
+
+    Log records carry a time stamp (``HH:MM:SS``), so that a long step's progress can be timed from
+    its log. When the step raises, the full traceback goes to the log and a short summary (one line
+    per cause of the exception chain, and the log's path) to the console's stderr as well, so that
+    Snakemake's console shows why a job failed without opening its log.
+    """
     if not path:
         yield
         return
+    console = sys.stderr
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             traceback.print_exc(file=fh)
+            if not isinstance(exc, (KeyboardInterrupt, SystemExit)) or (isinstance(exc, SystemExit) and exc.code):
+                with contextlib.suppress(Exception):
+                    console.write(failure_summary(exc, path) + "\n")
+                    console.flush()
             raise
         finally:
             logging.getLogger().removeHandler(handler)
             sys.stdout.flush()
+
+
+def failure_summary(exc: BaseException, log: str | None = None, limit: int = 300) -> str:
+    """A short account of a failed step: one line per exception of the chain (``raise ... from``
+    and exceptions raised while handling another), outermost first, then where the full log is.
+
+    Each line is ``error: <type>: <message>`` (the message's first line, at most ``limit``
+    characters); the messages of acceflow's errors name the case, file or column and the fix.
+    """
+    lines, seen = [], set()
+    while exc is not None and id(exc) not in seen and len(lines) < 5:
+        seen.add(id(exc))
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if len(text) > limit:
+            text = text[: limit - 3] + "..."
+        lines.append(f"{'error' if not lines else '  caused by'}: {type(exc).__name__}" + (f": {text}" if text else ""))
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if log:
+        lines.append(f"  full log: {log}")
+    return "\n".join(lines)
 
 
 def put_on_pythonpath(folder: str) -> None:

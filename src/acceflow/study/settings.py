@@ -140,7 +140,8 @@ def describe_schema_error(error: jsonschema.ValidationError) -> str:
         return (f"config key {where}: {_short(value)} is not allowed; choose one of "
                 f"{', '.join(str(v) for v in error.validator_value)}{hint}")
     if validator == "type":
-        return f"config key {where}: {_short(value)} is not {_allowed({'type': error.validator_value})}"
+        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"config key {where}: {_short(value)} is not of type {' or '.join(repr(k) for k in kinds)}"
     if validator in ("oneOf", "anyOf"):
         return f"config key {where}: {_short(value)} is not allowed; give {_allowed(schema)}"
     message = error.message.splitlines()[0] if error.message else validator

@@ -1,0 +1,36 @@
+"""acceflow.runtime.log_to: the log file gets everything, the console a short account of a failure."""
+import logging
+import sys
+
+import pytest
+
+from acceflow.runtime import failure_summary, log_to
+
+
+def test_failure_goes_to_the_log_in_full_and_to_the_console_in_one_line_per_cause(tmp_path, capsys):
+    log = tmp_path / "logs" / "extract" / "case_7.log"
+    with pytest.raises(ValueError):
+        with log_to(str(log)):
+            logging.getLogger("acceflow.test").info("reading %s", "case_7.nii.gz")
+            try:
+                raise OSError("case_7.nii.gz: not a gzip file")
+            except OSError as exc:
+                raise ValueError("case case_7: image case_7.nii.gz cannot be read; re-export it") from exc
+    console = capsys.readouterr().err.splitlines()
+    assert console == ["error: ValueError: case case_7: image case_7.nii.gz cannot be read; re-export it",
+                       "  caused by: OSError: case_7.nii.gz: not a gzip file",
+                       f"  full log: {log}"]
+    text = log.read_text()
+    assert "INFO acceflow.test: reading case_7.nii.gz" in text and "Traceback" in text and "not a gzip" in text
+
+
+def test_a_step_that_succeeds_prints_nothing_on_the_console(tmp_path, capsys):
+    with log_to(str(tmp_path / "ok.log")):
+        print("done")
+    assert capsys.readouterr().err == "" and "done" in (tmp_path / "ok.log").read_text()
+
+
+def test_summary_shortens_long_messages_and_keeps_the_first_line():
+    summary = failure_summary(RuntimeError("x" * 1000 + "\nsecond line"), None, limit=50)
+    assert summary == "error: RuntimeError: " + "x" * 47 + "..."
+    assert sys.exc_info() == (None, None, None)
