@@ -49,14 +49,18 @@ def test_outcome_defaults_depend_on_the_outcome_type():
     assert with_defaults({**BINARY, "outcome": {"column": "y", "positive": "yes"}})["outcome"]["column"] == "y"
 
 
-def test_command_line_values_are_read_as_yaml_inside_sections():
-    # what snakemake's --config 'validation={cv_folds: 3, ...}' hands over (YAML BaseLoader: all strings)
-    given = {"seed": 7, "results": "out", "validation": {"cv_folds": "3", "stratify": "true"},
-             "utility": {"thresholds": ["0.1", "0.9", "0.01"], "horizon": "null"}, "model": {"learner": "svm"}}
-    assert command_line_values(given) == {"seed": 7, "results": "out",
-                                          "validation": {"cv_folds": 3, "stratify": True},
-                                          "utility": {"thresholds": [0.1, 0.9, 0.01], "horizon": None},
-                                          "model": {"learner": "svm"}}
+def test_command_line_values_are_typed_as_the_schema_wants():
+    # what snakemake's --config 'validation={cv_folds: 3}' hands over (YAML BaseLoader: all strings)
+    given = {"seed": 7, "results": "out", "validation": {"cv_folds": "3", "cv_repeats": "2"},
+             "utility": {"thresholds": ["0.1", "0.9", "0.01"], "horizon": "null"},
+             "model": {"learner": "svm", "include_clinical": "false", "correlation_threshold": "0.9"},
+             "cohorts": {"train": ["2019"], "external": ["2020"]}, "deep": {"gradcam": {"cases": "4"}}}
+    assert command_line_values(given) == {
+        "seed": 7, "results": "out", "validation": {"cv_folds": 3, "cv_repeats": 2},
+        "utility": {"thresholds": [0.1, 0.9, 0.01], "horizon": None},
+        "model": {"learner": "svm", "include_clinical": False, "correlation_threshold": 0.9},
+        "cohorts": {"train": ["2019"], "external": ["2020"]},  # cohort names are strings: kept
+        "deep": {"gradcam": {"cases": 4}}}
 
 
 def _dry_run(workdir, *args):

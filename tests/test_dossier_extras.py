@@ -263,7 +263,7 @@ def test_verify_passes_then_names_the_changed_file(run, capsys):
 
 def test_verify_without_provenance_exits_2(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
-    assert "no provenance record" in capsys.readouterr().out
+    assert "no provenance record" in capsys.readouterr().err
 
 
 def test_verify_json_output(run, capsys):

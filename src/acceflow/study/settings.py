@@ -310,28 +310,60 @@ def _type_fits(value, schema: dict) -> bool:
         not isinstance(value, (dict, list))
 
 
-def command_line_values(given: Mapping) -> dict:
-    """``snakemake --config`` values as YAML values (a copy).
+def command_line_values(given: Mapping, schema: str = "config.schema.yaml") -> dict:
+    """``snakemake --config`` values typed as the schema wants them (a copy).
 
-    Snakemake parses a nested ``--config 'model={learner: svm, inner_folds: 3}'`` with YAML's
-    BaseLoader, which leaves every scalar a string (``'3'``); this reads each string leaf inside
-    a mapping or list as a YAML scalar (``3``, ``true``, ``null``). Top-level values, which
-    Snakemake already types, are kept as they are.
+    Snakemake parses a nested ``--config 'validation={cv_folds: 3}'`` with YAML's BaseLoader,
+    which leaves every scalar a string (``'3'``). A string leaf where the schema does not take a
+    string is read as a YAML scalar (``3``, ``true``, ``null``, ``0.5``); where the schema takes a
+    string (a cohort named ``2019``) it stays a string. Top-level values, which Snakemake already
+    types, are kept as they are.
     """
-    def scalar(value):
+    root = load_schema(schema)
+
+    def typed(value, sub):
         if isinstance(value, dict):
-            return {k: scalar(v) for k, v in value.items()}
+            return {k: typed(v, _child(sub, k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [scalar(v) for v in value]
-        if isinstance(value, str):
+            return [typed(v, (sub or {}).get("items") if isinstance(sub, dict) else None) for v in value]
+        if isinstance(value, str) and sub is not None and not _takes_string(sub):
             try:
                 parsed = yaml.safe_load(value)
             except yaml.YAMLError:
                 return value
-            return parsed if not isinstance(parsed, (dict, list)) else value
+            return value if isinstance(parsed, (dict, list)) else parsed
         return value
 
-    return {k: scalar(v) if isinstance(v, (dict, list)) else v for k, v in (given or {}).items()}
+    return {k: typed(v, _child(root, k)) if isinstance(v, (dict, list)) else v for k, v in (given or {}).items()}
+
+
+def _child(schema, key):
+    """The schema of ``key`` inside a mapping described by ``schema`` (None when unknown)."""
+    if not isinstance(schema, dict):
+        return None
+    for alt in schema.get("oneOf") or schema.get("anyOf") or ():
+        if isinstance(alt, dict) and ("properties" in alt or "additionalProperties" in alt):
+            schema = alt
+            break
+    props = schema.get("properties") or {}
+    if key in props:
+        return props[key]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def _takes_string(schema) -> bool:
+    if not isinstance(schema, dict):
+        return True
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:
+        return any(_takes_string(a) for a in alternatives)
+    if "enum" in schema:
+        return any(isinstance(v, str) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind is None:
+        return True
+    return "string" in (kind if isinstance(kind, list) else [kind])
 
 
 def check_config(config: dict) -> None:
