@@ -1,6 +1,7 @@
 """Integration: the real Snakemake DAG on a small demo cohort and on the PI-CAI marksheet."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,19 @@ def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):
     assert card["harmonisation"]["method"] == "combat"
     html = (results / "report/dossier.html").read_text()
     assert "Segmentation agreement" in html and "estimated on their own cases" in html
+
+
+def test_logs_say_what_each_step_did(demo_run):
+    """Per-scan logs name the grid, the ROI and the features extracted; training logs its progress."""
+    _, _, results = demo_run
+    logs = results / "logs"
+    preprocess = next((logs / "preprocess").glob("*.log")).read_text()
+    assert re.search(r"read \d+x\d+x\d+ voxels of [\d.]+x[\d.]+x[\d.]+ mm; ROI \(label 1\) \d+ voxels", preprocess)
+    assert re.search(r"after preprocessing \(resampled to \[1\.0, 1\.0, 1\.0\] mm", preprocess)
+    extract = next((logs / "extract").glob("*.log")).read_text()
+    assert re.search(r"scan \S+: \d+ features extracted with \S+ in [\d.]+ s", extract)
+    train = (logs / "train/primary.log").read_text()
+    for k in range(1, 6):
+        assert re.search(rf"repeat 2/2, fold {k}/5 \(fit {5 + k} of 10\): \d+ test cases, AUC [\d.]+, [\d.]+ s elapsed",
+                         train), train[-2000:]
+    assert "final fit done" in train

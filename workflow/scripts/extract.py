@@ -11,10 +11,14 @@ The rows are written with the csv module (not pandas): this job runs once per sc
 start-up time is part of every extraction.
 """
 import csv
+import logging
+from time import perf_counter
 
 from acceflow.imaging.extract import extract_features, load_params, nonfinite_features, scan_params
-from acceflow.io.images import read_image
+from acceflow.io.images import describe_image, read_image
 from acceflow.runtime import log_to
+
+log = logging.getLogger("acceflow.extract")
 
 
 def write_row(path, row):
@@ -25,10 +29,11 @@ def write_row(path, row):
 
 
 with log_to(snakemake.log[0]):
-    scan = snakemake.wildcards.scan
+    scan, start = snakemake.wildcards.scan, perf_counter()
     try:
         label = snakemake.params.label
         image, mask = read_image(snakemake.input.image), read_image(snakemake.input.mask)
+        log.info("scan %s: %s", scan, describe_image(image, mask, label))
         params = scan_params(load_params(snakemake.input.params), image, mask, label, **snakemake.params.overrides)
         features, diagnostics = extract_features(image, mask, params, label=label)
         bad = nonfinite_features(features)
@@ -36,6 +41,8 @@ with log_to(snakemake.log[0]):
             raise ValueError(f"pyradiomics returned NaN/inf for {len(bad)} feature(s): {', '.join(bad[:10])}"
                              + (", ..." if len(bad) > 10 else ""))
         row, diag = {"scan_id": scan, "error": "", **features}, {"scan_id": scan, **diagnostics}
+        log.info("scan %s: %d features extracted with %s in %.1f s", scan, len(features), snakemake.input.params,
+                 perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - any failure of one case is reported, not fatal
         if snakemake.params.on_error == "stop":
             raise

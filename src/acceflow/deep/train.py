@@ -22,6 +22,7 @@ import copy
 import io
 import json
 import pickle
+from time import perf_counter
 
 import numpy as np
 import pandas as pd
@@ -207,10 +208,18 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     loss_fn = _loss_fn(survival, target[tr, 0], settings)
     loader = _loader(Xn[tr], target[tr], settings, seed, True, survival)
     history, best, best_state, best_epoch, wait = [], np.inf, None, 0, 0
+    start, iterations, n_batches = perf_counter(), 0, len(loader)
+    every = max(1, n_batches // 4) if n_batches >= 20 else 0  # long epochs: progress 4 times per epoch
+    log(f"training {settings['network']} on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
+        f"{settings['batch_size']} per epoch, up to {int(settings['epochs'])} epochs (patience "
+        f"{int(settings['patience'])}), device {device}")
     for epoch in range(1, int(settings["epochs"]) + 1):
         model.train()
         total, count = 0.0, 0
-        for batch in loader:
+        for i, batch in enumerate(loader, 1):
+            if every and i % every == 0 and i < n_batches:
+                log(f"epoch {epoch} iteration {i}/{n_batches}: running train_loss={total / max(count, 1):.4g} "
+                    f"elapsed={perf_counter() - start:.1f}s")
             xb, tb = batch["image"].to(device), batch["target"].to(device)
             if survival and tb[:, 2].sum() == 0:
                 continue  # a batch without events carries no partial-likelihood information
@@ -223,6 +232,7 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             scaler.update()
             total += float(loss.detach()) * len(xb)
             count += len(xb)
+            iterations += 1
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
         if len(va):
             out = _forward(model, Xn[va], settings, device, amp)[0]
@@ -233,7 +243,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         else:
             monitor = row["train_loss"]
         history.append(row)
-        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            + f" iterations={iterations} elapsed={perf_counter() - start:.1f}s")
         if monitor < best - 1e-6:
             best, best_epoch, wait = monitor, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -329,9 +340,9 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
         raise DeepTrainingError(f"deep.cv_folds = {k} needs at least {k} cases of each class (have "
                                 f"{np.bincount(strata, minlength=2).tolist()}); lower deep.cv_folds")
     oof = np.full(len(X), np.nan)
-    rows = []
+    rows, start = [], perf_counter()
     for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(X, strata), start=1):
-        log(f"fold {fold}/{k}: {len(tr)} training, {len(te)} held-out cases")
+        log(f"fold {fold}/{k}: {len(tr)} training, {len(te)} held-out cases, elapsed={perf_counter() - start:.1f}s")
         f = fit(X[tr], None if survival else np.asarray(y)[tr], settings, seed + fold, device,
                 None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log)
         oof[te], _ = predict(f, X[te])

@@ -250,6 +250,8 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     n_iter, interval = int(s["iterations"]), max(1, int(s["validation_interval"]))
     history, best, best_it, best_state, stale, it, losses = [], -1.0, 0, None, 0, 0, []
     start = time.perf_counter()
+    log(f"training {s['network']} on {len(train_cases)} cases ({len(val_cases)} for validation), up to {n_iter} "
+        f"iterations of batch {int(s['batch_size'])}, validation every {interval}, device {describe(device)}")
     while it < n_iter:
         for batch in loader:
             model.train()
@@ -279,7 +281,9 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
                     else:
                         stale += 1
                 history.append(entry)
-                log(f"iteration {it}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "iteration"))
+                log(f"iteration {it}/{n_iter}: " + ", ".join(f"{k} {v:.4f}" for k, v in entry.items()
+                                                             if k != "iteration")
+                    + f", elapsed {time.perf_counter() - start:.1f} s")
                 if val and stale >= int(s["patience"]):
                     log(f"early stop: no better validation Dice for {stale} validations")
                     n_iter = it

@@ -200,3 +200,19 @@ def read_mask(path: str | os.PathLike, reference: sitk.Image, roi: str | int | N
 def mask_voxels(mask: sitk.Image, label: int = 1) -> int:
     """Number of voxels of ``mask`` equal to ``label``."""
     return int(np.count_nonzero(sitk.GetArrayViewFromImage(mask) == label))
+
+
+def describe_image(image: sitk.Image, mask: sitk.Image | None = None, label: int = 1) -> str:
+    """One line for a log: an image's grid (size in voxels, spacing in mm) and, given a mask, the
+    region of interest's size (voxels equal to ``label``, and their volume in mL).
+
+    Example: ``128x128x40 voxels of 0.70x0.70x3.00 mm; ROI (label 1) 2304 voxels, 3.39 mL``.
+    """
+    size = "x".join(str(n) for n in image.GetSize())
+    spacing = "x".join(f"{s:.2f}" for s in image.GetSpacing())
+    text = f"{size} voxels of {spacing} mm"
+    if mask is not None:
+        n = mask_voxels(mask, label)
+        ml = n * float(np.prod(mask.GetSpacing())) / 1000.0
+        text += f"; ROI (label {label}) {n} voxels, {ml:.3g} mL"
+    return text

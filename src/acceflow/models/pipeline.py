@@ -11,6 +11,9 @@ nested cross-validation in which nothing is fitted on the data that judges it
 
 from __future__ import annotations
 
+import logging
+from time import perf_counter
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
@@ -31,6 +34,8 @@ from acceflow.models.harmonisation import ComBat
 
 LEARNERS = ("l1_logistic", "elasticnet_logistic", "random_forest", "svm", "gradient_boosting")
 SELECTIONS = ("none", "lasso", "univariate", "mrmr")
+
+log = logging.getLogger(__name__)
 
 
 class CorrelationFilter(SelectorMixin, BaseEstimator):
@@ -355,10 +360,15 @@ def internal_validation(X: pd.DataFrame, y: np.ndarray, make_model, folds: int =
     y = np.asarray(y)
     per_repeat = np.zeros((repeats, len(y)))
     rows = []
+    start, total = perf_counter(), folds * repeats
+    log.info("internal validation: %d repeats x %d outer folds (%d fits of the whole procedure) on %d cases, "
+             "%d features", repeats, folds, total, len(y), X.shape[1])
     for r in range(repeats):
         for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed + r).split(X, y)):
             model = make_model().fit(X.iloc[tr], y[tr])
             per_repeat[r, te] = model.predict_proba(X.iloc[te])[:, 1]
             auc = roc_auc_score(y[te], per_repeat[r, te]) if len(set(y[te])) == 2 else np.nan
             rows.append({"repeat": r + 1, "fold": k + 1, "n": len(te), "n_events": int(y[te].sum()), "auc": auc})
+            log.info("repeat %d/%d, fold %d/%d (fit %d of %d): %d test cases, AUC %.3f, %.1f s elapsed",
+                     r + 1, repeats, k + 1, folds, len(rows), total, len(te), auc, perf_counter() - start)
     return per_repeat.mean(axis=0), pd.DataFrame(rows)

@@ -10,6 +10,9 @@ in every outer fold of a repeated event-stratified cross-validation, as for bina
 
 from __future__ import annotations
 
+import logging
+from time import perf_counter
+
 import numpy as np
 import pandas as pd
 from sklearn.feature_selection import VarianceThreshold
@@ -33,6 +36,8 @@ from acceflow.models.pipeline import CorrelationFilter
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import model_settings
 from acceflow.study.training import cohort_design
+
+log = logging.getLogger(__name__)
 
 
 class EventStratifiedKFold(StratifiedKFold):
@@ -149,6 +154,10 @@ def train_survival(table: pd.DataFrame, config: dict, features: list[str], note:
     lp = np.zeros((v["cv_repeats"], len(y)))
     rk = np.zeros_like(lp)
     fold_rows = []
+    start, total = perf_counter(), v["cv_repeats"] * v["cv_folds"]
+    log.info("penalised Cox: %d training cases (%d events), %d features, %d repeats x %d outer folds, "
+             "penalizers %s", len(y), int(event.sum()), len(features), v["cv_repeats"], v["cv_folds"],
+             list(m["cox_penalizers"]))
     for r in range(v["cv_repeats"]):
         for k, (tr, te) in enumerate(EventStratifiedKFold(v["cv_folds"], shuffle=True, random_state=seed + r)
                                      .split(X, y)):
@@ -157,8 +166,13 @@ def train_survival(table: pd.DataFrame, config: dict, features: list[str], note:
             rk[r, te] = risk_at(fit, X.iloc[te], min(horizon, fit.best_estimator_[-1].max_time_))
             fold_rows.append({"repeat": r + 1, "fold": k + 1, "n": len(te), "n_events": int(event[te].sum()),
                               "c_index": harrell_c(time[te], event[te], lp[r, te]) if event[te].any() else np.nan})
+            log.info("repeat %d/%d, fold %d/%d (fit %d of %d): %d test cases, %d events, Harrell's C %.3f, "
+                     "%.1f s elapsed", r + 1, v["cv_repeats"], k + 1, v["cv_folds"], len(fold_rows), total, len(te),
+                     fold_rows[-1]["n_events"], fold_rows[-1]["c_index"], perf_counter() - start)
     folds = pd.DataFrame(fold_rows)
     model = make().fit(X, y)
+    log.info("penalised Cox: final fit on all %d cases done (penalizer %s), %.1f s in all", len(y),
+             model.best_params_["classifier__penalizer"], perf_counter() - start)
     coefs = dict(zip(features, [0.0] * len(features)))
     pipe = model.best_estimator_
     kept = np.asarray(features)[pipe.named_steps["drop_constant"].get_support()]

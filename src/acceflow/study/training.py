@@ -17,6 +17,9 @@ contract's paths; the others are comparators.
 
 from __future__ import annotations
 
+import logging
+from time import perf_counter
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -33,6 +36,8 @@ from acceflow.models.pipeline import (
 )
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import MODEL_KINDS, model_names, model_settings, outcome_columns  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
 
 NON_FEATURE_COLUMNS = {"case_id", "cohort", "repeat", "modality", "scan_id", "image", "mask", "primary"}
 
@@ -220,8 +225,15 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
     kind = kind or model_settings(config)["primary"]
     seed, m, v = config["seed"], model_settings(config), config["validation"]
     train_rows, X, y, feats, note, make = training_data(table, config, stable, kind)
+    start = perf_counter()
+    log.info("model %s: %d training cases (%d events), %d candidate features, learner(s) %s, %d inner folds",
+             kind, len(y), int(np.sum(y)), len(feats), m["learners"] or m["learner"], m["inner_folds"])
     oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
+    log.info("model %s: internal validation done, mean fold AUC %.3f; refitting on all %d training cases",
+             kind, float(np.nanmean(folds["auc"])) if len(folds) else float("nan"), len(y))
     model = make().fit(X, y)
+    log.info("model %s: final fit done (%s), %.1f s in all", kind, chosen_learner(model).get("estimator", "?"),
+             perf_counter() - start)
     coefs, intercept = fitted_coefficients(model, feats)
     primary, _ = model_names(config)
     card = {
