@@ -287,6 +287,7 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: dict, label: i
     from radiomics import featureextractor  # heavy optional dependency: imported on first use
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
+    logging.getLogger("pykwalify").setLevel(logging.WARNING)  # its "validation.valid" on every parameter file
     params = dict(params)
     params["setting"] = {**(params.get("setting") or {}), "label": int(label)}
     _check_grey_levels(image, mask, params["setting"], label)
