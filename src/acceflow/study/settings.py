@@ -1,8 +1,9 @@
 """Checks of a study configuration beyond its JSON schema (workflow/schemas/config.schema.yaml).
 
-The schema checks types and fills defaults; :func:`check_config` checks what a schema cannot
-express (one input and only one, at least one training cohort, cohorts not both train and
-external) and says how to fix it.
+The schema checks types and fills defaults (:func:`validate_config`, which names an unknown or
+misspelt key at any depth with its nearest valid spelling, and any other schema error in one
+line); :func:`check_config` checks what a schema cannot express (one input and only one, at least
+one training cohort, cohorts not both train and external) and says how to fix it.
 """
 
 from __future__ import annotations
