@@ -1,5 +1,7 @@
 """Deep biomarker library (acceflow.deep): crops, fusion shapes, Cox loss, tiny CPU training,
 embeddings and Grad-CAM. Tiny networks and crops: the whole file runs in well under a minute."""
+import re
+
 import numpy as np
 import pytest
 
@@ -234,3 +236,16 @@ def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
     survival["outcome"].update(type="survival", time="time", event="event")
     with pytest.raises(ConfigError, match="binary outcomes only"):
         check_config(survival)
+
+
+def test_training_logs_its_progress_per_epoch():
+    X, y = _toy(n=8)
+    lines = []
+    f = fit(X, y, {**TINY, "epochs": 2, "augmentation": False}, seed=1, log=lines.append)
+    assert lines[0].startswith("training resnet10 on ") and "batches of 4 per epoch, up to 2 epochs" in lines[0]
+    epochs = [line for line in lines if line.startswith("epoch=")]
+    assert len(epochs) == len(f["history"]) == 2
+    n_train = int(lines[0].split(" on ")[1].split()[0])
+    for e, line in enumerate(epochs, 1):
+        # every training case is seen once per epoch: ceil(n_train / batch) iterations per epoch
+        assert f"iterations={e * -(-n_train // 4)} " in line and re.search(r"elapsed=[\d.]+s$", line), line

@@ -34,3 +34,23 @@ def test_summary_shortens_long_messages_and_keeps_the_first_line():
     summary = failure_summary(RuntimeError("x" * 1000 + "\nsecond line"), None, limit=50)
     assert summary == "error: RuntimeError: " + "x" * 47 + "..."
     assert sys.exc_info() == (None, None, None)
+
+
+def test_nested_cross_validation_logs_fold_k_of_k_with_elapsed_seconds(caplog):
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from acceflow.models.pipeline import internal_validation
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    y = (X["a"] + rng.normal(size=40) > 0).astype(int).to_numpy()
+    with caplog.at_level(logging.INFO, logger="acceflow.models.pipeline"):
+        _, folds = internal_validation(X, y, LogisticRegression, folds=4, repeats=2, seed=1)
+    messages = [r.getMessage() for r in caplog.records if r.name == "acceflow.models.pipeline"]
+    assert messages[0] == "internal validation: 2 repeats x 4 outer folds (8 fits of the whole procedure) on 40 cases, 3 features"
+    assert len(messages) == 9
+    for i, (row, message) in enumerate(zip(folds.itertuples(), messages[1:]), 1):
+        assert message.startswith(f"repeat {row.repeat}/2, fold {row.fold}/4 (fit {i} of 8): {row.n} test cases, "
+                                  f"AUC {row.auc:.3f}, ") and message.endswith(" s elapsed")
