@@ -111,3 +111,13 @@ def test_command_line_config_overrides_single_keys_of_the_demo_config(tmp_path):
     assert any("clinical/site_B/metrics.json" in line for line in outputs)
     assert not any("site_C" in line for line in outputs)  # the override replaced the list of external cohorts
     assert any("results/clinical/train/" in line for line in outputs)  # the demo config's other keys still apply
+
+
+def test_unknown_keys_inside_list_items_are_named_by_index():
+    from acceflow.study.settings import _unknown_keys
+
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "readers": {"type": "array", "items": {"type": "object", "additionalProperties": False,
+                                               "properties": {"name": {"type": "string"}, "mask": {"type": "string"}}}}}}
+    found = list(_unknown_keys({"readers": [{"name": "a", "mask": "m"}, {"name": "b", "msk": "m"}]}, schema, ()))
+    assert found == [(("readers[1]", "msk"), "mask", ["name", "mask"])]
