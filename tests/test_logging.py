@@ -30,9 +30,12 @@ def test_a_step_that_succeeds_prints_nothing_on_the_console(tmp_path, capsys):
     assert capsys.readouterr().err == "" and "done" in (tmp_path / "ok.log").read_text()
 
 
-def test_summary_shortens_long_messages_and_keeps_the_first_line():
-    summary = failure_summary(RuntimeError("x" * 1000 + "\nsecond line"), None, limit=50)
-    assert summary == "error: RuntimeError: " + "x" * 47 + "..."
+def test_summary_shortens_long_messages_and_shows_the_first_lines_of_a_list():
+    assert failure_summary(RuntimeError("x" * 1000), None, limit=50) == "error: RuntimeError: " + "x" * 47 + "..."
+    rows = "t.csv: rows that do not match the schema:\n" + "\n".join(f"  line {i}: bad" for i in range(2, 12))
+    assert failure_summary(ValueError(rows), "logs/ingest_table.log").splitlines() == [
+        "error: ValueError: t.csv: rows that do not match the schema:", "    line 2: bad", "    line 3: bad",
+        "    (+8 more lines in the log)", "  full log: logs/ingest_table.log"]
     assert sys.exc_info() == (None, None, None)
 
 

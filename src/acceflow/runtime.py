@@ -51,20 +51,27 @@ def log_to(path: str | None):
             sys.stdout.flush()
 
 
-def failure_summary(exc: BaseException, log: str | None = None, limit: int = 300) -> str:
+def failure_summary(exc: BaseException, log: str | None = None, limit: int = 300, detail: int = 2) -> str:
     """A short account of a failed step: one line per exception of the chain (``raise ... from``
     and exceptions raised while handling another), outermost first, then where the full log is.
 
-    Each line is ``error: <type>: <message>`` (the message's first line, at most ``limit``
-    characters); the messages of acceflow's errors name the case, file or column and the fix.
+    Each cause is ``error: <type>: <message>`` (its first line, at most ``limit`` characters); a
+    message of several lines (a list of bad rows) adds its next ``detail`` lines, indented, and
+    says how many more the log holds. The messages of acceflow's errors name the case, file or
+    column and the fix.
     """
+    def cut(text: str) -> str:
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
     lines, seen = [], set()
-    while exc is not None and id(exc) not in seen and len(lines) < 5:
+    while exc is not None and id(exc) not in seen and len(seen) < 5:
         seen.add(id(exc))
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if len(text) > limit:
-            text = text[: limit - 3] + "..."
-        lines.append(f"{'error' if not lines else '  caused by'}: {type(exc).__name__}" + (f": {text}" if text else ""))
+        message = [m.strip() for m in str(exc).strip().splitlines() if m.strip()]
+        head = f"{'error' if not lines else '  caused by'}: {type(exc).__name__}"
+        lines.append(head + (f": {cut(message[0])}" if message else ""))
+        lines.extend(f"    {cut(m)}" for m in message[1: 1 + detail])
+        if len(message) > 1 + detail:
+            lines.append(f"    (+{len(message) - 1 - detail} more lines in the log)")
         exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     if log:
         lines.append(f"  full log: {log}")
