@@ -214,3 +214,19 @@ def test_summary_screen_comes_first_with_links_words_and_figure_files(results):
         if rel.endswith(".png"):
             assert base64.b64encode((root / rel).read_bytes()).decode("ascii") in html
     assert "report/figures/roc.svg" in html
+
+
+def test_pdf_has_a_page_break_before_each_section(results):
+    from acceflow.report.browser import find_chromium, print_pdf
+
+    if find_chromium() is None:
+        pytest.skip("chromium not installed: the PDF cannot be printed here (CI installs Debian's chromium)")
+    root, config = results
+    out_html = root / "report/dossier.html"
+    build_dossier(root, config, ["train", "site_B"], out_html, root / "report/summary.json", provenance={})
+    pdf = print_pdf(out_html, root / "report/dossier.pdf")
+    data = pdf.read_bytes()
+    n_sections = out_html.read_text(encoding="utf-8").count("<section>")
+    assert data.startswith(b"%PDF") and n_sections >= 7
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= n_sections
+    assert not list(pdf.parent.glob(".*.tmp.pdf"))

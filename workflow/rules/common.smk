@@ -1,6 +1,7 @@
 # Loads and validates the config, and holds the input functions shared by the rules.
 import functools
 import os
+import sys
 
 import pandas as pd
 from snakemake.utils import validate
@@ -10,6 +11,7 @@ from acceflow.study.results import Results, comparator, fill
 from acceflow.study.settings import DEEP_KIND, check_config, model_names
 from acceflow.study.task import task_for
 
+from acceflow.report.browser import find_chromium
 from acceflow.runtime import put_on_pythonpath
 
 
@@ -19,6 +21,21 @@ if not config:
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
+
+
+def _want_pdf(setting):
+    """report.pdf: true always asks for report/dossier.pdf (rule dossier_pdf fails without Chromium);
+    auto asks for it only when a Chromium is found, and says so when it is not; false never."""
+    if setting is True or (setting == "auto" and find_chromium()):
+        return True
+    if setting == "auto":
+        print("acceflow: report.pdf is auto and no Chromium was found (chromium, chromium-browser, google-chrome "
+              "or ACCEFLOW_CHROMIUM): report/dossier.pdf is not made; the HTML dossier is complete without it.",
+              file=sys.stderr)
+    return False
+
+
+PDF = _want_pdf(config["report"]["pdf"])
 
 RESULTS = config["results"].rstrip("/")
 IMAGES = bool(config["input"]["images"])

@@ -99,8 +99,9 @@ def analytical_verdict(view: ResultsView, summary: Mapping) -> Verdict:
                        "No repeated measurements (test-retest, inter-reader or perturbation): no ICC was computed, "
                        "so the features' measurement error is unknown.", rule, "—")
     forms = ", ".join(stats.get("icc_forms") or []) or "ICC"
-    headline = (f"{h.num(int(n_stable))} of {h.num(int(n))} features stable ({h.num(100 * float(share), 1)}%), "
-                f"{h.e(forms)} 95% CI lower bound ≥ {h.num(float(stats.get('threshold', threshold)), 2)}")
+    headline = (f'<div class="what">Features with {h.e(forms)} 95% CI lower bound ≥ '
+                f"{h.num(float(stats.get('threshold', threshold)), 2)}</div>{h.num(int(n_stable))} of {h.num(int(n))} "
+                f"features stable ({h.num(100 * float(share), 1)}%)")
     unstable = list(summary.get("unstable_model_features") or [])
     if unstable:
         headline += f"; {len(unstable)} model feature(s) not stable"
@@ -137,7 +138,7 @@ def clinical_verdict(view: ResultsView) -> Verdict:
                 above.append(float(lo) > 0.5)
             else:
                 missing.append(c)
-    headline = f"{name} [95% CI] — " + "; ".join(parts) if parts else "—"
+    headline = f'<div class="what">{name} [95% CI]</div>' + "<br>".join(parts) if parts else "—"
     if not above:
         why = (f"no {name} with a confidence interval in {', '.join(missing)}" if missing
                else "no cohort was validated")
@@ -192,8 +193,8 @@ def utility_verdict(view: ResultsView) -> Verdict:
         else:
             cover.append(useful and float(lo) <= a + _TOL and float(hi) >= b - _TOL)
             overlap.append(useful and float(lo) <= b + _TOL and float(hi) >= a - _TOL)
-    headline = ("Threshold range where the model beats treat-all and treat-none — " + "; ".join(parts)
-                if parts else "—")
+    headline = ('<div class="what">Thresholds where net benefit beats treat-all and treat-none</div>'
+                + "<br>".join(parts) if parts else "—")
     if not cover:
         return Verdict("Clinical utility", "utility", "grey",
                        h.e(f"Not assessed: no decision curve for {', '.join(missing) or 'any cohort'}."), rule, headline)
@@ -227,7 +228,7 @@ def _claim(view: ResultsView, summary: Mapping) -> str:
         what = f"<code>{h.e(outcome.get('column'))}</code> = <code>{h.e(outcome.get('positive'))}</code>"
     n_feat = summary.get("n_nonzero_coefficients") or summary.get("n_model_features")
     model = card.get("model") or (view.config.get("model") or {}).get("primary")
-    kind = f"{h.e(model)} " if model else ""
+    kind = f"{h.e(model)}, " if model else ""
     trained = (f"trained on {h.e(h.join(card.get('training_cohorts')))} (n = {h.num(card.get('n_train'))}, "
                f"{h.num(card.get('n_events_train'))} events)")
     ext = card.get("external_cohorts") or []
@@ -237,7 +238,7 @@ def _claim(view: ResultsView, summary: Mapping) -> str:
     else:
         tested = "with internal validation only (no external cohort)"
     learner = h.e(card.get("learner") or "—")
-    return (f"<p class=\"claim\"><strong>Claim.</strong> A {kind}model ({learner}, {h.num(n_feat)} feature(s) "
+    return (f"<p class=\"claim\"><strong>Claim.</strong> A model ({kind}{learner}, {h.num(n_feat)} feature(s) "
             f"with non-zero weight) predicts {what}; {trained}, {tested}. The ethical, legal and social implications "
             "(the E of ACCE) are the authors' to write.</p>")
 
