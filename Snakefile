@@ -28,4 +28,6 @@ rule all:
         R("report/summary.json"),
         R("report/provenance.json"),
         R("report/rulegraph.svg"),
+        R(Results.REPORT_FIGURES),
+        R(Results.DOSSIER_PDF) if PDF else [],
     default_target: True

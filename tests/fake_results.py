@@ -13,6 +13,7 @@ from acceflow.metrics.decision_curve import useful_threshold_range
 from acceflow.report import figures
 from acceflow.runtime import write_json
 from acceflow.study.cohorts import cohort_table, feature_summary
+from acceflow.study.stability import stability_summary
 
 FEATURES = [f"CT_original_{cls}_{name}" for cls in ("firstorder", "glcm", "shape")
             for name in ("Mean", "Energy", "Entropy", "Contrast")]
@@ -135,8 +136,11 @@ def make_results(root, validation="external", repeats=True):
 
 
 def _write_rule_outputs(root, feats, config, cohorts):
-    """What the cohort_summary, useful_thresholds and utility_figures rules write (the dossier reads them)."""
+    """What the cohort_summary, icc_summary, useful_thresholds and utility_figures rules write (the dossier reads
+    them)."""
     cohort_table(feats, config).to_csv(root / "features" / "cohorts.tsv", sep="\t", index=False)
+    icc = pd.read_csv(root / "analytical" / "icc.tsv", sep="\t")
+    write_json(stability_summary(icc, config["reproducibility"]["threshold"]), root / "analytical" / "icc_summary.json")
     write_json(feature_summary(feats, config), root / "features" / "feature_summary.json")
     for cohort in cohorts:
         curve = pd.read_csv(root / "utility" / cohort / "decision_curve.tsv", sep="\t")

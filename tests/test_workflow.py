@@ -159,6 +159,40 @@ def test_snakemake_report_builds(demo_run):
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = out.read_text(encoding="utf-8", errors="replace")
     assert out.stat().st_size > 100_000 and "dossier.html" in text
+    # the dossier's figures (a folder registered with patterns) and the utility figures, with their captions
+    for name in ("roc.png", "icc.png", "calibration.png", "decision_curve.png"):
+        assert name in text, name
+    assert "Dossier figure" in text and "Decision curves" in text
+
+
+def test_figures_are_files_and_the_pdf_is_printed(demo_run):
+    """Every figure the dossier embeds is report/figures/{name}.png (same bytes) and .svg; the PDF is printed
+    when Chromium is installed (report.pdf: auto), one page or more per dossier section."""
+    import base64
+
+    from acceflow.report.browser import find_chromium
+
+    _, _, results = demo_run
+    summary = json.loads((results / "report/summary.json").read_text())
+    html = (results / "report/dossier.html").read_text()
+    assert {"report/figures/roc.png", "report/figures/icc.svg", "report/figures/bland_altman.png"} <= set(
+        summary["figures"])
+    for rel in summary["figures"]:
+        if rel.endswith(".png"):
+            assert base64.b64encode((results / rel).read_bytes()).decode("ascii") in html, rel
+        else:
+            assert (results / rel).read_text().lstrip().startswith(("<?xml", "<svg")), rel
+    assert set(summary["verdicts"]) == {"analytical", "clinical", "utility"}
+    provenance = json.loads((results / "report/provenance.json").read_text())
+    assert "report/figures/roc.png" in provenance["outputs"]
+    pdf = results / "report/dossier.pdf"
+    if find_chromium() is None:
+        assert not pdf.exists()
+        pytest.skip("chromium not installed: report.pdf auto skips the PDF (CI installs Debian's chromium)")
+    data = pdf.read_bytes()
+    n_sections = html.count("<section>")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
+    assert data.startswith(b"%PDF") and pages >= n_sections >= 8, (pages, n_sections)
 
 
 def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):

@@ -64,6 +64,23 @@ rule icc:
         "../scripts/icc.py"
 
 
+rule icc_summary:
+    input:
+        icc=R(Results.ICC),
+    output:
+        summary=R(Results.ICC_SUMMARY),
+    params:
+        threshold=config["reproducibility"]["threshold"],
+    log:
+        R("logs/icc_summary.log"),
+    benchmark:
+        R("benchmarks/icc_summary.tsv")
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/icc_summary.py"
+
+
 rule segmentation_agreement:
     input:
         scans=R(Results.SCANS) if IMAGES else [],

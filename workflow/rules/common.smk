@@ -1,6 +1,7 @@
 # Loads and validates the config, and holds the input functions shared by the rules.
 import functools
 import os
+import sys
 
 import sys
 
@@ -13,6 +14,7 @@ from acceflow.study.settings import (DEEP_KIND, ConfigError, check_config, comma
                                      validate_config)
 from acceflow.study.task import task_for
 
+from acceflow.report.browser import find_chromium
 from acceflow.runtime import put_on_pythonpath
 
 
@@ -30,6 +32,21 @@ try:
     check_config(config)
 except ConfigError as error:  # one line, not a traceback or a schema dump
     sys.exit(f"acceflow: config error: {error}")
+
+
+def _want_pdf(setting):
+    """report.pdf: true always asks for report/dossier.pdf (rule dossier_pdf fails without Chromium);
+    auto asks for it only when a Chromium is found, and says so when it is not; false never."""
+    if setting is True or (setting == "auto" and find_chromium()):
+        return True
+    if setting == "auto":
+        print("acceflow: report.pdf is auto and no Chromium was found (chromium, chromium-browser, google-chrome "
+              "or ACCEFLOW_CHROMIUM): report/dossier.pdf is not made; the HTML dossier is complete without it.",
+              file=sys.stderr)
+    return False
+
+
+PDF = _want_pdf(config["report"]["pdf"])
 
 RESULTS = config["results"].rstrip("/")
 IMAGES = bool(config["input"]["images"])

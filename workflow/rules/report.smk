@@ -29,6 +29,7 @@ rule dossier:
         cohorts=R(Results.COHORTS),
         feature_summary=R(Results.FEATURE_SUMMARY),
         icc=R(Results.ICC),
+        icc_summary=R(Results.ICC_SUMMARY),
         agreement=R(Results.AGREEMENT),
         dropped=R(Results.DROPPED_FEATURES),
         segmentation=R(Results.SEGMENTATION_AGREEMENT),
@@ -57,6 +58,16 @@ rule dossier:
         rulegraph=report(
             R(Results.RULEGRAPH), caption="../report/rulegraph.rst", category="5. Provenance"
         ),
+        # every figure the dossier draws, {name}.png (embedded in the dossier) and {name}.svg; a folder,
+        # because which figures exist depends on the study (survival, repeats, deep models, ...)
+        figures=report(
+            directory(R(Results.REPORT_FIGURES)),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="1. Dossier",
+            subcategory="Figures",
+            labels={"figure": "{name}"},
+        ),
     params:
         config=config,
         cohorts=COHORTS,
@@ -70,3 +81,20 @@ rule dossier:
         "../envs/statistics.yaml"
     script:
         "../scripts/dossier.py"
+
+
+# The dossier printed to PDF by headless Chromium (config report.pdf; rule all asks for it when PDF is
+# true, see common.smk): a separate rule, so that a machine without Chromium still finishes the run.
+rule dossier_pdf:
+    input:
+        html=R(Results.DOSSIER),
+    output:
+        pdf=report(R(Results.DOSSIER_PDF), caption="../report/dossier_pdf.rst", category="1. Dossier"),
+    log:
+        R("logs/dossier_pdf.log"),
+    benchmark:
+        R("benchmarks/dossier_pdf.tsv")
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/dossier_pdf.py"

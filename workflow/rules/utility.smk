@@ -118,9 +118,21 @@ rule utility_figures:
         bins=R(Results.CALIBRATION_BINS),
         curves=lambda wildcards: model_curves(wildcards.cohort),
     output:
-        cal_png=R(Results.CALIBRATION_FIGURE, ext="png"),
+        cal_png=report(
+            R(Results.CALIBRATION_FIGURE, ext="png"),
+            caption="../report/calibration_figure.rst",
+            category="4. Clinical utility",
+            subcategory="Figures",
+            labels={"cohort": "{cohort}", "file": "calibration figure"},
+        ),
         cal_svg=R(Results.CALIBRATION_FIGURE, ext="svg"),
-        dc_png=R(Results.DECISION_CURVE_FIGURE, ext="png"),
+        dc_png=report(
+            R(Results.DECISION_CURVE_FIGURE, ext="png"),
+            caption="../report/decision_curve_figure.rst",
+            category="4. Clinical utility",
+            subcategory="Figures",
+            labels={"cohort": "{cohort}", "file": "decision-curve figure"},
+        ),
         dc_svg=R(Results.DECISION_CURVE_FIGURE, ext="svg"),
     params:
         models=[PRIMARY, *COMPARATORS],

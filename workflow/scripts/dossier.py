@@ -36,9 +36,13 @@ with log_to(snakemake.log[0]):
                f'font-family="sans-serif" font-size="12">Rule graph {why}</text></svg>\n')
     atomic_write_bytes(svg.encode("utf-8"), snakemake.output.rulegraph)
 
-    build_dossier(results, snakemake.params.config, snakemake.params.cohorts, snakemake.output.html,
-                  snakemake.output.summary, provenance=provenance, rulegraph_svg=svg)
+    summary = build_dossier(results, snakemake.params.config, snakemake.params.cohorts, snakemake.output.html,
+                            snakemake.output.summary, provenance=provenance, rulegraph_svg=svg,
+                            figures_dir=snakemake.output.figures)
+    figures = sorted(Path(snakemake.output.figures).glob("*.*"))
+    print(f"{len(figures)} figure files in {snakemake.output.figures}; verdicts: "
+          + ", ".join(f"{t} {v['verdict']}" for t, v in summary["verdicts"].items()))
     # the report files are named in the provenance too, so `acceflow verify` also checks them
-    for path in (snakemake.output.html, snakemake.output.summary, snakemake.output.rulegraph):
+    for path in (snakemake.output.html, snakemake.output.summary, snakemake.output.rulegraph, *figures):
         provenance["outputs"][Path(path).resolve().relative_to(results.resolve()).as_posix()] = sha256_file(path)
     write_json(provenance, snakemake.output.provenance)

@@ -10,6 +10,9 @@
    which ``--dump-dom`` returns;
 3. as written, to take a full-width screenshot (a PNG kept as a QC artefact).
 
+:func:`print_pdf` prints the dossier to PDF (A4; the page's ``@media print`` rules put each section on a
+new page and keep figures whole) and :func:`screenshot` takes a picture of the top of the page.
+
 Chromium is found as ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH`` (or the
 ``ACCEFLOW_CHROMIUM`` environment variable). The flags work as root in containers.
 """
@@ -26,7 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BrowserCheck", "check_in_browser", "find_chromium"]
+__all__ = ["BrowserCheck", "check_in_browser", "find_chromium", "print_pdf", "screenshot"]
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -129,3 +132,47 @@ def check_in_browser(html_path: str | os.PathLike, screenshot: str | os.PathLike
     _run(chromium, [f"--window-size={width},{height}", f"--screenshot={shot}", url], timeout)
     result.screenshot = str(shot) if shot.is_file() and shot.stat().st_size > 0 else None
     return result
+
+
+def print_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike, *, chromium: str | None = None,
+              timeout: float = 300) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium (``--print-to-pdf``, no header or footer).
+
+    The page's own print style sheet decides the layout (the dossier's: A4, a page break before each
+    section, figures and tables not split). The PDF is written next to its destination first and moved
+    into place, so a failed print leaves no partial file.
+
+    Raises ``FileNotFoundError`` when no Chromium is found, ``RuntimeError`` (with Chromium's last
+    messages) when it writes no PDF.
+    """
+    chromium = chromium or find_chromium()
+    if not chromium:
+        raise FileNotFoundError("no chromium / google-chrome executable found (install Debian's chromium, or set "
+                                "ACCEFLOW_CHROMIUM to its path)")
+    page = Path(html_path).resolve()
+    out = Path(pdf_path).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.pdf")
+    tmp.unlink(missing_ok=True)
+    proc = _run(chromium, ["--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
+                           "--virtual-time-budget=10000", f"--print-to-pdf={tmp}", page.as_uri()], timeout)
+    if not tmp.is_file() or tmp.stat().st_size == 0 or not tmp.read_bytes().startswith(b"%PDF"):
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"chromium wrote no PDF of {page}: {proc.stderr.strip()[-1500:]}")
+    os.replace(tmp, out)
+    return out
+
+
+def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, *, width: int = 1280, height: int = 900,
+               chromium: str | None = None, timeout: float = 120) -> Path:
+    """A PNG of the top ``width`` x ``height`` pixels of ``html_path`` (what a reader sees first)."""
+    chromium = chromium or find_chromium()
+    if not chromium:
+        raise FileNotFoundError("no chromium / google-chrome executable found (set ACCEFLOW_CHROMIUM)")
+    shot = Path(png_path).resolve()
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    _run(chromium, [f"--window-size={width},{height}", f"--screenshot={shot}", Path(html_path).resolve().as_uri()],
+         timeout)
+    if not shot.is_file() or shot.stat().st_size == 0:
+        raise RuntimeError(f"chromium wrote no screenshot of {html_path}")
+    return shot

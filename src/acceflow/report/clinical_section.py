@@ -127,7 +127,7 @@ def survival_clinical(view: ResultsView) -> str:
                              "<strong>Kaplan–Meier curves by risk group.</strong> Cases split at the median risk "
                              "score of the training cohort (the cut-off is fixed on training and applied "
                              "unchanged); shaded bands are 95% CIs. Separated curves mean the score stratifies "
-                             "prognosis.", "Kaplan-Meier curves by risk group"))
+                             "prognosis.", "Kaplan-Meier curves by risk group", name="km"))
     return "\n".join(out)
 
 
@@ -156,7 +156,8 @@ def survival_utility(view: ResultsView) -> str:
         out.append(h.figure(lambda: survival_calibration_figure(bins, horizon),
                              f"<strong>Calibration at {h.num(horizon)} days.</strong> Mean predicted risk against "
                              "the Kaplan–Meier observed risk in quintiles of predicted risk, with 95% CIs; the "
-                             "dotted diagonal is perfect calibration.", "Survival calibration"))
+                             "dotted diagonal is perfect calibration.", "Survival calibration",
+                             name="survival_calibration"))
     return "\n".join(out)
 
 

@@ -138,7 +138,8 @@ def deep_section(view: ResultsView) -> Section | None:
     if len(history):
         out.append(h.figure(lambda: _history_figure(history),
                              "Training history of the final (frozen) network: losses per epoch and the validation "
-                             "split's AUC; early stopping on the validation loss.", "deep training history"))
+                             "split's AUC; early stopping on the validation loss.", "deep training history",
+                             name="deep_training_history"))
     out += ["<h3 id=\"model-comparison-side-by-side\">All models side by side</h3>",
             h.p("Clinical-only, radiomics (imaging), combined and deep models on the same cases of each cohort: "
                  "AUC with DeLong 95% CI, the paired DeLong test against the reference model, Brier score, "
@@ -167,7 +168,7 @@ def deep_section(view: ResultsView) -> Section | None:
                          "compact"),
                 h.figure(lambda c=c: _comparison_figure(view, c),
                           f"{h.e(h.cohort_name(c))}: calibration (bins of predicted risk) and decision curves "
-                          f"of every model on one plot.", f"model comparison {c}")]
+                          f"of every model on one plot.", f"model comparison {c}", name=f"model_comparison-{c}")]
     deep_icc = view.tsv(Results.DEEP_ICC)
     hand_icc = view.tsv(Results.ICC)
     feats = view.tsv(Results.DEEP_FEATURES, dtype={"case_id": str})

@@ -37,6 +37,7 @@ from acceflow.report.deep_section import deep_section
 from acceflow.report.html import png_file_figure, svg_figure
 from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
+from acceflow.report.summary_section import summary_screen, tier_verdicts
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 from acceflow.study.task import task_for
@@ -417,7 +418,7 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
             out.append(h.figure(lambda: F.bland_altman_figure(rep, feats[:4], agr),
                                "<strong>Bland–Altman plots</strong> of the model's most weighted features: "
                                "difference of the repeats against their mean; solid line the bias, dashed lines "
-                               "the 95% limits of agreement.", "Bland–Altman plots"))
+                               "the 95% limits of agreement.", "Bland–Altman plots", name="bland_altman"))
     dropped = data.get("dropped")
     if dropped is not None and len(dropped):
         out.append("<h3>Features dropped as not reproducible</h3>")
@@ -459,7 +460,8 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
         out.append(h.figure(lambda: F.site_effect_figure(se),
                            "<strong>Site effect before and after ComBat.</strong> One dot per feature: −log10 of the "
                            "Kruskal–Wallis p value across cohorts before (x) and after (y) harmonisation; dashed lines "
-                           "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after"))
+                           "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after",
+                           name="site_effect"))
     ibsi = _section_ibsi(data)
     if ibsi:
         out.append(ibsi)
@@ -582,7 +584,7 @@ def _section_analytical(data: dict, s: dict) -> str:
         "group and one dot per feature). Colours give the Koo &amp; Li (2016) band (poor &lt; 0.5, "
         "moderate &lt; 0.75, good ≤ 0.9, excellent &gt; 0.9). The dashed line is the stability threshold: a "
         "feature whose whole interval lies to its right is stable.",
-        "ICC per feature with 95% CI"))
+        "ICC per feature with 95% CI", name="icc"))
     out.append(_section_analytical_more(data, s))
     return "\n".join(out)
 
@@ -652,7 +654,7 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
             "(<em>train</em>) is built from out-of-fold predictions of the internal validation; solid "
             "curves are external cohorts. A curve nearer the top-left corner discriminates better; the "
             "dotted diagonal is chance.",
-            "ROC curves per cohort"))
+            "ROC curves per cohort", name="roc"))
     if view.survival:
         out.append(survival_clinical(view))
     out.append(clinical_extras(view))
@@ -867,8 +869,9 @@ def build_dossier(
     out_summary: str | os.PathLike,
     provenance: Mapping | None = None,
     rulegraph_svg: str | None = None,
+    figures_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Write the evidence dossier (self-contained HTML) and its ``summary.json``.
+    """Write the evidence dossier (self-contained HTML), its ``summary.json`` and its figures as files.
 
     Parameters
     ----------
@@ -880,13 +883,17 @@ def build_dossier(
         ``None``, ``report/provenance.json`` under ``results_dir`` is used if it exists
     rulegraph_svg : the run's rule graph as SVG (embedded in the appendix); when ``None``,
         ``report/rulegraph.svg`` under ``results_dir`` is used if it exists
+    figures_dir : where every figure the dossier draws is also written as ``{name}.png`` (the bytes
+        embedded) and ``{name}.svg`` (default ``report/figures/`` under ``results_dir``; earlier
+        PNG/SVG files there are removed first)
 
     Returns
     -------
     dict : the summary (what ``summary.json`` holds): validation type, feature counts, events per
         variable, and per cohort n, events, AUC with CI, Brier, calibration intercept / slope with
         CIs, ICI and the threshold range where the model beats both default strategies; plus the
-        detected limitations.
+        detected limitations; ``verdicts`` (per ACCE tier: verdict, reason, rule) and ``figures`` (the
+        figure files written, relative to the results folder).
     """
     results = Path(results_dir)
     if provenance is None:
@@ -897,9 +904,15 @@ def build_dossier(
     view = ResultsView(results, config, cohorts, provenance=provenance, rulegraph_svg=rulegraph_svg)
     summary = summarise(view)
     title = str(config.get("title") or config.get("name") or "Imaging biomarker evidence dossier")
-    sections = [s for s in (section(view) for section in SECTIONS) if s is not None and s.html]
+    folder = Path(figures_dir) if figures_dir is not None else results / Results.REPORT_FIGURES
+    for old in folder.glob("*.*g") if folder.is_dir() else []:  # figures of an earlier dossier
+        if old.suffix in (".png", ".svg"):
+            old.unlink()
+    with h.figures_to(folder) as names:
+        sections = [s for s in (section(view) for section in SECTIONS) if s is not None and s.html]
     page = render_page(title, sections, (provenance or {}).get("created"), NAV)
     atomic_write_bytes(page.encode("utf-8"), out_html)
+    summary["figures"] = [f"{folder.parent.name}/{folder.name}/{n}.{ext}" for n in names for ext in ("png", "svg")]
     write_json(summary, out_summary)
     return summary
 
@@ -916,11 +929,20 @@ def summarise(view: ResultsView) -> dict:
     summary.update(extra)
     summary.update(segmentation_summary(view))
     icc.update(extra, design=extra.get("reproducibility_design"))
+    verdicts = tier_verdicts(view, summary)
+    view._cache["_verdicts"] = verdicts
+    summary["verdicts"] = {v.anchor: v.as_dict() for v in verdicts}
     view.summary, view.icc = summary, icc
     return summary
 
 
 # --------------------------------------------------------------------------- sections: one signature
+
+
+def summary_section(view: ResultsView) -> Section:
+    """The summary screen: claim, headline figures and a verdict per ACCE tier (acceflow.report.summary_section)."""
+    summary = summarise(view)
+    return Section("summary", summary_screen(view, summary, view._cache["_verdicts"]))
 
 
 def study_section(view: ResultsView) -> Section:
@@ -953,10 +975,10 @@ def checklists_section(view: ResultsView) -> Section:
 
 
 #: The dossier's sections in order; each ``section(view) -> Section | None``.
-SECTIONS = (study_section, analytical_section, segmentation_section, clinical_section, utility_section,
+SECTIONS = (summary_section, study_section, analytical_section, segmentation_section, clinical_section, utility_section,
             deep_section, limitations_section, appendix_section, checklists_section)
 
 #: The table of contents (anchor, label).
-NAV = (("study", "Study and data"), ("analytical", "Analytical validity"), ("clinical", "Clinical validity"),
+NAV = (("summary", "Summary: verdict per ACCE tier"), ("study", "Study and data"), ("analytical", "Analytical validity"), ("clinical", "Clinical validity"),
        ("utility", "Clinical utility"), ("limitations", "Limitations"), ("appendix", "Appendix A: provenance"),
        ("checklists", "Appendix B: reporting checklists"))

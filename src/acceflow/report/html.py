@@ -9,8 +9,12 @@ is formatted (numbers) or escaped (text).
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import html as _html
+import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -19,7 +23,26 @@ import numpy as np
 from acceflow.report import figures as F
 
 __all__ = ["Html", "e", "isnum", "num", "ci", "cell", "table", "kv_table", "p", "heading", "figure",
-           "png_figure", "png_file_figure", "svg_figure", "f", "join", "cohort_name"]
+           "png_figure", "png_file_figure", "svg_figure", "f", "join", "cohort_name", "figures_to"]
+
+#: (folder, names written so far) while :func:`figures_to` is active: where :func:`figure` saves its files
+_FIGURES: contextvars.ContextVar[tuple[Path, list[str]] | None] = contextvars.ContextVar("acceflow_figures",
+                                                                                        default=None)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@contextlib.contextmanager
+def figures_to(folder: str | Path):
+    """While active, every :func:`figure` given a ``name`` is also saved as ``folder/{name}.png`` (the bytes
+    embedded in the page) and ``folder/{name}.svg``. Yields the list of names written, in order."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    token = _FIGURES.set((folder, names))
+    try:
+        yield names
+    finally:
+        _FIGURES.reset(token)
 
 
 class Html(str):
@@ -109,14 +132,33 @@ def svg_figure(svg: str, caption: str, alt: str) -> Html:
                 f"<figcaption>{caption}</figcaption></figure>")
 
 
-def figure(make: Callable, caption: str, alt: str) -> Html:
-    """Draw a matplotlib figure with ``make()`` and embed it; a failure is shown in place of the image."""
+def figure(make: Callable, caption: str, alt: str, name: str | None = None) -> Html:
+    """Draw a matplotlib figure with ``make()`` once and embed it as PNG; a failure is shown in place of the image.
+
+    With a ``name`` (a stable file name: letters, digits, ``_ . -``; other characters become ``_``) and inside :func:`figures_to`, the
+    figure is also written as ``{name}.png`` (the bytes embedded) and ``{name}.svg`` there
+    (``report/figures/``, :data:`acceflow.study.results.Results.REPORT_FIGURE`) and the caption names the files.
+    """
     try:
         fig = make()
     except Exception as exc:  # noqa: BLE001 - the dossier shows the failure instead of dying
         return p(f"Figure not drawn ({e(alt)}): {e(type(exc).__name__)}: {e(exc)}", "warn")
+    sink = _FIGURES.get()
     try:
-        data = F.figure_to_base64_png(fig)
+        if name is None or sink is None:
+            data = F.figure_to_base64_png(fig)
+        else:
+            if not _NAME.fullmatch(name):  # a cohort name with spaces or slashes: a safe file name
+                name = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("._-") or "figure"
+            folder, names = sink
+            if name in names:
+                logging.getLogger(__name__).warning("figure %s drawn twice in one dossier; the file keeps the last", name)
+            else:
+                names.append(name)
+            png, _svg = F.save_figure(fig, folder / name, dpi=110)
+            data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+            shown = f"{folder.parent.name}/{folder.name}/{name}"
+            caption += f" (Also <code>{e(shown)}.png</code> and <code>{e(shown)}.svg</code>.)"
     finally:
         F.plt.close(fig)
     return png_figure(data, caption, alt)

@@ -70,6 +70,8 @@ class Results:
     DROPPED_FEATURES = "analytical/dropped_features.tsv"
     SEGMENTATION_AGREEMENT = "analytical/segmentation_agreement.tsv"
     SITE_EFFECT = "analytical/site_effect.tsv"
+    #: counts and share of stable features (the summary screen's analytical verdict reads it)
+    ICC_SUMMARY = "analytical/icc_summary.json"
     IBSI = "analytical/ibsi.tsv"
     IBSI_SUMMARY = "analytical/ibsi_summary.tsv"
     SEGMENTATION_QUALITY = "analytical/segmentation_quality.tsv"
@@ -114,6 +116,11 @@ class Results:
     SUMMARY = "report/summary.json"
     PROVENANCE = "report/provenance.json"
     RULEGRAPH = "report/rulegraph.svg"
+    #: every figure the dossier rule draws, as ``{name}.png`` (the bytes embedded in the dossier) and ``{name}.svg``
+    REPORT_FIGURES = "report/figures"
+    REPORT_FIGURE = "report/figures/{name}.{ext}"
+    #: the dossier printed by headless Chromium (rule dossier_pdf; config ``report.pdf``)
+    DOSSIER_PDF = "report/dossier.pdf"
 
 
 _WILDCARD = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
