@@ -45,7 +45,7 @@ def clinical_extras(view: ResultsView) -> str:
                    f"{int(table['n_events'].iloc[0])} events)</h4>",
                    h.table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)"], rows, "compact")]
     if blocks:
-        out += ["<h3>Model comparison</h3>",
+        out += ["<h3 id=\"model-comparison\">Model comparison</h3>",
                 h.p("Every model on the same cases. The paired DeLong test (DeLong et al. 1988) compares each "
                      "model's AUC with the reference model's (the clinical baseline when it exists): does the "
                      "biomarker add to what the clinic already knows? <em>train</em> rows are out-of-fold.",

@@ -32,6 +32,7 @@ import yaml
 
 from acceflow.report import figures as F
 from acceflow.report import html as h
+from acceflow.report.checklist_answers import Answer, RunFacts, answer_item
 from acceflow.report.clinical_section import clinical_extras, survival_clinical, survival_utility, utility_extras
 from acceflow.report.deep_section import deep_section
 from acceflow.report.html import png_file_figure, svg_figure
@@ -41,7 +42,7 @@ from acceflow.report.view import Results, ResultsView, Section
 from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 from acceflow.study.task import task_for
 
-__all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
+__all__ = ["build_dossier", "detect_limitations", "load_checklist", "checklist_answers", "CHECKLISTS"]
 
 #: The reporting checklists shipped with acceflow (files in ``acceflow/report/checklists/``).
 CHECKLISTS = {"tripod-ai": "tripod_ai.yaml", "clear": "clear.yaml"}
@@ -821,38 +822,50 @@ def load_checklist(name: str) -> dict:
     """A reporting checklist shipped with acceflow: ``"tripod-ai"`` or ``"clear"`` (see :data:`CHECKLISTS`).
 
     Returns the YAML's content: ``name``, ``reference`` and ``items`` (each ``id``, ``section``,
-    ``text``, ``where``: a dossier anchor ``#...``, a results file, or ``"author"``; optional ``note``).
+    ``text``; ``answer``: the function of :mod:`acceflow.report.checklist_answers` that answers it
+    from the run's results, absent for items only the authors can answer; optional ``author_note``).
     """
     path = Path(__file__).with_name("checklists") / CHECKLISTS[name]
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
-def _where_link(where: str) -> str:
-    if where == "author":
-        return "<em>author to complete</em>"
+def _where_link(where: str | None) -> str:
+    if not where:
+        return ""
     if where.startswith("#"):
         return f'<a href="{h.e(where)}">dossier {h.e(where[1:])}</a>'
     return f'<a href="../{h.e(where)}"><code>{h.e(where)}</code></a>'
 
 
-def _section_checklists() -> str:
+_STATUS = {"covered": "covered", "partly": "in part", "author": "<em>authors to complete</em>"}
+
+
+def checklist_answers(view: ResultsView) -> dict[str, list[tuple[dict, Answer]]]:
+    """Checklist key -> each item with its answer, derived from this run's results
+    (:func:`acceflow.report.checklist_answers.answer_item`)."""
+    facts = RunFacts(view)
+    return {key: [(i, answer_item(i, facts)) for i in load_checklist(key)["items"]] for key in CHECKLISTS}
+
+
+def _section_checklists(view: ResultsView) -> str:
     out = ["<h2 id=\"checklists\">7. Appendix B: reporting checklists</h2>",
-           h.p("Each item of TRIPOD+AI and CLEAR is marked as <strong>covered</strong> (with a link to the dossier "
-              "section or the results file that shows it; file links resolve next to this dossier in the results "
-              "folder) or as the <em>author's to complete</em>. Item texts are brief paraphrases; report against "
-              "the published checklists.", "note")]
-    for key in CHECKLISTS:
+           h.p("Each item of TRIPOD+AI and CLEAR is answered from this run's results: <strong>covered</strong> "
+              "(with a link to the dossier section or the results file that shows it; file links resolve next to "
+              "this dossier in the results folder), covered <strong>in part</strong>, or the <em>authors' to "
+              "complete</em>, with the reason. Item texts are brief paraphrases; report against the published "
+              "checklists.", "note")]
+    for key, answered in checklist_answers(view).items():
         cl = load_checklist(key)
-        items = cl["items"]
-        covered = sum(1 for i in items if i["where"] != "author")
+        n = {s: sum(1 for _, a in answered if a.status == s) for s in _STATUS}
         out.append(f"<h3 id=\"{key}\">{h.e(cl['name'])} ({h.e(cl['reference'])})</h3>")
-        out.append(h.p(f"{covered} of {len(items)} items covered by the pipeline (fully or in part); "
-                      f"{len(items) - covered} for the author."))
+        out.append(h.p(f"{n['covered']} of {len(answered)} items covered by this run, {n['partly']} in part; "
+                      f"{n['author']} for the authors."))
         rows = [[str(i["id"]), i["section"], i["text"],
-                 h.Html(("covered: " if i["where"] != "author" else "") + _where_link(i["where"])),
-                 i.get("note", "")] for i in items]
-        out.append(h.table(["Item", "Section", "Item (paraphrased)", "Status", "Note"], rows, "compact checklist"))
+                 h.Html(" ".join(x for x in (_STATUS[a.status] + (":" if a.where else ""), _where_link(a.where)) if x)),
+                 h.Html(a.note)] for i, a in answered]
+        out.append(h.table(["Item", "Section", "Item (paraphrased)", "Status", "Answer from this run"], rows,
+                           "compact checklist"))
     return "\n".join(out)
 
 
@@ -949,7 +962,8 @@ def appendix_section(view: ResultsView) -> Section:
 
 
 def checklists_section(view: ResultsView) -> Section:
-    return Section("checklists", _section_checklists())
+    summarise(view)
+    return Section("checklists", _section_checklists(view))
 
 
 #: The dossier's sections in order; each ``section(view) -> Section | None``.
