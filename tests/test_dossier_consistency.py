@@ -141,3 +141,133 @@ def test_with_integer_counts_converts_only_whole_counts():
     assert h.num(out["n"].iloc[0]) == "51" and h.num(out["n"].iloc[1]) == "—"
     assert json.dumps(h.with_integer_counts({"n_train": 60.0})) == '{"n_train": 60}'
     assert yaml.safe_dump(h.with_integer_counts({"jobs": 2.0})).strip() == "jobs: 2"
+
+
+# ------------------------------------------------------------------------------------ figures
+
+
+def test_each_utility_figure_once_per_cohort(tmp_path):
+    html = _render(tmp_path, comparators=("clinical", "combined_early"))
+    alts = re.findall(r'<img [^>]*alt="([^"]+)"', html)
+    for cohort in ("train", "site_B"):
+        assert alts.count(f"calibration {cohort}") == 1, alts
+        assert alts.count(f"decision_curve {cohort}") == 1, alts
+    assert not [a for a in alts if "model comparison" in a]
+
+
+def _simulate(hex_colour, matrix):
+    """A colour as seen with a colour-vision deficiency (Machado, Oliveira & Fernandes 2009, severity 1),
+    in linear RGB."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    return np.clip(matrix @ lin, 0, 1)
+
+
+_DEUTERANOPIA = np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                          [-0.011820, 0.042940, 0.968881]])
+_PROTANOPIA = np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                        [-0.003882, -0.048116, 1.051998]])
+
+
+def _min_cvd_distance(colours) -> float:
+    colours = list(colours)
+    return min(np.linalg.norm(_simulate(a, m) - _simulate(b, m)) for m in (_DEUTERANOPIA, _PROTANOPIA)
+               for i, a in enumerate(colours) for b in colours[i + 1:])
+
+
+def test_palettes_stay_distinct_for_red_green_colour_blindness():
+    from acceflow.report import figures as F
+    from acceflow.report import utility_figures as U
+
+    assert U.MODEL_COLOURS is F.MODEL_COLOURS  # one owner
+    threshold = 0.08
+    assert _min_cvd_distance(["#2ca02c", "#d62728"]) < threshold  # matplotlib's old green/red pair fails
+    assert _min_cvd_distance(["#1b7837", "#b2182b"]) < threshold  # the former risk-group pair fails
+    for name, colours in (("models", F.MODEL_COLOURS.values()), ("risk groups", F.RISK_GROUP_COLOURS.values()),
+                          ("Koo & Li", F.KOO_LI_COLOURS.values()), ("outcome", F.OUTCOME_COLOURS.values()),
+                          ("overlay", F.OVERLAY_COLOURS.values()), ("cohorts", F.PALETTE[:6])):
+        assert _min_cvd_distance(colours) >= threshold, name
+    assert F.plt.rcParams["axes.prop_cycle"].by_key()["color"] == F.PALETTE
+
+
+def test_no_colour_is_defined_outside_the_palette_owner():
+    from pathlib import Path
+
+    from acceflow.report import figures as F
+
+    folder = Path(F.__file__).parent
+    for path in folder.glob("*.py"):
+        if path.name in ("figures.py", "rulegraph.py"):  # the owner; the rule graph's SVG boxes
+            continue
+        text = path.read_text(encoding="utf-8")
+        for hexcode in re.findall(r'"(#[0-9a-fA-F]{6})"', text):
+            r, g, b = (hexcode[i:i + 2] for i in (1, 3, 5))
+            assert r == g == b, (path.name, hexcode)  # greys only
+        assert not re.search(r'colou?rs?="(red|green|lime|magenta|tab:\w+)"', text), path.name
+
+
+def test_primary_decision_curve_is_drawn_last_on_top_and_thickest(tmp_path):
+    from acceflow.report import utility_figures as U
+
+    root = tmp_path
+    make_results(root)
+    curve = pd.read_csv(root / "utility" / "site_B" / "decision_curve.tsv", sep="\t")
+    worse = curve.assign(net_benefit_model=curve["net_benefit_model"] - 0.01)
+    curves = {"clinical": worse, "imaging": curve, "combined_early": worse}  # primary not first, not last
+    fig = U.decision_curves_figure(curves, None, "t", "imaging")
+    ax = fig.axes[0]
+    models = [line for line in ax.lines if line.get_label() in ("clinical", "combined_early", "imaging (primary)")]
+    primary = models[-1]
+    assert primary.get_label() == "imaging (primary)"
+    assert primary.get_zorder() == max(line.get_zorder() for line in ax.lines)
+    assert primary.get_linewidth() > max(line.get_linewidth() for line in models[:-1])
+    low, high = ax.get_ylim()
+    y = primary.get_ydata()
+    assert ((y >= low) & (y <= high)).mean() > 0.5  # visible within the axes
+    U.F.plt.close(fig)
+
+
+def test_km_number_at_risk_matches_lifelines_add_at_risk_counts():
+    from lifelines import KaplanMeierFitter
+    from lifelines.plotting import add_at_risk_counts
+
+    from acceflow.metrics.survival import km_by_group
+    from acceflow.report import figures as F
+
+    rng = np.random.default_rng(3)
+    time = np.round(rng.exponential(400, 80)) + 1
+    event = (rng.uniform(size=80) < 0.7).astype(int)
+    group = (rng.uniform(size=80) < 0.5).astype(int)
+    ticks = [0, 200, 400, 800, 1200]
+    for g, info in km_by_group(time, event, group).items():
+        ours = F.at_risk_counts(info["table"], ticks)
+        kmf = KaplanMeierFitter().fit(time[group == g], event[group == g])
+        fig, ax = F.plt.subplots()
+        kmf.plot_survival_function(ax=ax)
+        ax.set_xlim(0, 1300)
+        add_at_risk_counts(kmf, ax=ax, xticks=ticks, rows_to_show=["At risk"])
+        counts_axis = fig.axes[-1]  # lifelines draws the counts as tick labels of a twin axis
+        theirs = [int(t.get_text().strip().split()[-1]) for t in counts_axis.get_xticklabels()]
+        F.plt.close(fig)
+        assert ours == theirs, (g, ours, theirs)
+        assert ours[0] == int((group == g).sum())
+
+
+def test_km_figure_carries_a_number_at_risk_table():
+    from acceflow.metrics.survival import km_by_group
+    from acceflow.report import figures as F
+
+    rng = np.random.default_rng(5)
+    time, event = rng.exponential(300, 60) + 1, (rng.uniform(size=60) < 0.6).astype(int)
+    group = np.repeat([0, 1], 30)
+    table = pd.concat([info["table"].assign(group=g, n=info["n"])
+                       for g, info in km_by_group(time, event, group).items()])
+    fig = F.km_figure({"site_B": table})
+    ax = fig.axes[0]
+    assert len(ax.tables) == 1
+    cells = ax.tables[0].get_celld()
+    assert cells[(1, 0)].get_text().get_text() == "30" and cells[(2, 0)].get_text().get_text() == "30"
+    F.plt.close(fig)
+    old = F.km_figure({"site_B": table.drop(columns=["at_risk", "events", "censored"])})  # an older results folder
+    assert not old.axes[0].tables
+    F.plt.close(old)

@@ -33,9 +33,10 @@ import yaml
 from acceflow.report import figures as F
 from acceflow.report import html as h
 from acceflow.report.checklist_answers import Answer, RunFacts, answer_item
-from acceflow.report.clinical_section import clinical_extras, survival_clinical, survival_utility, utility_extras
+from acceflow.report.clinical_section import (clinical_extras, cohort_figures, survival_clinical, survival_utility,
+                                              utility_extras)
 from acceflow.report.deep_section import deep_section
-from acceflow.report.html import png_file_figure, svg_figure
+from acceflow.report.html import svg_figure
 from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.view import Results, ResultsView, Section
@@ -660,19 +661,6 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
     return "\n".join(out)
 
 
-def _utility_figures(view: ResultsView, template: str, name: str, caption: str) -> list[str]:
-    """The per-cohort figures the utility_figures rule drew (PNG embedded; SVG beside it)."""
-    out = []
-    for c in view.cohorts:
-        fig = png_file_figure(view.path(template, cohort=c, ext="png"),
-                              f"<strong>{h.e(h.cohort_name(c))}</strong>: {caption} (also "
-                              f"<code>{h.e(view.relative(template, cohort=c, ext='svg'))}</code>).",
-                              f"{name} {c}")
-        if fig is not None:
-            out.append(fig)
-    return out
-
-
 def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -> list[str]:
     out = []
     out.append("<h3 id=\"calibration\">Calibration</h3>")
@@ -692,7 +680,7 @@ def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
                   "2019). Scaled Brier: 1 − Brier / Brier of the prevalence, higher is better.", "note"))
-    out.extend(_utility_figures(view, Results.CALIBRATION_FIGURE, "calibration",
+    out.extend(cohort_figures(view, Results.CALIBRATION_FIGURE, "calibration",
                                 "calibration curve (loess) with its 95% bootstrap band, decile proportions with "
                                 "Wilson CIs, and the distribution of predictions (events up, non-events down). "
                                 "A curve below the diagonal means the model over-estimates risk there"))
@@ -706,7 +694,7 @@ def _section_utility(view: ResultsView, data: dict, summary: dict, cohorts: Sequ
     else:
         out.extend(_binary_calibration(view, data, cohorts))
     out.append("<h3 id=\"decision-curve\">Decision-curve analysis</h3>")
-    out.extend(_utility_figures(view, Results.DECISION_CURVE_FIGURE, "decision_curve",
+    out.extend(cohort_figures(view, Results.DECISION_CURVE_FIGURE, "decision_curve",
                                 "net benefit of every model on the same cases against treat-all (dashed) and "
                                 "treat-none (dotted); the band is the primary model's 95% bootstrap interval. The "
                                 "model is useful at thresholds where its curve lies above both defaults"))
