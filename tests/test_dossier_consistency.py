@@ -271,3 +271,12 @@ def test_km_figure_carries_a_number_at_risk_table():
     old = F.km_figure({"site_B": table.drop(columns=["at_risk", "events", "censored"])})  # an older results folder
     assert not old.axes[0].tables
     F.plt.close(old)
+
+
+def test_every_answer_reads_as_a_sentence(plain, compared):
+    for answers in (plain, compared):
+        for key, a in answers.items():
+            assert a.status in ("covered", "partly", "author"), key
+            if a.note:
+                assert re.match(r"[A-Z0-9<]|acceflow ", a.note) and a.note.rstrip().endswith((".", "…")), (key, a.note)
+            assert a.status == "author" or a.where, key

@@ -277,7 +277,7 @@ def a_extraction_settings(f):
     if not f.images:
         return "The run started from a feature table: the extraction settings are the authors' to report."
     params = (f.config.get("extraction") or {}).get("params", "config/radiomics/default.yaml")
-    return Answer(COVERED, "#config", f"pyradiomics parameter file <code>{h.e(params)}</code> (checksummed in the "
+    return Answer(COVERED, "#config", f"The pyradiomics parameter file <code>{h.e(params)}</code> (checksummed in the "
                   "provenance).")
 
 
@@ -285,7 +285,7 @@ def a_software(f):
     if not f.images:
         return "The run started from a feature table: the extraction software is the authors' to report."
     v = ((f.view.provenance or {}).get("versions") or {}).get("pyradiomics")
-    return Answer(COVERED, "#versions", f"pyradiomics {h.e(v or 'version not recorded')}.")
+    return Answer(COVERED, "#versions", f"Extraction software: pyradiomics {h.e(v or '(version not recorded)')}.")
 
 
 def a_feature_classes(f):
@@ -339,7 +339,7 @@ def a_imbalance(f):
     text = (f"Training prevalence {h.num(sum(prev) / len(prev))}; " if prev else "") + (
         f"model pipeline step(s): {h.e('; '.join(steps))}." if steps else
         "no resampling or class weighting in the model pipeline.")
-    return Answer(COVERED, "#study", text)
+    return Answer(COVERED, "#study", _cap(text))
 
 
 def a_segmentation_reliability(f):
@@ -356,7 +356,7 @@ def a_segmentation_reliability(f):
         parts.append(f"feature reproducibility ({h.e(f.icc_design)}, {h.e(f.icc_forms)})")
     if not parts:
         return "No repeated segmentation or repeated measurement in this run: reliability was not assessed."
-    return Answer(COVERED if seg is not None or where == "#segmentation" else PARTLY, where, "; ".join(parts) + ".")
+    return Answer(COVERED if seg is not None or where == "#segmentation" else PARTLY, where, _cap("; ".join(parts)) + ".")
 
 
 def a_scaling(f):
@@ -378,7 +378,7 @@ def a_dimension(f):
         parts.append(f"learner {h.e(learner)}")
     if not parts:
         return "The model card records no dimension reduction."
-    return Answer(COVERED, "#model", "; ".join(parts) + ".")
+    return Answer(COVERED, "#model", _cap("; ".join(parts)) + ".")
 
 
 def a_algorithm(f):
@@ -611,7 +611,7 @@ def a_n_per_analysis(f):
             "events" for c in f.cohorts if f.metrics(c)]
     if not rows:
         return "No performance metrics in this run."
-    return Answer(COVERED, "#discrimination", "; ".join(rows) + ".")
+    return Answer(COVERED, "#discrimination", "Per cohort: " + "; ".join(rows) + ".")
 
 
 def a_model_spec(f):
@@ -642,5 +642,5 @@ def answer_item(item: Mapping, facts: RunFacts) -> Answer:
     except KeyError as exc:
         raise KeyError(f"checklist item {item.get('id')}: unknown answer {name!r}; known: {sorted(ANSWERS)}") from exc
     if isinstance(result, Answer):
-        return Answer(result.status, result.where, _cap(result.note))
-    return Answer(AUTHOR, None, " ".join(_cap(x) for x in (str(result), author_note) if x))
+        return result
+    return Answer(AUTHOR, None, " ".join(x for x in (str(result), author_note) if x))
