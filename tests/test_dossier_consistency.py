@@ -266,7 +266,7 @@ def test_km_figure_carries_a_number_at_risk_table():
     ax = fig.axes[0]
     assert len(ax.tables) == 1
     cells = ax.tables[0].get_celld()
-    assert cells[(1, 0)].get_text().get_text() == "30" and cells[(2, 0)].get_text().get_text() == "30"
+    assert cells[(0, 0)].get_text().get_text() == "30" and cells[(1, 0)].get_text().get_text() == "30"
     F.plt.close(fig)
     old = F.km_figure({"site_B": table.drop(columns=["at_risk", "events", "censored"])})  # an older results folder
     assert not old.axes[0].tables

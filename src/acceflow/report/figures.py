@@ -245,15 +245,17 @@ def km_figure(curves_by_cohort: Mapping[str, pd.DataFrame]) -> Figure:
             if at_risk:
                 ticks = [t for t in ax.get_xticks() if 0 <= t <= float(curve["time"].max())]
                 ax.set_xticks(ticks)
+                xmax = ax.get_xlim()[1]
+                width = (ticks[1] - ticks[0]) / xmax if len(ticks) > 1 else 0.2  # one column per tick, centred on it
                 rows = [(names.get(int(g), f"group {g}"), at_risk_counts(km, ticks)) for g, km in groups]
                 table = ax.table(cellText=[[str(v) for v in counts] for _, counts in rows],
-                                 rowLabels=[lab for lab, _ in rows], colLabels=[f"{t:g}" for t in ticks],
-                                 cellLoc="center", loc="bottom", bbox=[0, -0.55, 1, 0.25], edges="open")
+                                 rowLabels=[lab for lab, _ in rows], cellLoc="center", edges="open",
+                                 bbox=[ticks[0] / xmax - width / 2, -0.46, width * len(ticks), 0.16])
+                table.auto_set_font_size(False)
                 table.set_fontsize(7)
                 for (r, _), cell in table.get_celld().items():
-                    if r > 0:
-                        cell.get_text().set_color(RISK_GROUP_COLOURS.get(int(groups[r - 1][0]), "black"))
-                ax.text(0, -0.28, "Number at risk", transform=ax.transAxes, fontsize=7, va="top")
+                    cell.get_text().set_color(RISK_GROUP_COLOURS.get(int(groups[r][0]), "black"))
+                ax.text(0, -0.26, "Number at risk", transform=ax.transAxes, fontsize=7, va="top")
         fig.tight_layout()
     return fig
 
