@@ -43,8 +43,22 @@ def _write_json(obj, path):
     path.write_text(json.dumps(obj, indent=2))
 
 
-def make_results(root, validation="external", repeats=True):
-    """Write a small results folder in the formats of the results contract; return the config."""
+def make_results(root, validation="external", repeats=True, comparators=(), survival=False, segmentation=None,
+                 deep=False, float_counts=False):
+    """Write a small results folder in the formats of the results contract; return the config.
+
+    Options (each changes what the run shows, as the DAG would write it):
+    comparators : comparator model names (e.g. ``("clinical", "combined_early")``): their predictions,
+        metrics, calibration and decision curves under ``comparators/{model}/`` (copies of the primary
+        model's) and a paired comparison table per cohort (``model_comparison.tsv``)
+    survival : the model card's and config's outcome is time to event (the files stay binary: for
+        tests of what the checklists say, not for rendering)
+    segmentation : ``"model"`` or ``"otsu"``: the run started from images with that segmentation
+        source; ``"model"`` adds the segmentation-quality summary and repeated-mask agreement
+    deep : a deep-learning comparator (``deep``) with its model card
+    float_counts : counts written as floats (``n: 90.0``) and a count column with a missing value, as
+        pandas and some rules write them
+    """
     rng = np.random.default_rng(7)
     external = ["site_B"] if validation == "external" else []
     sizes = {"site_A": 120, "site_B": 90} if external else {"site_A": 120}
@@ -88,7 +102,7 @@ def make_results(root, validation="external", repeats=True):
     coefs = {f: 0.0 for f in FEATURES}
     coefs.update({FEATURES[0]: 0.912, FEATURES[4]: -0.633})
     card = {
-        "features": FEATURES, "learner": "l1_logistic", "hyperparameters": {"C": 0.1},
+        "model": "imaging", "features": FEATURES, "learner": "l1_logistic", "hyperparameters": {"C": 0.1},
         "training_cohorts": ["site_A"], "external_cohorts": external, "seed": 42,
         "outcome": {"type": "binary", "column": "outcome", "positive": 1}, "validation": validation,
         "internal_validation": "repeated stratified 5-fold cross-validation, 5 repeats",
@@ -132,7 +146,62 @@ def make_results(root, validation="external", repeats=True):
         "clinical": ["age"], "features": None, "reproducibility": {"threshold": 0.75},
     }
     _write_rule_outputs(root, feats, config, ["train", *external])
+    models = list(comparators) + (["deep"] if deep else [])
+    if models:
+        _write_comparators(root, card, ["train", *external], models)
+    if survival:
+        outcome = {"type": "survival", "time": "time", "event": "event", "horizons": [365]}
+        card["outcome"] = config["outcome"] = outcome
+        _write_json(card, root / "clinical" / "model" / "model_card.json")
+    if segmentation:
+        config["input"]["images"] = "manifest.tsv"
+        config["segmentation"] = {"source": segmentation}
+        if segmentation == "model":
+            pd.DataFrame({"cohort": "site_A", "modality": "CT", "evaluation": "out-of-fold",
+                          "metric": ["dice", "hd95_mm"], "n": 20, "mean": [0.86, 2.6], "ci_low": [0.82, 2.1],
+                          "ci_high": [0.9, 3.1], "median": [0.87, 2.5], "q1": [0.8, 2.0], "q3": [0.9, 3.0]}).to_csv(
+                root / "analytical" / "segmentation_quality_summary.tsv", sep="\t", index=False)
+            pd.DataFrame({"case_id": ["a", "b", "c"], "image": "CT", "repeat_a": "1", "repeat_b": "2",
+                          "dice": [0.8, 0.9, 0.85], "jaccard": [0.67, 0.82, 0.74], "hd95_mm": [2.0, 1.0, 1.5],
+                          "msd_mm": [0.5, 0.3, 0.4], "volume_a_ml": [10.0, 12.0, 8.0],
+                          "volume_b_ml": [10.5, 11.8, 8.3]}).to_csv(root / "analytical" / "segmentation_agreement.tsv",
+                                                                  sep="\t", index=False)
+    if float_counts:
+        for cohort in ["train", *external]:
+            path = root / "utility" / cohort / "calibration.json"
+            cal = json.loads(path.read_text())
+            cal.update(n=float(cal["n"]), n_events=float(cal["n_events"]))
+            path.write_text(json.dumps(cal))
+        icc = pd.read_csv(root / "analytical" / "icc.tsv", sep="\t")
+        if len(icc):
+            icc.loc[0, "n_subjects"] = np.nan
+            icc.to_csv(root / "analytical" / "icc.tsv", sep="\t", index=False)
     return config
+
+
+def _write_comparators(root, card, cohorts, models):
+    """Comparator models: the primary model's files copied under comparators/{model}/, a paired comparison."""
+    import shutil
+
+    for cohort in cohorts:
+        for model in models:
+            for part, names in (("clinical", ("predictions.tsv", "metrics.json", "discrimination_curve.tsv")),
+                                ("utility", ("calibration.json", "decision_curve.tsv"))):
+                dest = root / part / cohort / "comparators" / model
+                dest.mkdir(parents=True, exist_ok=True)
+                for name in names:
+                    shutil.copy(root / part / cohort / name, dest / name)
+        m = json.loads((root / "clinical" / cohort / "metrics.json").read_text())
+        reference = "clinical" if "clinical" in models else models[0]
+        rows = [{"model": name, "n": m["n"], "n_events": m["n_events"], "auc": m["auc"], "auc_ci_low": m["auc_ci_low"],
+                 "auc_ci_high": m["auc_ci_high"], "reference": reference,
+                 "auc_difference": None if name == reference else 0.0, "difference_se": None if name == reference else 0.05,
+                 "z": None if name == reference else 0.0, "p_value": None if name == reference else 1.0}
+                for name in [card.get("model", "imaging"), *models]]
+        pd.DataFrame(rows).to_csv(root / "clinical" / cohort / "model_comparison.tsv", sep="\t", index=False)
+    for model in models:
+        _write_json({**card, "model": model, "role": "comparator"},
+                    root / "clinical" / "model" / "comparators" / model / "model_card.json")
 
 
 def _write_rule_outputs(root, feats, config, cohorts):

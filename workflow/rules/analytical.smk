@@ -35,6 +35,8 @@ if PERTURB:
             repeats=R(Results.REPEATS_PERTURBATION),
         log:
             R("logs/perturbation_table.log"),
+        benchmark:
+            R("benchmarks/perturbation_table.tsv")
         conda:
             "../envs/statistics.yaml"
         script:
@@ -93,6 +95,8 @@ rule segmentation_agreement:
         tolerance=config["input"]["geometry_tolerance_mm"],
     log:
         R("logs/segmentation_agreement.log"),
+    benchmark:
+        R("benchmarks/segmentation_agreement.tsv")
     conda:
         "../envs/imaging.yaml"
     script:
@@ -109,6 +113,8 @@ rule site_effect:
         config=config,
     log:
         R("logs/site_effect.log"),
+    benchmark:
+        R("benchmarks/site_effect.tsv")
     conda:
         "../envs/statistics.yaml"
     script:

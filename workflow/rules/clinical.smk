@@ -127,6 +127,8 @@ rule compare_models:
         alpha=config["validation"]["alpha"],
     log:
         R("logs/compare_models/{cohort}.log"),
+    benchmark:
+        R("benchmarks/compare_models/{cohort}.tsv")
     conda:
         "../envs/statistics.yaml"
     script:
@@ -183,6 +185,8 @@ rule importance:
         seed=config["seed"],
     log:
         R("logs/importance/{cohort}.log"),
+    benchmark:
+        R("benchmarks/importance/{cohort}.tsv")
     conda:
         "../envs/statistics.yaml"
     script:

@@ -109,6 +109,8 @@ rule deep_icc:
         settings=config["reproducibility"],
     log:
         R("logs/deep_icc.log"),
+    benchmark:
+        R("benchmarks/deep_icc.tsv")
     conda:
         "../envs/statistics.yaml"
     script:
@@ -131,6 +133,8 @@ rule deep_gradcam:
         gpu=DEEP_CFG["gpus"],
     log:
         R("logs/deep_gradcam/{cohort}.log"),
+    benchmark:
+        R("benchmarks/deep_gradcam/{cohort}.tsv")
     conda:
         "../envs/deeplearning.yaml"
     script:

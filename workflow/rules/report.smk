@@ -13,6 +13,8 @@ rule cohort_summary:
         config=config_subset("cohorts", "outcome", "clinical", "features"),
     log:
         R("logs/cohort_summary.log"),
+    benchmark:
+        R("benchmarks/cohort_summary.tsv")
     conda:
         "../envs/statistics.yaml"
     script:

@@ -20,6 +20,8 @@ if SEG_MODEL:
             table=lambda wc: segmentation_cases()[["case_id", "cohort", "seg_modality", "fold"]].to_dict("index"),
         log:
             R("logs/segmentation_folds.log"),
+        benchmark:
+            R("benchmarks/segmentation_folds.tsv")
         conda:
             "../envs/deeplearning.yaml"
         script:
@@ -94,6 +96,8 @@ if SEG_MODEL:
             cv_folds=SEG["cv_folds"],
         log:
             R("logs/segmentation_quality.log"),
+        benchmark:
+            R("benchmarks/segmentation_quality.tsv")
         conda:
             "../envs/deeplearning.yaml"
         script:
@@ -131,6 +135,8 @@ if SEG_MODEL:
             threshold=config["reproducibility"]["threshold"],
         log:
             R("logs/reference_vs_model_icc.log"),
+        benchmark:
+            R("benchmarks/reference_vs_model_icc.tsv")
         conda:
             "../envs/statistics.yaml"
         script:
@@ -191,6 +197,8 @@ if SEG_UNCERTAINTY:
             threshold=config["reproducibility"]["threshold"],
         log:
             R("logs/segmentation_icc.log"),
+        benchmark:
+            R("benchmarks/segmentation_icc.tsv")
         conda:
             "../envs/statistics.yaml"
         script:

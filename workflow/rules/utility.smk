@@ -86,6 +86,8 @@ rule useful_thresholds:
         range=R(Results.USEFUL_THRESHOLDS),
     log:
         R("logs/useful_thresholds/{cohort}.log"),
+    benchmark:
+        R("benchmarks/useful_thresholds/{cohort}.tsv")
     conda:
         "../envs/statistics.yaml"
     script:
@@ -105,6 +107,8 @@ rule recalibration:
         seed=config["seed"],
     log:
         R("logs/recalibration/{cohort}.log"),
+    benchmark:
+        R("benchmarks/recalibration/{cohort}.tsv")
     conda:
         "../envs/statistics.yaml"
     script:
@@ -139,6 +143,8 @@ rule utility_figures:
         outcome=config["outcome"],
     log:
         R("logs/utility_figures/{cohort}.log"),
+    benchmark:
+        R("benchmarks/utility_figures/{cohort}.tsv")
     conda:
         "../envs/statistics.yaml"
     script:

@@ -2,7 +2,8 @@
 import pandas as pd
 
 from acceflow.report.figures import cohort_label, plt, save_figure
-from acceflow.report.utility_figures import calibration_band_figure, decision_curves_figure
+from acceflow.report.utility_figures import (calibration_band_figure, decision_curves_figure,
+                                             survival_calibration_figure)
 from acceflow.runtime import log_to
 from acceflow.study.task import task_for
 
@@ -18,14 +19,6 @@ with log_to(snakemake.log[0]):
         fig = calibration_band_figure(read(snakemake.input.curve), read(snakemake.input.bins),
                                       read(snakemake.input.predictions), f"Calibration: {label}")
     else:  # grouped calibration at the horizon (survival)
-        bins = read(snakemake.input.bins)
-        fig, ax = plt.subplots(figsize=(4.6, 4.2))
-        ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.errorbar(bins["mean_predicted"], bins["observed"],
-                    yerr=[bins["observed"] - bins["observed_ci_low"], bins["observed_ci_high"] - bins["observed"]],
-                    fmt="o-", capsize=2)
-        ax.set_xlabel("predicted risk at the horizon")
-        ax.set_ylabel("observed risk (Kaplan-Meier)")
-        ax.set_title(f"Calibration: {label}", fontsize=9)
+        fig = survival_calibration_figure(read(snakemake.input.bins), f"Calibration: {label}")
     save_figure(fig, snakemake.output.cal_png[:-4])
     plt.close(fig)

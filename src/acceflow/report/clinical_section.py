@@ -45,7 +45,7 @@ def clinical_extras(view: ResultsView) -> str:
                    f"{int(table['n_events'].iloc[0])} events)</h4>",
                    h.table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)"], rows, "compact")]
     if blocks:
-        out += ["<h3>Model comparison</h3>",
+        out += ["<h3 id=\"model-comparison\">Model comparison</h3>",
                 h.p("Every model on the same cases. The paired DeLong test (DeLong et al. 1988) compares each "
                      "model's AUC with the reference model's (the clinical baseline when it exists): does the "
                      "biomarker add to what the clinic already knows? <em>train</em> rows are out-of-fold.",
@@ -83,22 +83,18 @@ def clinical_extras(view: ResultsView) -> str:
     return "\n".join(out)
 
 
-def survival_calibration_figure(bins: dict, horizon: float):
-    """Predicted against Kaplan–Meier observed risk at the horizon, per risk group and cohort."""
-    fig, ax = F.plt.subplots(figsize=(4.6, 4.2))
-    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    for c, df in bins.items():
-        yerr = [df["observed"] - df["observed_ci_low"], df["observed_ci_high"] - df["observed"]]
-        ax.errorbar(df["mean_predicted"], df["observed"], yerr=yerr, marker="o", capsize=2, lw=1,
-                    label=F.cohort_label(c))
-    hi = max(0.2, max(float(max(df["mean_predicted"].max(), df["observed_ci_high"].max())) for df in bins.values()))
-    ax.set_xlim(0, min(1, hi * 1.1))
-    ax.set_ylim(0, min(1, hi * 1.1))
-    ax.set_xlabel(f"predicted risk at {horizon:g} days")
-    ax.set_ylabel(f"observed risk at {horizon:g} days (Kaplan–Meier)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+def cohort_figures(view: ResultsView, template: str, name: str, caption: str) -> list[str]:
+    """The per-cohort figures a rule drew (``utility_figures``: calibration, decision curves), one per
+    cohort, PNG embedded with the SVG named beside it; each is embedded once, here."""
+    out = []
+    for c in view.cohorts:
+        fig = h.png_file_figure(view.path(template, cohort=c, ext="png"),
+                                f"<strong>{h.e(h.cohort_name(c))}</strong>: {caption} (also "
+                                f"<code>{h.e(view.relative(template, cohort=c, ext='svg'))}</code>).",
+                                f"{name} {c}")
+        if fig is not None:
+            out.append(fig)
+    return out
 
 
 def survival_clinical(view: ResultsView) -> str:
@@ -127,14 +123,16 @@ def survival_clinical(view: ResultsView) -> str:
                              "<strong>Kaplan–Meier curves by risk group.</strong> Cases split at the median risk "
                              "score of the training cohort (the cut-off is fixed on training and applied "
                              "unchanged); shaded bands are 95% CIs. Separated curves mean the score stratifies "
-                             "prognosis.", "Kaplan-Meier curves by risk group", name="km"))
+                             "prognosis. Under each panel, the number at risk at each time tick (counted as "
+                             "lifelines' <code>add_at_risk_counts</code> counts it, from lifelines' event table "
+                             "written by the discrimination rule).", "Kaplan-Meier curves by risk group", name="km"))
     return "\n".join(out)
 
 
 def survival_utility(view: ResultsView) -> str:
     """Calibration at the horizon (grouped and smoothed) and its figure."""
     cohorts = view.cohorts
-    rows, bins, horizon = [], {}, None
+    rows, horizon = [], None
     for c in cohorts:
         cal = view.calibration(c)
         horizon = cal.get("horizon_days", horizon)
@@ -143,21 +141,15 @@ def survival_utility(view: ResultsView) -> str:
                      h.Html(h.ci(cal.get("calibration_slope"), cal.get("calibration_slope_ci_low"),
                                    cal.get("calibration_slope_ci_high"))),
                      cal.get("ici"), cal.get("e50"), cal.get("e90")])
-        b = view.tsv(Results.CALIBRATION_BINS, cohort=c)
-        if b is not None and len(b):
-            bins[c] = b
     out = [f"<h3 id=\"calibration\">Calibration at {h.num(horizon)} days (survival)</h3>",
            h.table(["Cohort", "Mean predicted risk", "Observed risk (KM)", "O/E", "Slope [95% CI]", "ICI", "E50",
                      "E90"], rows),
            h.p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
                 "restricted cubic spline of the complementary log-log of the predicted risk (Austin, Harrell &amp; "
                 "van Klaveren 2020); slope: Cox regression on the linear predictor (1 ideal).", "note")]
-    if bins:
-        out.append(h.figure(lambda: survival_calibration_figure(bins, horizon),
-                             f"<strong>Calibration at {h.num(horizon)} days.</strong> Mean predicted risk against "
-                             "the Kaplan–Meier observed risk in quintiles of predicted risk, with 95% CIs; the "
-                             "dotted diagonal is perfect calibration.", "Survival calibration",
-                             name="survival_calibration"))
+    out.extend(cohort_figures(view, Results.CALIBRATION_FIGURE, "calibration",
+                              f"mean predicted risk against the Kaplan–Meier observed risk at {h.num(horizon)} days "
+                              "in groups of predicted risk, with 95% CIs; the dotted diagonal is perfect calibration"))
     return "\n".join(out)
 
 

@@ -51,35 +51,6 @@ def side_by_side(view: ResultsView, cohort: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _comparison_figure(view: ResultsView, cohort: str):
-    """Calibration (binned, from each model's calibration_bins.tsv) and decision curves of every model
-    of one cohort, two panels."""
-    fig, (a, b) = F.plt.subplots(1, 2, figsize=(9.0, 3.8))
-    a.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    treat_all = None
-    for model, name in _models(view, cohort).items():
-        bins = view.tsv(Results.CALIBRATION_BINS, name, cohort=cohort)
-        if bins is not None and "observed_proportion" in bins:
-            a.plot(bins["mean_predicted"], bins["observed_proportion"], "o-", lw=1.2, ms=3, label=model)
-        dc = view.decision_curve(cohort, name)
-        if dc is not None:
-            b.plot(dc["threshold"], dc["net_benefit_model"], lw=1.4, label=model)
-            treat_all = dc
-    if treat_all is not None:
-        b.plot(treat_all["threshold"], treat_all["net_benefit_all"], "--", color="grey", lw=1, label="treat all")
-        b.axhline(0, color="black", lw=0.8, label="treat none")
-        top = float(np.nanmax(treat_all["net_benefit_all"])) if len(treat_all) else 0.3
-        b.set_ylim(-0.05, max(0.05, top * 1.15))
-        b.set_xlim(0, 0.8)
-    a.set(xlabel="predicted probability", ylabel="observed proportion", xlim=(0, 1), ylim=(0, 1),
-          title=f"{F.cohort_label(cohort)}: calibration")
-    b.set(xlabel="threshold probability", ylabel="net benefit", title=f"{F.cohort_label(cohort)}: decision curve")
-    a.legend(fontsize=7)
-    b.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def _history_figure(history: pd.DataFrame):
     fig, ax = F.plt.subplots(figsize=(5.0, 3.2))
     ax.plot(history["epoch"], history["train_loss"], label="training loss")
@@ -145,7 +116,8 @@ def deep_section(view: ResultsView) -> Section | None:
                  "AUC with DeLong 95% CI, the paired DeLong test against the reference model, Brier score, "
                  "calibration intercept and slope (unpenalised logistic recalibration) with 95% CIs, ICI, and the "
                  "net benefit at threshold probabilities 0.1, 0.2 and 0.3. <em>train</em> is out-of-fold "
-                 "(internal validation).", "note")]
+                 "(internal validation). The decision curves of every model, the deep model's included, are "
+                 "drawn once, in <a href=\"#decision-curve\">Clinical utility</a>.", "note")]
     for c in cohorts:
         table = side_by_side(view, c)
         if table.empty:
@@ -165,10 +137,7 @@ def deep_section(view: ResultsView) -> Section | None:
         out += [f"<h4>{h.e(h.cohort_name(c))} (n = {h.num(table['n'].iloc[0])})</h4>",
                 h.table(["Model", "AUC [95% CI]", f"ΔAUC vs {ref}", "p (paired DeLong)", "Brier",
                           "Intercept [95% CI]", "Slope [95% CI]", "ICI", "NB 0.1", "NB 0.2", "NB 0.3"], rows,
-                         "compact"),
-                h.figure(lambda c=c: _comparison_figure(view, c),
-                          f"{h.e(h.cohort_name(c))}: calibration (bins of predicted risk) and decision curves "
-                          f"of every model on one plot.", f"model comparison {c}", name=f"model_comparison-{c}")]
+                         "compact")]
     deep_icc = view.tsv(Results.DEEP_ICC)
     hand_icc = view.tsv(Results.ICC)
     feats = view.tsv(Results.DEEP_FEATURES, dtype={"case_id": str})

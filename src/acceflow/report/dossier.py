@@ -32,9 +32,11 @@ import yaml
 
 from acceflow.report import figures as F
 from acceflow.report import html as h
-from acceflow.report.clinical_section import clinical_extras, survival_clinical, survival_utility, utility_extras
+from acceflow.report.checklist_answers import Answer, RunFacts, answer_item
+from acceflow.report.clinical_section import (clinical_extras, cohort_figures, survival_clinical, survival_utility,
+                                              utility_extras)
 from acceflow.report.deep_section import deep_section
-from acceflow.report.html import png_file_figure, svg_figure
+from acceflow.report.html import svg_figure
 from acceflow.report.page import render_page
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.summary_section import summary_screen, tier_verdicts
@@ -42,7 +44,7 @@ from acceflow.report.view import Results, ResultsView, Section
 from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 from acceflow.study.task import task_for
 
-__all__ = ["build_dossier", "detect_limitations", "load_checklist", "CHECKLISTS"]
+__all__ = ["build_dossier", "detect_limitations", "load_checklist", "checklist_answers", "CHECKLISTS"]
 
 #: The reporting checklists shipped with acceflow (files in ``acceflow/report/checklists/``).
 CHECKLISTS = {"tripod-ai": "tripod_ai.yaml", "clear": "clear.yaml"}
@@ -661,19 +663,6 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
     return "\n".join(out)
 
 
-def _utility_figures(view: ResultsView, template: str, name: str, caption: str) -> list[str]:
-    """The per-cohort figures the utility_figures rule drew (PNG embedded; SVG beside it)."""
-    out = []
-    for c in view.cohorts:
-        fig = png_file_figure(view.path(template, cohort=c, ext="png"),
-                              f"<strong>{h.e(h.cohort_name(c))}</strong>: {caption} (also "
-                              f"<code>{h.e(view.relative(template, cohort=c, ext='svg'))}</code>).",
-                              f"{name} {c}")
-        if fig is not None:
-            out.append(fig)
-    return out
-
-
 def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -> list[str]:
     out = []
     out.append("<h3 id=\"calibration\">Calibration</h3>")
@@ -693,7 +682,7 @@ def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
                   "2019). Scaled Brier: 1 − Brier / Brier of the prevalence, higher is better.", "note"))
-    out.extend(_utility_figures(view, Results.CALIBRATION_FIGURE, "calibration",
+    out.extend(cohort_figures(view, Results.CALIBRATION_FIGURE, "calibration",
                                 "calibration curve (loess) with its 95% bootstrap band, decile proportions with "
                                 "Wilson CIs, and the distribution of predictions (events up, non-events down). "
                                 "A curve below the diagonal means the model over-estimates risk there"))
@@ -707,7 +696,7 @@ def _section_utility(view: ResultsView, data: dict, summary: dict, cohorts: Sequ
     else:
         out.extend(_binary_calibration(view, data, cohorts))
     out.append("<h3 id=\"decision-curve\">Decision-curve analysis</h3>")
-    out.extend(_utility_figures(view, Results.DECISION_CURVE_FIGURE, "decision_curve",
+    out.extend(cohort_figures(view, Results.DECISION_CURVE_FIGURE, "decision_curve",
                                 "net benefit of every model on the same cases against treat-all (dashed) and "
                                 "treat-none (dotted); the band is the primary model's 95% bootstrap interval. The "
                                 "model is useful at thresholds where its curve lies above both defaults"))
@@ -823,38 +812,50 @@ def load_checklist(name: str) -> dict:
     """A reporting checklist shipped with acceflow: ``"tripod-ai"`` or ``"clear"`` (see :data:`CHECKLISTS`).
 
     Returns the YAML's content: ``name``, ``reference`` and ``items`` (each ``id``, ``section``,
-    ``text``, ``where``: a dossier anchor ``#...``, a results file, or ``"author"``; optional ``note``).
+    ``text``; ``answer``: the function of :mod:`acceflow.report.checklist_answers` that answers it
+    from the run's results, absent for items only the authors can answer; optional ``author_note``).
     """
     path = Path(__file__).with_name("checklists") / CHECKLISTS[name]
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
-def _where_link(where: str) -> str:
-    if where == "author":
-        return "<em>author to complete</em>"
+def _where_link(where: str | None) -> str:
+    if not where:
+        return ""
     if where.startswith("#"):
         return f'<a href="{h.e(where)}">dossier {h.e(where[1:])}</a>'
     return f'<a href="../{h.e(where)}"><code>{h.e(where)}</code></a>'
 
 
-def _section_checklists() -> str:
+_STATUS = {"covered": "covered", "partly": "in part", "author": "<em>authors to complete</em>"}
+
+
+def checklist_answers(view: ResultsView) -> dict[str, list[tuple[dict, Answer]]]:
+    """Checklist key -> each item with its answer, derived from this run's results
+    (:func:`acceflow.report.checklist_answers.answer_item`)."""
+    facts = RunFacts(view)
+    return {key: [(i, answer_item(i, facts)) for i in load_checklist(key)["items"]] for key in CHECKLISTS}
+
+
+def _section_checklists(view: ResultsView) -> str:
     out = ["<h2 id=\"checklists\">7. Appendix B: reporting checklists</h2>",
-           h.p("Each item of TRIPOD+AI and CLEAR is marked as <strong>covered</strong> (with a link to the dossier "
-              "section or the results file that shows it; file links resolve next to this dossier in the results "
-              "folder) or as the <em>author's to complete</em>. Item texts are brief paraphrases; report against "
-              "the published checklists.", "note")]
-    for key in CHECKLISTS:
+           h.p("Each item of TRIPOD+AI and CLEAR is answered from this run's results: <strong>covered</strong> "
+              "(with a link to the dossier section or the results file that shows it; file links resolve next to "
+              "this dossier in the results folder), covered <strong>in part</strong>, or the <em>authors' to "
+              "complete</em>, with the reason. Item texts are brief paraphrases; report against the published "
+              "checklists.", "note")]
+    for key, answered in checklist_answers(view).items():
         cl = load_checklist(key)
-        items = cl["items"]
-        covered = sum(1 for i in items if i["where"] != "author")
+        n = {s: sum(1 for _, a in answered if a.status == s) for s in _STATUS}
         out.append(f"<h3 id=\"{key}\">{h.e(cl['name'])} ({h.e(cl['reference'])})</h3>")
-        out.append(h.p(f"{covered} of {len(items)} items covered by the pipeline (fully or in part); "
-                      f"{len(items) - covered} for the author."))
+        out.append(h.p(f"{n['covered']} of {len(answered)} items covered by this run, {n['partly']} in part; "
+                      f"{n['author']} for the authors."))
         rows = [[str(i["id"]), i["section"], i["text"],
-                 h.Html(("covered: " if i["where"] != "author" else "") + _where_link(i["where"])),
-                 i.get("note", "")] for i in items]
-        out.append(h.table(["Item", "Section", "Item (paraphrased)", "Status", "Note"], rows, "compact checklist"))
+                 h.Html(" ".join(x for x in (_STATUS[a.status] + (":" if a.where else ""), _where_link(a.where)) if x)),
+                 h.Html(a.note)] for i, a in answered]
+        out.append(h.table(["Item", "Section", "Item (paraphrased)", "Status", "Answer from this run"], rows,
+                           "compact checklist"))
     return "\n".join(out)
 
 
@@ -971,7 +972,8 @@ def appendix_section(view: ResultsView) -> Section:
 
 
 def checklists_section(view: ResultsView) -> Section:
-    return Section("checklists", _section_checklists())
+    summarise(view)
+    return Section("checklists", _section_checklists(view))
 
 
 #: The dossier's sections in order; each ``section(view) -> Section | None``.

@@ -5,6 +5,12 @@ ICC table) and returns a :class:`matplotlib.figure.Figure`; nothing here reads f
 figure can be drawn from a notebook as well. Figures are deterministic: no timestamps, fixed SVG
 ids, no software tag in the PNG, so the same results give byte-identical images.
 
+Colours: one colour-blind-safe palette for every figure of acceflow, defined here once
+(:data:`PALETTE`, Okabe & Ito 2008, "Color Universal Design"; also matplotlib's default colour
+cycle once this module is imported) with its named uses (:data:`MODEL_COLOURS`,
+:data:`RISK_GROUP_COLOURS`, :data:`KOO_LI_COLOURS`, :data:`OUTCOME_COLOURS`, :data:`OVERLAY_COLOURS`); no figure pairs a red
+with a green. The figures the rules draw (:mod:`acceflow.report.utility_figures`) take them from here.
+
 The cohort named ``train`` holds out-of-fold predictions of the internal validation
 (repeated cross-validation on the training site); it is labelled as such in every figure.
 """
@@ -32,8 +38,14 @@ from acceflow.runtime import atomic_write_bytes  # noqa: E402
 
 __all__ = [
     "KOO_LI_COLOURS",
+    "MODEL_COLOURS",
+    "OKABE_ITO",
+    "OUTCOME_COLOURS",
+    "OVERLAY_COLOURS",
+    "PALETTE",
+    "RISK_GROUP_COLOURS",
+    "at_risk_counts",
     "cohort_label",
-    "decision_curve_figure",
     "figure_to_base64_png",
     "feature_group",
     "icc_figure",
@@ -45,16 +57,37 @@ __all__ = [
     "save_figure",
 ]
 
-#: Colour per cohort, in order of appearance (Okabe & Ito colour-blind safe palette).
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+#: The Okabe & Ito (2008) colour-blind-safe palette, by name.
+OKABE_ITO = {"blue": "#0072B2", "vermillion": "#D55E00", "bluish_green": "#009E73", "reddish_purple": "#CC79A7",
+             "orange": "#E69F00", "sky_blue": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
 
-#: Koo & Li (2016) reliability bands and their colours (poor to excellent).
+#: Colour per cohort (and matplotlib's default cycle), in order of appearance: Okabe & Ito.
+PALETTE = list(OKABE_ITO.values())
+
+#: Colour per model kind (decision curves of every model, comparisons); the primary model is drawn
+#: on top with a thicker line whatever its colour.
+MODEL_COLOURS = {"imaging": OKABE_ITO["blue"], "clinical": OKABE_ITO["orange"],
+                 "combined_early": OKABE_ITO["reddish_purple"], "combined_late": OKABE_ITO["sky_blue"],
+                 "deep": OKABE_ITO["vermillion"]}
+
+#: Kaplan–Meier risk groups: low (0) and high (1) risk (blue against vermillion, not green against red).
+RISK_GROUP_COLOURS = {0: OKABE_ITO["blue"], 1: OKABE_ITO["vermillion"]}
+
+#: Events and non-events (histograms of predictions).
+OUTCOME_COLOURS = {"event": OKABE_ITO["vermillion"], "non-event": "#4d4d4d"}
+
+#: Mask contours over a grey-scale image: reference (solid) and model (dashed) segmentation.
+OVERLAY_COLOURS = {"reference": OKABE_ITO["yellow"], "model": OKABE_ITO["reddish_purple"]}
+
+#: Koo & Li (2016) reliability bands and their colours (poor to excellent; Okabe & Ito).
 KOO_LI_COLOURS = {
-    "poor": "#d7301f",
-    "moderate": "#fc8d59",
-    "good": "#91bfdb",
-    "excellent": "#4575b4",
+    "poor": OKABE_ITO["vermillion"],
+    "moderate": OKABE_ITO["orange"],
+    "good": OKABE_ITO["sky_blue"],
+    "excellent": OKABE_ITO["blue"],
 }
+
+matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
 
 #: pyradiomics feature classes, used to group features in the ICC figure.
 _FEATURE_CLASSES = ("shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -160,75 +193,69 @@ def roc_figure(
     return fig
 
 
-def km_figure(curves_by_cohort: Mapping[str, pd.DataFrame]) -> Figure:
-    """Kaplan–Meier curves of the risk groups (cut at the training median), one panel per cohort,
-    drawn from ``discrimination_curve.tsv`` of a survival model (``group``, ``n``, ``time``,
-    ``survival``, ``ci_lower``, ``ci_upper``)."""
-    names = {0: ("low risk", "#1b7837"), 1: ("high risk", "#b2182b")}
-    fig, axes = plt.subplots(1, len(curves_by_cohort), figsize=(4.2 * len(curves_by_cohort), 3.6), squeeze=False)
-    for ax, (cohort, curve) in zip(axes[0], curves_by_cohort.items()):
-        for group, km in curve.groupby("group", sort=True):
-            label, colour = names.get(int(group), (f"group {group}", None))
-            ax.step(km["time"], km["survival"], where="post", color=colour,
-                    label=f"{label} (n={int(km['n'].iloc[0])})")
-            ax.fill_between(km["time"], km["ci_lower"], km["ci_upper"], step="post", color=colour, alpha=0.2)
-        ax.set_title(cohort_label(cohort), fontsize=9)
-        ax.set_xlabel("days")
-        ax.set_ylabel("survival probability")
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-# ------------------------------------------------------------------------------- Decision curve
-
-
-def _prevalence_from_curve(curve: pd.DataFrame) -> float:
-    """Prevalence implied by the treat-all curve: NB_all = π − (1 − π)·w, w = pt/(1 − pt)."""
-    d = curve[["threshold", "net_benefit_all"]].apply(pd.to_numeric, errors="coerce").dropna()
-    d = d[(d["threshold"] > 0) & (d["threshold"] < 1)]
-    if d.empty:
-        return float("nan")
-    row = d.iloc[0]
-    w = row["threshold"] / (1 - row["threshold"])
-    return float((row["net_benefit_all"] + w) / (1 + w))
-
-
-def decision_curve_figure(
-    curves_by_cohort: Mapping[str, pd.DataFrame],
-    prevalence_by_cohort: Mapping[str, float] | None = None,
-) -> Figure:
-    """Decision curves: net benefit of the model, treat-all and treat-none, one panel per cohort.
+def at_risk_counts(km: pd.DataFrame, ticks) -> list[int]:
+    """Number at risk of one Kaplan–Meier curve at each time in ``ticks``, as lifelines'
+    :func:`lifelines.plotting.add_at_risk_counts` counts it (its default,
+    ``at_risk_count_from_start_of_period=False``): at risk minus removed (events and censored) at the
+    last event-table time at or before the tick.
 
     Parameters
     ----------
-    curves_by_cohort : mapping cohort -> DataFrame with ``threshold``, ``net_benefit_model``,
-        ``net_benefit_all``, ``net_benefit_none``
-    prevalence_by_cohort : optional prevalence per cohort; when absent it is read off the
-        treat-all curve. The y axis spans −0.05 to the largest prevalence + 0.05 on every panel.
+    km : DataFrame
+        One group of ``discrimination_curve.tsv`` of a survival model: ``time`` (days, from 0) with
+        lifelines' event-table columns ``at_risk``, ``events``, ``censored`` at each time.
+    ticks : sequence of float
+        Times (days).
     """
-    cohorts = list(curves_by_cohort)
-    colours = _colours(cohorts)
-    prevalence_by_cohort = dict(prevalence_by_cohort or {})
-    prev = [prevalence_by_cohort.get(c, _prevalence_from_curve(curves_by_cohort[c])) for c in cohorts]
-    prev = [v for v in prev if v is not None and np.isfinite(v)]
-    ymax = (max(prev) if prev else 0.5) + 0.05
-    nrows, ncols = _grid(len(cohorts))
+    d = km.sort_values("time")
+    left = (d["at_risk"] - d["events"] - d["censored"]).to_numpy()
+    times = d["time"].to_numpy(float)
+    out = []
+    for t in ticks:
+        i = np.searchsorted(times, t, side="right") - 1
+        out.append(int(left[i]) if i >= 0 else 0)
+    return out
+
+
+def km_figure(curves_by_cohort: Mapping[str, pd.DataFrame]) -> Figure:
+    """Kaplan–Meier curves of the risk groups (cut at the training median), one panel per cohort,
+    drawn from ``discrimination_curve.tsv`` of a survival model (``group``, ``n``, ``time``,
+    ``survival``, ``ci_lower``, ``ci_upper``), with a number-at-risk table under each panel when the
+    table has lifelines' event-table columns (``at_risk``, ``events``, ``censored``; counts as
+    :func:`at_risk_counts`)."""
+    names = {0: "low risk", 1: "high risk"}
+    at_risk = all({"at_risk", "events", "censored"} <= set(c) for c in curves_by_cohort.values())
     with plt.rc_context(_RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.6 * nrows), squeeze=False)
-        for ax in axes.flat[len(cohorts):]:
-            ax.set_visible(False)
-        for ax, cohort in zip(axes.flat, cohorts):
-            d = curves_by_cohort[cohort].sort_values("threshold")
-            t = d["threshold"].to_numpy(float)
-            ax.plot(t, d["net_benefit_model"], color=colours[cohort], lw=1.8, label="model")
-            ax.plot(t, d["net_benefit_all"], color="black", lw=1, ls="--", label="treat all")
-            ax.plot(t, d["net_benefit_none"], color="grey", lw=1, ls=":", label="treat none")
-            ax.set(ylim=(-0.05, ymax), xlim=(0, float(np.nanmax(t)) if len(t) else 1),
-                   xlabel="Threshold probability", ylabel="Net benefit", title=cohort_label(cohort))
-            ax.legend(loc="upper right", frameon=False)
-        fig.suptitle("Clinical utility: decision curves (net benefit)")
+        fig, axes = plt.subplots(1, len(curves_by_cohort), figsize=(4.4 * len(curves_by_cohort),
+                                                                    4.4 if at_risk else 3.6), squeeze=False)
+        for ax, (cohort, curve) in zip(axes[0], curves_by_cohort.items()):
+            groups = list(curve.groupby("group", sort=True))
+            for group, km in groups:
+                label = names.get(int(group), f"group {group}")
+                colour = RISK_GROUP_COLOURS.get(int(group))
+                ax.step(km["time"], km["survival"], where="post", color=colour, lw=1.6,
+                        label=f"{label} (n={int(km['n'].iloc[0])})")
+                ax.fill_between(km["time"], km["ci_lower"], km["ci_upper"], step="post", color=colour, alpha=0.2)
+            ax.set_title(cohort_label(cohort), fontsize=9)
+            ax.set_xlabel("days")
+            ax.set_ylabel("survival probability")
+            ax.set_ylim(0, 1.02)
+            ax.set_xlim(left=0)
+            ax.legend(fontsize=7, loc="lower left")
+            if at_risk:
+                ticks = [t for t in ax.get_xticks() if 0 <= t <= float(curve["time"].max())]
+                ax.set_xticks(ticks)
+                xmax = ax.get_xlim()[1]
+                width = (ticks[1] - ticks[0]) / xmax if len(ticks) > 1 else 0.2  # one column per tick, centred on it
+                rows = [(names.get(int(g), f"group {g}"), at_risk_counts(km, ticks)) for g, km in groups]
+                table = ax.table(cellText=[[str(v) for v in counts] for _, counts in rows],
+                                 rowLabels=[lab for lab, _ in rows], cellLoc="center", edges="open",
+                                 bbox=[ticks[0] / xmax - width / 2, -0.46, width * len(ticks), 0.16])
+                table.auto_set_font_size(False)
+                table.set_fontsize(7)
+                for (r, _), cell in table.get_celld().items():
+                    cell.get_text().set_color(RISK_GROUP_COLOURS.get(int(groups[r][0]), "black"))
+                ax.text(0, -0.26, "Number at risk", transform=ax.transAxes, fontsize=7, va="top")
         fig.tight_layout()
     return fig
 

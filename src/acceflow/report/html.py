@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from acceflow.report import figures as F
 
-__all__ = ["Html", "e", "isnum", "num", "ci", "cell", "table", "kv_table", "p", "heading", "figure",
+__all__ = ["Html", "e", "isnum", "num", "count", "is_count_name", "with_integer_counts", "ci", "cell", "table", "kv_table", "p", "heading", "figure",
            "png_figure", "png_file_figure", "svg_figure", "f", "join", "cohort_name", "figures_to"]
 
 #: (folder, names written so far) while :func:`figures_to` is active: where :func:`figure` saves its files
@@ -70,6 +71,55 @@ def num(x, nd: int = 3) -> str:
     if x != 0 and abs(x) < 0.5 * 10**-nd:
         return f"{x:.2e}"
     return f"{x:.{nd}f}"
+
+
+#: Names of count fields in the results contract besides ``n_*``: cases, events, scans, features,
+#: subjects, repeats, benchmark jobs ... (``n``, ``n_events``, ``n_train``, ``n_events_train``, ``jobs``).
+_COUNT_NAMES = {"n", "jobs", "cases", "events", "scans", "features", "subjects", "repeats", "entries"}
+
+
+def is_count_name(name) -> bool:
+    """Whether a column or JSON key of the results contract holds a count (``n``, ``n_*``, ``*_n``,
+    ``jobs``, ...): such values print as integers in the dossier."""
+    name = str(name).lower()
+    return name in _COUNT_NAMES or name.startswith("n_") or name.endswith("_n")
+
+
+def count(x):
+    """A count as an ``int`` (``51.0`` -> ``51``); ``None`` for a missing value; a value that is not a
+    whole number is returned unchanged (it is not a count, and is shown as a number)."""
+    if x is None or isinstance(x, bool):
+        return x
+    try:
+        if pd.isna(x):
+            return None
+    except (TypeError, ValueError):
+        return x
+    if isnum(x) and math.isfinite(float(x)) and float(x) == int(float(x)):
+        return int(float(x))
+    return x
+
+
+def with_integer_counts(obj):
+    """Counts as integers, at read: a table's count columns (:func:`is_count_name`) whose values are
+    whole numbers become pandas' nullable ``Int64`` (pandas reads an integer column with a missing
+    value as float, which would print ``51.000``); in a JSON object (dicts and lists, nested), the
+    count keys' whole-number values become ``int``. Anything else is returned unchanged."""
+    if isinstance(obj, pd.DataFrame):
+        out = obj
+        for col in obj.columns:
+            if not is_count_name(col) or not pd.api.types.is_float_dtype(obj[col]):
+                continue
+            v = obj[col].dropna()
+            if len(v) and np.isfinite(v).all() and (v == np.round(v)).all():
+                out = out.copy() if out is obj else out
+                out[col] = obj[col].astype("Int64")
+        return out
+    if isinstance(obj, dict):
+        return {k: (count(v) if is_count_name(k) and isnum(v) else with_integer_counts(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [with_integer_counts(v) for v in obj]
+    return obj
 
 
 def ci(est, lo, hi) -> Html:

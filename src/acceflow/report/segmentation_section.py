@@ -21,6 +21,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from acceflow.report import html as h
+from acceflow.report.figures import OVERLAY_COLOURS
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.study.results import fill
 
@@ -57,13 +58,13 @@ def overlay_figure(image, reference, predicted, title: str = ""):
     lo, hi = np.percentile(img[z], [1, 99])
     ax.imshow(img[z], cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx)
     if ref[z].any():
-        ax.contour(ref[z], levels=[0.5], colors="lime", linewidths=1.2)
+        ax.contour(ref[z], levels=[0.5], colors=OVERLAY_COLOURS["reference"], linewidths=1.2)
     if pred[z].any():
-        ax.contour(pred[z], levels=[0.5], colors="magenta", linewidths=1.2, linestyles="--")
+        ax.contour(pred[z], levels=[0.5], colors=OVERLAY_COLOURS["model"], linewidths=1.2, linestyles="--")
     ax.set_title(title, fontsize=9)
     ax.set_axis_off()
-    ax.plot([], [], color="lime", label="reference")
-    ax.plot([], [], color="magenta", linestyle="--", label="model")
+    ax.plot([], [], color=OVERLAY_COLOURS["reference"], label="reference")
+    ax.plot([], [], color=OVERLAY_COLOURS["model"], linestyle="--", label="model")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig

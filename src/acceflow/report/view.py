@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from acceflow.report.html import with_integer_counts
 from acceflow.study.results import Results, comparator, fill
 from acceflow.study.task import task_for
 
@@ -43,7 +44,8 @@ class ResultsView:
 
     Files are named by a :class:`~acceflow.study.results.Results` template and its wildcards
     (``view.tsv(Results.PREDICTIONS, cohort="train")``; a comparator's with ``model=``); a missing
-    or unreadable file reads as ``None``. Each file is read once and cached, so hand out copies
+    or unreadable file reads as ``None``. Counts (``n``, ``n_events``, ...) are read as integers
+    (:func:`acceflow.report.html.with_integer_counts`). Each file is read once and cached, so hand out copies
     before changing a table. ``summary`` and ``icc`` hold the dossier's computed summary once
     :func:`acceflow.report.dossier.build_dossier` has made it.
     """
@@ -81,7 +83,8 @@ class ResultsView:
         key = ("tsv", path, repr(dtype), keep_default_na)
         if key not in self._cache:
             try:
-                self._cache[key] = pd.read_csv(path, sep="\t", dtype=dtype, keep_default_na=keep_default_na)
+                self._cache[key] = with_integer_counts(
+                    pd.read_csv(path, sep="\t", dtype=dtype, keep_default_na=keep_default_na))
             except (OSError, ValueError, pd.errors.EmptyDataError):
                 self._cache[key] = None
         return self._cache[key]
@@ -93,7 +96,7 @@ class ResultsView:
         if key not in self._cache:
             try:
                 with open(path, encoding="utf-8") as fh:
-                    self._cache[key] = json.load(fh)
+                    self._cache[key] = with_integer_counts(json.load(fh))
             except (OSError, ValueError):
                 self._cache[key] = None
         return self._cache[key]
@@ -103,7 +106,7 @@ class ResultsView:
         key = ("file", Path(path), repr(dtype))
         if key not in self._cache:
             p = Path(path)
-            self._cache[key] = pd.read_csv(p, sep="\t", dtype=dtype) if p.is_file() else None
+            self._cache[key] = with_integer_counts(pd.read_csv(p, sep="\t", dtype=dtype)) if p.is_file() else None
         return self._cache[key]
 
     # ---------------------------------------------------------------------- shorthands

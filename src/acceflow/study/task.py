@@ -187,13 +187,14 @@ class SurvivalTask(Task):
         """Kaplan–Meier curves (:func:`acceflow.metrics.survival.km_by_group`) of the risk groups cut at
         the training cohort's median risk (:func:`acceflow.metrics.survival.risk_groups`), long format:
         ``group`` (0 = low, 1 = high risk), ``n``, ``time`` (days), ``survival``, ``ci_lower``, ``ci_upper``
-        (95% exponential Greenwood)."""
+        (95% exponential Greenwood), and lifelines' event table at each time: ``at_risk``, ``events``,
+        ``censored`` (the dossier's number-at-risk table under the Kaplan–Meier curves)."""
         time, event = predictions["time"].to_numpy(dtype=float), predictions["event"].to_numpy(dtype=int)
         groups = risk_groups(np.asarray(card["risk_train"], dtype=float), predictions["risk"].to_numpy(dtype=float),
                              quantiles=(0.5,))
-        parts = [info["table"][["time", "survival", "ci_lower", "ci_upper"]].assign(group=g, n=info["n"])
+        columns = ["group", "n", "time", "survival", "ci_lower", "ci_upper", "at_risk", "events", "censored"]
+        parts = [info["table"][columns[2:]].assign(group=g, n=info["n"])
                  for g, info in km_by_group(time, event, groups, alpha=alpha).items()]
-        columns = ["group", "n", "time", "survival", "ci_lower", "ci_upper"]
         return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
     def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
