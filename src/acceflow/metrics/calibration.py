@@ -66,7 +66,7 @@ def finite_logit(prob):
     Examples
     --------
     >>> lp, n = finite_logit([0.5, 0.9999999994, 1.0])
-    >>> [round(v, 4) for v in lp], n
+    >>> [round(float(v), 4) for v in lp], n
     ([0.0, 21.2341, 36.7368], 1)
     """
     p = np.asarray(prob, dtype=float)

@@ -182,13 +182,26 @@ def utility_extras(view: ResultsView) -> str:
         recal = view.tsv(Results.RECALIBRATION, cohort=c)
         if recal is None or not len(recal):
             continue
-        rows = [[("original model" if r.method == "original" else f"RECALIBRATED ({r.method})"), r.evaluation,
-                 h.Html(h.ci(r.calibration_intercept, r.calibration_intercept_ci_low, r.calibration_intercept_ci_high)),
-                 h.Html(h.ci(r.calibration_slope, r.calibration_slope_ci_low, r.calibration_slope_ci_high)),
-                 r.ici, r.brier] for r in recal.itertuples()]
+        rows, notes = [], []
+        for r in recal.to_dict("records"):
+            label = "original model" if r["method"] == "original" else f"RECALIBRATED ({r['method']})"
+            note = r.get("note") if isinstance(r.get("note"), str) else ""
+            if r["method"] == "isotonic" and "n_steps_min" in r:  # a step function: no intercept, no slope
+                steps = "–".join(str(int(v)) if h.isnum(v) and v == v else "?" for v in (r["n_steps_min"], r["n_steps_max"]))
+                cells = [h.Html(f"not applicable (step function, {steps} steps per fold)"),
+                         h.Html(f"not applicable (range {h.num(r.get('recalibrated_low'), 6)} – "
+                                f"{h.num(r.get('recalibrated_high'), 6)})")]
+            else:
+                cells = [h.Html(h.ci(r.get(f"calibration_{k}"), r.get(f"calibration_{k}_ci_low"),
+                                     r.get(f"calibration_{k}_ci_high"))) for k in ("intercept", "slope")]
+                if note:
+                    notes.append(f"{label}: {note}")
+            rows.append([label, r.get("evaluation"), *cells, r.get("ici"), r.get("brier")])
         out += [f"<h3>Recalibration on {h.e(h.cohort_name(c))}</h3>",
                 h.table(["Probabilities", "Evaluated", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "Brier"],
                          rows, "compact"),
+                *([h.p("<strong>Not estimable</strong> (shown as —): " + h.e("; ".join(notes)) + ".", "warn")]
+                  if notes else []),
                 h.p("Recalibrated probabilities are <strong>not</strong> the frozen model's: each update "
                      "(intercept only; logistic intercept and slope; isotonic) was fitted on part of this cohort "
                      "and judged on the held-out part (cross-validation within the cohort), so the figures show "

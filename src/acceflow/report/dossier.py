@@ -687,6 +687,17 @@ def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -
         ])
     out.append(h.table(["Cohort", "n", "Events", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "E50", "E90",
                        "Emax", "Brier", "Scaled Brier", "Spiegelhalter z"], rows))
+    flags = []
+    for c in cohorts:
+        g = (data["cohorts"][c]["calibration"] or {}).get
+        if h.f(g("n_prob_at_bounds")) > 0:
+            flags.append(f"{h.e(h.cohort_name(c))}: {int(h.f(g('n_prob_at_bounds')))} predicted probabilities "
+                         "of exactly 0 or 1 (logit ∓∞; moved to the nearest representable probability, "
+                         "5e-324 or 1 − 2<sup>−53</sup>, so intercept and slope depend on that choice)")
+        if g("calibration_note"):
+            flags.append(f"{h.e(h.cohort_name(c))}: {h.e(g('calibration_note'))} (shown as —)")
+    if flags:
+        out.append(h.p("<strong>Read with care.</strong> " + "; ".join(flags) + ".", "warn"))
     out.append(h.p("Ideal: intercept 0 (calibration-in-the-large, slope fixed at 1), slope 1 (below 1: "
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
