@@ -92,6 +92,8 @@ def _icc_summary(icc: pd.DataFrame | None, threshold: float) -> dict:
         "median_icc": float(vals.median()),
         "n_subjects": _distinct_ints(icc, "n_subjects"),
         "n_repeats": _distinct_ints(icc, "n_repeats"),
+        "form_warnings": (sorted({str(w) for w in icc["icc_form_warning"].dropna() if str(w).strip()})
+                          if "icc_form_warning" in icc else []),
     }
 
 
@@ -571,6 +573,8 @@ def _section_analytical(data: dict, s: dict) -> str:
         ("Median ICC", s["median_icc"]),
         (f"Stable features (95% CI lower bound ≥ {threshold:g})", s["n_stable"]),
     ]))
+    for warning in s.get("form_warnings", []):
+        out.append(h.p(f"<strong>ICC form not valid for this design.</strong> {h.e(warning)}.", "warn"))
     out.append(h.table(["Koo & Li band", "ICC range", "Features"],
                       [[b, r, s["bands"][b]] for b, r in zip(
                           _BANDS, ("< 0.5", "0.5 – < 0.75", "0.75 – 0.9", "> 0.9"))]))
