@@ -151,7 +151,13 @@ def survival_utility(view: ResultsView) -> str:
                      "E90"], rows),
            h.p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
                 "restricted cubic spline of the complementary log-log of the predicted risk (Austin, Harrell &amp; "
-                "van Klaveren 2020); slope: Cox regression on the linear predictor (1 ideal).", "note")]
+                "van Klaveren 2020), its baseline read as a step function at the horizon (as R's "
+                "<code>survfit.coxph</code>); slope: Cox regression on the linear predictor (1 ideal).", "note")]
+    flags = [f"{h.e(h.cohort_name(c))}: {int(h.f(view.calibration(c).get('n_prob_at_bounds')))} predicted risks of "
+             "exactly 0 or 1 (moved to the nearest representable probability for the smoother)"
+             for c in cohorts if h.f(view.calibration(c).get("n_prob_at_bounds")) > 0]
+    if flags:
+        out.append(h.p("<strong>Read with care.</strong> " + "; ".join(flags) + ".", "warn"))
     if bins:
         out.append(h.figure(lambda: survival_calibration_figure(bins, horizon),
                              f"<strong>Calibration at {h.num(horizon)} days.</strong> Mean predicted risk against "
