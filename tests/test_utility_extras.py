@@ -112,3 +112,16 @@ def test_isotonic_recalibration_reports_steps_and_range_not_an_intercept():
     # every reported figure is finite or NaN-with-a-note: nothing like 1e15
     numbers = summary.select_dtypes("number").to_numpy(dtype=float)
     assert np.nanmax(np.abs(numbers)) < 1e3
+
+
+def test_intercept_update_matches_the_observed_rate_even_with_extreme_predictions():
+    # known answer: the ML intercept update makes the mean recalibrated probability equal the event rate on
+    # the cases it was fitted on; with a prediction of exactly 0 for an event (logit -744 once unclipped)
+    # statsmodels' IRLS diverges to an intercept of about -2e13, the score-equation solver does not
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 200)
+    p[:2], p[2] = 1.0, 0.0
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    y[2] = 1
+    update = fit_recalibration(y, p, "intercept")
+    assert update(p).mean() == pytest.approx(y.mean(), abs=1e-9)

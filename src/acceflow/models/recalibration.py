@@ -20,10 +20,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
-from acceflow.metrics.calibration import calibration_summary, finite_logit
+from acceflow.metrics.calibration import calibration_intercept_slope, calibration_summary, finite_logit
 
 METHODS = ("intercept", "logistic", "isotonic")
 
@@ -48,9 +49,12 @@ def fit_recalibration(y, p, method: str):
     y = np.asarray(y, float)
     lp = _logit(np.asarray(p, float))
     if method == "intercept":
-        fit = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit()
-        a = float(fit.params[0])
-        return lambda q: 1 / (1 + np.exp(-(a + _logit(q))))
+        # the calibration-in-the-large estimate, solved from its score equation (statsmodels' IRLS
+        # diverges on extreme logits; see acceflow.metrics.calibration)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "calibration slope not estimable", RuntimeWarning)
+            a = calibration_intercept_slope(y, np.asarray(p, float))["calibration_intercept"]
+        return lambda q: expit(a + _logit(q))
     if method == "logistic":
         if np.ptp(lp) == 0:
             raise ValueError(f"logistic recalibration needs predictions that vary: all {len(lp)} predictions are "
@@ -58,7 +62,7 @@ def fit_recalibration(y, p, method: str):
                              "one probability to every case (use the intercept update, or check the model)")
         fit = sm.GLM(y, sm.add_constant(lp, has_constant="add"), family=sm.families.Binomial()).fit()
         a, b = (float(v) for v in fit.params)
-        return lambda q: 1 / (1 + np.exp(-(a + b * _logit(q))))
+        return lambda q: expit(a + b * _logit(q))
     if method == "isotonic":
         iso = IsotonicRegression(y_min=1e-6, y_max=1 - 1e-6, out_of_bounds="clip").fit(p, y)
         recalibrate = lambda q: iso.predict(q)  # noqa: E731
