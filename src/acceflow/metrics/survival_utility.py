@@ -76,8 +76,9 @@ def breslow_survival_at(cph: CoxPHFitter, X: pd.DataFrame, t: float) -> np.ndarr
 
     ``S(t | x) = exp(-H0(t) exp(lp(x)))`` with ``H0(t) = sum over event times t_i <= t of
     d_i / sum_{j at risk at t_i} exp(lp_j)``: the value at the last event time at or before ``t``, as
-    R's ``survfit.coxph`` (Breslow / Nelson-Aalen type hazard; with untied event times Efron's
-    is the same) and :meth:`acceflow.models.cox.PenalizedCox.predict_survival` compute it.
+    R's ``survfit.coxph`` and :meth:`acceflow.models.cox.PenalizedCox.predict_survival` compute it.
+    With untied event times this is R's default curve; with tied event times it is
+    ``survfit(fit, ctype = 1)`` (R's default after an Efron fit, ``ctype = 2``, spreads the ties).
     lifelines' ``predict_survival_function(times=[t])`` interpolates H0 linearly between event
     times instead, which differs between them. lifelines centres the covariates on their means
     (``lp`` and ``H0`` both relative to the mean); the product ``H0(t) exp(lp)`` is the same as R's
