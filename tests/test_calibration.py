@@ -204,3 +204,13 @@ def test_separation_gives_nan_and_a_note_not_a_huge_number():
     assert np.isnan(r["calibration_slope"]) and np.isnan(r["calibration_slope_ci_low"])
     assert "separate" in r["calibration_note"]
     assert r["calibration_intercept"] == pytest.approx(0.0, abs=1e-9)  # symmetric: mean calibration exact
+
+
+def test_calibration_level_says_not_estimable_instead_of_nan():
+    from acceflow.metrics.calibration import calibration_level
+
+    s = {"calibration_intercept": 0.01, "calibration_intercept_ci_low": -0.2, "calibration_intercept_ci_high": 0.3,
+         "calibration_slope": float("nan"), "calibration_slope_ci_low": float("nan"),
+         "calibration_slope_ci_high": float("nan"), "ici": 0.02}
+    level, evidence = calibration_level(s)
+    assert level == "mean" and "slope not estimable" in evidence and "nan" not in evidence

@@ -577,9 +577,15 @@ def calibration_level(summary: dict, band=None, ici_tolerance: float = 0.05) -> 
     g = summary.get
     a, a_lo, a_hi = g("calibration_intercept"), g("calibration_intercept_ci_low"), g("calibration_intercept_ci_high")
     b, b_lo, b_hi = g("calibration_slope"), g("calibration_slope_ci_low"), g("calibration_slope_ci_high")
-    ev = [f"intercept {a:.3f} [{a_lo:.3f}, {a_hi:.3f}]", f"slope {b:.3f} [{b_lo:.3f}, {b_hi:.3f}]"]
-    mean_ok = a_lo <= 0 <= a_hi
-    weak_ok = mean_ok and b_lo <= 1 <= b_hi
+    def shown(name, *values):
+        est, lo, hi = (np.nan if v is None else float(v) for v in values)
+        if not np.isfinite([est, lo, hi]).all():
+            return f"{name} not estimable"
+        return f"{name} {est:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    ev = [shown("intercept", a, a_lo, a_hi), shown("slope", b, b_lo, b_hi)]
+    mean_ok = bool(a_lo <= 0 <= a_hi)  # False when not estimable (NaN)
+    weak_ok = mean_ok and bool(b_lo <= 1 <= b_hi)
     if band is not None and len(band) and np.isfinite(band["observed_ci_low"]).any():
         ok = band.dropna(subset=["observed_ci_low", "observed_ci_high"])
         covered = float(((ok["observed_ci_low"] <= ok["predicted"]) & (ok["predicted"] <= ok["observed_ci_high"])).mean())
