@@ -193,7 +193,8 @@ def utility_extras(view: ResultsView) -> str:
             label = "original model" if r["method"] == "original" else f"RECALIBRATED ({r['method']})"
             note = r.get("note") if isinstance(r.get("note"), str) else ""
             if r["method"] == "isotonic" and "n_steps_min" in r:  # a step function: no intercept, no slope
-                steps = "–".join(str(int(v)) if h.isnum(v) and v == v else "?" for v in (r["n_steps_min"], r["n_steps_max"]))
+                steps = "–".join(dict.fromkeys(str(int(v)) if h.isnum(v) and v == v else "?"
+                                               for v in (r["n_steps_min"], r["n_steps_max"])))
                 cells = [h.Html(f"not applicable (step function, {steps} steps per fold)"),
                          h.Html(f"not applicable (range {h.num(r.get('recalibrated_low'), 6)} – "
                                 f"{h.num(r.get('recalibrated_high'), 6)})")]
