@@ -375,7 +375,8 @@ def calibration_summary(y_true, prob):
         ``n``, ``n_events``, ``observed_rate``, ``mean_predicted``, ``brier``, ``brier_scaled``
         (``1 - brier / (prevalence (1 - prevalence))``), the keys of
         :func:`calibration_intercept_slope` and :func:`calibration_errors`, ``spiegelhalter_z``
-        and ``spiegelhalter_p``. Every value is a plain Python float (counts too).
+        and ``spiegelhalter_p``. Every value is a plain Python float (counts too), except the text
+        ``calibration_note`` (empty unless an estimate is NaN, see :func:`calibration_intercept_slope`).
 
     Raises
     ------
