@@ -79,7 +79,8 @@ def test_icc_form_follows_the_design_with_override():
     assert resolve_icc_form("auto", "inter-reader") == "ICC(2,1)"
     assert resolve_icc_form("auto", "perturbation") == "ICC(1,1)"
     assert resolve_icc_form("ICC(3,k)", "perturbation") == "ICC(3,k)"
-    assert set(ICC_FORM_BY_DESIGN) == {"test-retest", "inter-reader", "perturbation"}
+    assert resolve_icc_form("auto", "inter-reader-unlinked") == "ICC(1,1)"
+    assert set(ICC_FORM_BY_DESIGN) == {"test-retest", "inter-reader", "inter-reader-unlinked", "perturbation"}
     with pytest.raises(ValueError):
         resolve_icc_form("auto", "phantom")
 
@@ -148,6 +149,45 @@ def test_combat_reproduces_neurocombat():
     out = ComBat(batch="site").fit_transform(ref[["site", *feats]])
     np.testing.assert_allclose(out[feats].to_numpy(), ref[[f"combat_{f}" for f in feats]].to_numpy(),
                                rtol=0, atol=1e-4 * ref[feats].abs().max().max())
+
+
+def _neurocombat_mean_only(values, sites):
+    """neuroCombat's parametric mean-only path (neuroCombat.py: standardize_across_features,
+    fit_LS_model_and_find_priors, find_parametric_adjustments, adjust_data_final), no covariates,
+    written out in numpy on a (samples x features) array."""
+    levels = sorted(set(sites))
+    design = np.column_stack([(sites == b).astype(float) for b in levels])
+    n_sample, n_per = len(sites), design.sum(axis=0)
+    B_hat = np.linalg.solve(design.T @ design, design.T @ values)         # site means
+    grand_mean = (n_per / n_sample) @ B_hat
+    var_pooled = ((values - design @ B_hat) ** 2).sum(axis=0) / n_sample
+    s_data = (values - grand_mean) / np.sqrt(var_pooled)
+    gamma_hat = np.linalg.solve(design.T @ design, design.T @ s_data)     # (sites x features)
+    gamma_bar, t2 = gamma_hat.mean(axis=1), gamma_hat.var(axis=1, ddof=1)
+    # postmean(g_hat, g_bar, n=1, d_star=1, t2) = (t2 * 1 * g_hat + 1 * g_bar) / (t2 * 1 + 1)
+    gamma_star = (t2[:, None] * gamma_hat + gamma_bar[:, None]) / (t2[:, None] + 1)
+    return (s_data - design @ gamma_star) * np.sqrt(var_pooled) + grand_mean
+
+
+def test_combat_mean_only_follows_neurocombat_and_sva():
+    """mean-only shrinks with n = 1 (neuroCombat / sva), not with the site size: sites of 5, 12 and 30 cases."""
+    rng = np.random.default_rng(4)
+    sizes = {"a": 5, "b": 12, "c": 30}
+    sites = np.concatenate([[s] * n for s, n in sizes.items()])
+    shift = np.concatenate([[loc] * n for loc, n in zip([0.0, 1.5, -1.0], sizes.values())])[:, None]
+    values = rng.normal(size=(len(sites), 6)) + shift * rng.uniform(0.5, 1.5, 6) + np.arange(6) * 3
+    X = pd.DataFrame(values, columns=[f"f{i}" for i in range(6)]).assign(site=sites)
+    out = ComBat(batch="site", mean_only=True).fit_transform(X)
+    expected = _neurocombat_mean_only(values, sites)
+    np.testing.assert_allclose(out.to_numpy(), expected, rtol=0, atol=1e-10)
+    # the old shrinkage with n = site size would differ visibly
+    combat = ComBat(batch="site", mean_only=True).fit(X)
+    z = (values - combat.alpha_) / combat.sigma_
+    g_hat = np.array([z[sites == s].mean(axis=0) for s in sorted(sizes)])
+    g_bar, t2 = g_hat.mean(axis=1), g_hat.var(axis=1, ddof=1)
+    n = np.array(list(sizes.values()))[:, None]
+    by_size = (t2[:, None] * n * g_hat + g_bar[:, None]) / (t2[:, None] * n + 1)
+    assert np.abs(np.vstack([combat.gamma_[s] for s in sorted(sizes)]) - by_size).max() > 0.05
 
 
 def _sites(rng, n=40):

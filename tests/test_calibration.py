@@ -94,7 +94,8 @@ def test_spiegelhalter_near_zero_for_calibrated(calibrated):
 def test_summary_is_json_ready_and_consistent(calibrated):
     y, p = calibrated
     s = calibration_summary(y, p)
-    assert all(type(v) is float for v in s.values())
+    assert all(type(v) is float for k, v in s.items() if k != "calibration_note")
+    assert s["calibration_note"] == ""
     json.dumps(s)
     prev = y.mean()
     assert s["n"] == 5000 and s["n_events"] == y.sum()
@@ -133,3 +134,83 @@ def test_invalid_inputs_raise():
         calibration_intercept_slope([0, 0, 0], [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
         calibration_summary([0, 1, 1], [0.1, 0.2, 1.3])
+
+
+# ----------------------------------------------------------------- extreme predictions (issue 15)
+
+def test_slope_with_extreme_prediction_is_the_unclipped_glm_of_r():
+    """R: glm(y ~ qlogis(p), family = binomial). Two prediction values make the model saturated, so the
+    MLE is known by hand: slope = (logit(3/4) - logit(1/4)) / (qlogis(0.9999999994) - qlogis(0.2))."""
+    import statsmodels.api as sm
+
+    p = np.array([0.2] * 4 + [0.9999999994] * 4)
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    r = calibration_intercept_slope(y, p)
+    hand = (logit(0.75) - logit(0.25)) / (np.log(0.9999999994 / (1 - 0.9999999994)) - logit(0.2))
+    assert r["calibration_slope"] == pytest.approx(hand, abs=1e-6)
+    assert r["calibration_slope"] == pytest.approx(0.0971347, abs=1e-6)  # 2.1972246 / (21.2340914 + 1.3862944)
+    clipped = (logit(0.75) - logit(0.25)) / (logit(1 - 1e-8) - logit(0.2))  # the old clip gave 0.1109
+    assert abs(r["calibration_slope"] - clipped) > 0.01
+    assert r["n_prob_at_bounds"] == 0.0
+    # and on a realistic cohort with one near-certain prediction: statsmodels GLM on the unclipped logit
+    rng = np.random.default_rng(7)
+    q = rng.beta(2, 3, 300)
+    q[0] = 0.9999999994
+    yy = (rng.uniform(size=q.size) < q).astype(int)
+    ref = sm.GLM(yy, sm.add_constant(logit(q)), family=sm.families.Binomial()).fit()
+    off = sm.GLM(yy, np.ones((q.size, 1)), family=sm.families.Binomial(), offset=logit(q)).fit()
+    got = calibration_intercept_slope(yy, q)
+    assert got["calibration_slope"] == pytest.approx(ref.params[1], abs=1e-6)
+    assert got["calibration_intercept"] == pytest.approx(off.params[0], abs=1e-6)
+
+
+def test_probabilities_at_exactly_0_or_1_are_counted_and_kept_finite():
+    from acceflow.metrics.calibration import PROB_CEIL, PROB_FLOOR, finite_logit
+
+    lp, n = finite_logit([0.0, 0.3, 1.0, 0.9999999994])
+    assert n == 2 and np.isfinite(lp).all()
+    assert lp[0] == logit(PROB_FLOOR) and lp[2] == logit(PROB_CEIL) and lp[3] == logit(0.9999999994)
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 200)
+    p[:2], p[2] = 1.0, 0.0
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    s = calibration_summary(y, p)
+    assert s["n_prob_at_bounds"] == 3.0
+    assert np.isfinite([s["calibration_slope"], s["calibration_intercept"]]).all()
+    json.dumps(s)
+
+
+def test_intercept_is_the_root_of_its_score_where_irls_diverges():
+    """statsmodels' IRLS returned an intercept of -2e13 here (a prediction of exactly 0 for an event, logit
+    -744); the ML estimate solves sum(y - expit(a + logit p)) = 0, a plain number."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 200)
+    p[:2], p[2] = 1.0, 0.0
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    r = calibration_intercept_slope(y, p)
+    from acceflow.metrics.calibration import finite_logit
+
+    lp = finite_logit(p)[0]
+    a = r["calibration_intercept"]
+    assert abs(np.sum(y - expit(a + lp))) < 1e-9 and abs(a) < 1
+    assert r["calibration_note"] == ""
+
+
+def test_separation_gives_nan_and_a_note_not_a_huge_number():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    with pytest.warns(RuntimeWarning, match="slope not estimable"):
+        r = calibration_intercept_slope(y, p)
+    assert np.isnan(r["calibration_slope"]) and np.isnan(r["calibration_slope_ci_low"])
+    assert "separate" in r["calibration_note"]
+    assert r["calibration_intercept"] == pytest.approx(0.0, abs=1e-9)  # symmetric: mean calibration exact
+
+
+def test_calibration_level_says_not_estimable_instead_of_nan():
+    from acceflow.metrics.calibration import calibration_level
+
+    s = {"calibration_intercept": 0.01, "calibration_intercept_ci_low": -0.2, "calibration_intercept_ci_high": 0.3,
+         "calibration_slope": float("nan"), "calibration_slope_ci_low": float("nan"),
+         "calibration_slope_ci_high": float("nan"), "ici": 0.02}
+    level, evidence = calibration_level(s)
+    assert level == "mean" and "slope not estimable" in evidence and "nan" not in evidence

@@ -142,3 +142,91 @@ def test_many_features_in_one_table():
     assert len(t) == n_feat and t["icc"].between(0.5, 1).all()
     # true ICC = 1 / (1 + 0.3^2) = 0.917; every estimate lies near it
     assert abs(t["icc"].median() - 1 / 1.09) < 0.05
+
+
+# ------------------------------------------------------------ ICC(2,k) interval: psych's, said so (issue 15)
+
+# McGraw & Wong (1996), Table 6: 10 targets, 2 raters; R's output for it (DescTools::ICC, recorded in
+# f_ICC.m by R. P. Matthew, 2018): ICC2 0.720 [0.228, 0.922], ICC2k 0.837 [0.371, 0.959]
+MW6 = np.array([[103, 119], [82, 65], [116, 106], [102, 102], [99, 105], [98, 100], [104, 107], [62, 85],
+                [97, 101], [107, 110]], dtype=float)
+
+
+def _psych_icc2_limits(x, alpha=0.05):
+    """psych::ICC's ICC(2,1) interval (Fleiss & Shrout 1978), as in its source (``L3``, ``U3``)."""
+    n, k = x.shape
+    msb, _, mse = _mean_squares(x)
+    msj = n * ((x.mean(axis=0) - x.mean()) ** 2).sum() / (k - 1)
+    icc2 = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+    fj = msj / mse
+    vn = (k - 1) * (n - 1) * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+    vd = (n - 1) * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+    v = vn / vd
+    fu, fl = stats.f.ppf(1 - alpha / 2, n - 1, v), stats.f.ppf(1 - alpha / 2, v, n - 1)
+    low = n * (msb - fu * mse) / (fu * (k * msj + (k * n - k - n) * mse) + n * msb)
+    high = n * (fl * msb - mse) / (k * msj + (k * n - k - n) * mse + n * fl * msb)
+    return low, high, msb, msj, mse
+
+
+@pytest.mark.parametrize("data", [SF, MW6], ids=["shrout_fleiss", "mcgraw_wong_table6"])
+def test_icc2k_interval_is_psych_spearman_brown_step_up(data):
+    n, k = data.shape
+    low, high, *_ = _psych_icc2_limits(data)
+    row2 = icc_table(_long(data), ["score"], form="ICC(2,1)").iloc[0]
+    np.testing.assert_allclose([row2["ci_low"], row2["ci_high"]], [low, high], rtol=1e-10)
+    rowk = icc_table(_long(data), ["score"], form="ICC(2,k)").iloc[0]
+    step_up = [k * b / (1 + (k - 1) * b) for b in (low, high)]  # psych: L3k <- L3 * nj/(1 + L3 * (nj - 1))
+    np.testing.assert_allclose([rowk["ci_low"], rowk["ci_high"]], step_up, rtol=1e-10)
+
+
+def test_icc2_forms_equal_rs_printed_output_on_mcgraw_wong_table6():
+    got = {f: icc_table(_long(MW6), ["score"], form=f).iloc[0] for f in ("ICC(2,1)", "ICC(2,k)")}
+    assert [round(float(got["ICC(2,1)"][c]), 3) for c in ("icc", "ci_low", "ci_high")] == [0.720, 0.228, 0.922]
+    assert [round(float(got["ICC(2,k)"][c]), 3) for c in ("icc", "ci_low", "ci_high")] == [0.837, 0.371, 0.959]
+
+
+@pytest.mark.parametrize("data", [SF, MW6], ids=["shrout_fleiss", "mcgraw_wong_table6"])
+def test_icc2k_interval_equals_mcgraw_wong_table7_written_their_way(data):
+    """McGraw & Wong's ICC(A,k) interval (Table 7: its own v and F for the average measure) gives the same
+    numbers as psych's step-up, so the docstring may cite both."""
+    n, k = data.shape
+    msr, _, mse = _mean_squares(data)
+    msc = n * ((data.mean(axis=0) - data.mean()) ** 2).sum() / (k - 1)
+    icc2k = (msr - mse) / (msr + (msc - mse) / n)
+    c, d = icc2k / (n * (1 - icc2k)), 1 + icc2k * (n - 1) / (n * (1 - icc2k))
+    v = (c * msc + d * mse) ** 2 / ((c * msc) ** 2 / (k - 1) + (d * mse) ** 2 / ((n - 1) * (k - 1)))
+    fl, fu = stats.f.ppf(0.975, n - 1, v), stats.f.ppf(0.975, v, n - 1)
+    mw = [n * (msr - fl * mse) / (fl * (msc - mse) + n * msr), n * (fu * msr - mse) / (msc - mse + n * fu * msr)]
+    row = icc_table(_long(data), ["score"], form="ICC(2,k)").iloc[0]
+    assert row["icc"] == pytest.approx(icc2k, rel=1e-12)
+    np.testing.assert_allclose([row["ci_low"], row["ci_high"]], mw, rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- unlinked readers (issue 15)
+
+def test_auto_form_for_unlinked_readers_is_one_way():
+    from acceflow.metrics.icc import icc_form_warning, resolve_icc_form
+
+    assert resolve_icc_form("auto", "inter-reader-unlinked") == "ICC(1,1)"
+    assert resolve_icc_form("auto", "inter-reader") == "ICC(2,1)"  # linked readers unchanged
+    assert icc_form_warning(resolve_icc_form("auto", "inter-reader-unlinked"), "inter-reader-unlinked") == ""
+    assert icc_form_warning("ICC(1,k)", "inter-reader-unlinked") == ""
+    for form in ("ICC(2,1)", "ICC(3,1)", "ICC(2,k)", "ICC3"):
+        msg = icc_form_warning(form, "inter-reader-unlinked")
+        assert "not the same people" in msg and "ICC(1,1)" in msg
+    assert icc_form_warning("ICC(2,1)", "inter-reader") == ""
+
+
+def test_unlinked_readers_are_numbered_within_subject_and_give_the_one_way_icc():
+    from acceflow.metrics.icc import unlinked_repeats
+
+    # Shrout & Fleiss' 6 targets, each read by 4 of 12 readers (different ones per target)
+    rng = np.random.default_rng(0)
+    long = pd.DataFrame([{"case_id": i + 1, "repeat": f"R{r:02d}", "score": SF[i, j]}
+                         for i in range(6) for j, r in enumerate(rng.choice(12, 4, replace=False))])
+    # by reader id, listwise deletion leaves almost no complete subject
+    assert icc_table(long, ["score"], form="ICC(1,1)").loc[0, "n_subjects"] < 2
+    numbered = unlinked_repeats(long)
+    assert sorted(numbered["repeat"].unique()) == ["1", "2", "3", "4"]
+    t = icc_table(numbered, ["score"], form="ICC(1,1)").iloc[0]
+    assert t["n_subjects"] == 6 and round(t["icc"], 2) == SF_PUBLISHED["ICC(1,1)"]  # 0.17, Shrout & Fleiss

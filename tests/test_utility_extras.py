@@ -84,3 +84,44 @@ def test_band_of_a_model_with_three_distinct_predictions_is_nan_not_an_error():
         "calibration_intercept": 0.0, "calibration_intercept_ci_low": -0.1, "calibration_intercept_ci_high": 0.1,
         "calibration_slope": 1.0, "calibration_slope_ci_low": 0.8, "calibration_slope_ci_high": 1.2,
         "ici": float("nan")}, band)[0] == "weak"
+
+
+def test_isotonic_recalibration_reports_steps_and_range_not_an_intercept():
+    # hand-made PAV: outcomes sorted by p are 0,1,0,1,1 -> levels 0, 1/2, 1/2, 1, 1 -> 3 steps (0 and 1 kept
+    # inside the map's bounds 1e-6 and 1 - 1e-6)
+    iso = fit_recalibration(np.array([0, 1, 0, 1, 1]), np.array([0.1, 0.2, 0.3, 0.4, 0.5]), "isotonic")
+    assert iso.n_steps == 3
+    np.testing.assert_allclose(iso(np.array([0.1, 0.25, 0.45])), [1e-6, 0.5, 1 - 1e-6])
+    # a small cohort whose out-of-fold isotonic probabilities pile up at the bounds: the old table printed
+    # a calibration intercept of -1.1e15 for them (IRLS diverging on logits of +-13.8)
+    rng = np.random.default_rng(13)
+    lp = rng.normal(-1.2, 1.5, 60)
+    y = (rng.random(60) < 1 / (1 + np.exp(-lp))).astype(int)
+    p = 1 / (1 + np.exp(-(lp + rng.normal(0, 0.5, 60))))
+    summary, preds = recalibrate_cv(y, p, folds=5, seed=0)
+    iso_row = summary.set_index("method").loc["isotonic"]
+    for key in ("calibration_intercept", "calibration_slope", "calibration_intercept_ci_low",
+                "calibration_slope_ci_high"):
+        assert np.isnan(iso_row[key])
+    assert "not applicable" in iso_row["note"]
+    assert 1 <= iso_row["n_steps_min"] <= iso_row["n_steps_max"] <= 60
+    q = preds["recalibrated_isotonic"].to_numpy()
+    assert iso_row["recalibrated_low"] == q.min() >= 1e-6 and iso_row["recalibrated_high"] == q.max() <= 1 - 1e-6
+    ref = calibration_summary(y, q)
+    assert iso_row["ici"] == pytest.approx(ref["ici"]) and iso_row["brier"] == pytest.approx(ref["brier"])
+    # every reported figure is finite or NaN-with-a-note: nothing like 1e15
+    numbers = summary.select_dtypes("number").to_numpy(dtype=float)
+    assert np.nanmax(np.abs(numbers)) < 1e3
+
+
+def test_intercept_update_matches_the_observed_rate_even_with_extreme_predictions():
+    # known answer: the ML intercept update makes the mean recalibrated probability equal the event rate on
+    # the cases it was fitted on; with a prediction of exactly 0 for an event (logit -744 once unclipped)
+    # statsmodels' IRLS diverges to an intercept of about -2e13, the score-equation solver does not
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, 200)
+    p[:2], p[2] = 1.0, 0.0
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    y[2] = 1
+    update = fit_recalibration(y, p, "intercept")
+    assert update(p).mean() == pytest.approx(y.mean(), abs=1e-9)

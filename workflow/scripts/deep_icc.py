@@ -2,7 +2,7 @@
 import pandas as pd
 
 from acceflow.metrics.icc import _COLUMNS as COLUMNS
-from acceflow.metrics.icc import icc_table, resolve_icc_form
+from acceflow.metrics.icc import UNLINKED_DESIGNS, icc_form_warning, icc_table, resolve_icc_form, unlinked_repeats
 from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
@@ -10,6 +10,11 @@ with log_to(snakemake.log[0]):
     long = pd.read_csv(snakemake.input.repeats, sep="\t", dtype={"case_id": str, "repeat": str})
     features = [c for c in long.columns if c.startswith("deep_")]
     form = resolve_icc_form(s["icc_form"], s["design"])
+    warning = icc_form_warning(form, s["design"])
+    if warning:
+        print(f"WARNING: {warning}")
+    if s["design"] in UNLINKED_DESIGNS and len(long):  # readers differ per subject: number the readings
+        long = unlinked_repeats(long).drop(columns="repeat_original")
     if len(long) and features and long["repeat"].nunique() >= 2:
         # embedding units that are constant (dead ReLU) over all repeats carry no information
         varying = [f for f in features if long[f].std() > 0]
@@ -19,4 +24,5 @@ with log_to(snakemake.log[0]):
         print("no repeated crops: ICC of the deep features not assessed")
         table = pd.DataFrame(columns=COLUMNS)
     table["design"] = s["design"]
+    table["icc_form_warning"] = warning
     table.to_csv(snakemake.output.icc, sep="\t", index=False, float_format="%.10g")

@@ -3,7 +3,8 @@ import pandas as pd
 
 from acceflow.metrics.agreement import AGREEMENT_COLUMNS, agreement_table
 from acceflow.metrics.icc import _COLUMNS as COLUMNS
-from acceflow.metrics.icc import icc_table, resolve_icc_form, select_stable
+from acceflow.metrics.icc import (UNLINKED_DESIGNS, icc_form_warning, icc_table, resolve_icc_form, select_stable,
+                                  unlinked_repeats)
 from acceflow.runtime import log_to
 
 with log_to(snakemake.log[0]):
@@ -14,6 +15,11 @@ with log_to(snakemake.log[0]):
     if snakemake.params.features:
         features = [c for c in features if c in snakemake.params.features]
     form = resolve_icc_form(s["icc_form"], s["design"])
+    warning = icc_form_warning(form, s["design"])
+    if warning:
+        print(f"WARNING: {warning}")
+    if s["design"] in UNLINKED_DESIGNS and len(long):  # readers differ per subject: number the readings
+        long = unlinked_repeats(long).drop(columns="repeat_original")
     if len(long) and features and long["repeat"].nunique() >= 2:
         print(f"design {s['design']}: {form}, {long['case_id'].nunique()} subjects, {len(features)} features")
         table = icc_table(long, features, form=form, threshold=s["threshold"])
@@ -25,6 +31,7 @@ with log_to(snakemake.log[0]):
         table, agreement = pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=AGREEMENT_COLUMNS)
         kept, dropped = [], pd.DataFrame(columns=["feature", "icc", "ci_low", "wcv", "reason"])
     table["design"] = s["design"]
+    table["icc_form_warning"] = warning
     table.to_csv(snakemake.output.icc, sep="\t", index=False, float_format="%.10g")
     agreement.to_csv(snakemake.output.agreement, sep="\t", index=False, float_format="%.10g")
     dropped.to_csv(snakemake.output.dropped, sep="\t", index=False, float_format="%.10g")

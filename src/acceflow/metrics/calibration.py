@@ -3,9 +3,11 @@
 Follows the hierarchy of Van Calster et al. (2016): mean calibration (calibration-in-the-large),
 weak calibration (calibration slope) and moderate calibration (the flexible calibration curve,
 summarised by ICI / E50 / E90 / Emax after Austin & Steyerberg 2019). Intercept and slope are
-fitted by unpenalised maximum likelihood (statsmodels GLM, binomial family, logit link) with Wald
-confidence intervals; the calibration curve is R's ``loess`` (span 0.75, degree 2, gaussian)
-through scikit-misc, which wraps the same netlib code.
+fitted by unpenalised maximum likelihood with Wald confidence intervals (the slope by statsmodels
+GLM, binomial family, logit link; the intercept, whose offset-only model statsmodels' IRLS fails on
+extreme logits, by solving its one-dimensional score equation), as R's ``glm`` on ``qlogis(p)``;
+the calibration curve is R's ``loess`` (span 0.75, degree 2, gaussian) through scikit-misc, which
+wraps the same netlib code.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
-from scipy.special import logit
+from scipy import optimize, stats
+from scipy.special import expit, logit
 from skmisc.loess import loess
 from statsmodels.stats.proportion import proportion_confint
+from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 from acceflow.metrics.discrimination import brier_score, check_binary_outcome
 
 __all__ = [
+    "finite_logit",
     "calibration_intercept_slope",
     "calibration_curve_loess",
     "calibration_errors",
@@ -31,15 +35,101 @@ __all__ = [
     "binned_calibration",
 ]
 
-_EPS = 1e-8
+#: The probabilities nearest to 0 and 1 that double precision holds (5e-324 and 1 - 2**-53).
+PROB_FLOOR, PROB_CEIL = float(np.nextafter(0.0, 1.0)), float(np.nextafter(1.0, 0.0))
 
 
 def _inputs(y_true, prob):
     return check_binary_outcome(y_true, prob, "prob", probabilities=True, what="calibration")
 
 
-def _logit(p):
-    return logit(np.clip(p, _EPS, 1 - _EPS))
+def finite_logit(prob):
+    """The logit of each probability as R's ``qlogis`` computes it, kept finite at exactly 0 and 1.
+
+    No probability strictly inside (0, 1) is changed: ``log(p / (1 - p))`` of the float itself
+    (:func:`scipy.special.logit`), so 0.9999999994 keeps its logit 21.234 (R's ``qlogis`` gives the
+    same). Only a probability of exactly 0 or 1, whose logit is -inf / +inf (where R's ``glm``
+    stops), is moved to the nearest representable probability, :data:`PROB_FLOOR` (5e-324,
+    logit -744.4) or :data:`PROB_CEIL` (1 - 2**-53, logit 36.7), and counted.
+
+    Parameters
+    ----------
+    prob : array-like, shape (n,)
+        Probabilities in [0, 1].
+
+    Returns
+    -------
+    logits : numpy.ndarray of float, shape (n,)
+    n_at_bounds : int
+        How many probabilities were exactly 0 or 1.
+
+    Examples
+    --------
+    >>> lp, n = finite_logit([0.5, 0.9999999994, 1.0])
+    >>> [round(float(v), 4) for v in lp], n
+    ([0.0, 21.2341, 36.7368], 1)
+    """
+    p = np.asarray(prob, dtype=float)
+    at_bounds = (p == 0.0) | (p == 1.0)
+    p = np.where(p == 0.0, PROB_FLOOR, np.where(p == 1.0, PROB_CEIL, p))
+    return logit(p), int(at_bounds.sum())
+
+
+_SEPARATION = "the predictions separate the outcomes (no finite maximum-likelihood estimate)"
+
+
+def _score_ok(y, X, fit) -> bool:
+    params, bse = np.asarray(fit.params, float), np.asarray(fit.bse, float)
+    score = X.T @ (y - np.asarray(fit.fittedvalues, float))
+    return bool(np.isfinite(params).all() and np.isfinite(bse).all() and np.abs(score).max() <= 1e-6 * max(y.size, 1))
+
+
+def _ml_slope(y, lp, alpha):
+    """Logistic recalibration ``y ~ 1 + lp`` by unpenalised ML: (slope, ci_low, ci_high) or (None, why).
+
+    statsmodels' IRLS may report convergence at a point that does not solve the likelihood
+    equations (it overflows with extreme logits); the score ``X'(y - mu)`` is checked at the result
+    and, when it does not vanish, the fit is redone by Newton-Raphson from the ideal calibration
+    (intercept 0, slope 1). Under (quasi-)complete separation no finite estimate exists.
+    """
+    X = np.column_stack([np.ones(y.size), lp])
+    model = sm.GLM(y, X, family=sm.families.Binomial())
+    for kw in ({}, {"method": "newton", "start_params": np.array([0.0, 1.0]), "maxiter": 200}):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fit = model.fit(**kw)
+            except (PerfectSeparationError, np.linalg.LinAlgError):
+                return None, _SEPARATION
+        if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
+            return None, _SEPARATION
+        if _score_ok(y, X, fit):
+            ci = np.asarray(fit.conf_int(alpha))[1]
+            return (float(np.asarray(fit.params)[1]), float(ci[0]), float(ci[1])), ""
+    return None, "the maximum-likelihood fit did not converge"
+
+
+def _ml_intercept(y, lp, alpha):
+    """Calibration-in-the-large ``y ~ offset(lp)``: (a, ci_low, ci_high) by solving the score equation.
+
+    The one-parameter score ``sum(y - expit(a + lp))`` decreases monotonically in ``a`` from
+    ``sum(y)`` to ``sum(y) - n``, so its root, the exact ML estimate, is found by bracketing
+    (Brent's method); the Wald SE is ``1 / sqrt(sum(mu (1 - mu)))`` as in any GLM. Unlike IRLS this
+    cannot diverge when some logits are extreme (e.g. -744 for a prediction of exactly 0).
+    """
+    def score(a):
+        return float(np.sum(y - expit(a + lp)))
+
+    lo, hi = -1.0, 1.0
+    while score(lo) < 0:
+        lo *= 2
+    while score(hi) > 0:
+        hi *= 2
+    a = optimize.brentq(score, lo, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps, maxiter=500)
+    mu = expit(a + lp)
+    se = 1.0 / np.sqrt(np.sum(mu * (1 - mu)))
+    z = stats.norm.ppf(1 - alpha / 2)
+    return (float(a), float(a - z * se), float(a + z * se)), ""
 
 
 def calibration_intercept_slope(y_true, prob, alpha=0.05):
@@ -50,7 +140,15 @@ def calibration_intercept_slope(y_true, prob, alpha=0.05):
     * Calibration slope: logistic recalibration ``logit P(y=1) = a + b logit(prob)``; ``b = 1``
       ideally, ``b < 1`` means predictions too extreme (over-fitting), ``b > 1`` too modest.
 
-    Probabilities are clipped to ``[1e-8, 1 - 1e-8]`` before the logit.
+    The logit is that of the probability itself (as R's ``qlogis``): no clipping, so the slope
+    equals R's ``glm(y ~ qlogis(p), family = binomial)``. Probabilities of exactly 0 or 1 (logit
+    -inf / +inf, where R's ``glm`` fails) are moved to the nearest representable probability
+    (see :func:`finite_logit`) and counted in ``n_prob_at_bounds``: with any, the figures depend
+    on that choice and should be read with care.
+
+    When a fit has no trustworthy maximum (separation, or an IRLS run that does not solve the
+    likelihood equations) its estimate and CI are NaN, ``calibration_note`` says why and a
+    :class:`RuntimeWarning` is issued: a figure such as -1e15 is never returned.
 
     Parameters
     ----------
@@ -67,7 +165,9 @@ def calibration_intercept_slope(y_true, prob, alpha=0.05):
         ``calibration_intercept``, ``calibration_intercept_ci_low``,
         ``calibration_intercept_ci_high``, ``calibration_slope``, ``calibration_slope_ci_low``,
         ``calibration_slope_ci_high``; plain floats on the logit scale (intercept) or unitless
-        (slope).
+        (slope); ``n_prob_at_bounds``: how many probabilities were exactly 0 or 1 (a float, as
+        the other counts of :func:`calibration_summary`); ``calibration_note``: empty, or why an
+        estimate is NaN.
 
     Raises
     ------
@@ -93,21 +193,19 @@ def calibration_intercept_slope(y_true, prob, alpha=0.05):
     y, p = _inputs(y_true, prob)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
-    lp = _logit(p)
-    ones = np.ones((y.size, 1))
-    fam = sm.families.Binomial()
-    citl = sm.GLM(y, ones, family=fam, offset=lp).fit()
-    slope = sm.GLM(y, np.column_stack([ones, lp]), family=fam).fit()
-    ci_a = np.asarray(citl.conf_int(alpha))[0]
-    ci_b = np.asarray(slope.conf_int(alpha))[1]
-    return {
-        "calibration_intercept": float(citl.params[0]),
-        "calibration_intercept_ci_low": float(ci_a[0]),
-        "calibration_intercept_ci_high": float(ci_a[1]),
-        "calibration_slope": float(slope.params[1]),
-        "calibration_slope_ci_low": float(ci_b[0]),
-        "calibration_slope_ci_high": float(ci_b[1]),
-    }
+    lp, n_bounds = finite_logit(p)
+    y = y.astype(float)
+    out, notes = {"n_prob_at_bounds": float(n_bounds)}, []
+    for name, fit in (("calibration_intercept", _ml_intercept), ("calibration_slope", _ml_slope)):
+        est, why = fit(y, lp, alpha)
+        if est is None:
+            notes.append(f"{name.replace('_', ' ')} not estimable: {why}")
+            est = (float("nan"),) * 3
+        out.update(dict(zip([name, f"{name}_ci_low", f"{name}_ci_high"], est)))
+    out["calibration_note"] = "; ".join(notes)
+    if notes:
+        warnings.warn(out["calibration_note"], RuntimeWarning, stacklevel=2)
+    return out
 
 
 def calibration_curve_loess(y_true, prob, span=0.75, degree=2):
@@ -277,7 +375,8 @@ def calibration_summary(y_true, prob):
         ``n``, ``n_events``, ``observed_rate``, ``mean_predicted``, ``brier``, ``brier_scaled``
         (``1 - brier / (prevalence (1 - prevalence))``), the keys of
         :func:`calibration_intercept_slope` and :func:`calibration_errors`, ``spiegelhalter_z``
-        and ``spiegelhalter_p``. Every value is a plain Python float (counts too).
+        and ``spiegelhalter_p``. Every value is a plain Python float (counts too), except the text
+        ``calibration_note`` (empty unless an estimate is NaN, see :func:`calibration_intercept_slope`).
 
     Raises
     ------
@@ -479,9 +578,15 @@ def calibration_level(summary: dict, band=None, ici_tolerance: float = 0.05) -> 
     g = summary.get
     a, a_lo, a_hi = g("calibration_intercept"), g("calibration_intercept_ci_low"), g("calibration_intercept_ci_high")
     b, b_lo, b_hi = g("calibration_slope"), g("calibration_slope_ci_low"), g("calibration_slope_ci_high")
-    ev = [f"intercept {a:.3f} [{a_lo:.3f}, {a_hi:.3f}]", f"slope {b:.3f} [{b_lo:.3f}, {b_hi:.3f}]"]
-    mean_ok = a_lo <= 0 <= a_hi
-    weak_ok = mean_ok and b_lo <= 1 <= b_hi
+    def shown(name, *values):
+        est, lo, hi = (np.nan if v is None else float(v) for v in values)
+        if not np.isfinite([est, lo, hi]).all():
+            return f"{name} not estimable"
+        return f"{name} {est:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    ev = [shown("intercept", a, a_lo, a_hi), shown("slope", b, b_lo, b_hi)]
+    mean_ok = bool(a_lo <= 0 <= a_hi)  # False when not estimable (NaN)
+    weak_ok = mean_ok and bool(b_lo <= 1 <= b_hi)
     if band is not None and len(band) and np.isfinite(band["observed_ci_low"]).any():
         ok = band.dropna(subset=["observed_ci_low", "observed_ci_high"])
         covered = float(((ok["observed_ci_low"] <= ok["predicted"]) & (ok["predicted"] <= ok["observed_ci_high"])).mean())

@@ -1,13 +1,21 @@
 """Repeatability / reproducibility of features: ICC with full-precision CIs, wCV, Koo & Li bands.
 
 Input is a long table with one row per (subject, repeat) and one column per feature, e.g. a
-test-retest or multi-segmentation feature table. The ICC and its 95% F-based confidence interval
-(McGraw & Wong 1996) come from :func:`pingouin.intraclass_corr`; pingouin rounds the CI to two
-decimals by default, so its ``round.column.CI95`` option is switched off (restored afterwards).
+test-retest or multi-segmentation feature table. The ICC and its 95% confidence interval come from
+:func:`pingouin.intraclass_corr`, which computes them as R's ``psych::ICC`` does; pingouin rounds the
+CI to two decimals by default, so its ``round.column.CI95`` option is switched off (restored
+afterwards). Which interval each form gets:
 
-Only subjects with a value for every repeat of a feature are used for that feature (listwise
-deletion, as the two-way ANOVA behind the ICC needs balanced data); ``n_subjects`` reports how
-many remained.
+* ICC(1,1), ICC(3,1), ICC(1,k), ICC(3,k): the exact F-based intervals (Shrout & Fleiss 1979; McGraw
+  & Wong 1996, Table 7).
+* ICC(2,1): the approximate interval of Satterthwaite-type degrees of freedom ``v`` (Fleiss &
+  Shrout 1978; Shrout & Fleiss 1979, eq. for case 2; McGraw & Wong 1996, Table 7, ICC(A,1)).
+* ICC(2,k): the ICC(2,1) limits stepped up by the Spearman-Brown formula,
+  ``L_k = k L / (1 + (k - 1) L)`` (same for U): the formula ``psych::ICC`` (Revelle; its source:
+  ``L3k <- L3 * nj/(1 + L3 * (nj - 1))``) and pingouin compute. McGraw & Wong (1996, Table 7,
+  ICC(A,k), with their correction in Psychol Methods 1(4):390) write the interval with its own
+  ``v`` and ``F`` for the average measure; the two are the same numbers (they agree to 1e-10 in
+  ``tests/test_icc.py``), so the interval is psych's and McGraw & Wong's alike.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import pandas as pd
 import pingouin
 
 __all__ = ["icc_table", "within_subject_cv", "koo_li_band", "stable_features", "resolve_icc_form",
-           "select_stable", "ICC_FORM_BY_DESIGN"]
+           "select_stable", "ICC_FORM_BY_DESIGN", "UNLINKED_DESIGNS", "icc_form_warning", "unlinked_repeats"]
 
 #: The ICC form used for each reproducibility design when ``reproducibility.icc_form`` is ``auto``.
 #: test-retest: Koo & Li (2016) advise a two-way model with *absolute agreement* for test-retest
@@ -29,8 +37,15 @@ __all__ = ["icc_table", "within_subject_cv", "koo_li_band", "stable_features", "
 #: ICC(A,1)), i.e. Shrout & Fleiss ICC(2,1). inter-reader: readers are a sample of the readers the
 #: biomarker will meet and their differences count: ICC(2,1) (two-way random, absolute agreement).
 #: perturbation: the perturbed images are exchangeable draws, not fixed "raters": ICC(1,1), one-way
-#: random (Zwanenburg et al. 2019, Sci Rep 9:614).
-ICC_FORM_BY_DESIGN = {"test-retest": "ICC(2,1)", "inter-reader": "ICC(2,1)", "perturbation": "ICC(1,1)"}
+#: random (Zwanenburg et al. 2019, Sci Rep 9:614). inter-reader-unlinked: each subject is read by
+#: its own readers (LIDC-style: each nodule by any 4 of 12 radiologists), so no rater effect can be
+#: separated from the error and only the one-way model holds: ICC(1,1) (Shrout & Fleiss 1979, case 1;
+#: McGraw & Wong 1996, model 1; Koo & Li 2016).
+ICC_FORM_BY_DESIGN = {"test-retest": "ICC(2,1)", "inter-reader": "ICC(2,1)",
+                      "inter-reader-unlinked": "ICC(1,1)", "perturbation": "ICC(1,1)"}
+
+#: Designs whose raters are not the same people across subjects: only ICC(1,1) / ICC(1,k) are valid.
+UNLINKED_DESIGNS = frozenset({"inter-reader-unlinked"})
 
 # canonical Shrout & Fleiss name -> pingouin Type names (>= 0.7 and older releases)
 _FORMS = {
@@ -244,12 +259,19 @@ def icc_table(long_df, feature_columns, subject="case_id", rater="repeat", form=
         On missing or non-numeric columns, duplicated (subject, repeat) pairs, fewer than 2
         repeats, an unknown ``form`` or a non-finite ``threshold`` > 1.
 
+    The CIs are those of R's ``psych::ICC`` (see the module docstring: for ICC(2,k) the
+    Spearman-Brown step-up of the ICC(2,1) limits, which equals McGraw & Wong's ICC(A,k) interval).
+
     References
     ----------
     Shrout PE, Fleiss JL (1979). Intraclass correlations: uses in assessing rater reliability.
     Psychol Bull 86(2):420-428.
+    Fleiss JL, Shrout PE (1978). Approximate interval estimation for a certain intraclass
+    correlation coefficient. Psychometrika 43:259-262.
     McGraw KO, Wong SP (1996). Forming inferences about some intraclass correlation
     coefficients. Psychol Methods 1(1):30-46.
+    Revelle W. psych: Procedures for Psychological, Psychometric, and Personality Research
+    (``ICC``). R package, CRAN.
     Koo TK, Li MY (2016). J Chiropr Med 15(2):155-163.
 
     Examples
@@ -322,7 +344,8 @@ def resolve_icc_form(form, design="test-retest"):
     form : str
         ``"auto"`` or one of the six Shrout & Fleiss forms (pingouin's names accepted).
     design : str
-        ``"test-retest"``, ``"inter-reader"`` or ``"perturbation"`` (see :data:`ICC_FORM_BY_DESIGN`).
+        ``"test-retest"``, ``"inter-reader"``, ``"inter-reader-unlinked"`` or ``"perturbation"`` (see
+        :data:`ICC_FORM_BY_DESIGN`).
 
     Returns
     -------
@@ -338,6 +361,51 @@ def resolve_icc_form(form, design="test-retest"):
             raise ValueError(f"design must be one of {list(ICC_FORM_BY_DESIGN)}; got {design!r}")
         return ICC_FORM_BY_DESIGN[design]
     return _canonical_form(form)
+
+
+def icc_form_warning(form, design):
+    """Why ``form`` is invalid for ``design``, or ``""``: a two-way ICC asked for unlinked raters.
+
+    With unlinked raters (:data:`UNLINKED_DESIGNS`) a rater effect cannot be estimated: the two-way
+    ICC(2,·) / ICC(3,·) then treat "first reading", "second reading" as if they were the same
+    readers, and their value has no meaning as a reliability (Shrout & Fleiss 1979, case 1). The
+    form is still computed as asked; the message goes to the log and the dossier.
+
+    Examples
+    --------
+    >>> icc_form_warning("ICC(2,1)", "inter-reader-unlinked")[:40]
+    'ICC(2,1) was asked for, but the readers '
+    >>> icc_form_warning("ICC(1,1)", "inter-reader-unlinked"), icc_form_warning("ICC(2,1)", "inter-reader")
+    ('', '')
+    """
+    form = _canonical_form(form)
+    if design not in UNLINKED_DESIGNS or form.startswith("ICC(1,"):
+        return ""
+    return (f"{form} was asked for, but the readers are not the same people across subjects "
+            f"(reproducibility.design: {design}): a two-way ICC needs every subject read by the same "
+            "readers, so only the one-way ICC(1,1) / ICC(1,k) is valid (Shrout & Fleiss 1979, case 1); "
+            "set reproducibility.icc_form to auto or ICC(1,1)")
+
+
+def unlinked_repeats(long_df, subject="case_id", rater="repeat"):
+    """The repeat table with each subject's readings numbered 1, 2, ... in their order of appearance.
+
+    With unlinked raters the reader ids (e.g. 12 radiologists, any 4 per nodule) do not line up
+    across subjects; the one-way model treats a subject's readings as exchangeable, so they are
+    numbered within subject, giving the balanced (subject x reading) layout the ICC needs instead of
+    a sparse (subject x reader) one that listwise deletion would empty. The original id is kept in
+    ``<rater>_original``.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"case_id": [1, 1, 2, 2], "repeat": ["r3", "r7", "r1", "r9"], "f": [1., 2, 3, 4]})
+    >>> unlinked_repeats(df)["repeat"].tolist()
+    ['1', '2', '1', '2']
+    """
+    out = long_df.copy()
+    out[f"{rater}_original"] = out[rater]
+    out[rater] = (out.groupby(subject, sort=False).cumcount() + 1).astype(str)
+    return out
 
 
 def select_stable(icc_df, threshold=0.75, max_wcv=None):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
 
+from acceflow.metrics.calibration import PROB_CEIL, PROB_FLOOR
 from acceflow.metrics.survival import km_risk_at
 
 
@@ -69,6 +71,47 @@ def _rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def breslow_survival_at(cph: CoxPHFitter, X: pd.DataFrame, t: float) -> np.ndarray:
+    """S(t | x) of a fitted lifelines Cox model with the Breslow baseline as a right-continuous step function.
+
+    ``S(t | x) = exp(-H0(t) exp(lp(x)))`` with ``H0(t) = sum over event times t_i <= t of
+    d_i / sum_{j at risk at t_i} exp(lp_j)``: the value at the last event time at or before ``t``, as
+    R's ``survfit.coxph`` and :meth:`acceflow.models.cox.PenalizedCox.predict_survival` compute it.
+    With untied event times this is R's default curve; with tied event times it is
+    ``survfit(fit, ctype = 1)`` (R's default after an Efron fit, ``ctype = 2``, spreads the ties).
+    lifelines' ``predict_survival_function(times=[t])`` interpolates H0 linearly between event
+    times instead, which differs between them. lifelines centres the covariates on their means
+    (``lp`` and ``H0`` both relative to the mean); the product ``H0(t) exp(lp)`` is the same as R's
+    (centred on ``means``) or uncentred, since the Breslow H0 scales by ``exp(-c)`` when every
+    ``lp`` shifts by ``c``.
+
+    Parameters
+    ----------
+    cph : lifelines.CoxPHFitter
+        A fitted model.
+    X : pandas.DataFrame, shape (n, p)
+        Covariates, the columns the model was fitted on.
+    t : float
+        Horizon, in the time unit of the fit (days here).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Survival probabilities at ``t``.
+
+    References
+    ----------
+    Breslow NE (1972). Discussion of Professor Cox's paper. J R Stat Soc B 34:216-217.
+    Therneau TM, Grambsch PM (2000). Modeling Survival Data, section 10.2. Springer.
+    """
+    base = cph.baseline_cumulative_hazard_
+    times, cumhaz = base.index.to_numpy(dtype=float), base.iloc[:, 0].to_numpy(dtype=float)
+    i = int(np.searchsorted(times, float(t), side="right")) - 1
+    h0 = cumhaz[i] if i >= 0 else 0.0
+    lp = cph.predict_log_partial_hazard(X).to_numpy(dtype=float)
+    return np.exp(-h0 * np.exp(lp))
+
+
 def calibration_at(time, event, risk_t, lp, t: float) -> dict:
     """Calibration of predicted risks at ``t``: ICI/E50/E90/Emax, observed/expected, slope.
 
@@ -89,23 +132,33 @@ def calibration_at(time, event, risk_t, lp, t: float) -> dict:
         ``horizon_days``; ``ici, e50, e90, emax``: absolute differences between predicted and
         smoothed observed risk at ``t``, where the observed risk of each case comes from a Cox
         model of the outcome on a restricted cubic spline (3 knots) of the complementary
-        log-log of the predicted risk (Austin, Harrell & van Klaveren 2020, Stat Med 39:2714);
+        log-log of the predicted risk (Austin, Harrell & van Klaveren 2020, Stat Med 39:2714),
+        read at ``t`` from the Breslow step-function baseline as R's ``survfit.coxph`` does
+        (:func:`breslow_survival_at`); ``n_prob_at_bounds``: predicted risks of exactly 0 or 1;
         ``observed_risk_km`` (Kaplan–Meier at ``t``), ``mean_predicted``,
         ``observed_expected_ratio``; ``calibration_slope`` (Cox regression of the outcome on the
         linear predictor; 1 is ideal, below 1 means over-fitted risks) with its 95% CI.
     """
     time, event, risk_t, lp = (np.asarray(a, float) for a in (time, event, risk_t, lp))
-    p = np.clip(risk_t, 1e-8, 1 - 1e-8)
-    cll = np.log(-np.log(1 - p))
+    p = risk_t
+    at_bounds = (p == 0.0) | (p == 1.0)
+    # the complementary log-log of the risk itself; only a risk of exactly 0 or 1 (cloglog -inf / +inf)
+    # is moved to the nearest representable probability, and counted
+    cll = np.log(-np.log1p(-np.where(p == 0.0, PROB_FLOOR, np.where(p == 1.0, PROB_CEIL, p))))
     knots = np.quantile(cll, [0.1, 0.5, 0.9])
     out = {"horizon_days": float(t), "n": int(len(time)), "n_events": int(event.sum()),
+           "n_prob_at_bounds": int(at_bounds.sum()),
            "mean_predicted": float(p.mean()), "observed_risk_km": _km_risk(time, event.astype(int), t)}
     out["observed_expected_ratio"] = out["observed_risk_km"] / out["mean_predicted"]
     try:
         basis = _rcs_basis(cll, knots) if len(np.unique(knots)) == 3 else cll[:, None]
         df = pd.DataFrame(basis, columns=[f"s{i}" for i in range(basis.shape[1])]).assign(T=time, E=event)
-        cph = CoxPHFitter(penalizer=1e-6).fit(df, "T", "E")
-        observed = 1 - cph.predict_survival_function(df, times=[t]).to_numpy()[0]
+        try:  # unpenalised, as R's coxph; a whisper of ridge only if that fails to converge
+            cph = CoxPHFitter().fit(df, "T", "E")
+        except ConvergenceError:
+            cph = CoxPHFitter(penalizer=1e-6).fit(df, "T", "E")
+            out["smoother_note"] = "spline Cox fit needed a ridge penalty of 1e-6 to converge"
+        observed = 1 - breslow_survival_at(cph, df, t)
         diff = np.abs(p - observed)
         out.update(ici=float(diff.mean()), e50=float(np.median(diff)), e90=float(np.quantile(diff, 0.9)),
                    emax=float(diff.max()))

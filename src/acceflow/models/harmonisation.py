@@ -15,6 +15,12 @@ Implementation notes (this module, checked against the formulas of Johnson 2007)
   site means), then on the standardised ``z = (y - alpha) / sigma`` the per-site ``gamma_hat``
   (mean) and ``delta_hat^2`` (variance, ddof=1), the priors, and the EB estimates
   ``gamma*``, ``delta*^2`` by the fixed-point iteration of Johnson 2007 (tolerance 1e-4).
+* ``mean_only``: no scale is estimated (``delta = 1``) and the site mean is shrunk as neuroCombat
+  (``find_parametric_adjustments``) and ``sva::ComBat(mean.only = TRUE)`` do, with the posterior
+  mean of a single unit-variance observation, ``gamma* = (t2 gamma_hat + gamma_bar) / (t2 + 1)``
+  (their ``postmean(gamma_hat, gamma_bar, 1, 1, t2)``), not with the site size ``n`` that the
+  location/scale model uses; ``t2`` and ``gamma_bar`` are the variance (ddof=1) and mean of the
+  site's ``gamma_hat`` over the features.
   Everything is frozen; ``transform`` applies ``alpha + sigma * (z - gamma*) / delta*``.
 * Missing values are allowed (moments over the observed values; they stay missing).
 * A site never seen in ``fit``: ``unseen="error"`` (default) raises; ``unseen="self"`` estimates
@@ -57,7 +63,12 @@ def _eb(z: np.ndarray, gamma_hat, delta_hat, n, empirical_bayes: bool, mean_only
     g_bar, t2 = gamma_hat[ok].mean(), gamma_hat[ok].var(ddof=1)
     m, s2 = delta_hat[ok].mean(), delta_hat[ok].var(ddof=1)
     g_new, d_new = gamma_hat.copy(), delta_hat.copy()
-    if mean_only or s2 <= 0 or t2 <= 0:
+    if mean_only:
+        # as neuroCombat and sva::ComBat (mean.only): postmean(gamma.hat, gamma.bar, n = 1, d = 1, t2),
+        # i.e. the site mean shrunk as if it were one observation of unit variance, whatever the site size
+        g_new = (t2 * gamma_hat + g_bar) / (t2 + 1.0)
+        return np.where(ok, g_new, 0.0), np.where(ok, delta_hat, 1.0)
+    if s2 <= 0 or t2 <= 0:
         if t2 > 0:
             g_new = (t2 * n * gamma_hat + delta_hat * g_bar) / (t2 * n + delta_hat)
         return np.where(ok, g_new, 0.0), np.where(ok, delta_hat, 1.0)
@@ -86,7 +97,8 @@ class ComBat(TransformerMixin, BaseEstimator):
         Shrink the site parameters by parametric empirical Bayes (True, as ComBat) or use the
         per-site estimates as they are (False, "L/S" harmonisation).
     mean_only : bool
-        Adjust the location only (no scale).
+        Adjust the location only (no scale), with neuroCombat's / sva's mean-only shrinkage (see the
+        module docstring).
     unseen : {"error", "self"}
         What to do with a site that ``fit`` never saw (see the module docstring).
     min_cases : int

@@ -146,7 +146,13 @@ def survival_utility(view: ResultsView) -> str:
                      "E90"], rows),
            h.p("Observed risk from the Kaplan–Meier estimate at the horizon; ICI/E50/E90 from a Cox model on a "
                 "restricted cubic spline of the complementary log-log of the predicted risk (Austin, Harrell &amp; "
-                "van Klaveren 2020); slope: Cox regression on the linear predictor (1 ideal).", "note")]
+                "van Klaveren 2020), its baseline read as a step function at the horizon (as R's "
+                "<code>survfit.coxph</code>); slope: Cox regression on the linear predictor (1 ideal).", "note")]
+    flags = [f"{h.e(h.cohort_name(c))}: {int(h.f(view.calibration(c).get('n_prob_at_bounds')))} predicted risks of "
+             "exactly 0 or 1 (moved to the nearest representable probability for the smoother)"
+             for c in cohorts if h.f(view.calibration(c).get("n_prob_at_bounds")) > 0]
+    if flags:
+        out.append(h.p("<strong>Read with care.</strong> " + "; ".join(flags) + ".", "warn"))
     out.extend(cohort_figures(view, Results.CALIBRATION_FIGURE, "calibration",
                               f"mean predicted risk against the Kaplan–Meier observed risk at {h.num(horizon)} days "
                               "in groups of predicted risk, with 95% CIs; the dotted diagonal is perfect calibration"))
@@ -175,13 +181,27 @@ def utility_extras(view: ResultsView) -> str:
         recal = view.tsv(Results.RECALIBRATION, cohort=c)
         if recal is None or not len(recal):
             continue
-        rows = [[("original model" if r.method == "original" else f"RECALIBRATED ({r.method})"), r.evaluation,
-                 h.Html(h.ci(r.calibration_intercept, r.calibration_intercept_ci_low, r.calibration_intercept_ci_high)),
-                 h.Html(h.ci(r.calibration_slope, r.calibration_slope_ci_low, r.calibration_slope_ci_high)),
-                 r.ici, r.brier] for r in recal.itertuples()]
+        rows, notes = [], []
+        for r in recal.to_dict("records"):
+            label = "original model" if r["method"] == "original" else f"RECALIBRATED ({r['method']})"
+            note = r.get("note") if isinstance(r.get("note"), str) else ""
+            if r["method"] == "isotonic" and "n_steps_min" in r:  # a step function: no intercept, no slope
+                steps = "–".join(dict.fromkeys(str(int(v)) if h.isnum(v) and v == v else "?"
+                                               for v in (r["n_steps_min"], r["n_steps_max"])))
+                cells = [h.Html(f"not applicable (step function, {steps} steps per fold)"),
+                         h.Html(f"not applicable (range {h.num(r.get('recalibrated_low'), 6)} – "
+                                f"{h.num(r.get('recalibrated_high'), 6)})")]
+            else:
+                cells = [h.Html(h.ci(r.get(f"calibration_{k}"), r.get(f"calibration_{k}_ci_low"),
+                                     r.get(f"calibration_{k}_ci_high"))) for k in ("intercept", "slope")]
+                if note:
+                    notes.append(f"{label}: {note}")
+            rows.append([label, r.get("evaluation"), *cells, r.get("ici"), r.get("brier")])
         out += [f"<h3>Recalibration on {h.e(h.cohort_name(c))}</h3>",
                 h.table(["Probabilities", "Evaluated", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "Brier"],
                          rows, "compact"),
+                *([h.p("<strong>Not estimable</strong> (shown as —): " + h.e("; ".join(notes)) + ".", "warn")]
+                  if notes else []),
                 h.p("Recalibrated probabilities are <strong>not</strong> the frozen model's: each update "
                      "(intercept only; logistic intercept and slope; isotonic) was fitted on part of this cohort "
                      "and judged on the held-out part (cross-validation within the cohort), so the figures show "

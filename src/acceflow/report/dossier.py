@@ -95,6 +95,8 @@ def _icc_summary(icc: pd.DataFrame | None, threshold: float) -> dict:
         "median_icc": float(vals.median()),
         "n_subjects": _distinct_ints(icc, "n_subjects"),
         "n_repeats": _distinct_ints(icc, "n_repeats"),
+        "form_warnings": (sorted({str(w) for w in icc["icc_form_warning"].dropna() if str(w).strip()})
+                          if "icc_form_warning" in icc else []),
     }
 
 
@@ -575,6 +577,8 @@ def _section_analytical(data: dict, s: dict) -> str:
         ("Median ICC", s["median_icc"]),
         (f"Stable features (95% CI lower bound ≥ {threshold:g})", s["n_stable"]),
     ]))
+    for warning in s.get("form_warnings", []):
+        out.append(h.p(f"<strong>ICC form not valid for this design.</strong> {h.e(warning)}.", "warn"))
     out.append(h.table(["Koo & Li band", "ICC range", "Features"],
                       [[b, r, s["bands"][b]] for b, r in zip(
                           _BANDS, ("< 0.5", "0.5 – < 0.75", "0.75 – 0.9", "> 0.9"))]))
@@ -678,6 +682,17 @@ def _binary_calibration(view: ResultsView, data: dict, cohorts: Sequence[str]) -
         ])
     out.append(h.table(["Cohort", "n", "Events", "Intercept [95% CI]", "Slope [95% CI]", "ICI", "E50", "E90",
                        "Emax", "Brier", "Scaled Brier", "Spiegelhalter z"], rows))
+    flags = []
+    for c in cohorts:
+        g = (data["cohorts"][c]["calibration"] or {}).get
+        if h.f(g("n_prob_at_bounds")) > 0:
+            flags.append(f"{h.e(h.cohort_name(c))}: {int(h.f(g('n_prob_at_bounds')))} predicted probabilities "
+                         "of exactly 0 or 1 (logit ∓∞; moved to the nearest representable probability, "
+                         "5e-324 or 1 − 2<sup>−53</sup>, so intercept and slope depend on that choice)")
+        if g("calibration_note"):
+            flags.append(f"{h.e(h.cohort_name(c))}: {h.e(g('calibration_note'))} (shown as —)")
+    if flags:
+        out.append(h.p("<strong>Read with care.</strong> " + "; ".join(flags) + ".", "warn"))
     out.append(h.p("Ideal: intercept 0 (calibration-in-the-large, slope fixed at 1), slope 1 (below 1: "
                   "predictions too extreme), ICI/E50/E90/Emax 0 (mean, median, 90th percentile and maximum "
                   "absolute distance between the loess-smoothed and the ideal curve; Austin &amp; Steyerberg "
