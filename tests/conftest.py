@@ -185,11 +185,12 @@ def otsu_slurm_run(tmp_path_factory):
     where ``slurm`` is ``{"log", "wall_s"}`` of the SLURM run or ``{"skip": reason}``.
 
     Sized for time: under SLURM every job of a group is its own ``srun ... snakemake`` (the
-    jobstep executor), 5-15 s of start-up on a 2-core machine, run one after another within a
-    group. 48 scans make three per-scan groups of at most 20 (two waves on the 2-CPU node, the
-    second one of 8 scans; 60 scans needed two full waves); one comparator (clinical) keeps every
-    comparator rule in the run at two thirds of the per-cohort jobs of two; 14-case external
-    cohorts are too small for recalibration's cross-validation (as in test_deep_workflow.py)."""
+    jobstep executor), run one after another within a group; each costs a Snakemake start-up
+    (13-25 s per job measured on the shared 2-core machine at load 10-30). 48 scans make three
+    per-scan groups (20, 20, 8): 28 scans on the longer of the node's two CPUs, against 40 with 60
+    scans. One comparator (clinical) keeps every comparator rule in the run with 30 per-cohort
+    jobs instead of 46 for two. 14-case external cohorts are too small for recalibration's
+    cross-validation (as in test_deep_workflow.py)."""
     from slurm_cluster import ClusterUnavailable, single_node_cluster
 
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
