@@ -1,9 +1,13 @@
 """Benchmark: acceflow's vectorised bootstrap AUC CI and fast DeLong against naive versions.
 
-1. ``bootstrap_auc_ci`` (all replicates ranked at once with numpy) against a Python loop over
-   ``sklearn.metrics.roc_auc_score`` on the *same* stratified resamples: the loop redraws the
-   index matrix with the same generator, seed, chunking and draw order as ``bootstrap_auc_ci``,
-   so the two sets of replicate AUCs, and hence the two CIs, should agree to rounding.
+1. ``bootstrap_auc_ci`` (scores sorted once, each replicate scored from its multiplicities by
+   cumulative counts) against a Python loop over ``sklearn.metrics.roc_auc_score`` on the *same*
+   stratified resamples (the loop redraws the index matrix with the same generator, seed,
+   chunking and draw order as ``bootstrap_auc_ci``, so the two CIs agree to rounding), and
+   against the previous implementation (one bincount per class, controls' counts permuted to
+   sorted order, float cumulative sums; kept below as ``previous_bootstrap_auc_ci``). The time
+   of the index draws alone is printed too: the replicates are fixed by the seed, so no
+   implementation that reproduces them can be faster than drawing them.
 2. ``delong_ci`` (Sun & Xu 2014 midrank algorithm, O(n log n)) at n = 10,000 against the
    textbook O(m x n) DeLong (every case-control pair), timed at n = 2,000 and extrapolated by the
    ratio of pairs (x25), in pure Python and with a numpy pair matrix.
@@ -50,6 +54,44 @@ def same_indices_as_bootstrap_auc_ci(y, n_boot, seed):
         pos_idx.append(rng.integers(0, m, (b, m)))
         neg_idx.append(rng.integers(0, n_neg, (b, n_neg)))
     return np.vstack(pos_idx), np.vstack(neg_idx)
+
+
+def draws_only(y, n_boot, seed):
+    """The index draws of ``bootstrap_auc_ci(stratified=True)`` and nothing else (int32, no copies)."""
+    rng = np.random.default_rng(seed)
+    m, n_neg = int(y.sum()), int((1 - y).sum())
+    chunk = max(1, getattr(discrimination, "_BOOT_CHUNK_ELEMENTS", 2_000_000) // y.size)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        rng.integers(0, m, (b, m), dtype=np.int32)
+        rng.integers(0, n_neg, (b, n_neg), dtype=np.int32)
+
+
+def previous_bootstrap_auc_ci(y, s, n_boot, seed, alpha=0.05):
+    """``bootstrap_auc_ci(stratified=True)`` as it was before issue 21 (same draws, same CI)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = s[y == 1], s[y == 0]
+    order = np.argsort(neg, kind="stable")
+    neg_sorted = neg[order]
+    lo = np.searchsorted(neg_sorted, pos, side="left")
+    hi = np.searchsorted(neg_sorted, pos, side="right")
+
+    def counts(idx, n):
+        b = idx.shape[0]
+        return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+
+    chunk = max(1, getattr(discrimination, "_BOOT_CHUNK_ELEMENTS", 2_000_000) // y.size)
+    out = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        w = counts(rng.integers(0, pos.size, (b, pos.size)), pos.size)
+        v = counts(rng.integers(0, neg.size, (b, neg.size)), neg.size)[:, order]
+        cum = np.zeros((v.shape[0], v.shape[1] + 1))
+        np.cumsum(v, axis=1, out=cum[:, 1:])
+        below, upto = cum[:, lo], cum[:, hi]
+        out.append((w * (below + 0.5 * (upto - below))).sum(axis=1) / (pos.size * neg.size))
+    low, high = np.percentile(np.concatenate(out), [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(roc_auc_score(y, s)), float(low), float(high)
 
 
 def loop_bootstrap(y, s, pos_idx, neg_idx, alpha=0.05):
@@ -114,23 +156,42 @@ def main() -> int:
           f"sample AUC = {roc_auc_score(y, s):.4f} (target 0.75), seed {args.seed}")
 
     print(f"\n== stratified percentile bootstrap, {args.n_boot} replicates ==")
+    c0 = time.process_time()
     t_vec, (auc_v, low_v, high_v) = best_of(
         lambda: bootstrap_auc_ci(y, s, n_boot=args.n_boot, seed=args.seed), args.repeats)
+    cpu_vec = (time.process_time() - c0) / args.repeats
+    c0 = time.process_time()
     t0 = time.perf_counter()
     pos_idx, neg_idx = same_indices_as_bootstrap_auc_ci(y, args.n_boot, args.seed)
     t_idx = time.perf_counter() - t0
     t0 = time.perf_counter()
     auc_l, low_l, high_l = loop_bootstrap(y, s, pos_idx, neg_idx)
     t_loop = time.perf_counter() - t0
-    print(f"acceflow bootstrap_auc_ci (vectorised): {t_vec:8.3f} s  "
+    cpu_loop = time.process_time() - c0
+    c0 = time.process_time()
+    t_prev, (auc_p, low_p, high_p) = best_of(
+        lambda: previous_bootstrap_auc_ci(y, s, args.n_boot, args.seed), args.repeats)
+    cpu_prev = (time.process_time() - c0) / args.repeats
+    t_draw, _ = best_of(lambda: draws_only(y, args.n_boot, args.seed), args.repeats)
+    print(f"acceflow bootstrap_auc_ci (multiplicities): {t_vec:8.3f} s  "
           f"AUC {auc_v:.6f}  95% CI [{low_v:.6f}, {high_v:.6f}]")
-    print(f"loop over roc_auc_score:                {t_idx + t_loop:8.3f} s  "
+    print(f"previous implementation:                    {t_prev:8.3f} s  "
+          f"AUC {auc_p:.6f}  95% CI [{low_p:.6f}, {high_p:.6f}]")
+    print(f"loop over roc_auc_score:                    {t_idx + t_loop:8.3f} s  "
           f"AUC {auc_l:.6f}  95% CI [{low_l:.6f}, {high_l:.6f}]"
           f"  (index draws {t_idx:.3f} s + loop {t_loop:.3f} s)")
-    print(f"speed-up (loop / vectorised): {(t_idx + t_loop) / t_vec:.1f}x")
+    print(f"index draws alone (the floor; best of {args.repeats}): {t_draw:.3f} s "
+          f"= {100 * t_draw / t_vec:.0f}% of bootstrap_auc_ci")
     diff = max(abs(low_v - low_l), abs(high_v - high_l), abs(auc_v - auc_l))
-    print(f"same resamples: max |difference| of AUC and CI bounds = {diff:.2e} "
-          f"({'agree' if diff < 1e-9 else 'DIFFER'})")
+    diff_prev = max(abs(low_v - low_p), abs(high_v - high_p), abs(auc_v - auc_p))
+    print(f"same resamples: max |difference| of AUC and CI bounds = {diff:.2e} vs the loop "
+          f"({'agree' if diff < 1e-9 else 'DIFFER'}), {diff_prev:.2e} vs the previous implementation "
+          f"({'agree' if diff_prev < 1e-12 else 'DIFFER'})")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"speed-up vs the loop (loop / bootstrap_auc_ci): {(t_idx + t_loop) / t_vec:.1f}x")
+    print(f"speed-up vs the previous implementation: {t_prev / t_vec:.1f}x")
+    print(f"by CPU time (mean per call; steadier on a shared machine): {cpu_loop / cpu_vec:.1f}x the loop, "
+          f"{cpu_prev / cpu_vec:.1f}x the previous implementation")
 
     print("\n== DeLong CI ==")
     t_fast, (auc_d, low_d, high_d) = best_of(lambda: delong_ci(y, s), max(args.repeats, 5))

@@ -111,6 +111,23 @@ def demo_config(results: Path, base: str = "config/config.yaml", *, n_train: int
     return config
 
 
+#: The fewest resampling replicates the schema allows or a rule still exercises every code path
+#: with: for DAG tests that check files, the executor, faults or determinism rather than the
+#: intervals' values (which the unit tests check against published and hand-computed answers).
+#: Replicates cost time, not coverage: the AUC bootstrap, coefficient bootstrap, permutation
+#: importance and curve bands run as they do with the defaults (2000, 200, 20, 200).
+SMALL_STATISTICS = {"validation": {"n_bootstrap": 100, "coefficient_bootstrap": 20, "optimism_bootstrap": 20,
+                                   "permutation_repeats": 2},
+                    "utility": {"curve_bootstrap": 20}}
+
+
+def small_statistics(config: dict) -> dict:
+    """``config`` with :data:`SMALL_STATISTICS` merged into its sections (other keys kept); returned."""
+    for section, values in SMALL_STATISTICS.items():
+        config[section] = {**(config.get(section) or {}), **values}
+    return config
+
+
 def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> None:
     """The results contract's files, columns and dossier sections of a finished binary-outcome run."""
     for rel, columns in CONTRACT_COLUMNS.items():
@@ -162,19 +179,28 @@ def demo_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def otsu_slurm_run(tmp_path_factory):
-    """A small demo (30 training, 2 x 15 external cases, no rescans) with Otsu segmentation, run
+    """A small demo (20 training, 2 x 14 external cases, no rescans) with Otsu segmentation, run
     once per session: through the SLURM executor on a single-node cluster started here when one can
     start (CI, as root, with Debian's slurm packages), else locally. Returns ``(results, slurm)``
-    where ``slurm`` is ``{"log", "wall_s"}`` of the SLURM run or ``{"skip": reason}``."""
+    where ``slurm`` is ``{"log", "wall_s"}`` of the SLURM run or ``{"skip": reason}``.
+
+    Sized for time: under SLURM every job of a group is its own ``srun ... snakemake`` (the
+    jobstep executor), run one after another within a group; each costs a Snakemake start-up
+    (13-25 s per job measured on the shared 2-core machine at load 10-30). 48 scans make three
+    per-scan groups (20, 20, 8): 28 scans on the longer of the node's two CPUs, against 40 with 60
+    scans. One comparator (clinical) keeps every comparator rule in the run with 30 per-cohort
+    jobs instead of 46 for two. 14-case external cohorts are too small for recalibration's
+    cross-validation (as in test_deep_workflow.py)."""
     from slurm_cluster import ClusterUnavailable, single_node_cluster
 
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.fail("snakemake-executor-plugin-slurm is not installed; run make setup (pip install -e '.[test]')")
     work = tmp_path_factory.mktemp("otsu_slurm")
     results = work / "results"
-    config = demo_config(results, segmentation={"source": "otsu", "margin_mm": 4.0},
-                         validation={"cv_folds": 3, "cv_repeats": 1})
-    cfg = write_config(work / "otsu.yaml", config)
+    config = demo_config(results, n_train=20, n_external=(14, 14), segmentation={"source": "otsu", "margin_mm": 4.0},
+                         validation={"cv_folds": 3, "cv_repeats": 1}, utility={"recalibration": []})
+    config["model"].update(comparators=["clinical"], min_events=3)  # 7 events in 20 training cases
+    cfg = write_config(work / "otsu.yaml", small_statistics(config))
     slurm = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(cfg),
              "--profile", str(REPO / "profiles/slurm"), "--jobs", "4",
              # no slurmdbd here: poll squeue (MinJobAge=600 keeps finished jobs visible), and poll often

@@ -141,3 +141,141 @@ def test_roc_points_brier_logloss():
     assert log_loss([0, 1], [0.5, 0.5]) == pytest.approx(np.log(2))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         brier_score([0, 1], [0.2, 1.2])
+
+
+# --- bootstrap by multiplicities: same replicates and CIs as the previous (re-ranking) code -------
+
+def _reference_bootstrap(y_true, y_score, n_boot, alpha=0.05, seed=0, stratified=True, chunk_elements=2_000_000):
+    """The implementation of bootstrap_auc_ci before issue 21, kept verbatim as the reference.
+
+    Returns the replicate AUCs (NaN ones dropped) and (auc, low, high)."""
+    from scipy import stats
+
+    y, s = np.asarray(y_true, int), np.asarray(y_score, float)
+
+    def auc_rows(labels, scores):
+        labels = np.broadcast_to(labels, scores.shape)
+        ranks = stats.rankdata(scores, axis=1)
+        m = labels.sum(axis=1).astype(float)
+        n = scores.shape[1] - m
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = ((ranks * labels).sum(axis=1) - m * (m + 1) / 2) / (m * n)
+        auc[(m == 0) | (n == 0)] = np.nan
+        return auc
+
+    def counts(idx, n):
+        b = idx.shape[0]
+        return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+
+    def auc_from_counts(pos, neg, idx_pos, idx_neg):
+        order = np.argsort(neg, kind="stable")
+        neg_sorted = neg[order]
+        lo = np.searchsorted(neg_sorted, pos, side="left")
+        hi = np.searchsorted(neg_sorted, pos, side="right")
+        w = counts(idx_pos, pos.size)
+        v = counts(idx_neg, neg.size)[:, order]
+        cum = np.zeros((v.shape[0], v.shape[1] + 1))
+        np.cumsum(v, axis=1, out=cum[:, 1:])
+        below, upto = cum[:, lo], cum[:, hi]
+        return (w * (below + 0.5 * (upto - below))).sum(axis=1) / (pos.size * neg.size)
+
+    rng = np.random.default_rng(seed)
+    pos, neg = s[y == 1], s[y == 0]
+    chunk = max(1, chunk_elements // s.size)
+    out = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        if stratified:
+            out.append(auc_from_counts(pos, neg, rng.integers(0, pos.size, (b, pos.size)),
+                                       rng.integers(0, neg.size, (b, neg.size))))
+        else:
+            idx = rng.integers(0, s.size, (b, s.size))
+            out.append(auc_rows(y[idx].astype(bool), s[idx]))
+    boot = np.concatenate(out)
+    boot = boot[np.isfinite(boot)]
+    low, high = np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return boot, (float(auc_rows(y.astype(bool), s[None, :])[0]), float(low), float(high))
+
+
+def _replicates(y, s, n_boot, seed, stratified):
+    """Replicate AUCs of the current bootstrap_auc_ci (its internal helpers, same draws)."""
+    from acceflow.metrics import discrimination as d
+
+    y, s = np.asarray(y, int), np.asarray(s, float)
+    rng = np.random.default_rng(seed)
+    pos, neg = s[y == 1], s[y == 0]
+    pairs = d._PairCounter(pos, neg)
+    chunk = max(1, d._BOOT_CHUNK_ELEMENTS // s.size)
+    out = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        if stratified:
+            ip = rng.integers(0, pos.size, (b, pos.size), dtype=d._draw_dtype(pos.size))
+            ineg = rng.integers(0, neg.size, (b, neg.size), dtype=d._draw_dtype(neg.size))
+            out.append(d._auc_stratified(pairs, ip, ineg))
+        else:
+            idx = rng.integers(0, s.size, (b, s.size), dtype=d._draw_dtype(s.size))
+            out.append(d._auc_joint(pairs, y == 1, idx))
+    boot = np.concatenate(out)
+    return boot[np.isfinite(boot)]
+
+
+def test_int32_draws_are_the_int64_stream():
+    # the speed-up draws int32 indices; numpy must give the same values and leave the generator
+    # in the same state as the default int64 draws of the previous code
+    for n in (7, 1000, 7001, 2**20 + 3):
+        a, b = np.random.default_rng(n), np.random.default_rng(n)
+        np.testing.assert_array_equal(a.integers(0, n, (3, 500)), b.integers(0, n, (3, 500), dtype=np.int32))
+        assert a.integers(0, 2**40) == b.integers(0, 2**40)
+
+
+@pytest.mark.parametrize("case", [
+    # (n, number of cases, score rounding: None = continuous, else decimals -> many ties)
+    (60, 20, 1), (60, 45, 1), (300, 90, None), (301, 200, 2), (2500, 700, None), (2500, 1800, 1),
+])
+@pytest.mark.parametrize("stratified", [True, False])
+def test_bootstrap_equals_previous_implementation(case, stratified):
+    n, m, decimals = case
+    rng = np.random.default_rng(n + m)
+    y = np.r_[np.ones(m, int), np.zeros(n - m, int)][rng.permutation(n)]
+    s = rng.normal(0.8 * y, 1.0)
+    if decimals is not None:
+        s = np.round(s, decimals)
+    n_boot = 450  # several chunks for the larger n (chunk = 2e6 // n replicates)
+    ref_boot, ref = _reference_bootstrap(y, s, n_boot, seed=11, stratified=stratified,
+                                         chunk_elements=100_000)
+    from acceflow.metrics import discrimination as d
+
+    old = d._BOOT_CHUNK_ELEMENTS
+    d._BOOT_CHUNK_ELEMENTS = 100_000
+    try:
+        new = bootstrap_auc_ci(y, s, n_boot=n_boot, seed=11, stratified=stratified)
+        new_boot = _replicates(y, s, n_boot, 11, stratified)
+    finally:
+        d._BOOT_CHUNK_ELEMENTS = old
+    assert new_boot.shape == ref_boot.shape
+    np.testing.assert_allclose(new_boot, ref_boot, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(new, ref, rtol=0, atol=1e-12)
+    # default chunking too
+    np.testing.assert_allclose(bootstrap_auc_ci(y, s, n_boot=60, seed=3, stratified=stratified),
+                               _reference_bootstrap(y, s, 60, seed=3, stratified=stratified)[1],
+                               rtol=0, atol=1e-12)
+
+
+def test_bootstrap_replicates_equal_sklearn_on_the_resamples():
+    rng = np.random.default_rng(21)
+    y = rng.integers(0, 2, 400)
+    s = np.round(rng.normal(0.7 * y, 1.0), 1)
+    for stratified in (True, False):
+        boot = _replicates(y, s, 5, seed=9, stratified=stratified)
+        # redraw the same resamples and score them with scikit-learn
+        g = np.random.default_rng(9)
+        pos, neg = s[y == 1], s[y == 0]
+        if stratified:
+            ip, ineg = g.integers(0, pos.size, (5, pos.size)), g.integers(0, neg.size, (5, neg.size))
+            lab = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+            expected = [roc_auc_score(lab, np.r_[pos[i], neg[j]]) for i, j in zip(ip, ineg)]
+        else:
+            idx = g.integers(0, s.size, (5, s.size))
+            expected = [roc_auc_score(y[i], s[i]) for i in idx]
+        np.testing.assert_allclose(boot, expected, rtol=0, atol=1e-12)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, small_statistics
 
 from acceflow.demo import make_demo_cohort
 
@@ -47,7 +47,7 @@ def study(tmp_path_factory):
     config["input"]["images"] = str(data / "manifest.tsv")
     config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
     config["validation"] = {"cv_folds": 3, "cv_repeats": 2}
-    return config
+    return small_statistics(config)
 
 
 def workdir(factory, name: str, config: dict) -> Path:

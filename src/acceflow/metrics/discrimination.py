@@ -273,38 +273,98 @@ def _auc_rows(labels, scores):
     return auc
 
 
-def _counts(idx, n):
-    """Per-row multiplicities of ``idx`` (B, k) with values in [0, n): array (B, n)."""
-    b = idx.shape[0]
-    return np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+_SUBBLOCK_ELEMENTS = 100_000  # replicates x cases counted at once: keeps the counts in cache
 
 
-def _auc_from_counts(pos, neg, idx_pos, idx_neg):
-    """AUC of stratified bootstrap replicates without re-ranking, O(B (n1 + n0)).
+def _draw_dtype(n):
+    """Integer type of the index draws: int32 gives the same stream and values as int64 below 2**31.
 
-    A replicate's AUC is sum_i sum_j w_i v_j K(pos_i, neg_j) / (n1 n0) with w, v the cases' and
-    controls' multiplicities and K = 1 (pos > neg), 1/2 (tie), 0; the inner sum is a cumulative
-    sum of v over the sorted controls, read at each case's position (found once by binary search).
-    Equal to the rank formula of :func:`_auc_rows` on the resampled scores.
+    numpy's bounded integers use the buffered 32-bit Lemire method for every range below 2**32
+    whatever the output type, so ``rng.integers(0, n, size, dtype=np.int32)`` consumes the
+    generator exactly as the default int64 call does (tests/test_discrimination.py checks it).
     """
-    order = np.argsort(neg, kind="stable")
-    neg_sorted = neg[order]
-    lo = np.searchsorted(neg_sorted, pos, side="left")
-    hi = np.searchsorted(neg_sorted, pos, side="right")
-    w = _counts(idx_pos, pos.size)
-    v = _counts(idx_neg, neg.size)[:, order]
-    cum = np.zeros((v.shape[0], v.shape[1] + 1))
-    np.cumsum(v, axis=1, out=cum[:, 1:])
-    below, upto = cum[:, lo], cum[:, hi]
-    return (w * (below + 0.5 * (upto - below))).sum(axis=1) / (pos.size * neg.size)
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _counts(idx, n):
+    """Per-row multiplicities of ``idx`` (B, k) with values in [0, n): int array (B, n)."""
+    b = idx.shape[0]
+    key = np.add(idx, (n * np.arange(b, dtype=np.intp))[:, None], dtype=np.intp)
+    return np.bincount(key.ravel(), minlength=b * n).reshape(b, n)
+
+
+class _PairCounter:
+    """Mann-Whitney counts of resampled case-control pairs from multiplicities, O(n) per replicate.
+
+    Scores are sorted once (``pos`` cases, ``neg`` controls). For replicate multiplicities
+    ``w`` (B, n1) of the cases and ``v`` (B, n0) of the controls, :meth:`twice_u` returns
+    ``2 U`` with ``U = sum_i sum_j w_i v_j K(pos_i, neg_j)``, ``K = 1`` (case above), 1/2 (tie),
+    0, as exact integers. The class with fewer members is cumulated: with the controls sorted,
+    ``sum_j v_j K(pos_i, neg_j) = (C[lo_i] + C[hi_i]) / 2`` where ``C`` is the cumulative sum of
+    the sorted control multiplicities and ``lo_i``/``hi_i`` the numbers of controls below and
+    up to ``pos_i`` (found once by binary search); symmetrically with the cases cumulated,
+    ``2 U = 2 W V - sum_j v_j (C[lo_j] + C[hi_j])``.
+    """
+
+    def __init__(self, pos, neg):
+        self.swap = neg.size > pos.size  # cumulate the cases, look the controls up
+        ref, other = (pos, neg) if self.swap else (neg, pos)
+        self.order = np.argsort(ref, kind="stable")
+        ref_sorted = ref[self.order]
+        self.lo = np.searchsorted(ref_sorted, other, side="left")
+        self.hi = np.searchsorted(ref_sorted, other, side="right")
+        self.ties = bool((self.lo != self.hi).any())
+
+    def twice_u(self, w, v):
+        ref, other = (w, v) if self.swap else (v, w)
+        cum = np.zeros((ref.shape[0], ref.shape[1] + 1), np.int64)
+        np.cumsum(ref[:, self.order], axis=1, out=cum[:, 1:])
+        if self.ties:
+            s = np.einsum("ij,ij->i", other, cum[:, self.lo] + cum[:, self.hi])
+        else:
+            s = 2 * np.einsum("ij,ij->i", other, cum[:, self.lo])
+        if self.swap:
+            s = 2 * w.sum(axis=1) * v.sum(axis=1) - s
+        return s
+
+
+def _auc_stratified(pairs, idx_pos, idx_neg):
+    """AUC of stratified replicates (index draws (B, n1) and (B, n0)) without re-ranking."""
+    n1, n0 = idx_pos.shape[1], idx_neg.shape[1]
+    sub = max(1, _SUBBLOCK_ELEMENTS // (n1 + n0))
+    out = np.empty(idx_pos.shape[0])
+    for s in range(0, out.size, sub):
+        e = min(out.size, s + sub)
+        out[s:e] = pairs.twice_u(_counts(idx_pos[s:e], n1), _counts(idx_neg[s:e], n0)) / (2 * n1 * n0)
+    return out
+
+
+def _auc_joint(pairs, is_case, idx):
+    """AUC of non-stratified replicates (index draws (B, n) into all cases); NaN for one class."""
+    n = idx.shape[1]
+    case_cols, control_cols = np.flatnonzero(is_case), np.flatnonzero(~is_case)
+    sub = max(1, _SUBBLOCK_ELEMENTS // n)
+    out = np.empty(idx.shape[0])
+    for s in range(0, out.size, sub):
+        e = min(out.size, s + sub)
+        c = _counts(idx[s:e], n)
+        w, v = c[:, case_cols], c[:, control_cols]
+        pairs_n = (w.sum(axis=1) * v.sum(axis=1)).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = pairs.twice_u(w, v) / (2 * pairs_n)
+        auc[pairs_n == 0] = np.nan
+        out[s:e] = auc
+    return out
 
 
 def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratified=True):
     """AUC with a percentile bootstrap confidence interval.
 
     All replicates are resampled at once with numpy, in chunks that keep at most about 2 million
-    (replicate, case) values in memory. Stratified replicates are scored without re-ranking, from
-    the cases' and controls' multiplicities and one sort of the controls (O(B n)).
+    (replicate, case) values in memory. No replicate is re-ranked: the scores are sorted once and
+    each replicate's Mann-Whitney count comes from its cases' and controls' multiplicities by a
+    cumulative sum over the sorted scores (O(n) per replicate, ties counted 1/2), exactly (integer
+    arithmetic) what ranking the resampled scores gives.
 
     Parameters
     ----------
@@ -354,16 +414,17 @@ def bootstrap_auc_ci(y_true, y_score, n_boot=2000, alpha=0.05, seed=0, stratifie
     rng = np.random.default_rng(seed)
     pos, neg = s[y == 1], s[y == 0]
     n_all = s.size
+    pairs = _PairCounter(pos, neg)
     chunk = max(1, _BOOT_CHUNK_ELEMENTS // n_all)
     out = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         if stratified:
-            out.append(_auc_from_counts(pos, neg, rng.integers(0, pos.size, (b, pos.size)),
-                                        rng.integers(0, neg.size, (b, neg.size))))
+            idx_pos = rng.integers(0, pos.size, (b, pos.size), dtype=_draw_dtype(pos.size))
+            idx_neg = rng.integers(0, neg.size, (b, neg.size), dtype=_draw_dtype(neg.size))
+            out.append(_auc_stratified(pairs, idx_pos, idx_neg))
         else:
-            idx = rng.integers(0, n_all, (b, n_all))
-            out.append(_auc_rows(y[idx].astype(bool), s[idx]))
+            out.append(_auc_joint(pairs, y == 1, rng.integers(0, n_all, (b, n_all), dtype=_draw_dtype(n_all))))
     boot = np.concatenate(out)
     boot = boot[np.isfinite(boot)]
     auc = float(_auc_rows(y.astype(bool), s[None, :])[0])
