@@ -30,4 +30,5 @@ rule all:
         R("report/rulegraph.svg"),
         R(Results.REPORT_FIGURES),
         R(Results.DOSSIER_PDF) if PDF else [],
+        R("report/quality_scores.json"),
     default_target: True

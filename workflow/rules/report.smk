@@ -21,6 +21,37 @@ rule cohort_summary:
         "../scripts/cohort_summary.py"
 
 
+rule quality_scores:
+    input:
+        features=R(Results.FEATURES),
+        cohorts=R(Results.COHORTS),
+        scans=R(Results.SCANS) if IMAGES else [],
+        icc=R(Results.ICC),
+        ibsi=ibsi_outputs(),
+        segmentation_model=segmentation_outputs(),
+        card=R(Results.MODEL_CARD),
+        metrics=expand(R(Results.METRICS), cohort=COHORTS),
+        calibration=expand(R(Results.CALIBRATION), cohort=COHORTS),
+        curves=expand(R(Results.DECISION_CURVE), cohort=COHORTS),
+        comparators=comparator_outputs(),
+        deep=deep_outputs(),
+    output:
+        scores=report(
+            R(Results.QUALITY_SCORES), caption="../report/quality_scores.rst", category="1. Dossier"
+        ),
+    params:
+        config=config,
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.scores)),
+    log:
+        R("logs/quality_scores.log"),
+    benchmark:
+        R("benchmarks/quality_scores.tsv")
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/quality_scores.py"
+
+
 rule dossier:
     input:
         inputs=input_files,
@@ -51,6 +82,7 @@ rule dossier:
         explanations=explanation_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
+        quality_scores=R(Results.QUALITY_SCORES),
     output:
         html=report(R(Results.DOSSIER), caption="../report/dossier.rst", category="1. Dossier"),
         summary=report(R(Results.SUMMARY), caption="../report/summary.rst", category="1. Dossier"),

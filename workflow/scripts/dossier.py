@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         outputs.append(snakemake.input.extraction_qc)
     for key in ("metrics", "predictions", "calibration", "curves"):
         outputs.extend(snakemake.input[key])
+    outputs.append(snakemake.input.quality_scores)  # METRICS and RQS (report/, so not in contract_files)
     outputs.extend(snakemake.input.get("ibsi") or [])  # the IBSI conformance tables, when the check ran
     # every table, JSON, model file and figure of the results contract in the folder (the report's
     # own files are added below), so that `acceflow verify` re-checks all that a reader relies on

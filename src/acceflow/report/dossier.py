@@ -38,6 +38,7 @@ from acceflow.report.clinical_section import (clinical_extras, cohort_figures, s
 from acceflow.report.deep_section import deep_section
 from acceflow.report.html import svg_figure
 from acceflow.report.page import render_page
+from acceflow.report.quality_section import quality_section
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.summary_section import summary_screen, tier_verdicts
 from acceflow.report.view import Results, ResultsView, Section
@@ -993,9 +994,10 @@ def checklists_section(view: ResultsView) -> Section:
 
 #: The dossier's sections in order; each ``section(view) -> Section | None``.
 SECTIONS = (summary_section, study_section, analytical_section, segmentation_section, clinical_section, utility_section,
-            deep_section, limitations_section, appendix_section, checklists_section)
+            deep_section, limitations_section, appendix_section, checklists_section,
+            quality_section)
 
 #: The table of contents (anchor, label).
 NAV = (("summary", "Summary: verdict per ACCE tier"), ("study", "Study and data"), ("analytical", "Analytical validity"), ("clinical", "Clinical validity"),
        ("utility", "Clinical utility"), ("limitations", "Limitations"), ("appendix", "Appendix A: provenance"),
-       ("checklists", "Appendix B: reporting checklists"))
+       ("checklists", "Appendix B: reporting checklists"), ("quality-scores", "Appendix C: quality scores"))

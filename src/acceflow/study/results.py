@@ -121,6 +121,8 @@ class Results:
     REPORT_FIGURE = "report/figures/{name}.{ext}"
     #: the dossier printed by headless Chromium (rule dossier_pdf; config ``report.pdf``)
     DOSSIER_PDF = "report/dossier.pdf"
+    #: METRICS and RQS items, points and the source of each answer (acceflow.study.quality)
+    QUALITY_SCORES = "report/quality_scores.json"
 
 
 _WILDCARD = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
