@@ -279,8 +279,13 @@ def _metrics_item(i: int, f: Mapping, study: Mapping):
         return bool(cal), f"run: {Results.CALIBRATION} for {', '.join(cal) or 'no cohort'}", ""
     if i == 23 and f.get("n_modalities") == 1:
         return True, f"run: one imaging modality ({Results.SCANS})", ""
-    if i == 24 and f.get("clinical_comparison"):
-        return True, f"run: paired comparison with the clinical-only model ({Results.MODEL_COMPARISON})", ""
+    if i == 24:
+        if f.get("clinical_comparison"):
+            return True, f"run: paired comparison with the clinical-only model ({Results.MODEL_COMPARISON})", ""
+        return None, None, ("No clinical-only comparator in this run (model.comparators); decision curves alone are "
+                            "not taken as proof of added clinical value.")
+    if i == 1:
+        return None, None, "The dossier's appendix B maps this run onto CLEAR and TRIPOD+AI; adherence in the paper is the authors'."
     if i == 25 and f.get("model_comparison"):
         return True, f"run: paired comparison with comparator models ({Results.MODEL_COMPARISON})", ""
     if i == 26:
@@ -334,7 +339,7 @@ def score_metrics(facts: Mapping, study: Mapping | None = None) -> dict:
         if not met:  # the run does not show it: the authors may claim it (study:) or it stays theirs
             smet, ssrc = _study_answer(study, it.get("study"))
             if smet is not None:
-                met, source = smet, ssrc
+                met, source, note = smet, ssrc, ""
         if met is None:
             source = f"{AUTHOR} (study.{it['study']})" if it.get("study") else AUTHOR
         items.append(_item(base, met, source, note))
@@ -368,8 +373,8 @@ def _rqs_part(pid: str, f: Mapping, study: Mapping):
     if pid == "multiple_time_points" and f.get("reproducibility_assessed") and design == "test-retest":
         return 1, True, f"run: {Results.ICC} (test-retest design)", ""
     if pid == "phantom_study":
-        return None, None, None, ("The IBSI digital-phantom check is a software conformance check, not a phantom "
-                                  "scanned on every scanner.") if f.get("ibsi_match_rate") is not None else ""
+        return None, None, None, ("The IBSI phantom check (when run) tests the extraction software, not a phantom "
+                                  "scanned on every scanner.")
     if pid == "feature_reduction":
         red = f.get("feature_reduction") or []
         if red:
