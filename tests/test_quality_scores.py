@@ -12,7 +12,13 @@ from fake_results import make_results
 
 from acceflow.report.dossier import build_dossier
 from acceflow.runtime import write_json
-from acceflow.study.quality import AUTHOR, gather_facts, load_tool, quality_scores, score_metrics, score_rqs
+from acceflow.study.quality import (
+    AUTHOR,
+    load_tool,
+    quality_scores,
+    score_metrics,
+    score_rqs,
+)
 from acceflow.study.results import Results
 
 #: A run like the Otsu demo: images, Otsu masks, no repeats, L1 logistic model, clinical comparators,

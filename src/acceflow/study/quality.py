@@ -42,7 +42,7 @@ from acceflow.study.results import Results, comparator, path_in
 from acceflow.study.settings import DEEP_KIND, model_names, section_settings
 from acceflow.study.task import task_for
 
-__all__ = ["load_tool", "gather_facts", "score_metrics", "score_rqs", "quality_scores", "AUTHOR"]
+__all__ = ["AUTHOR", "gather_facts", "load_tool", "quality_scores", "score_metrics", "score_rqs"]
 
 #: The answer of an item that neither the run nor the ``study:`` section answers.
 AUTHOR = "author to answer"
@@ -124,7 +124,7 @@ def gather_facts(results_dir: str | os.PathLike, config: Mapping) -> dict:
     external = [c for c in (config.get("cohorts") or {}).get("external") or []
                 if path_in(root, Results.METRICS, cohort=c).is_file()]
     cohorts_tab = _tsv(path_in(root, Results.COHORTS))
-    n_cohorts = int(len(cohorts_tab)) if cohorts_tab is not None else None
+    n_cohorts = len(cohorts_tab) if cohorts_tab is not None else None
     all_cohorts = ["train", *external]
     train_metrics = _json(path_in(root, Results.METRICS, cohort="train")) or {}
     ci = any(k in train_metrics for k in ("auc_ci_low", "c_index_ci_low", "harrell_c_ci_low"))
@@ -257,8 +257,8 @@ def _metrics_item(i: int, f: Mapping, study: Mapping):
         return False, f"run: {Results.MODEL_CARD} (no selection, decorrelation or sparse learner)", ""
     if i == 16 and f.get("events_per_final_feature") is not None:
         epv = f["events_per_final_feature"]
-        return (epv >= 10, f"run: {Results.MODEL_CARD}: {f.get('n_events_train')} training events / "
-                f"{f.get('n_final_features')} features in the final model = {epv:.2f}",
+        return (epv >= 10, (f"run: {Results.MODEL_CARD}: {f.get('n_events_train')} training events / "
+                            f"{f.get('n_final_features')} features in the final model = {epv:.2f}"),
                 "Met when the final model has at least 10 events per feature (Peduzzi et al. 1996).")
     if i == 17:
         return bool(f.get("deep_icc")), f"run: {Results.DEEP_ICC}" + ("" if f.get("deep_icc") else " absent"), ""
