@@ -163,13 +163,13 @@ def write_raw_dataset(cases: pd.DataFrame, images, masks, raw_root: str | os.Pat
         if not np.all(np.equal(np.mod(values, 1), 0)):
             raise NnunetError(f"{where}: the reference mask holds non-integer values {values[:5].tolist()}; "
                               f"nnU-Net needs integer labels: give a label mask, not a probability map")
+        if int(label) not in values:
+            raise NnunetError(f"{where}: the reference mask has no voxel of label {label} (extraction.label)")
         other = sorted(set(values.astype(int).tolist()) - {0, int(label)})
         if other:
             raise NnunetError(f"{where}: the reference mask holds labels {other} besides background 0 and the ROI "
                               f"label {label} (extraction.label); this backend trains one foreground label: set "
                               f"extraction.label to the ROI's label and give masks holding that label only")
-        if int(label) not in values:
-            raise NnunetError(f"{where}: the reference mask has no voxel of label {label} (extraction.label)")
         binary = sitk.GetImageFromArray((arr == int(label)).astype(np.uint8))
         binary.CopyInformation(image)
         sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(root / "imagesTr" / f"{row.nnunet_id}_0000.nii.gz"))
