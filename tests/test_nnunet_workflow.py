@@ -50,7 +50,7 @@ def test_nnunet_segmentation_runs_to_the_dossier(tmp_path, monkeypatch):
     for name in ("fold0", "fold1"):
         card = json.loads((results / f"segmentation/model/CT/{name}/model_card.json").read_text())
         assert card["backend"] == "nnunet" and card["epochs_run"] == 1 and card["iterations_per_epoch"] == 2
-        assert card["device"] == "cpu" and card["checkpoint_sha256"] == sha256_file(card["model_file"])
+        assert card["device"] == "cpu" and card["checkpoint_sha256"] == sha256_file(nn_root / card["model_file"])
         cards[int(name[4:])] = card
     # masks on the original grid, the same quality table as the MONAI backend
     scans = pd.read_csv(results / "ingest/scans.tsv", sep="\t", dtype=str, keep_default_na=False)

@@ -1,6 +1,7 @@
 """Train one nnU-Net fold of one modality (acceflow.imaging.nnunet.train_fold) and write its card: the
 checkpoint's SHA-256 (checked before every load), the plans' SHA-256, nnU-Net's version, run time."""
 import json
+import os
 
 import torch
 
@@ -22,7 +23,8 @@ if __name__ == "__main__":  # nnU-Net spawns worker processes, which re-import t
                     nnunet_version=summary["nnunet_version"], plans_sha256=summary["plans_sha256"],
                     plans=summary["plans"], settings={"network": f"nnU-Net {nn['configuration']}", **nn},
                     iterations_run=card["epochs_run"] * card["iterations_per_epoch"], seed=snakemake.params.seed)
-        card["model_file"] = card.pop("checkpoint")
+        # relative to the modality's nnU-Net folder (the card stays valid when the results folder moves)
+        card["model_file"] = os.path.relpath(card.pop("checkpoint"), os.path.abspath(snakemake.params.root))
         print(json.dumps(card, indent=2))
         with open(snakemake.output.card, "w") as fh:
             json.dump(card, fh, indent=2)
