@@ -34,6 +34,9 @@ done
 OUT=${OUT_DIR:-/tmp/acceflow_gpu_check}
 THREADS=${THREADS:-$(( $(nproc) < 8 ? $(nproc) : 8 ))}
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+# nnU-Net compiles its network with torch.compile on CUDA by default (1-2 min before the first
+# iteration): off for this short check, so its iterations/s is a lower bound (NNUNET_COMPILE=t: on)
+export nnUNet_compile=${NNUNET_COMPILE:-f}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch, nnunetv2, monai; from importlib.metadata import version as v; \
