@@ -42,6 +42,8 @@ def bench(network, crop, channels, fusion, batch, device, amp, steps, threads):
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     model.train()
     step()  # warm-up (allocation, cuDNN autotune)
     sync()
@@ -62,7 +64,9 @@ def bench(network, crop, channels, fusion, batch, device, amp, steps, threads):
     return {"device": str(device), "mixed_precision": amp, "network": network, "fusion": fusion,
             "crop_voxels": crop, "channels": channels, "batch": batch, "threads": threads, "steps": steps,
             "train_samples_per_s": round(steps * batch / train_s, 2),
-            "inference_s_per_case": round(infer_s / (steps * batch), 5)}
+            "inference_s_per_case": round(infer_s / (steps * batch), 5),
+            "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+            if device.type == "cuda" else None}
 
 
 def main():

@@ -35,11 +35,16 @@ def main():
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", help="cpu, cuda, auto (default: the config's segmentation.device)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     config = yaml.safe_load(open(args.config))
     settings = section_settings("segmentation", config.get("segmentation"))
     settings.update(iterations=args.iterations, validation_fraction=0, validation_interval=args.iterations)
+    if args.device:
+        settings["device"] = args.device
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     results = args.results or config["results"]
     dirs = sorted(glob.glob(f"{results}/preprocessed/*__{args.modality}"))[: args.cases]
     if not dirs:
@@ -64,6 +69,8 @@ def main():
           f"i.e. {card['iterations_run'] / train_cpu:.2f} iterations per CPU-second)")
     print(f"inference: {per_case:.2f} s/case wall, {per_case_cpu:.2f} CPU-s/case (sliding window, overlap "
           f"{settings['overlap']}, largest component)")
+    if card["device"]["device"].startswith("cuda"):
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

@@ -28,7 +28,10 @@ def test_envs_match_pyproject():
     assert envs, "no conda env in workflow/envs"
     listed = set()
     for env in envs:
-        deps = [d for d in yaml.safe_load(env.read_text())["dependencies"] if isinstance(d, str)]
+        given = yaml.safe_load(env.read_text())["dependencies"]
+        # conda packages, and the PyPI-only ones under `- pip:` (nnunetv2)
+        deps = [d for d in given if isinstance(d, str)] + [
+            d for entry in given if isinstance(entry, dict) for d in entry.get("pip", [])]
         names = {_name(d): d for d in deps}
         listed |= set(names) - {"python", "pip"}
         for name, dep in names.items():  # the same lower bound as pyproject (pinned alike)

@@ -115,7 +115,7 @@ def mask_settings(wildcards):
 def segmentation_mask(wildcards):
     if SOURCE == "otsu":
         return R(Results.OTSU_MASK, scan=wildcards.scan)
-    if SOURCE == "model":
+    if SOURCE in ("model", "nnunet"):
         return R(Results.MODEL_MASK_PREPROCESSED, scan=wildcards.scan)
     return R(Results.PREPROCESSED_MASK, scan=wildcards.scan)
 

@@ -4,12 +4,15 @@
 # training scan an out-of-fold mask; a final model on all training cases segments the external
 # cohorts), sliding-window inference per scan, quality against the reference masks, and
 # segmentation uncertainty (MC-dropout / TTA masks as readers) -> ICC flags.
+# segmentation.source: nnunet trains nnU-Net v2 instead (nnunet.smk); the fold table, quality, ICC
+# and reference-feature rules below serve both backends.
 # Training and inference declare a GPU (Snakemake standard resource `gpu`; see profiles/slurm).
 
 include: "segmentation_common.smk"
+include: "nnunet.smk"
 
 
-if SEG_MODEL:
+if SEG_MASKS:
 
     rule segmentation_folds:
         input:
@@ -26,6 +29,73 @@ if SEG_MODEL:
             "../envs/deeplearning.yaml"
         script:
             "../scripts/segmentation_folds.py"
+
+    rule segmentation_quality:
+        input:
+            scans=R(Results.SCANS),
+            quality=lambda wc: expand(R(Results.MODEL_MASK_QUALITY), scan=referenced_scans()),
+            images=lambda wc: expand(R(Results.PREPROCESSED_IMAGE), scan=referenced_scans()),
+            references=lambda wc: expand(R(Results.PREPROCESSED_MASK), scan=referenced_scans()),
+            models=lambda wc: expand(R(Results.MODEL_MASK_PREPROCESSED), scan=referenced_scans()),
+            cards=segmentation_models,
+        output:
+            table=R(Results.SEGMENTATION_QUALITY),
+            summary=R(Results.SEGMENTATION_QUALITY_SUMMARY),
+            overlays=directory(R(Results.SEGMENTATION_OVERLAYS)),
+        params:
+            seed=config["seed"],
+            train=config["cohorts"]["train"],
+            cv_folds=SEG_FOLDS,
+        log:
+            R("logs/segmentation_quality.log"),
+        benchmark:
+            R("benchmarks/segmentation_quality.tsv")
+        conda:
+            "../envs/deeplearning.yaml"
+        script:
+            "../scripts/segmentation_quality.py"
+
+    rule extract_reference:
+        input:
+            image=R(Results.PREPROCESSED_IMAGE),
+            mask=R(Results.PREPROCESSED_MASK),
+            params=extraction_params,
+        output:
+            features=R(Results.REFERENCE_FEATURES),
+            diagnostics=R(Results.REFERENCE_DIAGNOSTICS),
+        params:
+            label=config["extraction"]["label"],
+            overrides=extraction_overrides,
+            on_error=config["on_case_error"],
+        log:
+            R("logs/extract_reference/{scan}.log"),
+        benchmark:
+            R("benchmarks/extract_reference/{scan}.tsv")
+        conda:
+            "../envs/imaging.yaml"
+        script:
+            "../scripts/extract.py"
+
+    rule reference_vs_model_icc:
+        input:
+            scans=R(Results.SCANS),
+            reference=lambda wc: expand(R(Results.REFERENCE_FEATURES), scan=referenced_scans(primary=True)),
+            model=lambda wc: expand(R(Results.SCAN_FEATURES), scan=referenced_scans(primary=True)),
+        output:
+            icc=R(Results.REFERENCE_VS_MODEL_ICC),
+        params:
+            threshold=config["reproducibility"]["threshold"],
+        log:
+            R("logs/reference_vs_model_icc.log"),
+        benchmark:
+            R("benchmarks/reference_vs_model_icc.tsv")
+        conda:
+            "../envs/statistics.yaml"
+        script:
+            "../scripts/segmentation_icc.py"
+
+
+if SEG_MODEL:
 
     rule train_segmenter:
         input:
@@ -77,70 +147,6 @@ if SEG_MODEL:
             "../envs/deeplearning.yaml"
         script:
             "../scripts/segment_model.py"
-
-    rule segmentation_quality:
-        input:
-            scans=R(Results.SCANS),
-            quality=lambda wc: expand(R(Results.MODEL_MASK_QUALITY), scan=referenced_scans()),
-            images=lambda wc: expand(R(Results.PREPROCESSED_IMAGE), scan=referenced_scans()),
-            references=lambda wc: expand(R(Results.PREPROCESSED_MASK), scan=referenced_scans()),
-            models=lambda wc: expand(R(Results.MODEL_MASK_PREPROCESSED), scan=referenced_scans()),
-            cards=segmentation_models,
-        output:
-            table=R(Results.SEGMENTATION_QUALITY),
-            summary=R(Results.SEGMENTATION_QUALITY_SUMMARY),
-            overlays=directory(R(Results.SEGMENTATION_OVERLAYS)),
-        params:
-            seed=config["seed"],
-            train=config["cohorts"]["train"],
-            cv_folds=SEG["cv_folds"],
-        log:
-            R("logs/segmentation_quality.log"),
-        benchmark:
-            R("benchmarks/segmentation_quality.tsv")
-        conda:
-            "../envs/deeplearning.yaml"
-        script:
-            "../scripts/segmentation_quality.py"
-
-    rule extract_reference:
-        input:
-            image=R(Results.PREPROCESSED_IMAGE),
-            mask=R(Results.PREPROCESSED_MASK),
-            params=extraction_params,
-        output:
-            features=R(Results.REFERENCE_FEATURES),
-            diagnostics=R(Results.REFERENCE_DIAGNOSTICS),
-        params:
-            label=config["extraction"]["label"],
-            overrides=extraction_overrides,
-            on_error=config["on_case_error"],
-        log:
-            R("logs/extract_reference/{scan}.log"),
-        benchmark:
-            R("benchmarks/extract_reference/{scan}.tsv")
-        conda:
-            "../envs/imaging.yaml"
-        script:
-            "../scripts/extract.py"
-
-    rule reference_vs_model_icc:
-        input:
-            scans=R(Results.SCANS),
-            reference=lambda wc: expand(R(Results.REFERENCE_FEATURES), scan=referenced_scans(primary=True)),
-            model=lambda wc: expand(R(Results.SCAN_FEATURES), scan=referenced_scans(primary=True)),
-        output:
-            icc=R(Results.REFERENCE_VS_MODEL_ICC),
-        params:
-            threshold=config["reproducibility"]["threshold"],
-        log:
-            R("logs/reference_vs_model_icc.log"),
-        benchmark:
-            R("benchmarks/reference_vs_model_icc.tsv")
-        conda:
-            "../envs/statistics.yaml"
-        script:
-            "../scripts/segmentation_icc.py"
 
 
 if SEG_UNCERTAINTY:

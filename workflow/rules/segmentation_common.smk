@@ -2,17 +2,23 @@
 
 SEG = config["segmentation"]
 SEG_MODEL = IMAGES and SOURCE == "model"
+SEG_NNUNET = IMAGES and SOURCE == "nnunet"
+SEG_MASKS = SEG_MODEL or SEG_NNUNET  # a trained segmenter writes the masks (MONAI or nnU-Net)
 SEG_UNCERTAINTY = SEG_MODEL and SEG["uncertainty"]["method"] != "none"
-SEG_SETTINGS = {k: v for k, v in SEG.items() if k not in ("source", "margin_mm", "box_mm", "gpus")}
+SEG_SETTINGS = {k: v for k, v in SEG.items() if k not in ("source", "margin_mm", "box_mm", "gpus", "nnunet")}
+# folds of the segmentation cross-validation: segmentation.cv_folds (MONAI) or segmentation.nnunet.folds
+SEG_FOLDS = SEG["nnunet"]["folds"] if SEG_NNUNET else SEG["cv_folds"]
 
 
 def segmentation_cases():
     """Training-cohort primary scans with a reference mask, and their case-level fold (-1: none)."""
-    return scans.segmentation_cases(scans_table(), config["cohorts"]["train"], SEG["cv_folds"], config["seed"])
+    return scans.segmentation_cases(scans_table(), config["cohorts"]["train"], SEG_FOLDS, config["seed"])
 
 
 def segmentation_model_names():
-    return scans.segmentation_model_names(SEG["cv_folds"])
+    """MONAI: fold models and the final model; nnU-Net: the fold models (their ensemble is the final)."""
+    names = scans.segmentation_model_names(SEG_FOLDS)
+    return [n for n in names if n != "final"] if SEG_NNUNET else names
 
 
 def training_scans(wildcards):
@@ -22,7 +28,7 @@ def training_scans(wildcards):
 def segmenter_for(wildcards):
     """The model that segments a scan: out-of-fold for training cases (cv_folds), else final."""
     row = scan_row(wildcards)
-    fold = scans.segmenter_of(row, segmentation_cases(), config["cohorts"]["train"], SEG["cv_folds"])
+    fold = scans.segmenter_of(row, segmentation_cases(), config["cohorts"]["train"], SEG_FOLDS)
     return R(Results.SEGMENTER, modality=scans.scan_modality(row), fold=fold)
 
 
@@ -47,9 +53,24 @@ def referenced_scans(primary=False):
 
 
 def segmentation_outputs():
-    """What the dossier reads from the model segmentation (empty unless segmentation.source: model)."""
-    if not SEG_MODEL:
+    """What the dossier reads from the model segmentation (empty unless segmentation.source: model or nnunet)."""
+    if not SEG_MASKS:
         return []
     files = [R(Results.SEGMENTATION_QUALITY), R(Results.SEGMENTATION_QUALITY_SUMMARY),
              R(Results.REFERENCE_VS_MODEL_ICC), R(Results.SEGMENTATION_FOLDS)]
     return files + ([R(Results.SEGMENTATION_ICC)] if SEG_UNCERTAINTY else [])
+
+
+def nnunet_cases(wildcards):
+    """One modality's training scans for nnU-Net: {scan_id: {case_id, fold}} (segmentation_cases)."""
+    cases = segmentation_cases()
+    cases = cases[cases["seg_modality"] == wildcards.modality]
+    return {s: {"case_id": r["case_id"], "fold": int(r["fold"])} for s, r in cases.iterrows()}
+
+
+def nnunet_cards(wildcards):
+    """The fold cards whose checkpoints segment a scan: its out-of-fold model, or every fold (ensemble)."""
+    row = scan_row(wildcards)
+    fold = scans.segmenter_of(row, segmentation_cases(), config["cohorts"]["train"], SEG_FOLDS)
+    folds = segmentation_model_names() if fold == "final" else [fold]
+    return [R(Results.SEGMENTER_CARD, modality=scans.scan_modality(row), fold=f) for f in folds]

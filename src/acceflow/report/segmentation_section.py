@@ -110,15 +110,38 @@ def segmentation_summary(view: ResultsView) -> dict:
 
 
 def segmentation_section(view: ResultsView) -> Section | None:
-    """The dossier section on the model segmentation; ``None`` unless segmentation.source is model."""
+    """The dossier section on the model segmentation; ``None`` unless segmentation.source is model or nnunet."""
     config = view.config
-    if ((config.get("segmentation") or {}).get("source")) != "model":
+    source = (config.get("segmentation") or {}).get("source")
+    if source not in ("model", "nnunet"):
         return None
     threshold = float((config.get("reproducibility") or {}).get("threshold", 0.75))
     seg = config.get("segmentation") or {}
     out = ['<h2 id="segmentation">2b. Segmentation quality (deep-learning segmentation)</h2>']
     cards = sorted(view.root.glob(fill(Results.SEGMENTER_CARD, modality="*", fold="*")))
-    if cards:
+    if cards and source == "nnunet":
+        rows = []
+        for p in cards:
+            c = json.loads(p.read_text(encoding="utf-8"))
+            plans = c.get("plans") or {}
+            rows.append([_e(c.get("modality")), _e(c.get("fold")), _e(c.get("configuration")), _e(c.get("trainer")),
+                         _e(f"{c.get('epochs_run')} x {c.get('iterations_per_epoch')}"),
+                         _e(plans.get("patch_size")), _e(plans.get("spacing")), _n(c.get("ema_pseudo_dice")),
+                         _n(c.get("iterations_per_s"), 2), _n(c.get("wall_s"), 0), _e(c.get("device")),
+                         _e(c.get("nnunet_version")), _e(str(c.get("plans_sha256", ""))[:12])])
+        nn = seg.get("nnunet") or {}
+        out.append("<p>nnU-Net v2 (Isensee et al. 2021, Nat Methods 18:203), self-configured per modality from "
+                   "the training cohorts' reference masks (<code>nnUNetPlans.json</code>: patch size, spacing, "
+                   f"normalisation), trained with nnU-Net's own trainer. With {_e(nn.get('folds'))}-fold "
+                   "cross-validation by patient (the study's folds written to nnU-Net's "
+                   "<code>splits_final.json</code>), each training case is segmented by the fold model that did "
+                   "not see it (out-of-fold); external cohorts by the ensemble of the fold models. Checkpoints "
+                   "are checked against the SHA-256 recorded at training before nnU-Net loads them. The EMA "
+                   "pseudo-Dice is nnU-Net's own running estimate on its validation patches.</p>")
+        out.append(_table(["Modality", "Fold", "Configuration", "Trainer", "Epochs x iterations", "Patch size",
+                           "Spacing (mm)", "EMA pseudo-Dice", "Iterations/s", "Training time (s)", "Device",
+                           "nnU-Net", "Plans SHA-256"], rows))
+    elif cards:
         rows = []
         for p in cards:
             c = json.loads(p.read_text(encoding="utf-8"))

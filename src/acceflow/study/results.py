@@ -49,6 +49,13 @@ class Results:
     MODEL_MASK_PREPROCESSED = "segmentation/model/{scan}/preprocessed_mask.nii.gz"
     MODEL_MASK_QUALITY = "segmentation/model/{scan}/quality.tsv"
     SEGMENTATION_SAMPLE = "segmentation/model/{scan}/samples/sample_{i}.nii.gz"
+    # nnU-Net segmentation (segmentation.source: nnunet): one nnU-Net folder tree per modality; the fold
+    # cards, masks and quality rows are the model paths above (SEGMENTER_CARD with fold = foldN)
+    NNUNET_ROOT = "segmentation/nnunet/{modality}"
+    NNUNET_RAW = "segmentation/nnunet/{modality}/nnUNet_raw"
+    NNUNET_PREPROCESSED = "segmentation/nnunet/{modality}/nnUNet_preprocessed"
+    NNUNET_CASES = "segmentation/nnunet/{modality}/cases.tsv"
+    NNUNET_PLANS = "segmentation/nnunet/{modality}/plans_summary.json"
     # features
     FEATURES = "features/features.tsv"
     COHORTS = "features/cohorts.tsv"

@@ -376,6 +376,10 @@ def check_config(config: dict) -> None:
         The configuration after schema validation (defaults filled in).
     """
     check_known_keys(config)
+    seg = config.get("segmentation") or {}
+    if seg.get("source") == "nnunet" and ((seg.get("uncertainty") or {}).get("method") or "none") != "none":
+        raise ConfigError("segmentation.uncertainty is implemented for segmentation.source: model (MONAI) only; "
+                          "set segmentation.uncertainty.method: none with source: nnunet")
     inp = config["input"]
     if bool(inp.get("images")) == bool(inp.get("features")):
         raise ConfigError("give exactly one of input.images (an image manifest) and input.features "
