@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,6 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from acceflow.io.manifest import build_manifest_from_layout  # noqa: E402
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes and all they waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def load() -> str:
@@ -142,17 +149,19 @@ def main() -> int:
     scans["params"] = [params.get(m, study["extraction"]["params"]) for m in scans["modality"]]
     groups = {p: rows for p, rows in scans.groupby("params")}
 
-    dag, batch, batch_out = [], [], None
+    dag, batch, batch_out, cpu = [], [], None, {"DAG": [], "batch": []}
     for r in range(args.repeats):
         shutil.rmtree(results / "features", ignore_errors=True)
         shutil.rmtree(results / "benchmarks/extract", ignore_errors=True)
-        la = load()
+        la, c0 = load(), children_cpu()
         dag.append(snakemake(work, config, args.cores, target))
-        print(f"  run {r + 1}: DAG {dag[-1]:7.1f} s (load before {la})")
-        la = load()
+        cpu["DAG"].append(children_cpu() - c0)
+        print(f"  run {r + 1}: DAG {dag[-1]:7.1f} s, CPU {cpu['DAG'][-1]:7.1f} s (load before {la})")
+        la, c0 = load(), children_cpu()
         wall, batch_out = pyradiomics_batch(work, groups, args.cores, str(r))
         batch.append(wall)
-        print(f"  run {r + 1}: pyradiomics batch {batch[-1]:7.1f} s (load before {la})")
+        cpu["batch"].append(children_cpu() - c0)
+        print(f"  run {r + 1}: pyradiomics batch {batch[-1]:7.1f} s, CPU {cpu['batch'][-1]:7.1f} s (load before {la})")
     n, worst = compare(results, batch_out)
     feats = pd.read_csv(target, sep="\t")
     qc = pd.read_csv(results / "features/extraction_qc.tsv", sep="\t")
@@ -162,6 +171,10 @@ def main() -> int:
     d, b = statistics.median(dag), statistics.median(batch)
     ratio = statistics.median(x / y for x, y in zip(dag, batch))
     print(f"median wall: DAG {d:.1f} s, pyradiomics batch {b:.1f} s, ratio of medians {d / b:.3f} (target <= 1.0)")
+    print(f"CPU seconds (user + system, every process), median: DAG {statistics.median(cpu['DAG']):.1f} s, batch "
+          f"{statistics.median(cpu['batch']):.1f} s, ratio "
+          f"{statistics.median(x / y for x, y in zip(cpu['DAG'], cpu['batch'])):.2f} (less sensitive to machine load "
+          f"than wall time; wall ~ CPU / cores when both arms keep the cores busy)")
     ext = job_times(results, "extract")
     print(f"extract_case jobs (one per case): n={len(ext)}, sum {ext.sum():.1f} s, mean {ext.mean():.2f} s, "
           f"median {ext.median():.2f} s; feature_table {job_times(results, 'feature_table').sum():.1f} s")
