@@ -7,7 +7,14 @@ of the cases with a test-retest rescan) the whole DAG runs from nothing to the d
 * wall time, jobs, and seconds per case;
 * peak memory: the largest sum of resident memory of the Snakemake process tree (sampled every
   0.2 s with psutil) and the largest single process;
-* the time of a no-op re-run (``snakemake`` again on the finished results: "Nothing to be done").
+* the time of a no-op re-run (``snakemake`` again on the finished results: "Nothing to be done"),
+  and of ``snakemake -n`` on them.
+
+The last line is ``scale: <s/case at the smallest size> <s/case at the largest size> noop <s>``
+(the no-op re-run at the largest size): seconds per case roughly flat from 50 to 400 cases is
+linear growth. Snakemake's own start-up is part of every figure; where slurm-client is installed
+without a reachable controller, the SLURM executor plugin's ``scontrol show config`` (run when
+Snakemake imports its plugins) waits ~9 s of it, which the ``snakemake --version`` line shows.
 
 Then Snakemake's scheduling overhead per job: a DAG of ``--overhead-jobs`` jobs that do nothing
 (``shell: "touch {output}"``), wall time divided by jobs, and the same for ``run:`` jobs.
@@ -97,14 +104,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200, 400])
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--overhead-jobs", type=int, default=200)
+    parser.add_argument("--overhead-jobs", type=int, default=200, help="0: skip the overhead measurement")
     parser.add_argument("--keep", help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="acceflow_scale_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"demo DAG on --cores {args.cores}, {os.cpu_count()} CPUs seen, load average {os.getloadavg()[0]:.1f}")
+    version, *_ = run_measured([sys.executable, "-m", "snakemake", "--version"])
+    print(f"snakemake --version (interpreter, imports, executor plugins): {version:.1f} s")
     print(f"{'cases':>6} {'scans':>6} {'jobs':>5} {'wall s':>8} {'s/case':>7} {'peak tree MB':>13} "
-          f"{'peak proc MB':>13} {'no-op re-run s':>15}", flush=True)
+          f"{'peak proc MB':>13} {'no-op re-run s':>15} {'-n s':>6}", flush=True)
+    per_case, noop = {}, None
     for n in args.sizes:
         work = root / f"n{n}"
         work.mkdir(exist_ok=True)
@@ -114,17 +124,25 @@ def main() -> int:
         if proc.returncode:
             print(proc.stderr[-3000:])
             return proc.returncode
-        noop, *_ = run_measured(snakemake_cmd(work, args.cores))
-        scans = sum(1 for _ in open(work / "results/ingest/qc.tsv")) - 1
+        noop, *_, again = run_measured(snakemake_cmd(work, args.cores))
+        if "Nothing to be done" not in again.stdout + again.stderr:
+            print(f"the re-run at {n} cases was not a no-op:\n{again.stderr[-3000:]}")
+            return 1
+        dry, *_ = run_measured(snakemake_cmd(work, args.cores, "-n"))
+        scans = sum(1 for _ in open(work / "results/ingest/scans.tsv")) - 1
+        per_case[n] = wall / n
         print(f"{n:>6} {scans:>6} {count_jobs(proc.stderr):>5} {wall:>8.1f} {wall / n:>7.2f} "
-              f"{tree / 2**20:>13.0f} {single / 2**20:>13.0f} {noop:>15.1f}", flush=True)
-    for kind in ("shell", "run"):
+              f"{tree / 2**20:>13.0f} {single / 2**20:>13.0f} {noop:>15.1f} {dry:>6.1f}  "
+              f"(load {', '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
+    for kind in ("shell", "run") if args.overhead_jobs else ():
         work = root / f"overhead_{kind}"
         work.mkdir(exist_ok=True)
         per_job = overhead(work, args.overhead_jobs, args.cores, kind)
         print(f"Snakemake overhead per job ({kind}: jobs that only touch their output, {args.overhead_jobs} jobs, "
               f"--cores {args.cores}): {per_job * 1000:.0f} ms", flush=True)
     print(f"work folders in {root}")
+    small, large = min(per_case), max(per_case)
+    print(f"scale: {per_case[small]:.2f} {per_case[large]:.2f} noop {noop:.1f}")
     return 0
 
 

@@ -103,9 +103,9 @@ def _incomplete_markers(work: Path) -> set[Path]:
 
 @pytest.fixture(scope="module")
 def resumed_run(study, tmp_path_factory):
-    """A second run of the same study, killed with SIGKILL after a dozen scans and run again."""
+    """A second run of the same study, killed with SIGKILL after a dozen cases and run again."""
     work = workdir(tmp_path_factory, "run_killed", study)
-    scans = work / "results/features/scans"
+    scans = work / "results/features/cases"
     proc = subprocess.Popen(cmd(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -129,8 +129,11 @@ def test_killed_run_resumes_without_redoing_finished_scans(resumed_run):
     results, finished, killed_early = resumed_run
     assert len(finished) >= 10 and killed_early
     redone = [f.name for f, mtime in finished.items() if f.stat().st_mtime_ns != mtime]
-    assert not redone, f"finished scans were extracted again: {redone}"
-    assert len(list((results / "features/scans").glob("*.tsv"))) == 64
+    assert not redone, f"finished cases were extracted again: {redone}"
+    # one feature file per case (extract_case), one row per usable scan: 59 cases, 64 scans
+    files = list((results / "features/cases").glob("*.tsv"))
+    assert len(files) == 59
+    assert sum(len(pd.read_csv(f, sep="\t")) for f in files) == 64
 
 
 def test_two_runs_give_byte_identical_results(reference_run, resumed_run):

@@ -15,7 +15,6 @@ import traceback
 from collections.abc import Mapping
 from pathlib import Path
 
-import pandas as pd
 
 
 @contextlib.contextmanager
@@ -164,8 +163,9 @@ def to_jsonable(obj):
         return obj if math.isfinite(obj) else None
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
-    try:  # pandas.NA / NaT and other scalars
-        if pd.isna(obj):
+    pd = sys.modules.get("pandas")  # pandas.NA / NaT exist only where pandas is loaded: never import it here
+    try:
+        if pd is not None and pd.isna(obj):
             return None
     except (TypeError, ValueError):
         pass

@@ -2,8 +2,7 @@
 import functools
 import os
 import sys
-
-import sys
+from types import SimpleNamespace
 
 import pandas as pd
 from snakemake.utils import update_config
@@ -182,12 +181,36 @@ def explanation_outputs():
     return files
 
 
-def scan_features(wildcards):
-    return expand(R(Results.SCAN_FEATURES), scan=scans_table().index)
+def case_scans(wildcards):
+    """The scan ids of one case ({case}), in the scans table's order."""
+    table = scans_table()
+    return list(table.index[table["case_id"] == wildcards.case])
 
 
-def scan_diagnostics(wildcards):
-    return expand(R(Results.SCAN_DIAGNOSTICS), scan=scans_table().index)
+def case_extraction_inputs(wildcards):
+    """Preprocessed image, segmentation mask and parameter file of every scan of one case."""
+    files = {}
+    for scan in case_scans(wildcards):
+        wc = SimpleNamespace(scan=scan)
+        files[f"image__{scan}"] = R(Results.PREPROCESSED_IMAGE, scan=scan)
+        files[f"mask__{scan}"] = segmentation_mask(wc)
+        files[f"params__{scan}"] = extraction_params(wc)
+    return files
+
+
+def case_extraction_settings(wildcards):
+    """Per scan of one case: label and modality overrides (the files come in as inputs)."""
+    return {scan: {"label": config["extraction"]["label"],
+                   "overrides": extraction_overrides(SimpleNamespace(scan=scan))}
+            for scan in case_scans(wildcards)}
+
+
+def case_features(wildcards):
+    return expand(R(Results.CASE_FEATURES), case=sorted(scans_table()["case_id"].unique()))
+
+
+def case_diagnostics(wildcards):
+    return expand(R(Results.CASE_DIAGNOSTICS), case=sorted(scans_table()["case_id"].unique()))
 
 
 DESIGN = config["reproducibility"]["design"]

@@ -1,4 +1,4 @@
-# Imaging: per-scan preprocessing, segmentation and radiomics extraction, then the feature table.
+# Imaging: per-scan preprocessing and segmentation, radiomics extraction per case, then the feature table.
 
 if IMAGES:
 
@@ -39,32 +39,31 @@ if IMAGES:
         script:
             "../scripts/segment_otsu.py"
 
-    rule extract:
+    rule extract_case:
+        # one job per case (all its scans and modalities): one interpreter and one set of imports per
+        # case, while a new case re-runs only its own job; each scan fails on its own (on_case_error)
         input:
-            image=R(Results.PREPROCESSED_IMAGE),
-            mask=segmentation_mask,
-            params=extraction_params,
+            unpack(case_extraction_inputs),
         output:
-            features=R(Results.SCAN_FEATURES),
-            diagnostics=R(Results.SCAN_DIAGNOSTICS),
+            features=R(Results.CASE_FEATURES),
+            diagnostics=R(Results.CASE_DIAGNOSTICS),
         params:
-            label=config["extraction"]["label"],
-            overrides=extraction_overrides,
+            scans=case_extraction_settings,
             on_error=config["on_case_error"],
         log:
-            R("logs/extract/{scan}.log"),
+            R("logs/extract/{case}.log"),
         benchmark:
-            R("benchmarks/extract/{scan}.tsv")
+            R("benchmarks/extract/{case}.tsv")
         conda:
             "../envs/imaging.yaml"
         script:
-            "../scripts/extract.py"
+            "../scripts/extract_case.py"
 
     rule feature_table:
         input:
             scans=R(Results.SCANS),
-            features=scan_features,
-            diagnostics=scan_diagnostics,
+            features=case_features,
+            diagnostics=case_diagnostics,
         output:
             features=R(Results.FEATURES),
             repeats=R(Results.REPEATS),

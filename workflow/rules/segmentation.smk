@@ -80,11 +80,13 @@ if SEG_MASKS:
         input:
             scans=R(Results.SCANS),
             reference=lambda wc: expand(R(Results.REFERENCE_FEATURES), scan=referenced_scans(primary=True)),
-            model=lambda wc: expand(R(Results.SCAN_FEATURES), scan=referenced_scans(primary=True)),
+            model=lambda wc: expand(R(Results.CASE_FEATURES),
+                                    case=sorted(set(scans_table().loc[referenced_scans(primary=True), "case_id"]))),
         output:
             icc=R(Results.REFERENCE_VS_MODEL_ICC),
         params:
             threshold=config["reproducibility"]["threshold"],
+            scans=lambda wc: referenced_scans(primary=True),
         log:
             R("logs/reference_vs_model_icc.log"),
         benchmark:

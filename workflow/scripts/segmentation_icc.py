@@ -13,10 +13,12 @@ with log_to(snakemake.log[0]):
     else:  # one row per scan and mask source: the reference and the model are the two readers
         frames = []
         for source, files in (("reference", snakemake.input.reference), ("model", snakemake.input.model)):
-            for f in files:
-                row = pd.read_csv(f, sep="\t", dtype={"scan_id": str})
-                if len(row) and not str(row.get("error", pd.Series([""])).fillna("").iloc[0]):
-                    frames.append(row.drop(columns=["error"], errors="ignore").assign(perturbation=source))
+            for f in files:  # reference: one row per scan; model: one row per scan of a case (extract_case)
+                rows = pd.read_csv(f, sep="\t", dtype={"scan_id": str, "error": str})
+                ok = rows["error"].fillna("") == "" if "error" in rows else pd.Series(True, index=rows.index)
+                rows = rows[ok & rows["scan_id"].isin(snakemake.params.scans)]
+                if len(rows):
+                    frames.append(rows.drop(columns=["error"], errors="ignore").assign(perturbation=source))
         tmp = snakemake.output.icc + ".rows.tsv"
         pd.concat(frames, ignore_index=True).to_csv(tmp, sep="\t", index=False) if frames else \
             pd.DataFrame(columns=["scan_id", "perturbation"]).to_csv(tmp, sep="\t", index=False)

@@ -300,3 +300,46 @@ def extract_features(image: sitk.Image, mask: sitk.Image, params: dict, label: i
         else:
             features[key] = float(value)
     return features, diagnostics
+
+
+def extract_scan(image_path: str | os.PathLike, mask_path: str | os.PathLike, params_path: str | os.PathLike,
+                 label: int = 1, overrides: dict | None = None) -> tuple[dict, dict]:
+    """Read one preprocessed scan and its mask and extract its features (one pyradiomics ``execute``).
+
+    This is what the ``extract_case`` rule does for each scan of a case, in one process per case
+    (issue 21: the interpreter and the SimpleITK / numpy / pyradiomics imports are paid once per
+    case, not once per scan). Filtered images (LoG, wavelet, ...) are computed once per scan:
+    pyradiomics' ``execute`` builds each image type once and computes every enabled feature
+    class on it.
+
+    Parameters
+    ----------
+    image_path, mask_path : path-like
+        Preprocessed image and its label mask (NIfTI, same grid).
+    params_path : path-like
+        pyradiomics parameter file (:func:`load_params`).
+    label : int
+        Label of the region of interest.
+    overrides : dict, optional
+        The modality's ``discretisation``, ``resegment`` and ``outlier_sd`` (:func:`scan_params`).
+
+    Returns
+    -------
+    features, diagnostics : dict
+        As :func:`extract_features`; every feature value is finite.
+
+    Raises
+    ------
+    ValueError
+        When pyradiomics fails, or returns NaN/inf for any feature (named, first ten).
+    """
+    from acceflow.io.images import read_image
+
+    image, mask = read_image(image_path), read_image(mask_path)
+    params = scan_params(load_params(params_path), image, mask, label, **(overrides or {}))
+    features, diagnostics = extract_features(image, mask, params, label=label)
+    bad = nonfinite_features(features)
+    if bad:
+        raise ValueError(f"pyradiomics returned NaN/inf for {len(bad)} feature(s): {', '.join(bad[:10])}"
+                         + (", ..." if len(bad) > 10 else ""))
+    return features, diagnostics

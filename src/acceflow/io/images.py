@@ -13,11 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from acceflow.io import dicom
 from acceflow.io.geometry import (  # noqa: F401 (re-exported)
     GEOMETRY_TOLERANCE_MM,
     SAME_GRID_MM,
@@ -31,10 +29,17 @@ from acceflow.io.geometry import (  # noqa: F401 (re-exported)
 _NOT_DICOM = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".img", ".hdr", ".tif", ".tiff", ".png")
 
 
+def _dicom():
+    """acceflow.io.dicom, imported on first use (pydicom costs start-up time a NIfTI-only job need not pay)."""
+    from acceflow.io import dicom
+
+    return dicom
+
+
 def _dicom_object(path: Path) -> str | None:
     if path.is_dir() or path.name.lower().endswith(_NOT_DICOM):
         return None
-    return dicom.dicom_object(path)
+    return _dicom().dicom_object(path)
 
 
 def _not_found(path: Path) -> ImageError:
@@ -55,6 +60,8 @@ def check_nifti(path: str | os.PathLike) -> None:
         When the data block is shorter than the header says or the compressed stream is cut or
         damaged, or when a voxel is NaN or infinite; the message names the file and the fix.
     """
+    import nibabel as nib  # imported here: ~0.3 s that a job reading only SimpleITK files need not pay
+
     path = Path(path)
 
     def detail(exc: Exception) -> str:
@@ -107,7 +114,7 @@ def read_image(path: str | os.PathLike, series_uid: str | None = None) -> sitk.I
     if not path.exists():
         raise _not_found(path)
     if path.is_dir():
-        return dicom.read_dicom_series(path, series_uid=series_uid or None)
+        return _dicom().read_dicom_series(path, series_uid=series_uid or None)
     if series_uid:
         raise ImageError(f"{path}: series_uid {series_uid} given, but the image is a single file; give the "
                          f"DICOM folder as the image, or leave series_uid empty")
@@ -188,12 +195,12 @@ def read_mask(path: str | os.PathLike, reference: sitk.Image, roi: str | int | N
         raise _not_found(path)
     target = path
     if path.is_dir():
-        target = dicom.mask_object_in(path) or path
+        target = _dicom().mask_object_in(path) or path
     kind = _dicom_object(target)
     if kind == "RTSTRUCT":
-        return dicom.read_rtstruct(target, reference, roi=roi, label=label, notes=notes)
+        return _dicom().read_rtstruct(target, reference, roi=roi, label=label, notes=notes)
     if kind == "SEG":
-        return dicom.read_seg(target, reference, segment=roi, label=label, tolerance=tolerance)
+        return _dicom().read_seg(target, reference, segment=roi, label=label, tolerance=tolerance)
     return on_image_grid(read_image(path), reference, tolerance, notes, name=f"mask {path}")
 
 

@@ -785,9 +785,9 @@ def _section_appendix(config: Mapping, provenance: Mapping | None, rulegraph: st
             out.append(svg_figure(
                 rulegraph,
                 "<strong>Rule graph of this run.</strong> Each box is a Snakemake rule, with the number of jobs it "
-                "ran or reused in this run (per-scan rules have one job per scan); an arrow runs from a rule to "
-                "the rule that reads its output, so data flows from top to bottom: ingest, imaging, "
-                "analytical validity, model, per-cohort metrics, the dossier. The same graph as "
+                "ran or reused in this run (per-scan rules have one job per scan, extract_case one per case); "
+                "an arrow runs from a rule to the rule that reads its output, so data flows from top to bottom: "
+                "ingest, imaging, analytical validity, model, per-cohort metrics, the dossier. The same graph as "
                 "<code>snakemake --rulegraph</code>; also in <code>report/rulegraph.svg</code>.",
                 "Snakemake rule graph"))
         else:

@@ -5,7 +5,7 @@ The rules (``workflow/rules/*.smk``, through ``R()`` in ``common.smk``) and the 
 edit here and cannot make a dossier section vanish silently.
 
 Paths are templates relative to the results folder, with the wildcards Snakemake uses:
-``{cohort}`` (``train`` or an external cohort), ``{model}`` (a comparator model), ``{scan}``,
+``{cohort}`` (``train`` or an external cohort), ``{model}`` (a comparator model), ``{scan}``, ``{case}``,
 ``{modality}``, ``{fold}``, ``{i}`` (a segmentation sample). The primary model writes the paths
 as named; each comparator writes the same files under ``comparators/{model}/`` inside the same
 folder (:func:`comparator`)::
@@ -64,8 +64,9 @@ class Results:
     REPEATS_PERTURBATION = "features/repeats_perturbation.tsv"
     EXTRACTION_QC = "features/extraction_qc.tsv"
     DIAGNOSTICS = "features/diagnostics.tsv"
-    SCAN_FEATURES = "features/scans/{scan}.tsv"
-    SCAN_DIAGNOSTICS = "features/diagnostics/{scan}.tsv"
+    # one extraction job per case (issue 21): one row per scan of the case, in scan order
+    CASE_FEATURES = "features/cases/{case}.tsv"
+    CASE_DIAGNOSTICS = "features/case_diagnostics/{case}.tsv"
     PERTURBATION_FEATURES = "features/perturbations/{scan}.tsv"
     REFERENCE_FEATURES = "features/reference/{scan}.tsv"
     REFERENCE_DIAGNOSTICS = "features/reference_diagnostics/{scan}.tsv"

@@ -53,7 +53,7 @@ def check_finite(rows: pd.DataFrame, feature_cols: list[str]) -> None:
             f"{len(cols)} feature column(s) hold NaN/inf for {len(scans)} extracted scan(s): columns "
             f"{cols[:10]}{' ...' if len(cols) > 10 else ''}, scans {scans[:10]}{' ...' if len(scans) > 10 else ''}. "
             "Per-scan feature files disagree (e.g. extracted with different parameter files) or were "
-            "written before the NaN check; delete features/scans/ for these scans and re-run")
+            "written before the NaN check; delete features/cases/ for their cases and re-run")
 
 
 def assemble_diagnostics(scans_path: str, diagnostic_files: list[str]) -> pd.DataFrame:
@@ -64,8 +64,8 @@ def assemble_diagnostics(scans_path: str, diagnostic_files: list[str]) -> pd.Dat
     scans_path : str
         ``ingest/scans.tsv`` (usable scans with ``scan_id, case_id, repeat, modality``).
     diagnostic_files : list of str
-        ``features/diagnostics/{scan}.tsv``: ``scan_id`` and pyradiomics' ``diagnostics_*`` entries
-        (a failed extraction has only ``scan_id``).
+        ``features/case_diagnostics/{case}.tsv``: one row per scan, ``scan_id`` and pyradiomics'
+        ``diagnostics_*`` entries (empty for a scan whose extraction failed).
 
     Returns
     -------
@@ -247,7 +247,8 @@ def assemble_feature_table(scans_path: str, feature_files: list[str], config: di
     scans_path : str
         ``ingest/scans.tsv`` (usable scans with their manifest columns).
     feature_files : list of str
-        ``features/scans/{scan}.tsv`` files: ``scan_id, error`` and one column per feature.
+        ``features/cases/{case}.tsv`` files, one row per scan: ``scan_id, error`` and one column
+        per feature.
     config : dict
         The validated configuration.
 

@@ -19,19 +19,9 @@ import numpy as np
 import pandas as pd
 
 from acceflow.io.manifest import ManifestError, binary_outcome
-from acceflow.metrics.calibration import (
-    binned_calibration,
-    calibration_curve_band,
-    calibration_level,
-    calibration_summary,
-)
-from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
-from acceflow.metrics.discrimination import bootstrap_auc_ci, cohort_metrics, roc_curve_points
-from acceflow.metrics.survival import km_by_group, risk_groups
-from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at, survival_decision_curve
-from acceflow.metrics.validation import threshold_metrics
-from acceflow.study.survival_training import predict_survival_cohort, survival_cohort_metrics, train_survival
-from acceflow.study.training import model_features, predict_cohort, train
+
+# the metrics and training modules (statsmodels, scikit-learn, lifelines: seconds of imports) are
+# imported in the methods that use them, so that a job needing only a Task's columns starts fast
 
 
 class Task(ABC):
@@ -121,12 +111,16 @@ class BinaryTask(Task):
         return binary_outcome(table[outcome["column"]], outcome["positive"]).notna()
 
     def train(self, table, config, stable=None, kind=None):
+        from acceflow.study.training import train
         return train(table, config, stable, kind=kind)
 
     def predict(self, model, card, table, cohort):
+        from acceflow.study.training import predict_cohort
         return predict_cohort(model, card, table, cohort)
 
     def discrimination(self, predictions, card, alpha=0.05, n_bootstrap=2000, seed=0):
+        from acceflow.metrics.discrimination import bootstrap_auc_ci, cohort_metrics
+        from acceflow.metrics.validation import threshold_metrics
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         metrics = cohort_metrics(y, prob, alpha=alpha)
         _, low, high = bootstrap_auc_ci(y, prob, n_boot=n_bootstrap, alpha=alpha, seed=seed, stratified=True)
@@ -140,12 +134,15 @@ class BinaryTask(Task):
     def discrimination_curve(self, predictions, card):
         """Columns ``fpr``, ``tpr``, ``threshold`` (:func:`acceflow.metrics.discrimination.roc_curve_points`);
         no row when the cohort has a single outcome class (no ROC curve exists)."""
+        from acceflow.metrics.discrimination import roc_curve_points
         d = predictions[["outcome", "probability"]].apply(pd.to_numeric, errors="coerce").dropna()
         if d["outcome"].nunique() < 2:
             return pd.DataFrame(columns=["fpr", "tpr", "threshold"])
         return roc_curve_points(d["outcome"].to_numpy(dtype=int), d["probability"].to_numpy(dtype=float))
 
     def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
+        from acceflow.metrics.calibration import (binned_calibration, calibration_curve_band, calibration_level,
+                                                  calibration_summary)
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         summary = calibration_summary(y, prob)
         band = calibration_curve_band(y, prob, n_boot=n_boot, seed=seed)
@@ -153,6 +150,7 @@ class BinaryTask(Task):
         return summary, binned_calibration(y, prob, n_bins=bins), band
 
     def decision_curve(self, predictions, card, thresholds, n_boot=200, seed=0):
+        from acceflow.metrics.decision_curve import decision_curve, decision_curve_ci
         y, prob = predictions["outcome"].to_numpy(), predictions["probability"].to_numpy()
         curve = decision_curve(y, prob, thresholds)
         band = decision_curve_ci(y, prob, thresholds, n_boot=n_boot, seed=seed)
@@ -174,13 +172,17 @@ class SurvivalTask(Task):
         return (t > 0) & table[outcome["event"]].notna()
 
     def train(self, table, config, stable=None, kind=None):
+        from acceflow.study.survival_training import train_survival
+        from acceflow.study.training import model_features
         features, note = model_features(table, config, stable)
         return train_survival(table, config, features, note)
 
     def predict(self, model, card, table, cohort):
+        from acceflow.study.survival_training import predict_survival_cohort
         return predict_survival_cohort(model, card, table, cohort)
 
     def discrimination(self, predictions, card, alpha=0.05, n_bootstrap=2000, seed=0):
+        from acceflow.study.survival_training import survival_cohort_metrics
         return survival_cohort_metrics(predictions, card, alpha=alpha, n_boot=min(n_bootstrap, 1000), seed=seed)
 
     def discrimination_curve(self, predictions, card, alpha=0.05):
@@ -189,6 +191,7 @@ class SurvivalTask(Task):
         ``group`` (0 = low, 1 = high risk), ``n``, ``time`` (days), ``survival``, ``ci_lower``, ``ci_upper``
         (95% exponential Greenwood), and lifelines' event table at each time: ``at_risk``, ``events``,
         ``censored`` (the dossier's number-at-risk table under the Kaplan–Meier curves)."""
+        from acceflow.metrics.survival import km_by_group, risk_groups
         time, event = predictions["time"].to_numpy(dtype=float), predictions["event"].to_numpy(dtype=int)
         groups = risk_groups(np.asarray(card["risk_train"], dtype=float), predictions["risk"].to_numpy(dtype=float),
                              quantiles=(0.5,))
@@ -198,6 +201,7 @@ class SurvivalTask(Task):
         return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
     def calibration(self, predictions, card, bins=10, n_boot=200, seed=0):
+        from acceflow.metrics.survival_utility import calibration_at, grouped_calibration_at
         t = card["horizon_days"]
         args = (predictions["time"].to_numpy(), predictions["event"].to_numpy(),
                 predictions["risk_at_horizon"].to_numpy())
@@ -208,6 +212,7 @@ class SurvivalTask(Task):
         return summary, grouped, curve
 
     def decision_curve(self, predictions, card, thresholds, n_boot=200, seed=0):
+        from acceflow.metrics.survival_utility import survival_decision_curve
         return survival_decision_curve(predictions["time"], predictions["event"], predictions["risk_at_horizon"],
                                        card["horizon_days"], thresholds)
 
