@@ -110,7 +110,7 @@ rule site_effect:
     output:
         table=R(Results.SITE_EFFECT),
     params:
-        config=config,
+        config=config_subset("cohorts", "outcome", "clinical", "features", "model", "reproducibility"),
     log:
         R("logs/site_effect.log"),
     benchmark:
