@@ -2,7 +2,6 @@
 the folds (external cohorts), each checkpoint's SHA-256 checked against its card before nnU-Net loads
 it; the mask on the preprocessed grid (for extraction) and on the original grid (the deliverable), and
 its quality against the reference mask (acceflow.imaging.nnunet, acceflow.metrics.segmentation)."""
-import csv
 import json
 import os
 import traceback
@@ -11,9 +10,8 @@ import SimpleITK as sitk
 import torch
 
 from acceflow.imaging.nnunet import model_folder, predict, set_environment
-from acceflow.imaging.segment_model import to_original_grid
-from acceflow.io.images import read_image, read_mask, write_image
-from acceflow.metrics.segmentation import QUALITY_COLUMNS, segmentation_quality
+from acceflow.imaging.segment_model import mask_on_original, write_quality_row
+from acceflow.io.images import read_image, write_image
 from acceflow.runtime import log_to
 
 if __name__ == "__main__":  # nnU-Net spawns worker processes, which re-import this script
@@ -39,22 +37,9 @@ if __name__ == "__main__":  # nnU-Net spawns worker processes, which re-import t
             mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
             mask.CopyInformation(image)
         write_image(mask, snakemake.output.preprocessed)
-        original = read_image(snakemake.input.original, series_uid=m["series_uid"] or None)
-        on_original = to_original_grid(mask, original)
+        reference = snakemake.input.reference if "reference" in snakemake.input.keys() else None
+        on_original = mask_on_original(mask, row, snakemake.input.original, reference, m,
+                                       snakemake.params.tolerance_mm, snakemake.params.on_error)
         write_image(on_original, snakemake.output.mask)
-        if "reference" in snakemake.input.keys() and not row["error"]:
-            try:
-                reference = read_mask(snakemake.input.reference, original, roi=m["roi"] or None, label=m["label"],
-                                      tolerance=m["tolerance"])
-                row.update(segmentation_quality(reference, on_original, label=m["label"],
-                                                tolerance_mm=snakemake.params.tolerance_mm))
-            except Exception as exc:  # noqa: BLE001
-                if snakemake.params.on_error == "stop":
-                    raise
-                row["error"] = f"evaluation failed: {exc}"
         print(row)
-        with open(snakemake.output.quality, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["scan_id", "model", "error", *QUALITY_COLUMNS], delimiter="\t",
-                               lineterminator="\n")
-            w.writeheader()
-            w.writerow(row)
+        write_quality_row(row, snakemake.output.quality)

@@ -427,6 +427,67 @@ def to_original_grid(mask: sitk.Image, original: sitk.Image) -> sitk.Image:
     return sitk.Cast(sitk.Resample(mask, original, sitk.Transform(), sitk.sitkNearestNeighbor, 0), sitk.sitkUInt8)
 
 
+def mask_on_original(mask: sitk.Image, row: dict, original_path, reference_path, settings: dict,
+                     tolerance_mm: float, on_error: str = "exclude") -> sitk.Image:
+    """A model's mask moved onto the original image's grid and, where the scan has a reference mask,
+    scored against it; shared by the MONAI and nnU-Net segmentation rules.
+
+    Parameters
+    ----------
+    mask : SimpleITK.Image
+        The model's label mask on the preprocessed grid.
+    row : dict
+        The scan's quality row (``scan_id``, ``model``, ``error``); updated in place with the columns of
+        :data:`acceflow.metrics.segmentation.QUALITY_COLUMNS` (Dice, HD95 and ASSD in mm, surface Dice at
+        ``tolerance_mm``, volumes in mL), or with ``error`` when the evaluation fails. Left unscored when
+        ``row["error"]`` is already set (the segmentation itself failed) or ``reference_path`` is None.
+    original_path : str or Path
+        The scan's original image (its grid is the deliverable's).
+    reference_path : str, Path or None
+        The scan's reference mask, if any.
+    settings : dict
+        ``series_uid``, ``roi``, ``label`` and ``tolerance`` (geometry tolerance in mm) of the scan's mask.
+    tolerance_mm : float
+        Surface Dice tolerance in mm.
+    on_error : {"exclude", "stop"}
+        ``stop`` re-raises an evaluation failure; ``exclude`` records it in ``row["error"]``.
+
+    Returns
+    -------
+    SimpleITK.Image (UInt8) on the original image's grid.
+    """
+    from acceflow.io.images import read_image, read_mask
+    from acceflow.metrics.segmentation import segmentation_quality
+
+    original = read_image(original_path, series_uid=settings["series_uid"] or None)
+    on_original = to_original_grid(mask, original)
+    if reference_path is not None and not row["error"]:
+        try:
+            reference = read_mask(reference_path, original, roi=settings["roi"] or None, label=settings["label"],
+                                  tolerance=settings["tolerance"])
+            row.update(segmentation_quality(reference, on_original, label=settings["label"],
+                                            tolerance_mm=tolerance_mm))
+        except Exception as exc:  # noqa: BLE001 - recorded in the row; the other scans go on
+            if on_error == "stop":
+                raise
+            row["error"] = f"evaluation failed: {exc}"
+    return on_original
+
+
+def write_quality_row(row: dict, path) -> None:
+    """One scan's segmentation quality row as a one-line TSV (``scan_id``, ``model``, ``error`` and
+    :data:`acceflow.metrics.segmentation.QUALITY_COLUMNS`)."""
+    import csv
+
+    from acceflow.metrics.segmentation import QUALITY_COLUMNS
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["scan_id", "model", "error", *QUALITY_COLUMNS], delimiter="\t",
+                           lineterminator="\n")
+        w.writeheader()
+        w.writerow(row)
+
+
 def save_model(model, card: dict, path) -> str:
     """Save the weights and the card (settings needed to rebuild the network), atomically; return the
     file's SHA-256 (record it as ``model_sha256`` in the card written beside it).
