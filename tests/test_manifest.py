@@ -154,3 +154,13 @@ def test_derived_columns_aggregate_list_cells():
     assert out["n_lesions"].tolist() == [2.0, 1.0, 0.0, 1.0]
     with pytest.raises(ManifestError, match="not in the table"):
         derive_columns(df, {"x": {"column": "nope"}})
+
+
+def test_table_without_a_header_row_is_refused_clearly(tmp_path):
+    """A file of blank lines (a spreadsheet export of an empty sheet) names the file and the fix."""
+    from acceflow.io.manifest import ManifestError, read_table
+
+    path = tmp_path / "features.csv"
+    path.write_text("\n\n")
+    with pytest.raises(ManifestError, match="no header row"):
+        read_table(path)

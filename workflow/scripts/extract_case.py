@@ -12,9 +12,13 @@ the job fails. The rows are written with the csv module (not pandas): its import
 every case's start-up.
 """
 import csv
+import logging
+from time import perf_counter
 
 from acceflow.imaging.extract import extract_scan
 from acceflow.runtime import log_to
+
+log = logging.getLogger("acceflow.extract")
 
 
 def write_rows(path, rows):
@@ -28,16 +32,18 @@ def write_rows(path, rows):
 with log_to(snakemake.log[0]):
     rows, diags = [], []
     for scan, s in snakemake.params.scans.items():
+        start = perf_counter()
         try:
             features, diagnostics = extract_scan(snakemake.input[f"image__{scan}"], snakemake.input[f"mask__{scan}"],
                                                  snakemake.input[f"params__{scan}"], s["label"], s["overrides"])
             rows.append({"scan_id": scan, "error": "", **features})
             diags.append({"scan_id": scan, **diagnostics})
-            print(f"{scan}: {len(features)} features")
+            log.info("scan %s: %d features extracted with %s in %.1f s", scan, len(features),
+                     snakemake.input[f"params__{scan}"], perf_counter() - start)
         except Exception as exc:  # noqa: BLE001 - any failure of one scan is reported, not fatal
             if snakemake.params.on_error == "stop":
                 raise
-            print(f"extraction failed for {scan}: {exc!r}")
+            log.warning("scan %s: extraction failed: %r", scan, exc)
             rows.append({"scan_id": scan, "error": f"feature extraction failed: {exc}"})
             diags.append({"scan_id": scan})
     write_rows(snakemake.output.features, rows)

@@ -52,9 +52,13 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         head = fh.readline()
     sep = "\t" if head.count("\t") >= head.count(",") and "\t" in head else ","
-    df = pd.read_csv(path, sep=sep, dtype={"case_id": str, "repeat": str, "modality": str, "roi": str,
-                                           "series_uid": str},
-                     encoding="utf-8-sig")
+    try:
+        df = pd.read_csv(path, sep=sep, dtype={"case_id": str, "repeat": str, "modality": str, "roi": str,
+                                               "series_uid": str},
+                         encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise ManifestError(f"{path}: the table is empty (no header row); write the column names on its first "
+                            "line") from None
     if df.empty:
         raise ManifestError(f"{path}: the table has no rows")
     df.columns = [str(c).strip() for c in df.columns]
