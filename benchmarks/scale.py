@@ -7,6 +7,8 @@ of the cases with a test-retest rescan) the whole DAG runs from nothing to the d
 * wall time, jobs, and seconds per case;
 * peak memory: the largest sum of resident memory of the Snakemake process tree (sampled every
   0.2 s with psutil) and the largest single process;
+* CPU seconds per case: user + system time of every process of the run (Snakemake and its jobs),
+  which other load on a shared machine inflates far less than wall time;
 * the time of a no-op re-run (``snakemake`` again on the finished results: "Nothing to be done"),
   and of ``snakemake -n`` on them.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +40,12 @@ import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, int, subprocess.CompletedProcess]:
@@ -112,15 +121,17 @@ def main() -> int:
     print(f"demo DAG on --cores {args.cores}, {os.cpu_count()} CPUs seen, load average {os.getloadavg()[0]:.1f}")
     version, *_ = run_measured([sys.executable, "-m", "snakemake", "--version"])
     print(f"snakemake --version (interpreter, imports, executor plugins): {version:.1f} s")
-    print(f"{'cases':>6} {'scans':>6} {'jobs':>5} {'wall s':>8} {'s/case':>7} {'peak tree MB':>13} "
+    print(f"{'cases':>6} {'scans':>6} {'jobs':>5} {'wall s':>8} {'s/case':>7} {'CPU s/case':>10} {'peak tree MB':>13} "
           f"{'peak proc MB':>13} {'no-op re-run s':>15} {'-n s':>6}", flush=True)
-    per_case, noop = {}, None
+    per_case, cpu_case, noop = {}, {}, None
     for n in args.sizes:
         work = root / f"n{n}"
         work.mkdir(exist_ok=True)
         config = demo_config(work / "results", n)
         (work / "config.yaml").write_text(yaml.safe_dump(config))
+        cpu0 = children_cpu()
         wall, tree, single, proc = run_measured(snakemake_cmd(work, args.cores))
+        cpu_case[n] = (children_cpu() - cpu0) / n
         if proc.returncode:
             print(proc.stderr[-3000:])
             return proc.returncode
@@ -131,7 +142,7 @@ def main() -> int:
         dry, *_ = run_measured(snakemake_cmd(work, args.cores, "-n"))
         scans = sum(1 for _ in open(work / "results/ingest/scans.tsv")) - 1
         per_case[n] = wall / n
-        print(f"{n:>6} {scans:>6} {count_jobs(proc.stderr):>5} {wall:>8.1f} {wall / n:>7.2f} "
+        print(f"{n:>6} {scans:>6} {count_jobs(proc.stderr):>5} {wall:>8.1f} {wall / n:>7.2f} {cpu_case[n]:>10.2f} "
               f"{tree / 2**20:>13.0f} {single / 2**20:>13.0f} {noop:>15.1f} {dry:>6.1f}  "
               f"(load {', '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
     for kind in ("shell", "run") if args.overhead_jobs else ():
@@ -142,6 +153,8 @@ def main() -> int:
               f"--cores {args.cores}): {per_job * 1000:.0f} ms", flush=True)
     print(f"work folders in {root}")
     small, large = min(per_case), max(per_case)
+    print(f"CPU seconds per case (every process of the run; less sensitive to other load than wall time): "
+          f"{cpu_case[small]:.2f} at {small}, {cpu_case[large]:.2f} at {large}")
     print(f"scale: {per_case[small]:.2f} {per_case[large]:.2f} noop {noop:.1f}")
     return 0
 

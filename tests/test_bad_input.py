@@ -27,7 +27,7 @@ def files(tmp_path, sphere_case):
     (tmp_path / "corrupt.nii.gz").write_bytes(b"\x1f\x8b this is not an image")
     arr = sitk.GetArrayFromImage(image)
     arr[1, 2, 3] = np.inf
-    write_image(make_image(arr), tmp_path / "inf.mha")
+    sitk.WriteImage(make_image(arr), str(tmp_path / "inf.mha"))  # write_image refuses non-finite voxels
     labels = sitk.GetArrayFromImage(mask)
     labels[:3, :3, :3] = 2
     write_image(make_image(labels), tmp_path / "multilabel.nii.gz")
@@ -179,3 +179,21 @@ def test_config_value_of_the_wrong_type_names_the_key(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "'five' is not of type 'integer'" in log and "cv_folds" in log, log[-3000:]
+
+
+def test_write_image_refuses_nonfinite_and_pipeline_reader_names_the_fix(tmp_path, sphere_case):
+    """The DAG never writes NaN voxels (SimpleITK reads them back as 0), which is what lets the
+    extraction read its own files without the nibabel pass; a missing own file says to re-run."""
+    from acceflow.io.images import ImageError, read_pipeline_image
+
+    image, _ = sphere_case
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    arr[1, 2, 3] = np.nan
+    with pytest.raises(ImageError, match="1 NaN and 0 infinite voxels"):
+        write_image(make_image(arr), tmp_path / "nan.nii.gz")
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary file
+    write_image(image, tmp_path / "ok.nii.gz")
+    back = read_pipeline_image(tmp_path / "ok.nii.gz")
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(image))
+    with pytest.raises(ImageError, match="re-run snakemake"):
+        read_pipeline_image(tmp_path / "missing.nii.gz")

@@ -15,6 +15,8 @@ import csv
 import logging
 from time import perf_counter
 
+import SimpleITK as sitk
+
 from acceflow.imaging.extract import extract_scan
 from acceflow.runtime import log_to
 
@@ -28,6 +30,10 @@ def write_rows(path, rows):
         writer.writeheader()
         writer.writerows(rows)
 
+
+# ITK's filters (pyradiomics' resampling, cropping) use a thread per core by default; Snakemake
+# already runs one job per core, so more threads only contend (the values do not depend on it)
+sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, snakemake.threads))
 
 with log_to(snakemake.log[0]):
     rows, diags = [], []

@@ -315,7 +315,8 @@ def extract_scan(image_path: str | os.PathLike, mask_path: str | os.PathLike, pa
     Parameters
     ----------
     image_path, mask_path : path-like
-        Preprocessed image and its label mask (NIfTI, same grid).
+        Preprocessed image and its label mask (NIfTI, same grid), as the DAG wrote them: read by
+        SimpleITK alone (:func:`acceflow.io.images.read_pipeline_image`).
     params_path : path-like
         pyradiomics parameter file (:func:`load_params`).
     label : int
@@ -333,9 +334,9 @@ def extract_scan(image_path: str | os.PathLike, mask_path: str | os.PathLike, pa
     ValueError
         When pyradiomics fails, or returns NaN/inf for any feature (named, first ten).
     """
-    from acceflow.io.images import read_image
+    from acceflow.io.images import read_pipeline_image
 
-    image, mask = read_image(image_path), read_image(mask_path)
+    image, mask = read_pipeline_image(image_path), read_pipeline_image(mask_path)
     params = scan_params(load_params(params_path), image, mask, label, **(overrides or {}))
     features, diagnostics = extract_features(image, mask, params, label=label)
     bad = nonfinite_features(features)
