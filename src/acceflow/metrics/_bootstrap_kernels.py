@@ -32,7 +32,7 @@ def _jit(fn):
 def twice_u_stratified(idx_ref, idx_other, rank, lo, hi, ties, out):  # pragma: no cover - compiled
     """Stratified replicates: ``idx_ref`` (B, n_ref) and ``idx_other`` (B, n_other) index draws.
 
-    ``rank`` (n_ref,) maps a ref member to its position among the sorted ref scores; ``lo``, ``hi``
+    Indices and tables are unsigned (no wrap-around test per look-up). ``rank`` (n_ref,) maps a ref member to its position among the sorted ref scores; ``lo``, ``hi``
     (n_other,) as in the module docstring; ``ties`` is ``(lo != hi).any()``. Writes ``S`` to
     ``out`` (B,) int64.
     """
@@ -61,9 +61,9 @@ def twice_u_stratified(idx_ref, idx_other, rank, lo, hi, ties, out):  # pragma: 
 def twice_u_joint(idx, rank, lo, hi, n_ref, out, count_ref):  # pragma: no cover - compiled
     """Non-stratified replicates: ``idx`` (B, n) index draws into all n cases.
 
-    ``rank`` (n,) is a member's position among the sorted ref scores, or -1 for a member of the
-    looked-up class; ``lo``, ``hi`` (n,) are defined for the looked-up members (anything for the
-    ref ones); ``n_ref`` is the size of the ref class. Writes ``S`` to ``out`` (B,) int64 and the
+    ``rank`` (n,) is a member's position among the sorted ref scores, or ``n_ref`` (the size of
+    the ref class, an int) for a member of the looked-up class; ``lo``, ``hi`` (n,) are defined for the
+    looked-up members (anything for the ref ones). Writes ``S`` to ``out`` (B,) int64 and the
     number of drawn ref members to ``count_ref`` (B,) int64.
     """
     n_rows, n = idx.shape
@@ -73,7 +73,7 @@ def twice_u_joint(idx, rank, lo, hi, n_ref, out, count_ref):  # pragma: no cover
         m = 0
         for i in range(n):
             q = rank[idx[r, i]]
-            if q >= 0:
+            if q < n_ref:
                 cum[q + 1] += 1
                 m += 1
         for k in range(1, n_ref + 1):
@@ -81,7 +81,7 @@ def twice_u_joint(idx, rank, lo, hi, n_ref, out, count_ref):  # pragma: no cover
         s = 0
         for j in range(n):
             t = idx[r, j]
-            if rank[t] < 0:
+            if rank[t] == n_ref:
                 s += cum[lo[t]] + cum[hi[t]]
         out[r] = s
         count_ref[r] = m

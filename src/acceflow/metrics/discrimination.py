@@ -318,6 +318,7 @@ class _PairCounter:
         self.lo = np.searchsorted(ref_sorted, other, side="left")
         self.hi = np.searchsorted(ref_sorted, other, side="right")
         self.ties = bool((self.lo != self.hi).any())
+        self.tables = None  # rank, lo, hi as uint64 for the compiled kernels
         self.joint = None  # per-member look-up tables of the compiled non-stratified kernel
 
     def twice_u(self, w, v):
@@ -367,6 +368,11 @@ def _auc_joint(pairs, is_case, idx):
 _KERNEL_MIN_ELEMENTS = 10_000_000
 
 
+def _unsigned(idx):
+    """The same non-negative indices viewed as unsigned integers (no copy)."""
+    return idx.view(np.uint32 if idx.dtype.itemsize == 4 else np.uint64)
+
+
 def _twice_u_compiled(pairs, is_case, idx_pos=None, idx_neg=None, idx=None):
     """``(2 U, W, V)`` per replicate, int64 (B,) each, by the numba kernels.
 
@@ -376,24 +382,28 @@ def _twice_u_compiled(pairs, is_case, idx_pos=None, idx_neg=None, idx=None):
     """
     from acceflow.metrics import _bootstrap_kernels as kernels
 
+    # unsigned indices and tables: numba then skips the negative-index wrap-around test of every
+    # look-up (about 25% of the kernel's time); the draws are non-negative, so a view is exact
     if idx is None:
         idx_ref, idx_other = (idx_pos, idx_neg) if pairs.swap else (idx_neg, idx_pos)
+        if pairs.tables is None:
+            pairs.tables = tuple(a.astype(np.uint64) for a in (pairs.rank, pairs.lo, pairs.hi))
         s = np.empty(idx_ref.shape[0], np.int64)
-        kernels.twice_u_stratified(idx_ref, idx_other, pairs.rank, pairs.lo, pairs.hi, pairs.ties, s)
+        kernels.twice_u_stratified(_unsigned(idx_ref), _unsigned(idx_other), *pairs.tables, pairs.ties, s)
         w = np.full(s.size, idx_pos.shape[1], np.int64)
         v = np.full(s.size, idx_neg.shape[1], np.int64)
     else:
-        if pairs.joint is None:  # per member of all cases: rank among the ref class or -1; lo, hi
+        n_ref = pairs.rank.size
+        if pairs.joint is None:  # per member of all cases: rank among the ref class (n_ref: other); lo, hi
             is_ref = is_case if pairs.swap else ~is_case
-            rank = np.full(is_case.size, -1, np.intp)
+            rank = np.full(is_case.size, n_ref, np.uint64)
             rank[is_ref] = pairs.rank
-            lo, hi = np.zeros(is_case.size, np.intp), np.zeros(is_case.size, np.intp)
+            lo, hi = np.zeros(is_case.size, np.uint64), np.zeros(is_case.size, np.uint64)
             lo[~is_ref], hi[~is_ref] = pairs.lo, pairs.hi
             pairs.joint = rank, lo, hi
-        rank, lo, hi = pairs.joint
-        s, n_ref = np.empty(idx.shape[0], np.int64), np.empty(idx.shape[0], np.int64)
-        kernels.twice_u_joint(idx, rank, lo, hi, pairs.rank.size, s, n_ref)
-        w = n_ref if pairs.swap else idx.shape[1] - n_ref
+        s, drawn_ref = np.empty(idx.shape[0], np.int64), np.empty(idx.shape[0], np.int64)
+        kernels.twice_u_joint(_unsigned(idx), *pairs.joint, np.uint64(n_ref), s, drawn_ref)
+        w = drawn_ref if pairs.swap else idx.shape[1] - drawn_ref
         v = idx.shape[1] - w
     if pairs.swap:
         s = 2 * w * v - s
