@@ -58,30 +58,26 @@ def twice_u_stratified(idx_ref, idx_other, rank, lo, hi, ties, out):  # pragma: 
 
 
 @_jit
-def twice_u_joint(idx, rank, lo, hi, n_ref, out, count_ref):  # pragma: no cover - compiled
-    """Non-stratified replicates: ``idx`` (B, n) index draws into all n cases.
+def twice_u_joint(idx, slot, lo, hi, n_ref, out, count_ref):  # pragma: no cover - compiled
+    """Non-stratified replicates: ``idx`` (B, n) index draws into all n cases, without branches.
 
-    ``rank`` (n,) is a member's position among the sorted ref scores, or ``n_ref`` (the size of
-    the ref class, an int) for a member of the looked-up class; ``lo``, ``hi`` (n,) are defined for the
-    looked-up members (anything for the ref ones). Writes ``S`` to ``out`` (B,) int64 and the
-    number of drawn ref members to ``count_ref`` (B,) int64.
+    ``slot`` (n,) is ``1 +`` a member's position among the sorted ref scores, or ``n_ref + 1``
+    (``n_ref`` the size of the ref class) for a member of the looked-up class, whose draws are
+    thus counted in a spare last cell; ``lo``, ``hi`` (n,) as in the module docstring for the
+    looked-up members and 0 for the ref ones (``C[0] = 0``, so they add nothing). Writes ``S`` to
+    ``out`` (B,) int64 and the number of drawn ref members to ``count_ref`` (B,) int64.
     """
     n_rows, n = idx.shape
-    cum = np.empty(n_ref + 1, np.int64)
+    cum = np.empty(n_ref + 2, np.int64)
     for r in range(n_rows):
         cum[:] = 0
-        m = 0
         for i in range(n):
-            q = rank[idx[r, i]]
-            if q < n_ref:
-                cum[q + 1] += 1
-                m += 1
+            cum[slot[idx[r, i]]] += 1
+        count_ref[r] = n - cum[n_ref + 1]
         for k in range(1, n_ref + 1):
             cum[k] += cum[k - 1]
         s = 0
         for j in range(n):
             t = idx[r, j]
-            if rank[t] == n_ref:
-                s += cum[lo[t]] + cum[hi[t]]
+            s += cum[lo[t]] + cum[hi[t]]
         out[r] = s
-        count_ref[r] = m

@@ -394,13 +394,13 @@ def _twice_u_compiled(pairs, is_case, idx_pos=None, idx_neg=None, idx=None):
         v = np.full(s.size, idx_neg.shape[1], np.int64)
     else:
         n_ref = pairs.rank.size
-        if pairs.joint is None:  # per member of all cases: rank among the ref class (n_ref: other); lo, hi
+        if pairs.joint is None:  # per member of all cases: count slot, lo, hi (see the kernel)
             is_ref = is_case if pairs.swap else ~is_case
-            rank = np.full(is_case.size, n_ref, np.uint64)
-            rank[is_ref] = pairs.rank
+            slot = np.full(is_case.size, n_ref + 1, np.uint64)
+            slot[is_ref] = pairs.rank + 1
             lo, hi = np.zeros(is_case.size, np.uint64), np.zeros(is_case.size, np.uint64)
             lo[~is_ref], hi[~is_ref] = pairs.lo, pairs.hi
-            pairs.joint = rank, lo, hi
+            pairs.joint = slot, lo, hi
         s, drawn_ref = np.empty(idx.shape[0], np.int64), np.empty(idx.shape[0], np.int64)
         kernels.twice_u_joint(_unsigned(idx), *pairs.joint, np.uint64(n_ref), s, drawn_ref)
         w = drawn_ref if pairs.swap else idx.shape[1] - drawn_ref
