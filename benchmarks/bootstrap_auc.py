@@ -189,7 +189,9 @@ def main() -> int:
 
     print(f"\n== stratified percentile bootstrap, {args.n_boot} replicates ==")
     load_before = os.getloadavg()
-    fast = lambda: bootstrap_auc_ci(y, s, n_boot=args.n_boot, seed=args.seed)  # noqa: E731
+    def fast():
+        return bootstrap_auc_ci(y, s, n_boot=args.n_boot, seed=args.seed)
+
     c0, t0 = time.process_time(), time.perf_counter()
     fast()
     t_first, cpu_first = time.perf_counter() - t0, time.process_time() - c0

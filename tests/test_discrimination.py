@@ -260,7 +260,7 @@ def test_bootstrap_equals_previous_implementation(case, stratified, compiled, mo
 @pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
 def test_bootstrap_small_tied_and_one_class_replicates(y, s, stratified, compiled):
     y, s = np.asarray(y, int), np.asarray(s, float)
-    ref_boot, ref = _reference_bootstrap(y, s, 300, seed=5, stratified=stratified)
+    ref_boot, _ = _reference_bootstrap(y, s, 300, seed=5, stratified=stratified)
     boot = _replicates(y, s, 300, 5, stratified, compiled)
     # the same replicates survive (one-class joint replicates are dropped by both) with equal AUCs
     assert boot.shape == ref_boot.shape
