@@ -189,6 +189,7 @@ def main() -> int:
 
     print(f"\n== stratified percentile bootstrap, {args.n_boot} replicates ==")
     load_before = os.getloadavg()
+
     def fast():
         return bootstrap_auc_ci(y, s, n_boot=args.n_boot, seed=args.seed)
 
