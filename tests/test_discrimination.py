@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from acceflow.metrics.discrimination import (
@@ -325,3 +327,18 @@ def test_bootstrap_replicates_equal_sklearn_on_the_resamples(compiled):
             idx = g.integers(0, s.size, (5, s.size))
             expected = [roc_auc_score(y[i], s[i]) for i in idx]
         np.testing.assert_allclose(boot, expected, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(2, 40), levels=st.integers(1, 6), stratified=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_bootstrap_engines_agree_on_random_tied_cohorts(data, n, levels, stratified, seed):
+    # random small cohorts whose scores take only `levels` values (ties everywhere, often a single
+    # case or control, many one-class joint replicates): numba kernels, numpy engine and the
+    # re-ranking reference give the same replicate AUCs
+    y = np.array(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n).filter(lambda v: 0 < sum(v) < n)))
+    s = np.array(data.draw(st.lists(st.integers(0, levels - 1), min_size=n, max_size=n)), float)
+    compiled = _replicates(y, s, 50, seed, stratified, compiled=True)
+    np.testing.assert_array_equal(compiled, _replicates(y, s, 50, seed, stratified, compiled=False))
+    np.testing.assert_allclose(compiled, _reference_bootstrap(y, s, 50, seed=seed, stratified=stratified)[0],
+                               rtol=0, atol=1e-12)
