@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from acceflow.metrics.discrimination import (
@@ -197,26 +199,12 @@ def _reference_bootstrap(y_true, y_score, n_boot, alpha=0.05, seed=0, stratified
     return boot, (float(auc_rows(y.astype(bool), s[None, :])[0]), float(low), float(high))
 
 
-def _replicates(y, s, n_boot, seed, stratified):
-    """Replicate AUCs of the current bootstrap_auc_ci (its internal helpers, same draws)."""
+def _replicates(y, s, n_boot, seed, stratified, compiled=False):
+    """Replicate AUCs of the current bootstrap_auc_ci (NaN ones dropped), numpy or numba engine."""
     from acceflow.metrics import discrimination as d
 
-    y, s = np.asarray(y, int), np.asarray(s, float)
-    rng = np.random.default_rng(seed)
-    pos, neg = s[y == 1], s[y == 0]
-    pairs = d._PairCounter(pos, neg)
-    chunk = max(1, d._BOOT_CHUNK_ELEMENTS // s.size)
-    out = []
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        if stratified:
-            ip = rng.integers(0, pos.size, (b, pos.size), dtype=d._draw_dtype(pos.size))
-            ineg = rng.integers(0, neg.size, (b, neg.size), dtype=d._draw_dtype(neg.size))
-            out.append(d._auc_stratified(pairs, ip, ineg))
-        else:
-            idx = rng.integers(0, s.size, (b, s.size), dtype=d._draw_dtype(s.size))
-            out.append(d._auc_joint(pairs, y == 1, idx))
-    boot = np.concatenate(out)
+    boot = d._bootstrap_replicates(np.asarray(y, int), np.asarray(s, float), n_boot, seed, stratified,
+                                   compiled=compiled)
     return boot[np.isfinite(boot)]
 
 
@@ -234,7 +222,8 @@ def test_int32_draws_are_the_int64_stream():
     (60, 20, 1), (60, 45, 1), (300, 90, None), (301, 200, 2), (2500, 700, None), (2500, 1800, 1),
 ])
 @pytest.mark.parametrize("stratified", [True, False])
-def test_bootstrap_equals_previous_implementation(case, stratified):
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
+def test_bootstrap_equals_previous_implementation(case, stratified, compiled, monkeypatch):
     n, m, decimals = case
     rng = np.random.default_rng(n + m)
     y = np.r_[np.ones(m, int), np.zeros(n - m, int)][rng.permutation(n)]
@@ -246,13 +235,12 @@ def test_bootstrap_equals_previous_implementation(case, stratified):
                                          chunk_elements=100_000)
     from acceflow.metrics import discrimination as d
 
-    old = d._BOOT_CHUNK_ELEMENTS
-    d._BOOT_CHUNK_ELEMENTS = 100_000
-    try:
+    # the engine bootstrap_auc_ci picks by size: all numpy, or the numba kernels from any size
+    monkeypatch.setattr(d, "_KERNEL_MIN_ELEMENTS", 0 if compiled else 10**18)
+    with monkeypatch.context() as mp:
+        mp.setattr(d, "_BOOT_CHUNK_ELEMENTS", 100_000)
         new = bootstrap_auc_ci(y, s, n_boot=n_boot, seed=11, stratified=stratified)
-        new_boot = _replicates(y, s, n_boot, 11, stratified)
-    finally:
-        d._BOOT_CHUNK_ELEMENTS = old
+        new_boot = _replicates(y, s, n_boot, 11, stratified, compiled)
     assert new_boot.shape == ref_boot.shape
     np.testing.assert_allclose(new_boot, ref_boot, rtol=0, atol=1e-12)
     np.testing.assert_allclose(new, ref, rtol=0, atol=1e-12)
@@ -262,12 +250,72 @@ def test_bootstrap_equals_previous_implementation(case, stratified):
                                rtol=0, atol=1e-12)
 
 
-def test_bootstrap_replicates_equal_sklearn_on_the_resamples():
+@pytest.mark.parametrize("y, s", [
+    ([0, 1], [0.3, 0.7]),                      # tiny: one case, one control
+    ([1, 0], [0.5, 0.5]),                      # tiny, tied
+    ([0, 0, 1], [0.2, 0.9, 0.4]),              # one case: many one-class joint replicates
+    ([1, 1, 1, 1, 0], [1, 2, 2, 3, 2]),        # one control, tied with two cases
+    ([0, 1, 0, 1, 0, 1, 1], [2, 2, 2, 2, 2, 2, 2]),  # all tied: every replicate AUC is 1/2
+    ([1, 0, 1, 0, 0, 1, 0, 0], [5, 1, 3, 3, 2, 9, 9, 0]),  # ties across classes, both directions
+])
+@pytest.mark.parametrize("stratified", [True, False])
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
+def test_bootstrap_small_tied_and_one_class_replicates(y, s, stratified, compiled):
+    y, s = np.asarray(y, int), np.asarray(s, float)
+    ref_boot, _ = _reference_bootstrap(y, s, 300, seed=5, stratified=stratified)
+    boot = _replicates(y, s, 300, 5, stratified, compiled)
+    # the same replicates survive (one-class joint replicates are dropped by both) with equal AUCs
+    assert boot.shape == ref_boot.shape
+    np.testing.assert_allclose(boot, ref_boot, rtol=0, atol=1e-12)
+    if not stratified and y.sum() == 1:
+        assert boot.size < 300  # the one-case cohort does produce one-class replicates here
+    if np.unique(s).size == 1:
+        assert (boot == 0.5).all()
+
+
+def test_bootstrap_draws_overlapped_in_a_thread_give_the_same_replicates(monkeypatch):
+    # the compiled engine draws chunk k+1 in a worker thread while it scores chunk k: the
+    # generator is still consumed in one order, so the replicates are those drawn sequentially
+    from acceflow.metrics import discrimination as d
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 500)
+    s = np.round(rng.normal(0.6 * y, 1.0), 1)
+    monkeypatch.setattr(d, "_BOOT_CHUNK_ELEMENTS", 5_000)  # 10 replicates per chunk: 40 chunks
+
+    def replicates(stratified, overlap):
+        with monkeypatch.context() as mp:
+            mp.setattr(d, "_overlap_draws", lambda: overlap)
+            return _replicates(y, s, 400, 8, stratified, compiled=True)
+
+    for stratified in (True, False):
+        overlapped = replicates(stratified, True)
+        np.testing.assert_array_equal(overlapped, replicates(stratified, False))
+        ref = _reference_bootstrap(y, s, 400, seed=8, stratified=stratified, chunk_elements=5_000)[0]
+        np.testing.assert_allclose(overlapped, ref, rtol=0, atol=1e-12)
+
+
+def test_bootstrap_engine_switches_at_the_documented_size(monkeypatch):
+    from acceflow.metrics import discrimination as d
+
+    calls = []
+    real = d._twice_u_compiled
+    monkeypatch.setattr(d, "_twice_u_compiled", lambda *a, **k: calls.append(1) or real(*a, **k))
+    y = np.r_[np.ones(500, int), np.zeros(500, int)]
+    s = np.arange(1000.0) % 37
+    bootstrap_auc_ci(y, s, n_boot=9_999)  # 9,999,000 < 1e7 replicate x case values: numpy
+    assert not calls
+    bootstrap_auc_ci(y, s, n_boot=10_000)  # 1e7: the compiled kernels
+    assert calls
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "numba"])
+def test_bootstrap_replicates_equal_sklearn_on_the_resamples(compiled):
     rng = np.random.default_rng(21)
     y = rng.integers(0, 2, 400)
     s = np.round(rng.normal(0.7 * y, 1.0), 1)
     for stratified in (True, False):
-        boot = _replicates(y, s, 5, seed=9, stratified=stratified)
+        boot = _replicates(y, s, 5, seed=9, stratified=stratified, compiled=compiled)
         # redraw the same resamples and score them with scikit-learn
         g = np.random.default_rng(9)
         pos, neg = s[y == 1], s[y == 0]
@@ -279,3 +327,18 @@ def test_bootstrap_replicates_equal_sklearn_on_the_resamples():
             idx = g.integers(0, s.size, (5, s.size))
             expected = [roc_auc_score(y[i], s[i]) for i in idx]
         np.testing.assert_allclose(boot, expected, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), n=st.integers(2, 40), levels=st.integers(1, 6), stratified=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_bootstrap_engines_agree_on_random_tied_cohorts(data, n, levels, stratified, seed):
+    # random small cohorts whose scores take only `levels` values (ties everywhere, often a single
+    # case or control, many one-class joint replicates): numba kernels, numpy engine and the
+    # re-ranking reference give the same replicate AUCs
+    y = np.array(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n).filter(lambda v: 0 < sum(v) < n)))
+    s = np.array(data.draw(st.lists(st.integers(0, levels - 1), min_size=n, max_size=n)), float)
+    compiled = _replicates(y, s, 50, seed, stratified, compiled=True)
+    np.testing.assert_array_equal(compiled, _replicates(y, s, 50, seed, stratified, compiled=False))
+    np.testing.assert_allclose(compiled, _reference_bootstrap(y, s, 50, seed=seed, stratified=stratified)[0],
+                               rtol=0, atol=1e-12)
