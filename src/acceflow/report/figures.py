@@ -68,7 +68,7 @@ PALETTE = list(OKABE_ITO.values())
 #: on top with a thicker line whatever its colour.
 MODEL_COLOURS = {"imaging": OKABE_ITO["blue"], "clinical": OKABE_ITO["orange"],
                  "combined_early": OKABE_ITO["reddish_purple"], "combined_late": OKABE_ITO["sky_blue"],
-                 "deep": OKABE_ITO["vermillion"]}
+                 "deep": OKABE_ITO["vermillion"], "deep_dann": OKABE_ITO["bluish_green"]}
 
 #: Kaplan–Meier risk groups: low (0) and high (1) risk (blue against vermillion, not green against red).
 RISK_GROUP_COLOURS = {0: OKABE_ITO["blue"], 1: OKABE_ITO["vermillion"]}
