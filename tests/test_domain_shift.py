@@ -79,3 +79,35 @@ def test_domain_classifier_auc_before_and_after_combat():
     train = table.set_index("site").loc["site_A"]
     assert train["reference"] == "no other training site" and np.isnan(train["mmd2_before"])
     assert summary["drop_vs_mmd"]["spearman_rho"] is None and "at least 3" in summary["drop_vs_mmd"]["note"]
+
+
+def test_dossier_shows_the_domain_shift_and_names_the_dann_target_images(tmp_path):
+    import json
+
+    from fake_results import make_results
+
+    from acceflow.report.dossier import build_dossier
+    from acceflow.runtime import write_json
+
+    config = make_results(tmp_path, comparators=("deep", "deep_dann"))
+    data = _sites(np.random.default_rng(4), n=20, shift=(0.0, 2.0), scale=(1.0, 1.0))
+    data["cohort"] = data["cohort"].replace({"site_A": "train_site", "site_B": "site_B"})
+    table, summary = domain_shift_table(data, [c for c in data if c.startswith("f")], "radiomics",
+                                        train_sites=["train_site"], performance={"internal": 0.8, "site_B": 0.7},
+                                        n_permutations=50, seed=1)
+    table.to_csv(tmp_path / "analytical/domain_shift.tsv", sep="\t", index=False)
+    write_json({"assessed": True, "reason": None, "feature_sets": {"radiomics": {**summary, "assessed": True}}},
+               tmp_path / "analytical/domain_shift.json")
+    card_path = tmp_path / "clinical/model/comparators/deep_dann/model_card.json"
+    card = json.loads(card_path.read_text())
+    card["domain_adaptation"] = {"method": "DANN (Ganin et al. 2016)", "target_cohorts": ["site_B"],
+                                 "target_cases": {"site_B": 20}, "sites": ["site_A", "site_B"]}
+    card["training_history"] = [{"epoch": 1, "train_loss": 1.0, "lambda": 0.46, "domain_loss": 0.69,
+                                 "domain_accuracy": 0.55}]
+    write_json(card, card_path)
+    build_dossier(tmp_path, config, ["train", "site_B"], tmp_path / "d.html", tmp_path / "s.json")
+    html = (tmp_path / "d.html").read_text()
+    assert 'id="domain-shift"' in html and "Domain-classifier AUC before ComBat" in html
+    assert f"{summary['domain_auc_before']:.3f}" in html and "site_B (external)" in html
+    assert 'id="dann"' in html and "images (never the outcomes) of site_B (20 cases)" in html
+    assert "AUC deep_dann" in html and "λ = 0.46" in html and "Figure not drawn" not in html
