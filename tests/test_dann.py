@@ -115,3 +115,15 @@ def test_config_adds_the_dann_comparator_and_checks_the_target_cohorts():
     with pytest.raises(ConfigError, match="add deep to model.comparators"):
         model_names({**base, "model": {"primary": "imaging", "comparators": []},
                      "deep": {"domain_adaptation": "dann", "target_cohorts": ["site_B"]}})
+
+
+def test_the_dann_demo_config_validates_and_adds_the_comparator():
+    import yaml
+    from conftest import REPO
+
+    from acceflow.study.settings import validate_config
+
+    config = yaml.safe_load((REPO / "config/studies/demo_dann.yaml").read_text())
+    validate_config(config)
+    assert model_names(config) == ("imaging", ["clinical", "deep", "deep_dann"])
+    assert config["deep"]["target_cohorts"] == config["cohorts"]["external"]

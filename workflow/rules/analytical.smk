@@ -128,6 +128,9 @@ def domain_shift_inputs(wildcards):
     if DEEP_KIND in COMPARATORS and config["deep"]["embedding"]["enabled"]:
         files["deep_features"] = R(Results.DEEP_FEATURES)
         files["deep_metrics"] = expand(R(Results.METRICS, model=DEEP_KIND), cohort=COHORTS)
+        if DANN_KIND in COMPARATORS:
+            files["dann_features"] = R(Results.DANN_FEATURES)
+            files["dann_metrics"] = expand(R(Results.METRICS, model=DANN_KIND), cohort=COHORTS)
     return files
 
 

@@ -170,3 +170,18 @@ if DANN:
             R("logs/predict/{cohort}/deep_dann.log"),
         benchmark:
             R("benchmarks/predict/{cohort}/deep_dann.tsv")
+
+    use rule deep_features as deep_dann_features with:
+        input:
+            features=R(Results.FEATURES),
+            scans=R(Results.SCANS),
+            crops=deep_crops,
+            model=R(Results.NETWORK, model=DANN_KIND),
+            card=R(Results.MODEL_CARD, model=DANN_KIND),
+        output:
+            features=R(Results.DANN_FEATURES),
+            repeats=R(Results.DANN_REPEATS),
+        log:
+            R("logs/deep_dann_features.log"),
+        benchmark:
+            R("benchmarks/deep_dann_features.tsv")

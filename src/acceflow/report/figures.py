@@ -432,7 +432,8 @@ def site_effect_figure(site_effect_df: pd.DataFrame, alpha: float = 0.05) -> Fig
 
 
 #: Marker colour per feature set of the domain-shift figure.
-FEATURE_SET_COLOURS = {"radiomics": OKABE_ITO["blue"], "deep": OKABE_ITO["vermillion"]}
+FEATURE_SET_COLOURS = {"radiomics": OKABE_ITO["blue"], "deep": OKABE_ITO["vermillion"],
+                       "deep_dann": OKABE_ITO["bluish_green"]}
 
 
 def domain_shift_figure(domain_shift_df: pd.DataFrame) -> Figure:

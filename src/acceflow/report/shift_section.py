@@ -50,7 +50,8 @@ def domain_shift_html(table: pd.DataFrame | None, summary: dict | None) -> str:
         f"{h.e(mmd.get('permutations', ''))} permutations of the site labels; each site against the training pool "
         "(a training site against the other training sites). <strong>Performance drop</strong>: the site's "
         "performance minus the internal out-of-fold performance of the model built on those features (radiomics: "
-        "the primary model; deep: the deep network)."))
+        "the primary model; deep: the deep network; deep_dann: the domain-adapted network, whose embedding DANN "
+        "trains to hide the site)."))
     rows = []
     for name, s in sets.items():
         if not s.get("assessed"):

@@ -4,10 +4,12 @@ which performance figures, read from the config and the run's files; the statist
 
 Feature sets: ``radiomics`` (the imaging model's candidate features: stable, numeric, without the
 clinical covariates, as the site-effect table) and, when the deep model ran with embeddings,
-``deep`` (its penultimate-layer embedding, ``deep/features.tsv``). The performance beside each
-site's distance is the model built on those features: the primary model for the radiomics
-features, the ``deep`` comparator for the embeddings (AUC; C-index for survival), internal =
-the training cohorts' out-of-fold value.
+``deep`` (its penultimate-layer embedding, ``deep/features.tsv``) and ``deep_dann`` (the
+domain-adapted network's, ``deep/dann/features.tsv``): whether DANN made the embedding
+site-invariant is read off its domain-classifier AUC beside the unadapted one. The performance
+beside each site's distance is the model built on those features: the primary model for the
+radiomics features, the ``deep`` / ``deep_dann`` comparator for the embeddings (AUC; C-index for
+survival), internal = the training cohorts' out-of-fold value.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def performance_from_metrics(metrics: dict[str, dict]) -> tuple[dict, str]:
 
 def assess_domain_shift(table: pd.DataFrame, stable: list[str] | None, config: dict, metrics: dict[str, dict],
                         deep_table: pd.DataFrame | None = None, deep_metrics: dict[str, dict] | None = None,
-                        log=print) -> tuple[pd.DataFrame, dict]:
+                        log=print, dann_table: pd.DataFrame | None = None,
+                        dann_metrics: dict[str, dict] | None = None) -> tuple[pd.DataFrame, dict]:
     """Domain shift of the radiomics features (and of the deep embeddings when given).
 
     Parameters
@@ -54,8 +57,10 @@ def assess_domain_shift(table: pd.DataFrame, stable: list[str] | None, config: d
         ``reproducibility`` and ``domain_shift`` sections.
     metrics, deep_metrics : dict cohort -> metrics.json contents
         Of the primary model and of the deep comparator (``train`` and the external cohorts).
-    deep_table : pandas.DataFrame, optional
-        ``deep/features.tsv`` (``case_id``, ``cohort``, ``deep_*``).
+    deep_table, dann_table : pandas.DataFrame, optional
+        ``deep/features.tsv``, ``deep/dann/features.tsv`` (``case_id``, ``cohort``, ``deep_*``).
+    dann_metrics : dict cohort -> metrics.json contents
+        Of the ``deep_dann`` comparator.
 
     Returns
     -------
@@ -77,10 +82,11 @@ def assess_domain_shift(table: pd.DataFrame, stable: list[str] | None, config: d
     if feats:
         perf, name = performance_from_metrics(metrics)
         sets.append(("radiomics", table, feats, perf, name))
-    if deep_table is not None and len(deep_table):
-        cols = [c for c in deep_table if c.startswith("deep_")]
-        perf, name = performance_from_metrics(deep_metrics or {})
-        sets.append(("deep", deep_table, cols, perf, name))
+    for set_name, emb, emb_metrics in (("deep", deep_table, deep_metrics), ("deep_dann", dann_table, dann_metrics)):
+        if emb is not None and len(emb):
+            cols = [c for c in emb if c.startswith("deep_")]
+            perf, name = performance_from_metrics(emb_metrics or {})
+            sets.append((set_name, emb, cols, perf, name))
     frames = []
     for name, data, cols, perf, metric in sets:
         try:

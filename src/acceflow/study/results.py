@@ -120,6 +120,9 @@ class Results:
     DEEP_CROP = "deep/crops/{scan}.npz"
     DEEP_FEATURES = "deep/features.tsv"
     DEEP_REPEATS = "deep/repeats.tsv"
+    #: the DANN network's embeddings (deep.domain_adaptation: dann), for its domain shift
+    DANN_FEATURES = "deep/dann/features.tsv"
+    DANN_REPEATS = "deep/dann/repeats.tsv"
     GRADCAM = "deep/gradcam/{cohort}/gradcam.tsv"
     GRADCAM_IMAGE = "deep/gradcam/{cohort}/{png}"
     # the dossier
