@@ -51,7 +51,8 @@ def domain_shift_html(table: pd.DataFrame | None, summary: dict | None) -> str:
         "(a training site against the other training sites). <strong>Performance drop</strong>: the site's "
         "performance minus the internal out-of-fold performance of the model built on those features (radiomics: "
         "the primary model; deep: the deep network; deep_dann: the domain-adapted network, whose embedding DANN "
-        "trains to hide the site)."))
+        "trains to hide the site). The training cases' embeddings come from networks trained on those cases, the "
+        "other sites' do not: part of an embedding's site signal can be that difference."))
     rows = []
     for name, s in sets.items():
         if not s.get("assessed"):

@@ -108,7 +108,7 @@ def target_domain(table: pd.DataFrame, crops: dict[str, str], targets, source_si
     if empty:
         raise CohortError(f"deep.target_cohorts: cohort(s) {empty} have no case with a usable crop; check the cohort "
                           "names against the manifest's cohort column (and the deep_crop logs)")
-    log(f"DANN target images: " + ", ".join(f"{t} {int((rows['cohort'].astype(str) == str(t)).sum())} cases"
+    log("DANN target images: " + ", ".join(f"{t} {int((rows['cohort'].astype(str) == str(t)).sum())} cases"
                                             for t in targets) + " (images only, no outcome)")
     return DannSetup(X, rows["cohort"].astype(str).to_numpy(), source_sites)
 
