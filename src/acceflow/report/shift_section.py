@@ -53,8 +53,9 @@ def domain_shift_html(table: pd.DataFrame | None, summary: dict | None) -> str:
         "the primary model; deep: the deep network; deep_dann: the domain-adapted network, whose embedding DANN "
         "trains to hide the site). The training cases' embeddings come from networks trained on those cases, the "
         "other sites' do not: part of an embedding's site signal can be that difference."))
+    order = list(dict.fromkeys([*(table["feature_set"].astype(str) if table is not None and len(table) else []), *sets]))
     rows = []
-    for name, s in sets.items():
+    for name, s in ((n, sets[n]) for n in order if n in sets):
         if not s.get("assessed"):
             rows.append([name, "", "", "", "", h.e(s.get("reason", ""))])
             continue
