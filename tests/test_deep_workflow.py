@@ -1,6 +1,8 @@
 """Integration: the DAG with the deep model as a comparator, on a tiny demo cohort (tiny network,
 two epochs, 16-voxel crops): comparator contract files, deep features and their ICC, Grad-CAM
-and the dossier's side-by-side comparison."""
+and the dossier's side-by-side comparison; the same network trained with DANN against the external
+cohorts' unlabelled images (comparator deep_dann) and the domain shift of the radiomics features
+and of the deep embeddings."""
 import json
 
 import pandas as pd
@@ -19,7 +21,9 @@ def tiny_deep_config(results):
     config["ibsi"] = {"enabled": False}
     config["model"]["min_events"] = 3  # 7 events in 20 training cases
     config["deep"].update(network="resnet10", crop_size=16, crop_spacing=3.0, epochs=2, patience=2, batch_size=4,
-                          cv_folds=2, threads=1, device="cpu")
+                          cv_folds=2, threads=1, device="cpu", domain_adaptation="dann",
+                          target_cohorts=["site_B", "site_C"])
+    config["domain_shift"] = {"permutations": 200}
     return config
 
 
@@ -41,7 +45,9 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
         assert metrics["model"] == "deep" and metrics["auc_ci_low"] <= metrics["auc"] <= metrics["auc_ci_high"]
         assert (results / f"utility/{cohort}/comparators/deep/calibration.json").is_file()
         comparison = pd.read_csv(results / f"clinical/{cohort}/model_comparison.tsv", sep="\t")
-        assert {"imaging", "clinical", "deep"} == set(comparison["model"])
+        assert {"imaging", "clinical", "deep", "deep_dann"} == set(comparison["model"])
+        dann = json.loads((results / f"clinical/{cohort}/comparators/deep_dann/metrics.json").read_text())
+        assert dann["model"] == "deep_dann" and dann["n"] == n
     feats = pd.read_csv(results / "deep/features.tsv", sep="\t")
     assert len(feats) == 48 and sum(c.startswith("deep_") for c in feats.columns) == 512
     repeats = pd.read_csv(results / "deep/repeats.tsv", sep="\t")
@@ -51,7 +57,26 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
     for cohort in ("site_B", "site_C"):
         cams = pd.read_csv(results / f"deep/gradcam/{cohort}/gradcam.tsv", sep="\t")
         assert 1 <= len(cams) <= 4 and all((results / f"deep/gradcam/{cohort}" / p).is_file() for p in cams["png"])
+    dann_card = json.loads((results / "clinical/model/comparators/deep_dann/model_card.json").read_text())
+    assert dann_card["domain_adaptation"]["target_cases"] == {"site_B": 14, "site_C": 14}
+    assert dann_card["domain_adaptation"]["target_outcomes_used"] is False
+    assert "lambda" in dann_card["training_history"][0] and card.get("domain_adaptation") is None
+    shift = pd.read_csv(results / "analytical/domain_shift.tsv", sep="\t")
+    assert set(shift["feature_set"]) == {"radiomics", "deep", "deep_dann"} and len(shift) == 9
+    summary = json.loads((results / "analytical/domain_shift.json").read_text())
+    for name, model in (("radiomics", None), ("deep", "deep"), ("deep_dann", "deep_dann")):
+        rows = shift[(shift["feature_set"] == name) & (shift["role"] == "external")].set_index("site")
+        internal = json.loads((results / ("clinical/train/metrics.json" if model is None else
+                                          f"clinical/train/comparators/{model}/metrics.json")).read_text())["auc"]
+        for site in ("site_B", "site_C"):
+            site_auc = json.loads((results / (f"clinical/{site}/metrics.json" if model is None else
+                                              f"clinical/{site}/comparators/{model}/metrics.json")).read_text())["auc"]
+            assert rows.loc[site, "performance_drop"] == pytest.approx(site_auc - internal, abs=1e-9)
+        assert 0 <= summary["feature_sets"][name]["domain_auc_before"] <= 1
+    # the demo's sites differ by scanner (noise, PSF, calibration): the radiomics features tell them apart
+    assert summary["feature_sets"]["radiomics"]["domain_auc_before"] > 0.8
     html = (results / "report/dossier.html").read_text()
+    assert 'id="domain-shift"' in html and 'id="dann"' in html and "images (never the outcomes) of site_B" in html
     for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam"):
         assert f'id="{anchor}"' in html, anchor
     assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer1" in html

@@ -9,7 +9,7 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DEEP_KIND, ConfigError, check_config, command_line_values, model_names,
+from acceflow.study.settings import (DANN_KIND, DEEP_KIND, ConfigError, check_config, command_line_values, model_names,
                                      validate_config)
 from acceflow.study.task import task_for
 
@@ -56,7 +56,7 @@ PRIMARY, COMPARATORS = model_names(config)
 TASK = task_for(config)  # what differs between outcome types (acceflow.study.task)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
-GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
 
 
 def config_subset(*keys):

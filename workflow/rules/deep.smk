@@ -139,3 +139,49 @@ rule deep_gradcam:
         "../envs/deeplearning.yaml"
     script:
         "../scripts/deep_gradcam.py"
+
+
+if DANN:
+
+    use rule deep_train as deep_dann_train with:
+        output:
+            model=R(Results.NETWORK, model=DANN_KIND),
+            card=R(Results.MODEL_CARD, model=DANN_KIND),
+            history=R(Results.TRAINING_HISTORY, model=DANN_KIND),
+            predictions=R(Results.PREDICTIONS, model=DANN_KIND, cohort="train"),
+            folds=R(Results.CV_FOLDS, model=DANN_KIND, cohort="train"),
+        params:
+            config=DANN_TRAIN_CONFIG,
+        log:
+            R("logs/train/deep_dann.log"),
+        benchmark:
+            R("benchmarks/train/deep_dann.tsv")
+
+    use rule deep_predict as deep_dann_predict with:
+        input:
+            features=R(Results.FEATURES),
+            scans=R(Results.SCANS),
+            crops=deep_crops,
+            model=R(Results.NETWORK, model=DANN_KIND),
+            card=R(Results.MODEL_CARD, model=DANN_KIND),
+        output:
+            predictions=R(Results.PREDICTIONS, model=DANN_KIND),
+        log:
+            R("logs/predict/{cohort}/deep_dann.log"),
+        benchmark:
+            R("benchmarks/predict/{cohort}/deep_dann.tsv")
+
+    use rule deep_features as deep_dann_features with:
+        input:
+            features=R(Results.FEATURES),
+            scans=R(Results.SCANS),
+            crops=deep_crops,
+            model=R(Results.NETWORK, model=DANN_KIND),
+            card=R(Results.MODEL_CARD, model=DANN_KIND),
+        output:
+            features=R(Results.DANN_FEATURES),
+            repeats=R(Results.DANN_REPEATS),
+        log:
+            R("logs/deep_dann_features.log"),
+        benchmark:
+            R("benchmarks/deep_dann_features.tsv")

@@ -6,8 +6,16 @@ DEEP_CFG = config["deep"]
 DEEP_TRAIN_CONFIG = {
     **config_subset("seed", "cohorts", "outcome"),
     "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target")},
-    "deep": {k: v for k, v in DEEP_CFG.items() if k not in ("gradcam", "embedding", "gpus")},
+    # the unadapted network: the domain-adaptation keys are left out (schema default none), so that
+    # switching DANN on or off never retrains it
+    "deep": {k: v for k, v in DEEP_CFG.items()
+             if k not in ("gradcam", "embedding", "gpus", "domain_adaptation", "target_cohorts")},
 }
+# deep.domain_adaptation: dann adds the comparator deep_dann: the same network and settings, trained
+# domain-adversarially against the unlabelled images of deep.target_cohorts (rules deep_dann_*)
+DANN = DANN_KIND in COMPARATORS
+DANN_TRAIN_CONFIG = {**DEEP_TRAIN_CONFIG, "deep": {**DEEP_TRAIN_CONFIG["deep"], "domain_adaptation": "dann",
+                                                   "target_cohorts": list(DEEP_CFG["target_cohorts"])}}
 
 
 def deep_crop_scans():
@@ -37,6 +45,8 @@ def deep_outputs():
     if not DEEP:
         return []
     files = [R(Results.TRAINING_HISTORY, model=DEEP_KIND)]
+    if DANN:
+        files += [R(Results.TRAINING_HISTORY, model=DANN_KIND)]
     if DEEP_CFG["embedding"]["enabled"]:
         files += [R(Results.DEEP_FEATURES), R(Results.DEEP_REPEATS), R(Results.DEEP_ICC)]
     if DEEP_CFG["gradcam"]["cases"]:

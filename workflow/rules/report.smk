@@ -67,6 +67,7 @@ rule dossier:
         dropped=R(Results.DROPPED_FEATURES),
         segmentation=R(Results.SEGMENTATION_AGREEMENT),
         site_effect=R(Results.SITE_EFFECT),
+        domain_shift=domain_shift_outputs(),
         ibsi=ibsi_outputs(),
         segmentation_model=segmentation_outputs(),
         card=R(Results.MODEL_CARD),

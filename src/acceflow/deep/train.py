@@ -143,7 +143,7 @@ def _score(survival, target, out):
 
 
 def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, device=None, time=None, event=None,
-        log=print):
+        log=print, domain=None):
     """Train one network with a validation split and early stopping.
 
     Parameters
@@ -162,14 +162,21 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         Survival outcome (time in days, event 1/0): Cox partial-likelihood loss.
     log : callable
         Receives one line per epoch.
+    domain : acceflow.deep.dann.DannSetup, optional
+        Domain-adversarial training (DANN, :mod:`acceflow.deep.dann`): the unlabelled target
+        crops and the site of every case of ``X``. Each training batch is joined by a batch of
+        target crops; the site discriminator sees both embeddings through the gradient reversal
+        layer (weight ``lambda`` on the schedule of :func:`acceflow.deep.dann.dann_lambda`); the
+        outcome loss sees the training cases only; early stopping watches the outcome loss.
 
     Returns
     -------
     dict
         ``model`` (torch module, best epoch's weights, eval mode, on ``device``), ``mean``, ``sd``
         (channel statistics (C,)), ``history`` (list of dicts per epoch: epoch, train_loss,
-        val_loss, val_auc (survival: val_c_index)), ``best_epoch``, ``stopped_epoch``,
-        ``pos_weight``, ``n_train``, ``n_validation``.
+        val_loss, val_auc (survival: val_c_index); with ``domain`` also lambda, domain_loss,
+        domain_accuracy), ``best_epoch``, ``stopped_epoch``, ``pos_weight``, ``n_train``,
+        ``n_validation``, ``domain_adaptation`` (``domain.describe()`` or None).
 
     Raises
     ------
@@ -186,6 +193,10 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     device = device or select_device(settings["device"])
     target = _targets(y, time, event)
     strata = (target[:, 2] if survival else target[:, 0]).astype(int)
+    if domain is not None:
+        if len(domain.source_sites) != len(X):
+            raise ValueError(f"DANN: {len(domain.source_sites)} source sites for {len(X)} training crops")
+        target = np.c_[target, domain.codes(domain.source_sites).astype(np.float32)]  # column 3: site code
     if len(X) < 4 or (not survival and min(strata.sum(), len(strata) - strata.sum()) < 2):
         raise DeepTrainingError(f"{len(X)} training cases ({int(strata.sum())} positive/events): the deep model "
                                 f"needs at least 4 cases and 2 of each class")
@@ -201,8 +212,19 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     mean, sd = channel_stats(X[tr])
     Xn = normalise(X, mean, sd)
     model = build_network(settings["network"], X.shape[1], settings["fusion"], 1, float(settings["dropout"])).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(settings["learning_rate"]),
-                            weight_decay=float(settings["weight_decay"]))
+    params = list(model.parameters())
+    if domain is not None:
+        from acceflow.deep.dann import dann_lambda, grad_reverse, site_discriminator
+
+        discriminator = site_discriminator(model.embedding_dim, len(domain.sites)).to(device)
+        params += list(discriminator.parameters())
+        target_loader = _loader(normalise(domain.target_X, mean, sd),
+                                np.c_[domain.codes(domain.target_sites).astype(np.float32),
+                                      np.full((len(domain.target_X), 2), np.nan, np.float32)],
+                                {**settings, "balance": "class_weight"}, seed + 1, True, True)
+        target_batches = iter(target_loader)
+        site_loss = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.AdamW(params, lr=float(settings["learning_rate"]), weight_decay=float(settings["weight_decay"]))
     amp = use_amp(device, settings["mixed_precision"])
     scaler = grad_scaler(device, amp)
     loss_fn = _loss_fn(survival, target[tr, 0], settings)
@@ -213,9 +235,13 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     log(f"training {settings['network']} on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
         f"{settings['batch_size']} per epoch, up to {int(settings['epochs'])} epochs (patience "
         f"{int(settings['patience'])}), device {device}")
+    planned = max(1, int(settings["epochs"]) * n_batches)
     for epoch in range(1, int(settings["epochs"]) + 1):
         model.train()
         total, count = 0.0, 0
+        d_total, d_right, d_count, lam = 0.0, 0, 0, 0.0
+        if domain is not None:
+            discriminator.train()
         for i, batch in enumerate(loader, 1):
             if every and i % every == 0 and i < n_batches:
                 log(f"epoch {epoch} iteration {i}/{n_batches}: running train_loss={total / max(count, 1):.4g} "
@@ -224,9 +250,29 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             if survival and tb[:, 2].sum() == 0:
                 continue  # a batch without events carries no partial-likelihood information
             opt.zero_grad(set_to_none=True)
-            with autocast(device, amp):
-                out = model(xb)
-            loss = loss_fn(out.float(), tb)
+            if domain is None:
+                with autocast(device, amp):
+                    out = model(xb)
+                loss = loss_fn(out.float(), tb)
+            else:
+                try:
+                    tbatch = next(target_batches)
+                except StopIteration:  # the target set is cycled as often as the training batches need
+                    target_batches = iter(target_loader)
+                    tbatch = next(target_batches)
+                xt = tbatch["image"].to(device)
+                lam = dann_lambda(iterations / planned)
+                with autocast(device, amp):
+                    emb = model.embed(torch.cat([xb, xt]))
+                    out = model.head(model.dropout(emb[:len(xb)]))
+                    logits = discriminator(grad_reverse(emb, lam))
+                sites = torch.cat([tb[:, 3], tbatch["target"][:, 0].to(device)]).long()
+                d_loss = site_loss(logits.float(), sites)
+                loss = loss_fn(out.float(), tb)
+                d_total += float(d_loss.detach()) * len(sites)
+                d_right += int((logits.argmax(1) == sites).sum())
+                d_count += len(sites)
+                loss = loss + d_loss
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
@@ -234,6 +280,9 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             count += len(xb)
             iterations += 1
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if domain is not None:  # train_loss: outcome + site loss (what the optimiser saw)
+            row.update({"lambda": lam, "domain_loss": d_total / max(d_count, 1),
+                        "domain_accuracy": d_right / max(d_count, 1)})
         if len(va):
             out = _forward(model, Xn[va], settings, device, amp)[0]
             with torch.no_grad():
@@ -257,7 +306,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     model.eval()
     return {"model": model, "mean": mean, "sd": sd, "history": history, "best_epoch": best_epoch,
             "stopped_epoch": history[-1]["epoch"] if history else 0, "pos_weight": getattr(loss_fn, "pos_weight", None),
-            "n_train": int(len(tr)), "n_validation": int(len(va)), "settings": settings, "survival": survival}
+            "n_train": int(len(tr)), "n_validation": int(len(va)), "settings": settings, "survival": survival,
+            "domain_adaptation": domain.describe() if domain is not None else None}
 
 
 def _forward(model, Xn, settings, device, amp=False, embed=False):
@@ -308,12 +358,14 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
     return scores, emb
 
 
-def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print):
+def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print,
+                   domain=None):
     """Out-of-fold predictions of ``cv_folds``-fold stratified cross-validation (folds by case).
 
     Parameters
     ----------
-    X, y, seed, device, time, event, log : as :func:`fit`
+    X, y, seed, device, time, event, log, domain : as :func:`fit` (with ``domain``, each fold's network
+        is trained adversarially against the same target crops)
     settings : dict
         The complete ``deep`` section (at least :data:`TRAINING_KEYS`), e.g.
         ``acceflow.study.settings.section_settings('deep', {...})``; no defaults are filled here.
@@ -344,7 +396,8 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
     for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(X, strata), start=1):
         log(f"fold {fold}/{k}: {len(tr)} training, {len(te)} held-out cases, elapsed={perf_counter() - start:.1f}s")
         f = fit(X[tr], None if survival else np.asarray(y)[tr], settings, seed + fold, device,
-                None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log)
+                None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log,
+                None if domain is None else domain.subset(tr))
         oof[te], _ = predict(f, X[te])
         tgt = _targets(None if survival else np.asarray(y)[te], None if not survival else np.asarray(time)[te],
                        None if not survival else np.asarray(event)[te])

@@ -36,6 +36,7 @@ from acceflow.report.checklist_answers import Answer, RunFacts, answer_item
 from acceflow.report.clinical_section import (clinical_extras, cohort_figures, survival_clinical, survival_utility,
                                               utility_extras)
 from acceflow.report.deep_section import deep_section
+from acceflow.report.shift_section import domain_shift_html
 from acceflow.report.html import svg_figure
 from acceflow.report.page import render_page
 from acceflow.report.quality_section import quality_section
@@ -198,6 +199,7 @@ def _load(view: ResultsView) -> dict:
         "cohorts": per,
         "agreement": view.tsv(Results.AGREEMENT), "dropped": view.tsv(Results.DROPPED_FEATURES),
         "segmentation": view.tsv(Results.SEGMENTATION_AGREEMENT), "site_effect": view.tsv(Results.SITE_EFFECT),
+        "domain_shift": view.tsv(Results.DOMAIN_SHIFT), "domain_shift_summary": view.json(Results.DOMAIN_SHIFT_SUMMARY),
         "repeats": repeats,
     }
     view._cache["_data"] = data
@@ -467,6 +469,9 @@ def _section_analytical_more(data: dict, summary: Mapping) -> str:
                            "Kruskal–Wallis p value across cohorts before (x) and after (y) harmonisation; dashed lines "
                            "p = 0.05. Dots below the diagonal lost site effect.", "Site effect before and after",
                            name="site_effect"))
+    shift = domain_shift_html(data.get("domain_shift"), data.get("domain_shift_summary"))
+    if shift:
+        out.append(shift)
     ibsi = _section_ibsi(data)
     if ibsi:
         out.append(ibsi)

@@ -52,6 +52,7 @@ __all__ = [
     "koo_li_band",
     "bland_altman_figure",
     "site_effect_figure",
+    "domain_shift_figure",
     "roc_figure",
     "km_figure",
     "save_figure",
@@ -68,7 +69,7 @@ PALETTE = list(OKABE_ITO.values())
 #: on top with a thicker line whatever its colour.
 MODEL_COLOURS = {"imaging": OKABE_ITO["blue"], "clinical": OKABE_ITO["orange"],
                  "combined_early": OKABE_ITO["reddish_purple"], "combined_late": OKABE_ITO["sky_blue"],
-                 "deep": OKABE_ITO["vermillion"]}
+                 "deep": OKABE_ITO["vermillion"], "deep_dann": OKABE_ITO["bluish_green"]}
 
 #: Kaplan–Meier risk groups: low (0) and high (1) risk (blue against vermillion, not green against red).
 RISK_GROUP_COLOURS = {0: OKABE_ITO["blue"], 1: OKABE_ITO["vermillion"]}
@@ -427,4 +428,36 @@ def site_effect_figure(site_effect_df: pd.DataFrame, alpha: float = 0.05) -> Fig
         ax.set_xlabel("site effect before ComBat, −log10 p (Kruskal–Wallis)")
         ax.set_ylabel("after ComBat, −log10 p")
         ax.set_title("Site effect per feature before and after harmonisation")
+    return fig
+
+
+#: Marker colour per feature set of the domain-shift figure.
+FEATURE_SET_COLOURS = {"radiomics": OKABE_ITO["blue"], "deep": OKABE_ITO["vermillion"],
+                       "deep_dann": OKABE_ITO["bluish_green"]}
+
+
+def domain_shift_figure(domain_shift_df: pd.DataFrame) -> Figure:
+    """Per external site: performance drop (site AUC minus internal out-of-fold AUC) against the
+    site's MMD^2 to the training pool, one colour per feature set, sites labelled
+    (``analytical/domain_shift.tsv``)."""
+    d = domain_shift_df.copy()
+    for col in ("mmd2_before", "performance_drop"):
+        d[col] = pd.to_numeric(d[col], errors="coerce")
+    d = d[(d["role"] == "external")].dropna(subset=["mmd2_before", "performance_drop"])
+    if d.empty:
+        raise ValueError("no external site with both an MMD and a performance value")
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
+        for name, g in d.groupby("feature_set", sort=False):
+            ax.scatter(g["mmd2_before"], g["performance_drop"], s=30, label=str(name),
+                       color=FEATURE_SET_COLOURS.get(str(name)))
+            for r in g.itertuples():
+                ax.annotate(str(r.site), (r.mmd2_before, r.performance_drop), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0, color="black", lw=0.8, ls="--")
+        metric = str(d["performance_metric"].iloc[0]).replace("_", "-").upper() if "performance_metric" in d else "AUC"
+        ax.set_xlabel("MMD² to the training pool (standardised features)")
+        ax.set_ylabel(f"{metric} at the site − internal {metric}")
+        ax.legend(title="features", fontsize=7)
+        ax.set_title("Performance drop against domain shift")
     return fig

@@ -15,15 +15,14 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from acceflow.deep.crops import load_crop
+from acceflow.deep.dann import DannSetup
 from acceflow.deep.train import cross_validate, fit, predict
 from acceflow.device import describe, select_device
 from acceflow.io.manifest import binary_outcome
 from acceflow.metrics.validation import decision_threshold
 from acceflow.study.card import ModelCard
-from acceflow.study.settings import model_settings, outcome_columns, section_settings
+from acceflow.study.settings import DANN_KIND, DEEP_KIND, model_settings, outcome_columns, section_settings
 from acceflow.study.training import CohortError
-
-DEEP_KIND = "deep"
 
 
 def study_modalities(scans: pd.DataFrame, settings: dict) -> list[str]:
@@ -90,8 +89,37 @@ def _cohort_rows(table, crops, cohorts):
     return rows.iloc[ok].reset_index(drop=True), X, excluded
 
 
+def target_domain(table: pd.DataFrame, crops: dict[str, str], targets, source_sites, log=print) -> DannSetup:
+    """The unlabelled target crops of the named cohorts for DANN (:class:`acceflow.deep.dann.DannSetup`).
+
+    Only ``case_id`` and ``cohort`` of ``table`` are read for the target cohorts: their outcomes
+    never enter training (they may be missing).
+
+    Raises
+    ------
+    CohortError
+        A target cohort with no usable crop (named, with the fix).
+    """
+    ids = table[["case_id", "cohort"]]
+    rows, X, excluded = _cohort_rows(ids, crops, targets)
+    for case, why in sorted(excluded.items()):
+        log(f"target case {case}: left out of the domain adaptation: {why}")
+    empty = [t for t in targets if not (rows["cohort"].astype(str) == str(t)).any()]
+    if empty:
+        raise CohortError(f"deep.target_cohorts: cohort(s) {empty} have no case with a usable crop; check the cohort "
+                          "names against the manifest's cohort column (and the deep_crop logs)")
+    log("DANN target images: " + ", ".join(f"{t} {int((rows['cohort'].astype(str) == str(t)).sum())} cases"
+                                            for t in targets) + " (images only, no outcome)")
+    return DannSetup(X, rows["cohort"].astype(str).to_numpy(), source_sites)
+
+
 def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device=None, log=print):
     """Train the deep biomarker on the training cohorts and validate it internally.
+
+    With ``deep.domain_adaptation: dann`` the network (then named ``deep_dann``) is trained
+    domain-adversarially against the unlabelled images of ``deep.target_cohorts``
+    (:func:`target_domain`, :mod:`acceflow.deep.dann`) in the internal validation folds and in the
+    final fit alike; the model card's ``domain_adaptation`` says which cohorts' images were used.
 
     Parameters
     ----------
@@ -130,15 +158,24 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
         log(f"case {case}: left out of the deep model: {why}")
     y = _outcome(rows, config)
     log(f"{len(rows)} training cases ({int(y.sum())} events), crops {X.shape[1:]} on {device}")
-    oof, folds = cross_validate(X, y, s, seed, device, log=log)
-    final = fit(X, y, s, seed, device, log=log)
+    dann = s.get("domain_adaptation", "none") == "dann"
+    kind = DANN_KIND if dann else DEEP_KIND
+    domain = None
+    if dann:
+        targets = [str(t) for t in s.get("target_cohorts") or []]
+        if not targets:
+            raise CohortError("deep.domain_adaptation: dann needs deep.target_cohorts (the cohorts whose unlabelled "
+                              "images the site discriminator sees)")
+        domain = target_domain(table, crops, targets, rows["cohort"].astype(str).to_numpy(), log)
+    oof, folds = cross_validate(X, y, s, seed, device, log=log, domain=domain)
+    final = fit(X, y, s, seed, device, log=log, domain=domain)
     m = model_settings(config)
     crop = load_crop(crops[rows["case_id"][0]])
 
     card = {
-        "model": DEEP_KIND,
+        "model": kind,
         "role": "comparator",
-        "learner": f"MONAI {s['network']} ({s['fusion']} fusion)",
+        "learner": f"MONAI {s['network']} ({s['fusion']} fusion)" + (", domain-adversarial (DANN)" if dann else ""),
         "network": s["network"], "fusion": s["fusion"],
         "modalities": [str(v) for v in crop["modalities"]],
         "crop": {"size_voxels": int(s["crop_size"]), "spacing_mm": float(s["crop_spacing"]),
@@ -173,7 +210,10 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
                       "value": float(decision_threshold(y, oof, m["threshold"], m["threshold_target"])),
                       "fixed_on": "out-of-fold predictions of the training cohorts"},
         "method": "Deep biomarker: MONAI 3D network on a lesion-centred crop (Huang et al. 2017 DenseNet; "
-                  "He et al. 2016 ResNet); early stopping (Prechelt 1998)",
+                  "He et al. 2016 ResNet); early stopping (Prechelt 1998)"
+                  + ("; domain-adversarial training (Ganin et al. 2016)" if dann else ""),
+        "domain_adaptation": ({**domain.describe(), "target_cohorts": targets,
+                               "transductive": True, "target_outcomes_used": False} if dann else None),
     }
     predictions = pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": oof})
 

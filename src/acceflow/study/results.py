@@ -78,6 +78,9 @@ class Results:
     DROPPED_FEATURES = "analytical/dropped_features.tsv"
     SEGMENTATION_AGREEMENT = "analytical/segmentation_agreement.tsv"
     SITE_EFFECT = "analytical/site_effect.tsv"
+    #: feature-level domain shift per feature set and site (domain classifier, MMD, performance drop) and its summary
+    DOMAIN_SHIFT = "analytical/domain_shift.tsv"
+    DOMAIN_SHIFT_SUMMARY = "analytical/domain_shift.json"
     #: counts and share of stable features (the summary screen's analytical verdict reads it)
     ICC_SUMMARY = "analytical/icc_summary.json"
     IBSI = "analytical/ibsi.tsv"
@@ -117,6 +120,9 @@ class Results:
     DEEP_CROP = "deep/crops/{scan}.npz"
     DEEP_FEATURES = "deep/features.tsv"
     DEEP_REPEATS = "deep/repeats.tsv"
+    #: the DANN network's embeddings (deep.domain_adaptation: dann), for its domain shift
+    DANN_FEATURES = "deep/dann/features.tsv"
+    DANN_REPEATS = "deep/dann/repeats.tsv"
     GRADCAM = "deep/gradcam/{cohort}/gradcam.tsv"
     GRADCAM_IMAGE = "deep/gradcam/{cohort}/{png}"
     # the dossier

@@ -23,6 +23,9 @@ MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
 #: The deep-learning model (acceflow.deep, workflow/rules/deep.smk): a comparator named in
 #: model.comparators, never added by ``auto``.
 DEEP_KIND = "deep"
+#: The same network trained with domain-adversarial adaptation (``deep.domain_adaptation: dann``): a
+#: comparator added beside ``deep`` so that both are validated and compared on every cohort.
+DANN_KIND = "deep_dann"
 
 #: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
 #: imported from (acceflow is a workflow, run from its repository; the schemas are the workflow's
@@ -464,12 +467,38 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     comparators = [c for c in comparators if c != primary]
     if not config["clinical"] and any(k not in ("imaging", DEEP_KIND) for k in [primary, *comparators]):
         raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
+    if DEEP_KIND in comparators and _domain_adaptation(config) == "dann":
+        comparators = [*comparators, DANN_KIND]
     return primary, list(comparators)
+
+
+def _domain_adaptation(config: dict) -> str:
+    return str(((config.get("deep") or {}).get("domain_adaptation")) or "none")
+
+
+def _check_dann(config: dict, named) -> None:
+    """``deep.domain_adaptation: dann`` needs the deep comparator and named target cohorts that are not training cohorts."""
+    if _domain_adaptation(config) != "dann":
+        return
+    deep = config.get("deep") or {}
+    targets = [str(t) for t in (deep.get("target_cohorts") or [])]
+    if DEEP_KIND not in named:
+        raise ConfigError("deep.domain_adaptation: dann adapts the deep model, which model.comparators does not list: "
+                          "add deep to model.comparators or set deep.domain_adaptation: none")
+    if not targets:
+        raise ConfigError("deep.domain_adaptation: dann needs the cohorts whose unlabelled images the site "
+                          "discriminator sees: list them in deep.target_cohorts (e.g. the external cohorts)")
+    train = [str(t) for t in (config.get("cohorts") or {}).get("train") or []]
+    overlap = [t for t in targets if t in train]
+    if overlap:
+        raise ConfigError(f"deep.target_cohorts lists training cohort(s) {overlap}: a target domain is a cohort the "
+                          "network is not trained on; remove them from deep.target_cohorts")
 
 
 def _check_deep(config: dict, primary: str, comparators) -> None:
     """The deep model (``deep``) is a comparator of binary image studies in this version."""
     named = [primary, *([] if comparators == "auto" else comparators)]
+    _check_dann(config, named)
     if DEEP_KIND not in named:
         return
     if primary == DEEP_KIND:
