@@ -88,7 +88,7 @@ def test_check_scan_rejects_nan_voxels(tmp_path, sphere_case):
     image, mask = sphere_case
     arr = sitk.GetArrayFromImage(image)
     arr[0, 0, 0] = np.nan
-    write_image(make_image(arr), tmp_path / "nan.mha")  # NIfTI writing drops NaN in ITK
+    sitk.WriteImage(make_image(arr), str(tmp_path / "nan.mha"))  # NIfTI writing drops NaN in ITK; write_image refuses it
     write_image(mask, tmp_path / "mask.nii.gz")
     assert "NaN" in check_scan(str(tmp_path / "nan.mha"), str(tmp_path / "mask.nii.gz"))
 
