@@ -109,7 +109,8 @@ def random_effects(estimates, variances, alpha: float = 0.05) -> dict:
                 "pi_note": "one site: nothing to pool, no heterogeneity or prediction interval",
                 "tau2": float("nan"), "tau": float("nan"), "q": float("nan"), "q_df": 0, "q_p_value": float("nan"),
                 "i2": float("nan"), "k": 1, "method": METHOD, "estimate_fixed": float(y[0]), "se_fixed": se}
-    res = combine_effects(y, v, method_re="dl", alpha=alpha)
+    with np.errstate(invalid="ignore"):  # its random-effects SE is NaN when the raw tau2 < -min(v); not used then
+        res = combine_effects(y, v, method_re="dl", alpha=alpha)
     q, df = float(res.q), k - 1
     if res.tau2 > 0:
         tau2, mu, se = float(res.tau2), float(res.mean_effect_re), float(res.sd_eff_w_re)
