@@ -6,9 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fake_results import make_results
+
 from acceflow.metrics.discrimination import delong_roc_variance
 from acceflow.metrics.meta_analysis import pool_auc
+from acceflow.report.dossier import build_dossier
+from acceflow.runtime import write_json
 from acceflow.study.internal_external import hold_out_site, pool_sites, site_config, site_columns
+from acceflow.study.results import Results, path_in
 from acceflow.study.settings import ConfigError, check_config, internal_external_sites, with_defaults
 
 
@@ -68,11 +73,7 @@ def test_a_site_whose_refit_is_impossible_is_skipped_not_fatal():
 
 
 def test_pooling_of_site_rows_by_hand():
-    rows = [dict(site=s, status="validated", reason="", auc=a, auc_se=se, calibration_slope=b, calibration_slope_se=bs,
-                 calibration_intercept=0.1, calibration_intercept_se=0.2)
-            for s, a, se, b, bs in (("A", 0.70, 0.05, 0.8, 0.2), ("B", 0.80, 0.04, 1.1, 0.25), ("C", 0.75, 0.06, 0.9, 0.3))]
-    rows.append(dict(site="D", status="skipped", reason="too few to hold out"))
-    sites, pooled = pool_sites(rows, "binary")
+    sites, pooled = pool_sites(_hand_rows(), "binary")
     assert list(sites.columns) == site_columns("binary") and len(sites) == 4
     expected = pool_auc([0.70, 0.80, 0.75], [0.05, 0.04, 0.06])
     assert pooled["pooled_auc"] == pytest.approx(expected["pooled"]) and pooled["k"] == 3 == pooled["auc_k"]
@@ -81,14 +82,44 @@ def test_pooling_of_site_rows_by_hand():
     # calibration intercepts identical: Q = 0, tau2 = 0, fixed-effect SE = 0.2 / sqrt(3)
     assert pooled["calibration_intercept_tau2"] == 0 and pooled["pooled_calibration_intercept"] == pytest.approx(0.1)
     assert pooled["pooled_calibration_intercept_ci_high"] == pytest.approx(0.1 + 1.959964 * 0.2 / np.sqrt(3), abs=1e-6)
-    assert pooled["sites_skipped"] == {"D": "too few to hold out"}
+    assert pooled["sites_skipped"] == {"D": "too few to hold out: 2 events and 10 non-events"}
     assert sites.set_index("site")["pooled"].to_dict()["D"] == "no: skipped"
+
+
+def _hand_rows():
+    rows = [dict(site=s, status="validated", reason="", n=n, n_events=ev, auc=a, auc_se=se, auc_ci_low=a - 2 * se,
+                 auc_ci_high=min(1, a + 2 * se), calibration_slope=b, calibration_slope_se=bs,
+                 calibration_slope_ci_low=b - 1.96 * bs, calibration_slope_ci_high=b + 1.96 * bs,
+                 calibration_intercept=0.1, calibration_intercept_se=0.2, calibration_intercept_ci_low=-0.29,
+                 calibration_intercept_ci_high=0.49, training_sites="others", n_train=100, n_events_train=40)
+            for s, n, ev, a, se, b, bs in (("A", 80, 30, 0.70, 0.05, 0.8, 0.2), ("B", 60, 20, 0.80, 0.04, 1.1, 0.25),
+                                           ("C", 50, 25, 0.75, 0.06, 0.9, 0.3))]
+    return rows + [dict(site="D", status="skipped", n=12, n_events=2,
+                        reason="too few to hold out: 2 events and 10 non-events")]
 
 
 def test_two_sites_say_why_there_is_no_prediction_interval():
     rows = [dict(site=s, status="validated", auc=a, auc_se=0.05) for s, a in (("A", 0.7), ("B", 0.8))]
     _, pooled = pool_sites(rows, "binary")
     assert pooled["pooled_auc_pi_low"] != pooled["pooled_auc_pi_low"] and "at least three" in pooled["auc_pi_note"]
+
+
+def test_dossier_shows_the_table_pooling_heterogeneity_and_forest_plots(tmp_path):
+    config = make_results(tmp_path)
+    sites, pooled = pool_sites(_hand_rows(), "binary")
+    path_in(tmp_path, Results.IECV_SITE_METRICS).parent.mkdir(parents=True)
+    sites.to_csv(path_in(tmp_path, Results.IECV_SITE_METRICS), sep="\t", index=False)
+    write_json(pooled, path_in(tmp_path, Results.IECV_POOLED))
+    cohorts = ["train", *config["cohorts"]["external"]]
+    build_dossier(tmp_path, config, cohorts, tmp_path / "report/dossier.html", tmp_path / "report/summary.json")
+    html = (tmp_path / "report/dossier.html").read_text(encoding="utf-8")
+    section = html[html.index('id="internal-external"'):]
+    assert f"{pooled['pooled_auc']:.3f}" in section and f"{pooled['pooled_auc_pi_low']:.3f}" in section
+    assert f"I² = {100 * pooled['auc_i2']:.0f}%" in section and "prediction interval" in section
+    assert "too few to hold out: 2 events and 10 non-events" in section
+    for m in ("auc", "calibration_slope", "calibration_intercept"):
+        assert (tmp_path / f"report/figures/internal_external_{m}.png").is_file()
+        assert f"report/figures/internal_external_{m}.png" in section
 
 
 def test_fewer_than_two_sites_is_a_config_error_naming_the_key():

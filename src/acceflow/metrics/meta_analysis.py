@@ -111,7 +111,7 @@ def random_effects(estimates, variances, alpha: float = 0.05) -> dict:
                 "i2": float("nan"), "k": 1, "method": METHOD, "estimate_fixed": float(y[0]), "se_fixed": se}
     with np.errstate(invalid="ignore"):  # its random-effects SE is NaN when the raw tau2 < -min(v); not used then
         res = combine_effects(y, v, method_re="dl", alpha=alpha)
-    q, df = float(res.q), k - 1
+    q, df = max(0.0, float(res.q)), k - 1  # Q >= 0; rounding can leave -1e-16 for identical estimates
     if res.tau2 > 0:
         tau2, mu, se = float(res.tau2), float(res.mean_effect_re), float(res.sd_eff_w_re)
     else:  # truncated at 0: the random-effects model is the fixed-effect one
