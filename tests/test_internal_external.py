@@ -152,3 +152,26 @@ def test_demo_run_writes_the_internal_external_files(demo_run):
         assert len(preds) == sites.set_index("site").loc[site, "n"]
     html = (results / "report/dossier.html").read_text()
     assert "Internal–external cross-validation" in html and (results / "report/figures/internal_external_auc.png").is_file()
+
+
+def test_survival_sites_give_harrells_c_with_a_bootstrap_se_and_pool():
+    rng = np.random.default_rng(0)
+    n = 180
+    x = rng.normal(size=(n, 3))
+    t_event = rng.exponential(800.0 / np.exp(0.9 * x[:, 0]))
+    t_cens = rng.uniform(200, 2500, n)
+    table = pd.DataFrame(x, columns=["f0", "f1", "f2"])
+    table.insert(0, "case_id", [f"c{i}" for i in range(n)])
+    table.insert(1, "cohort", np.repeat(["A", "B", "C"], 60))
+    table["time"], table["event"] = np.ceil(np.minimum(t_event, t_cens)), (t_event <= t_cens).astype(int)
+    config = with_defaults({"seed": 0, "cohorts": {"train": ["A"], "external": ["B", "C"]}, "clinical": [],
+                            "outcome": {"type": "survival", "time": "time", "event": "event"},
+                            "model": {"cox_penalizers": [0.01, 0.1], "cox_l1_ratio": 0.0, "inner_folds": 3},
+                            "validation": {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200,
+                                           "internal_external": True}})
+    rows = [hold_out_site(table, config, None, s)[0] for s in ("A", "B", "C")]
+    assert all(r["status"] == "validated" for r in rows) and all(0.6 < r["c_index"] < 1 for r in rows)
+    assert all(r["c_index_ci_low"] < r["c_index"] < r["c_index_ci_high"] and 0 < r["c_index_se"] < 0.1 for r in rows)
+    sites, pooled = pool_sites(rows, "survival")
+    assert "c_index_se" in sites and pooled["discrimination"] == "c_index" and pooled["k"] == 3
+    assert pooled["pooled_c_index_ci_low"] < pooled["pooled_c_index"] < pooled["pooled_c_index_ci_high"]
