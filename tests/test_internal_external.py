@@ -166,8 +166,8 @@ def test_survival_sites_give_harrells_c_with_a_bootstrap_se_and_pool():
     table["time"], table["event"] = np.ceil(np.minimum(t_event, t_cens)), (t_event <= t_cens).astype(int)
     config = with_defaults({"seed": 0, "cohorts": {"train": ["A"], "external": ["B", "C"]}, "clinical": [],
                             "outcome": {"type": "survival", "time": "time", "event": "event"},
-                            "model": {"cox_penalizers": [0.01, 0.1], "cox_l1_ratio": 0.0, "inner_folds": 3},
-                            "validation": {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200,
+                            "model": {"cox_penalizers": [0.1], "cox_l1_ratio": 0.0, "inner_folds": 3},
+                            "validation": {"cv_folds": 2, "cv_repeats": 1, "n_bootstrap": 100,
                                            "internal_external": True}})
     rows = [hold_out_site(table, config, None, s)[0] for s in ("A", "B", "C")]
     assert all(r["status"] == "validated" for r in rows) and all(0.6 < r["c_index"] < 1 for r in rows)
