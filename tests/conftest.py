@@ -165,12 +165,13 @@ def check_contract(results: Path, cohorts: list[str], outcome_column: str) -> No
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """The default demo DAG on a small cohort (60 training, 2 x 40 external, 12 rescans), run once
-    per session and shared by every test that only reads its results."""
+    """The default demo DAG on a small cohort (60 training, 2 x 40 external, 12 rescans), with the
+    internal-external cross-validation over its three sites, run once per session and shared by every
+    test that only reads its results."""
     work = tmp_path_factory.mktemp("demo")
     results = work / "results"
     config = demo_config(results, n_train=60, n_external=(40, 40), n_retest=12,
-                         validation={"cv_folds": 5, "cv_repeats": 2})
+                         validation={"cv_folds": 5, "cv_repeats": 2, "internal_external": True})
     cfg = write_config(work / "demo.yaml", config)
     proc = run_snakemake(work, cfg)
     assert proc.returncode == 0, proc.stderr[-4000:]

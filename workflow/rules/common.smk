@@ -1,6 +1,7 @@
 # Loads and validates the config, and holds the input functions shared by the rules.
 import functools
 import os
+import re
 import sys
 from types import SimpleNamespace
 
@@ -9,8 +10,8 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DANN_KIND, DEEP_KIND, ConfigError, check_config, command_line_values, model_names,
-                                     validate_config)
+from acceflow.study.settings import (DANN_KIND, DEEP_KIND, ConfigError, check_config, command_line_values,
+                                     internal_external_sites, model_names, validate_config)
 from acceflow.study.task import task_for
 
 from acceflow.report.browser import find_chromium
@@ -65,9 +66,20 @@ def config_subset(*keys):
 
 
 MODEL_CONFIG = {
-    **config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "validation", "reproducibility"),
+    **config_subset("seed", "cohorts", "outcome", "clinical", "features", "model", "reproducibility"),
+    # the internal-external settings are not the frozen model's: switching them re-runs no training
+    "validation": {k: v for k, v in config["validation"].items() if not k.startswith("internal_external")},
     "utility": {"horizon": config["utility"]["horizon"]},  # survival models predict risk at this horizon
 }
+# internal-external cross-validation: one job per held-out site (acceflow.study.internal_external)
+IECV_SITES = internal_external_sites(config) if config["validation"]["internal_external"] else []
+IECV_SITE_PATTERN = "|".join(re.escape(s) for s in IECV_SITES) or "(?!)"
+IECV_CONFIG = {**MODEL_CONFIG, "validation": config["validation"]}
+
+
+def internal_external_outputs():
+    """The per-site table and the pooled meta-analysis (validation.internal_external), for the dossier."""
+    return [R(Results.IECV_SITE_METRICS), R(Results.IECV_POOLED)] if IECV_SITES else []
 
 
 def R(template, model=None, **wildcards):

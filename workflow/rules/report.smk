@@ -81,6 +81,7 @@ rule dossier:
         calibration_bins=expand(R(Results.CALIBRATION_BINS), cohort=COHORTS),
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
+        internal_external=internal_external_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
         quality_scores=R(Results.QUALITY_SCORES),

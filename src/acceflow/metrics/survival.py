@@ -375,7 +375,7 @@ def uno_c(time, event, risk, tau=None):
     return float(num[0] / den[0])
 
 
-def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, seed=0, tau=None):
+def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, seed=0, tau=None, return_se=False):
     """Concordance index with a bootstrap percentile confidence interval.
 
     Cases are resampled with replacement ``n_boot`` times (seeded ``numpy.random.Generator``);
@@ -402,6 +402,9 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
         Seed of ``numpy.random.default_rng``.
     tau : float, optional
         Truncation time in days for ``method="uno"`` (see :func:`uno_c`); ignored for Harrell.
+    return_se : bool
+        Also return the bootstrap standard error (the SD, ddof 1, of the replicates), e.g. for
+        pooling C across sites (:mod:`acceflow.metrics.meta_analysis`).
 
     Returns
     -------
@@ -409,6 +412,8 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
         Point estimate on the full data.
     low, high : float
         The ``alpha/2`` and ``1 - alpha/2`` percentiles of the bootstrap distribution.
+    se : float
+        Only with ``return_se``: the bootstrap standard error.
 
     Raises
     ------
@@ -460,6 +465,8 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
     if np.isnan(stats).all():
         raise ValueError("no bootstrap replicate had a comparable pair; the cohort is too small")
     low, high = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    if return_se:
+        return float(c), float(low), float(high), float(np.nanstd(stats, ddof=1))
     return float(c), float(low), float(high)
 
 

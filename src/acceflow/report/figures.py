@@ -48,6 +48,7 @@ __all__ = [
     "cohort_label",
     "figure_to_base64_png",
     "feature_group",
+    "forest_figure",
     "icc_figure",
     "koo_li_band",
     "bland_altman_figure",
@@ -460,4 +461,76 @@ def domain_shift_figure(domain_shift_df: pd.DataFrame) -> Figure:
         ax.set_ylabel(f"{metric} at the site − internal {metric}")
         ax.legend(title="features", fontsize=7)
         ax.set_title("Performance drop against domain shift")
+    return fig
+
+
+# ------------------------------------------------------------------------------- forest plot
+
+
+def forest_figure(sites: pd.DataFrame, pooled: Mapping, measure: str, label: str, reference: float | None = None) -> Figure:
+    """Forest plot of one measure across held-out sites (internal–external cross-validation).
+
+    Parameters
+    ----------
+    sites : DataFrame
+        ``site_metrics.tsv``: ``site``, ``n``, ``n_events``, ``{measure}``, ``{measure}_ci_low``,
+        ``{measure}_ci_high`` (sites without an estimate are listed without a marker).
+    pooled : mapping
+        ``pooled.json``: ``pooled_{measure}`` with ``_ci_low`` / ``_ci_high`` (the diamond) and
+        ``_pi_low`` / ``_pi_high`` (the prediction interval, a line through the diamond; absent or
+        null when k < 3), ``{measure}_i2``, ``{measure}_tau2``, ``{measure}_k``.
+    measure : str
+        ``auc``, ``c_index``, ``calibration_slope`` or ``calibration_intercept``.
+    label : str
+        Axis label.
+    reference : float, optional
+        A dotted vertical line (0.5 for discrimination, 1 for the slope, 0 for the intercept).
+    """
+    rows = sites.reset_index(drop=True)
+    k = len(rows)
+
+    def num(x):
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            return float("nan")
+        return x
+
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.38 * (k + 2)))
+        y_of = {i: k + 1 - i for i in range(k)}
+        labels = []
+        for i, r in rows.iterrows():
+            est, lo, hi = (num(r.get(c)) for c in (measure, f"{measure}_ci_low", f"{measure}_ci_high"))
+            y = y_of[i]
+            n, ev = r.get("n"), r.get("n_events")
+            counts = f"n={int(num(n))}, {int(num(ev))} events" if np.isfinite(num(n)) and np.isfinite(num(ev)) else ""
+            if np.isfinite(est):
+                ax.plot([lo, hi], [y, y], color=OKABE_ITO["black"], lw=1.2)
+                size = 4 + 6 * np.sqrt(num(n) / max(1.0, np.nanmax(pd.to_numeric(rows["n"], errors="coerce")))) \
+                    if np.isfinite(num(n)) else 6
+                ax.plot([est], [y], marker="s", ms=size, color=OKABE_ITO["blue"], ls="none")
+                labels.append((y, f"{r['site']} ({counts})\n{_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}]"))
+            else:
+                labels.append((y, f"{r['site']} ({counts})\nnot estimated ({r.get('status', '')})"))
+        est, lo, hi = (num(pooled.get(f"pooled_{measure}{s}")) for s in ("", "_ci_low", "_ci_high"))
+        pi_lo, pi_hi = num(pooled.get(f"pooled_{measure}_pi_low")), num(pooled.get(f"pooled_{measure}_pi_high"))
+        if np.isfinite(est):
+            if np.isfinite(pi_lo) and np.isfinite(pi_hi):
+                ax.plot([pi_lo, pi_hi], [0, 0], color=OKABE_ITO["vermillion"], lw=1.6, ls="-",
+                        label=f"95% prediction interval for a new site [{_fmt(pi_lo)}, {_fmt(pi_hi)}]")
+            ax.fill([lo, est, hi, est], [0, 0.3, 0, -0.3], color=OKABE_ITO["orange"], ec=OKABE_ITO["black"], lw=0.8,
+                    label="random-effects mean, 95% CI (DerSimonian–Laird)", zorder=3)
+            i2, tau2 = num(pooled.get(f"{measure}_i2")), num(pooled.get(f"{measure}_tau2"))
+            labels.append((0, f"Pooled (k={pooled.get(f'{measure}_k', '?')}; I²={_fmt(100 * i2, 0)}%, "
+                              f"τ²={_fmt(tau2, 4)})\n{_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}]"))
+        if reference is not None:
+            ax.axvline(reference, color="grey", ls=":", lw=1)
+        ax.set_yticks([y for y, _ in labels], [t for _, t in labels])
+        ax.set_ylim(-0.8, k + 1.6)
+        ax.set_xlabel(label)
+        ax.set_title(f"Internal–external cross-validation: {label}")
+        if np.isfinite(est):
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if k < 3 else -0.2), frameon=False, ncol=1)
+        fig.tight_layout()
     return fig

@@ -6,7 +6,8 @@ edit here and cannot make a dossier section vanish silently.
 
 Paths are templates relative to the results folder, with the wildcards Snakemake uses:
 ``{cohort}`` (``train`` or an external cohort), ``{model}`` (a comparator model), ``{scan}``, ``{case}``,
-``{modality}``, ``{fold}``, ``{i}`` (a segmentation sample). The primary model writes the paths
+``{modality}``, ``{fold}``, ``{i}`` (a segmentation sample), ``{site}`` (a held-out site of the
+internal-external cross-validation). The primary model writes the paths
 as named; each comparator writes the same files under ``comparators/{model}/`` inside the same
 folder (:func:`comparator`)::
 
@@ -107,6 +108,13 @@ class Results:
     MODEL_COMPARISON = "clinical/{cohort}/model_comparison.tsv"
     PERMUTATION_IMPORTANCE = "clinical/{cohort}/permutation_importance.tsv"
     OPTIMISM = "clinical/train/optimism.tsv"
+    # internal-external cross-validation (validation.internal_external): the primary model's training
+    # refitted without each site in turn ({site}: a cohort of cohorts.train + cohorts.external) and
+    # validated on it, one job per site; then the random-effects pooling of the per-site figures
+    IECV_PREDICTIONS = "clinical/internal_external/{site}/predictions.tsv"
+    IECV_SITE = "clinical/internal_external/{site}/metrics.json"
+    IECV_SITE_METRICS = "clinical/internal_external/site_metrics.tsv"
+    IECV_POOLED = "clinical/internal_external/pooled.json"
     # clinical utility per cohort (comparators: utility/{cohort}/comparators/{model}/)
     CALIBRATION = "utility/{cohort}/calibration.json"
     CALIBRATION_BINS = "utility/{cohort}/calibration_bins.tsv"

@@ -406,6 +406,8 @@ def check_config(config: dict) -> None:
     if outcome["type"] == "survival" and not (outcome.get("time") and outcome.get("event")):
         raise ConfigError("outcome.type survival needs outcome.time (days) and outcome.event (1 = event)")
     model_names(config)
+    if (config.get("validation") or {}).get("internal_external"):
+        internal_external_sites(config)
     _check_preprocessing(config.get("preprocessing") or {}, config.get("extraction") or {})
     lo, hi, step = config["utility"]["thresholds"]
     if not (0 < lo < hi < 1 and step > 0):
@@ -434,6 +436,33 @@ def _check_preprocessing(pre: dict, extraction: dict) -> None:
         if lo is None and hi is None or lo is not None and hi is not None and lo > hi:
             raise ConfigError(f"extraction.resegment.{modality} = [{lo}, {hi}] is not a range: give "
                               f"[lower, upper] with lower <= upper (null for one open end)")
+
+
+def internal_external_sites(config: dict) -> list[str]:
+    """The sites of the internal-external cross-validation: every cohort of ``cohorts.train`` and
+    ``cohorts.external``, in that order (a site is a cohort: the ``cohorts.column`` of the study).
+
+    Raises
+    ------
+    ConfigError
+        With fewer than two sites (naming ``validation.internal_external`` and the fix), or when
+        the model harmonises with ComBat and ``model.harmonisation_unseen`` is ``error`` (the
+        held-out site is, by design, a site ComBat never saw).
+    """
+    cohorts = config["cohorts"]
+    sites = list(dict.fromkeys([*cohorts["train"], *cohorts["external"]]))
+    if len(sites) < 2:
+        raise ConfigError(f"validation.internal_external needs at least two sites across cohorts.train + "
+                          f"cohorts.external; this study has {len(sites)} ({', '.join(sites) or 'none'}): name "
+                          f"another cohort (site) in cohorts.external or cohorts.train, or set "
+                          f"validation.internal_external: false")
+    m = model_settings(config)
+    if m["harmonisation"] != "none" and m["harmonisation_unseen"] == "error":
+        raise ConfigError("validation.internal_external holds out each site, which ComBat (model.harmonisation: "
+                          f"{m['harmonisation']}) then never saw; set model.harmonisation_unseen: self (the held-out "
+                          "site's location and scale estimated on its own cases) or validation.internal_external: "
+                          "false")
+    return sites
 
 
 def outcome_columns(config: dict) -> list[str]:
