@@ -80,6 +80,7 @@ rule dossier:
         calibration_bins=expand(R(Results.CALIBRATION_BINS), cohort=COHORTS),
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
+        grouped_explanations=grouped_explanation_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
         quality_scores=R(Results.QUALITY_SCORES),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from acceflow.report import figures as F
 from acceflow.report import html as h
+from acceflow.report.explain_section import integrated_gradients_block
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.study.settings import DEEP_KIND
 
@@ -178,4 +179,5 @@ def deep_section(view: ResultsView) -> Section | None:
                      f"that layer's: {h.e(shape)} voxels over the crop, i.e. {h.e(mm)} mm per map voxel, "
                      f"up-sampled (trilinear) for display. Training-cohort maps come from the final network, which "
                      f"was trained on those cases.", "note")]
+    out.append(integrated_gradients_block(view))
     return Section("deep-model", "\n".join(out))

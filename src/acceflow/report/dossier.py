@@ -36,6 +36,7 @@ from acceflow.report.checklist_answers import Answer, RunFacts, answer_item
 from acceflow.report.clinical_section import (clinical_extras, cohort_figures, survival_clinical, survival_utility,
                                               utility_extras)
 from acceflow.report.deep_section import deep_section
+from acceflow.report.explain_section import grouped_explanations
 from acceflow.report.html import svg_figure
 from acceflow.report.page import render_page
 from acceflow.report.quality_section import quality_section
@@ -665,6 +666,7 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
     if view.survival:
         out.append(survival_clinical(view))
     out.append(clinical_extras(view))
+    out.append(grouped_explanations(view))
     return "\n".join(out)
 
 
