@@ -168,3 +168,92 @@ def test_hazard_ratio_per_sd_matches_lifelines_by_hand():
     np.testing.assert_allclose(out["ci_low"], cph.summary.loc[["age", "prio"], "exp(coef) lower 95%"], rtol=1e-6)
     assert out["measure"].eq("hazard ratio per SD").all()
     assert out.loc[0, "ratio"] < 1 < out.loc[1, "ratio"]  # older: fewer re-arrests; more priors: more
+
+
+def _study_table(n=90, seed=2, survival=False):
+    rng = np.random.default_rng(seed)
+    size = rng.normal(size=n)
+    table = pd.DataFrame({"case_id": [f"c{i:03d}" for i in range(n)],
+                          "cohort": np.where(np.arange(n) < 60, "site_A", "site_B"),
+                          "volume": size, "diameter": size + 0.05 * rng.normal(size=n),
+                          "entropy": rng.normal(size=n), "noise": rng.normal(size=n)})
+    if survival:
+        table["time"] = np.round(rng.exponential(400 * np.exp(-0.8 * size)) + 1)
+        table["event"] = (rng.random(n) < 0.8).astype(int)
+    else:
+        table["outcome"] = (rng.random(n) < 1 / (1 + np.exp(-1.5 * size))).astype(int)
+    return table
+
+
+SETTINGS = {"cluster_threshold": 0.3, "max_evals": 60, "max_background": 30, "max_cases": 20}
+
+
+def test_explain_model_binary_tables_and_dossier_block(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from acceflow.models.pipeline import build_model, fitted_coefficients
+    from acceflow.report.explain_section import grouped_explanations
+    from acceflow.report.view import ResultsView
+    from acceflow.study.explanations import EXPLAIN_TABLES, explain_model
+    from acceflow.study.results import Results
+
+    table = _study_table()
+    feats = ["volume", "diameter", "entropy", "noise"]
+    train = table[table["cohort"] == "site_A"]
+    model = build_model(Cs=[1.0], inner_folds=3).fit(train[feats], train["outcome"])
+    coefs, _ = fitted_coefficients(model, feats)
+    card = {"model": "imaging", "features": feats, "coefficients": coefs, "training_cohorts": ["site_A"],
+            "outcome": {"type": "binary", "column": "outcome", "positive": 1}, "harmonisation": {"method": "none"}}
+    out = explain_model(model, card, table, ["train", "site_B"], SETTINGS, seed=1, n_repeats=3)
+    assert set(out) == set(EXPLAIN_TABLES)
+    clusters = out["FEATURE_CLUSTERS"].set_index("feature")["cluster"]
+    assert clusters["volume"] == clusters["diameter"] != clusters["entropy"]
+    shap_values, groups = out["SHAP_VALUES"], out["SHAP_GROUPS"]
+    assert len(shap_values) == 20 * 4 and len(groups) == 20 * 3
+    # per case, the SHAP values sum to the log-odds minus the base value (efficiency)
+    per_case = shap_values.groupby("case_id")["shap"].sum()
+    first = groups.drop_duplicates("case_id").set_index("case_id")
+    np.testing.assert_allclose(per_case[first.index], first["output"] - first["base_value"], atol=1e-8)
+    p = model.predict_proba(train[feats].iloc[:20])[:, 1]
+    np.testing.assert_allclose(first["output"], np.log(p / (1 - p)), atol=1e-8)
+    imp = out["GROUPED_IMPORTANCE"]
+    assert set(imp["cohort"]) == {"train", "site_B"} and imp["score"].eq("ROC AUC").all()
+    size_row = imp[(imp["cohort"] == "train") & imp["features"].eq("volume, diameter")].iloc[0]
+    assert size_row["importance_mean"] == imp[imp["cohort"] == "train"]["importance_mean"].max()
+    ratios = out["REFIT_RATIOS"]
+    selected = [f for f in feats if abs(coefs[f]) > 1e-8]
+    assert ratios["feature"].tolist() == selected and ratios["n_selected"].eq(len(selected)).all()
+    # the dossier block shows what was written, with the misattribution sentence
+    for name, frame in out.items():
+        path = tmp_path / getattr(Results, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, sep="\t", index=False)
+    (tmp_path / Results.MODEL_CARD).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / Results.MODEL_CARD).write_text(__import__("json").dumps(card))
+    html = grouped_explanations(ResultsView(tmp_path, {}, ["train", "site_B"]))
+    assert "Independent-feature SHAP misattributes credit between correlated features" in html
+    assert "unpenalised refit on the " + str(len(selected)) + " selected features" in html
+    assert "volume (+1 correlated)" in html or "diameter (+1 correlated)" in html
+    assert grouped_explanations(ResultsView(tmp_path / "none", {}, ["train"])) == ""
+
+
+def test_explain_model_survival_uses_linear_predictor_and_hazard_ratios():
+    from acceflow.models.cox import survival_y
+    from acceflow.study.explanations import explain_model
+    from acceflow.study.survival_training import build_survival_search
+
+    table = _study_table(survival=True)
+    feats = ["volume", "entropy", "noise"]
+    train = table[table["cohort"] == "site_A"]
+    model = build_survival_search(penalizers=[0.05], inner_folds=3).fit(
+        train[feats], survival_y(train["time"], train["event"]))
+    coefs = dict(zip(feats, model.best_estimator_[-1].coef_))
+    card = {"features": feats, "coefficients": coefs, "training_cohorts": ["site_A"],
+            "outcome": {"type": "survival", "time": "time", "event": "event"}}
+    out = explain_model(model, card, table, ["train"], SETTINGS, n_repeats=2)
+    groups = out["SHAP_GROUPS"].drop_duplicates("case_id")
+    np.testing.assert_allclose(groups["output"], model.predict(train[feats].iloc[:20]), atol=1e-8)
+    assert out["GROUPED_IMPORTANCE"]["score"].eq("Harrell's C").all()
+    ratios = out["REFIT_RATIOS"].set_index("feature")
+    assert ratios["measure"].eq("hazard ratio per SD").all()
+    assert ratios.loc["volume", "ratio"] > 1.5 and ratios.loc["volume", "ci_low"] > 1  # larger lesions: worse
