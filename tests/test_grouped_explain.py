@@ -257,3 +257,28 @@ def test_explain_model_survival_uses_linear_predictor_and_hazard_ratios():
     ratios = out["REFIT_RATIOS"].set_index("feature")
     assert ratios["measure"].eq("hazard ratio per SD").all()
     assert ratios.loc["volume", "ratio"] > 1.5 and ratios.loc["volume", "ci_low"] > 1  # larger lesions: worse
+
+
+@pytest.mark.integration
+def test_demo_run_writes_grouped_explanations_and_shows_them(demo_run):
+    """The explain rule of the demo DAG (primary model and clinical comparator), read from the session's run."""
+    from acceflow.study.results import Results, path_in
+
+    _, _, results = demo_run
+    card = __import__("json").loads(path_in(results, Results.MODEL_CARD).read_text())
+    for model, features in ((None, card["features"]), ("clinical", ["age", "sex", "lesion_grade"])):
+        clusters = pd.read_csv(path_in(results, Results.FEATURE_CLUSTERS, model), sep="\t")
+        assert clusters["feature"].tolist() == features
+        values = pd.read_csv(path_in(results, Results.SHAP_VALUES, model), sep="\t")
+        groups = pd.read_csv(path_in(results, Results.SHAP_GROUPS, model), sep="\t")
+        assert len(values) == 60 * len(features) and len(groups) == 60 * clusters["cluster"].nunique()
+        first = groups.drop_duplicates("case_id").set_index("case_id")
+        np.testing.assert_allclose(values.groupby("case_id")["shap"].sum()[first.index],
+                                   first["output"] - first["base_value"], atol=1e-6)
+        importance = pd.read_csv(path_in(results, Results.GROUPED_IMPORTANCE, model), sep="\t")
+        assert set(importance["cohort"]) == {"train", "site_B", "site_C"}
+        ratios = pd.read_csv(path_in(results, Results.REFIT_RATIOS, model), sep="\t")
+        assert ratios["measure"].eq("odds ratio per SD").all()
+    assert (results / "report/figures/grouped_shap.png").is_file()
+    html = (results / "report/dossier.html").read_text()
+    assert 'id="explanations"' in html and "Independent-feature SHAP misattributes" in html

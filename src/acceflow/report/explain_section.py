@@ -31,6 +31,11 @@ def _label(features: str, top: str, n: int) -> str:
     return top if n <= 1 else f"{top} (+{n - 1} correlated)"
 
 
+def _cohort(c: str) -> str:
+    """Permutation importance on the training cases is apparent, not out-of-fold."""
+    return "train — apparent (the cases the model was fitted on)" if c == "train" else h.cohort_name(c)
+
+
 def _members(features: str, limit: int = 6) -> str:
     names = [s.strip() for s in str(features).split(",") if s.strip()]
     more = f", … {len(names) - limit} more" if len(names) > limit else ""
@@ -76,10 +81,10 @@ def _model_block(view: ResultsView, model: str | None, title: str) -> list[str]:
         for cohort, part in importance.groupby("cohort", sort=False):
             note = part["note"].dropna().astype(str)
             if note.str.len().gt(0).any() and part["importance_mean"].isna().all():
-                rows.append([h.cohort_name(cohort), h.Html("—"), "", "", note.iloc[0]])
+                rows.append([_cohort(cohort), h.Html("—"), "", "", note.iloc[0]])
                 continue
             for r in part.head(5).itertuples():
-                rows.append([h.cohort_name(cohort), _label(r.features, r.features.split(",")[0], int(r.n_features)),
+                rows.append([_cohort(cohort), _label(r.features, r.features.split(",")[0], int(r.n_features)),
                              r.importance_mean, r.importance_sd, f"{r.score} {h.num(r.score_baseline)}"])
         out += [h.table(["Cohort", "Cluster", "Score drop (mean)", "SD", "Baseline"], rows, "compact"),
                 h.p("Grouped permutation importance: the frozen model's drop in discrimination when all columns of a "
