@@ -92,6 +92,9 @@ def _model_block(view: ResultsView, model: str | None, title: str) -> list[str]:
                     "clusters per cohort; <em>train</em> is apparent (the cases the model was fitted on).", "note")]
     if ratios is not None and len(ratios):
         out += _ratios_block(ratios)
+    elif ratios is not None:
+        out.append(h.p("Ratios per SD: the model kept no feature (every penalised coefficient is 0), so there is "
+                       "nothing to refit.", "note"))
     return out
 
 
