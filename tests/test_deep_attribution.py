@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("captum")
 
-from acceflow.deep.attribution import display_map, integrated_gradients_maps  # noqa: E402
+from acceflow.deep.attribution import display_map, integrated_gradients_maps
 
 torch.set_num_threads(1)
 

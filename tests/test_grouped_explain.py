@@ -189,7 +189,6 @@ SETTINGS = {"cluster_threshold": 0.3, "max_evals": 60, "max_background": 30, "ma
 
 
 def test_explain_model_binary_tables_and_dossier_block(tmp_path):
-    from sklearn.linear_model import LogisticRegression
 
     from acceflow.models.pipeline import build_model, fitted_coefficients
     from acceflow.report.explain_section import grouped_explanations

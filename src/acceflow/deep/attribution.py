@@ -15,7 +15,7 @@ import numpy as np
 
 from acceflow.deep.train import normalise
 
-__all__ = ["integrated_gradients_maps", "display_map"]
+__all__ = ["display_map", "integrated_gradients_maps"]
 
 
 def integrated_gradients_maps(fitted: dict, X: np.ndarray, n_steps: int = 32, internal_batch_size: int = 8) -> dict:

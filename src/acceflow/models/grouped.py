@@ -29,8 +29,13 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from scipy.stats import norm
 
-__all__ = ["correlation_clusters", "grouped_shap", "grouped_permutation_importance", "unpenalised_ratios",
-           "shap_summary"]
+__all__ = [
+    "correlation_clusters",
+    "grouped_permutation_importance",
+    "grouped_shap",
+    "shap_summary",
+    "unpenalised_ratios",
+]
 
 
 def correlation_clusters(X: pd.DataFrame, threshold: float = 0.3) -> tuple[pd.DataFrame, np.ndarray]:

@@ -41,7 +41,7 @@ from acceflow.study.training import batch_column
 
 log = logging.getLogger(__name__)
 
-__all__ = ["explain_model", "EXPLAIN_TABLES"]
+__all__ = ["EXPLAIN_TABLES", "explain_model"]
 
 #: The tables :func:`explain_model` returns, by their :class:`~acceflow.study.results.Results` name.
 EXPLAIN_TABLES = ("FEATURE_CLUSTERS", "SHAP_VALUES", "SHAP_GROUPS", "SHAP_SUMMARY", "GROUPED_IMPORTANCE",
