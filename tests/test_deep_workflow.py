@@ -75,8 +75,13 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
         assert 0 <= summary["feature_sets"][name]["domain_auc_before"] <= 1
     # the demo's sites differ by scanner (noise, PSF, calibration): the radiomics features tell them apart
     assert summary["feature_sets"]["radiomics"]["domain_auc_before"] > 0.8
+    for cohort in ("site_B", "site_C"):  # integrated gradients of the same cases, completeness checked
+        ig = pd.read_csv(results / f"deep/integrated_gradients/{cohort}/integrated_gradients.tsv", sep="\t")
+        cams = pd.read_csv(results / f"deep/gradcam/{cohort}/gradcam.tsv", sep="\t")
+        assert list(ig["case_id"]) == list(cams["case_id"])
+        assert ((ig["attribution_sum"] - (ig["output"] - ig["baseline_output"])).abs() < 0.05).all()
     html = (results / "report/dossier.html").read_text()
     assert 'id="domain-shift"' in html and 'id="dann"' in html and "images (never the outcomes) of site_B" in html
-    for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam"):
+    for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam", "integrated-gradients"):
         assert f'id="{anchor}"' in html, anchor
     assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer1" in html

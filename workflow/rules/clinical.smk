@@ -191,3 +191,55 @@ rule importance:
         "../envs/statistics.yaml"
     script:
         "../scripts/importance.py"
+
+
+# Explanations that respect correlated features (config explain): correlation clusters, grouped SHAP, grouped
+# permutation importance on every cohort, odds / hazard ratios per SD from an unpenalised refit. For the primary
+# model and the clinical comparator (grouped_explanation_outputs in common.smk).
+rule explain:
+    input:
+        features=R(Results.FEATURES),
+        model=R(Results.MODEL),
+        card=R(Results.MODEL_CARD),
+    output:
+        feature_clusters=R(Results.FEATURE_CLUSTERS),
+        shap_values=R(Results.SHAP_VALUES),
+        shap_groups=R(Results.SHAP_GROUPS),
+        shap_summary=R(Results.SHAP_SUMMARY),
+        grouped_importance=R(Results.GROUPED_IMPORTANCE),
+        refit_ratios=R(Results.REFIT_RATIOS),
+    params:
+        cohorts=COHORTS,
+        settings={k: v for k, v in config["explain"].items() if k != "enabled"},
+        seed=config["seed"],
+        repeats=config["validation"]["permutation_repeats"],
+        alpha=config["validation"]["alpha"],
+    threads: 1
+    log:
+        R("logs/explain/primary.log"),
+    benchmark:
+        R("benchmarks/explain/primary.tsv")
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/explain.py"
+
+
+use rule explain as explain_comparator with:
+    input:
+        features=R(Results.FEATURES),
+        model=R(Results.MODEL, model="{model}"),
+        card=R(Results.MODEL_CARD, model="{model}"),
+    output:
+        feature_clusters=R(Results.FEATURE_CLUSTERS, model="{model}"),
+        shap_values=R(Results.SHAP_VALUES, model="{model}"),
+        shap_groups=R(Results.SHAP_GROUPS, model="{model}"),
+        shap_summary=R(Results.SHAP_SUMMARY, model="{model}"),
+        grouped_importance=R(Results.GROUPED_IMPORTANCE, model="{model}"),
+        refit_ratios=R(Results.REFIT_RATIOS, model="{model}"),
+    wildcard_constraints:
+        model=GENERIC_COMPARATORS,
+    log:
+        R("logs/explain/{model}.log"),
+    benchmark:
+        R("benchmarks/explain/{model}.tsv")

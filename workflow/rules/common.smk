@@ -193,6 +193,17 @@ def explanation_outputs():
     return files
 
 
+def grouped_explanation_outputs():
+    """The grouped explanations (config explain) of the primary model and of the clinical comparator."""
+    if not config["explain"]["enabled"] or PRIMARY == DEEP_KIND:
+        return []
+    names = ("FEATURE_CLUSTERS", "SHAP_VALUES", "SHAP_GROUPS", "SHAP_SUMMARY", "GROUPED_IMPORTANCE", "REFIT_RATIOS")
+    files = [R(getattr(Results, n)) for n in names]
+    if "clinical" in COMPARATORS and PRIMARY != "clinical":
+        files += [R(getattr(Results, n), model="clinical") for n in names]
+    return files
+
+
 def case_scans(wildcards):
     """The scan ids of one case ({case}), in the scans table's order."""
     table = scans_table()

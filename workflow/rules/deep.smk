@@ -185,3 +185,29 @@ if DANN:
             R("logs/deep_dann_features.log"),
         benchmark:
             R("benchmarks/deep_dann_features.tsv")
+
+
+# Integrated gradients (captum) of the cases Grad-CAM shows, per voxel (deep.integrated_gradients).
+rule deep_integrated_gradients:
+    input:
+        predictions=R(Results.PREDICTIONS, model=DEEP_KIND),
+        scans=R(Results.SCANS),
+        crops=deep_crops,
+        model=R(Results.NETWORK, model=DEEP_KIND),
+        card=R(Results.MODEL_CARD, model=DEEP_KIND),
+    output:
+        table=R(Results.INTEGRATED_GRADIENTS),
+    params:
+        cases=DEEP_CFG["gradcam"]["cases"],
+        steps=DEEP_CFG["integrated_gradients"]["steps"],
+        batch=DEEP_CFG["integrated_gradients"]["batch"],
+    resources:
+        gpu=DEEP_CFG["gpus"],
+    log:
+        R("logs/deep_integrated_gradients/{cohort}.log"),
+    benchmark:
+        R("benchmarks/deep_integrated_gradients/{cohort}.tsv")
+    conda:
+        "../envs/deeplearning.yaml"
+    script:
+        "../scripts/deep_integrated_gradients.py"

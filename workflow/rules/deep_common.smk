@@ -2,14 +2,14 @@
 
 DEEP = DEEP_KIND in COMPARATORS
 DEEP_CFG = config["deep"]
-# what training depends on (a change of the Grad-CAM, embedding or GPU-count keys does not retrain)
+# what training depends on (a change of the Grad-CAM, integrated-gradients, embedding or GPU-count keys does not retrain)
 DEEP_TRAIN_CONFIG = {
     **config_subset("seed", "cohorts", "outcome"),
     "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target")},
     # the unadapted network: the domain-adaptation keys are left out (schema default none), so that
     # switching DANN on or off never retrains it
     "deep": {k: v for k, v in DEEP_CFG.items()
-             if k not in ("gradcam", "embedding", "gpus", "domain_adaptation", "target_cohorts")},
+             if k not in ("gradcam", "integrated_gradients", "embedding", "gpus", "domain_adaptation", "target_cohorts")},
 }
 # deep.domain_adaptation: dann adds the comparator deep_dann: the same network and settings, trained
 # domain-adversarially against the unlabelled images of deep.target_cohorts (rules deep_dann_*)
@@ -41,7 +41,7 @@ def deep_crops(wildcards=None):
 
 
 def deep_outputs():
-    """The deep model's extra outputs for the dossier (embeddings, their ICC, Grad-CAM)."""
+    """The deep model's extra outputs for the dossier (embeddings, their ICC, Grad-CAM, integrated gradients)."""
     if not DEEP:
         return []
     files = [R(Results.TRAINING_HISTORY, model=DEEP_KIND)]
@@ -51,4 +51,6 @@ def deep_outputs():
         files += [R(Results.DEEP_FEATURES), R(Results.DEEP_REPEATS), R(Results.DEEP_ICC)]
     if DEEP_CFG["gradcam"]["cases"]:
         files += [R(Results.GRADCAM, cohort=c) for c in (EXTERNAL or ["train"])]
+    if DEEP_CFG["gradcam"]["cases"] and DEEP_CFG["integrated_gradients"]["enabled"]:
+        files += [R(Results.INTEGRATED_GRADIENTS, cohort=c) for c in (EXTERNAL or ["train"])]
     return files

@@ -82,6 +82,7 @@ rule dossier:
         comparators=comparator_outputs(),
         explanations=explanation_outputs(),
         internal_external=internal_external_outputs(),
+        grouped_explanations=grouped_explanation_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
         quality_scores=R(Results.QUALITY_SCORES),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from acceflow.report import figures as F
 from acceflow.report import html as h
+from acceflow.report.explain_section import integrated_gradients_block
 from acceflow.report.shift_section import dann_html
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.study.settings import DEEP_KIND
@@ -182,4 +183,5 @@ def deep_section(view: ResultsView) -> Section | None:
     dann = dann_html(view)
     if dann:
         out.append(dann)
+    out.append(integrated_gradients_block(view))
     return Section("deep-model", "\n".join(out))

@@ -61,6 +61,18 @@ def case_crops(scans: pd.DataFrame, crop_paths: list[str]) -> dict[str, str]:
     return {row.case_id: by_scan[sid] for sid, row in primary.iterrows() if sid in by_scan}
 
 
+def explained_cases(predictions: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
+    """The cases whose maps the dossier shows: the ``n`` most confidently correct and the ``n`` most
+    confidently wrong at the model's threshold (confidence = |probability − threshold|; ties by case id),
+    as ``deep_gradcam`` chooses them; adds ``predicted``, ``correct`` and ``confidence`` columns."""
+    preds = predictions.copy()
+    preds["predicted"] = (preds["probability"] >= threshold).astype(int)
+    preds["correct"] = preds["predicted"] == preds["outcome"]
+    preds["confidence"] = (preds["probability"] - threshold).abs()
+    preds = preds.sort_values(["confidence", "case_id"], ascending=[False, True])
+    return pd.concat([preds[preds["correct"]].head(n), preds[~preds["correct"]].head(n)])
+
+
 def load_stack(paths: list[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
     """Read crops; returns (X (n_ok, C, D, H, W), indices of readable crops, {index: error})."""
     arrays, ok, errors = [], [], {}

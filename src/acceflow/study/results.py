@@ -115,6 +115,16 @@ class Results:
     IECV_SITE = "clinical/internal_external/{site}/metrics.json"
     IECV_SITE_METRICS = "clinical/internal_external/site_metrics.tsv"
     IECV_POOLED = "clinical/internal_external/pooled.json"
+    # explanations that respect correlated features (rule explain; the clinical comparator's under
+    # clinical/explain/comparators/{model}/): clusters of the model's features on 1 - |Spearman rho|, grouped
+    # SHAP (per case and feature, per case and cluster, summary per cluster), permutation importance of whole
+    # clusters per cohort, odds / hazard ratios per SD from an unpenalised refit on the selected features
+    FEATURE_CLUSTERS = "clinical/explain/feature_clusters.tsv"
+    SHAP_VALUES = "clinical/explain/shap_values.tsv"
+    SHAP_GROUPS = "clinical/explain/shap_groups.tsv"
+    SHAP_SUMMARY = "clinical/explain/shap_summary.tsv"
+    GROUPED_IMPORTANCE = "clinical/explain/grouped_importance.tsv"
+    REFIT_RATIOS = "clinical/explain/refit_ratios.tsv"
     # clinical utility per cohort (comparators: utility/{cohort}/comparators/{model}/)
     CALIBRATION = "utility/{cohort}/calibration.json"
     CALIBRATION_BINS = "utility/{cohort}/calibration_bins.tsv"
@@ -133,6 +143,9 @@ class Results:
     DANN_REPEATS = "deep/dann/repeats.tsv"
     GRADCAM = "deep/gradcam/{cohort}/gradcam.tsv"
     GRADCAM_IMAGE = "deep/gradcam/{cohort}/{png}"
+    #: integrated gradients (captum) of the cases Grad-CAM shows: one row per case, and its overlay PNG
+    INTEGRATED_GRADIENTS = "deep/integrated_gradients/{cohort}/integrated_gradients.tsv"
+    INTEGRATED_GRADIENTS_IMAGE = "deep/integrated_gradients/{cohort}/{png}"
     # the dossier
     DOSSIER = "report/dossier.html"
     SUMMARY = "report/summary.json"
