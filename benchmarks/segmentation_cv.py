@@ -59,7 +59,8 @@ if __name__ == "__main__":
         held = list(folds.loc[folds["fold"] == k, "scan_id"])
         train = [cases[s] for s in folds.loc[folds["fold"] != k, "scan_id"]]
         start = time.perf_counter()
-        model, card = train_segmenter(train, settings, seed=config.get("seed", 42), log=lambda *_: None)
+        model, card = train_segmenter(train, settings, seed=config.get("seed", 42),
+                                      log=lambda line: print(f"fold {k}: {line}", flush=True))
         seconds = time.perf_counter() - start
         s = planned_settings(settings, card)
         print(f"fold {k}: {len(train)} training scans, {card['iterations_run']} iterations in {seconds:.0f} s "

@@ -80,7 +80,8 @@ def _settings(settings, keys) -> dict:
 
 def deep_supervision_heads(network: str, channels, deep_supervision: bool) -> int:
     """How many lower decoder outputs are supervised besides the full-resolution one: DynUNet with
-    ``deep_supervision`` supervises every level but the two coarsest (nnU-Net's choice), 0 otherwise."""
+    ``deep_supervision`` supervises every decoder output: ``len(channels) - 2`` lower ones besides the
+    full-resolution one (the most DynUNet allows; the bottleneck is not supervised), 0 otherwise."""
     return max(0, len(channels) - 2) if network == "dynunet" and deep_supervision else 0
 
 
