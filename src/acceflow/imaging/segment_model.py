@@ -457,8 +457,9 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
         model.load_state_dict(best_state)
     model = model.cpu().eval()
     card = {"method": f"MONAI {s['network']}, DiceCE loss" + (f" with deep supervision ({heads} heads)" if heads else "")
-            + f", Adam, patch sampling (RandCropByPosNegLabeld, {float(s['foreground_fraction']):.2f} foreground), "
-            "target spacing and patch size planned from the training images (nnU-Net's rules)",
+            + f", Adam, patch sampling (RandCropByPosNegLabeld, {float(s['foreground_fraction']):.2f} foreground)"
+            + (", target spacing / patch size planned from the training images (nnU-Net's rules)"
+               if "auto" in (settings["target_spacing"], settings["patch_size"]) else ""),
             "settings": {k: settings[k] for k in SETTINGS_KEYS}, "plan": plan, "seed": seed,
             "train_cases": [c.case_id for c in train_cases], "validation_cases": [c.case_id for c in val_cases],
             "history": history, "best_iteration": best_it if best_state is not None else it,
