@@ -60,7 +60,7 @@ if __name__ == "__main__":
         train = [cases[s] for s in folds.loc[folds["fold"] != k, "scan_id"]]
         start = time.perf_counter()
         model, card = train_segmenter(train, settings, seed=config.get("seed", 42),
-                                      log=lambda line: print(f"fold {k}: {line}", flush=True))
+                                      log=lambda line, k=k: print(f"fold {k}: {line}", flush=True))
         seconds = time.perf_counter() - start
         s = planned_settings(settings, card)
         print(f"fold {k}: {len(train)} training scans, {card['iterations_run']} iterations in {seconds:.0f} s "
