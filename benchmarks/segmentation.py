@@ -20,7 +20,7 @@ import warnings
 import torch
 import yaml
 
-from acceflow.imaging.segment_model import SegmentationCase, infer_mask, train_segmenter
+from acceflow.imaging.segment_model import SegmentationCase, infer_mask, planned_settings, train_segmenter
 from acceflow.io.images import read_image
 from acceflow.study.settings import section_settings
 
@@ -55,6 +55,7 @@ def main():
     model, card = train_segmenter(cases, settings, seed=config.get("seed", 42), log=lambda *_: None)
     train_cpu = time.process_time() - cpu0
     start, cpu0 = time.perf_counter(), time.process_time()
+    settings = planned_settings(settings, card)  # the planned patch size and target spacing
     for c in cases:
         infer_mask(model, c.image, settings)
     per_case = (time.perf_counter() - start) / len(cases)

@@ -203,3 +203,23 @@ def test_collect_provenance(tmp_path):
     assert first == second
     assert json.loads(write_json(first, tmp_path / "p.json").read_text()) == json.loads(json.dumps(first))
     assert not math.isnan(first["platform"]["cpu_count"])
+
+
+def test_segmentation_section_shows_each_models_planned_patch_and_spacing(tmp_path):
+    """The MONAI models' table reads the plan each card records (issue 20): the planned patch and target
+    spacing, or, for a card written before planning existed, the configured patch and 'as given'."""
+    from acceflow.report.segmentation_section import segmentation_section
+    from acceflow.report.view import ResultsView
+    from acceflow.study.results import Results, fill
+
+    config = make_results(tmp_path, segmentation="model")
+    cards = {"fold0": {"settings": {"network": "dynunet", "patch_size": "auto"},
+                       "plan": {"patch_size": [40, 56, 48], "target_spacing": [1.5, 1.5, 3.4]}},
+             "fold1": {"settings": {"network": "unet", "patch_size": [32, 32, 32]}}}
+    for fold, card in cards.items():
+        path = tmp_path / fill(Results.SEGMENTER_CARD, modality="CT", fold=fold)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"modality": "CT", "fold": fold, **card}))
+    html = str(segmentation_section(ResultsView(tmp_path, config, ["train"])))
+    assert "Patch (voxels, z y x)" in html and "[40, 56, 48]" in html and "[1.5, 1.5, 3.4]" in html
+    assert "[32, 32, 32]" in html and "as given" in html

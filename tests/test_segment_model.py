@@ -92,7 +92,8 @@ def _toy_cases(n, seed=0):
 TINY = section_settings("segmentation", {
     "network": "unet", "channels": [4, 8], "dropout": 0.2, "patch_size": [16, 16, 16], "batch_size": 2,
     "samples_per_case": 2, "iterations": 30, "validation_interval": 10, "validation_fraction": 0.25,
-    "patience": 10, "learning_rate": 0.01, "device": "cpu", "uncertainty": {"method": "mc_dropout", "samples": 3}})
+    "patience": 10, "learning_rate": 0.01, "device": "cpu", "uncertainty": {"method": "mc_dropout", "samples": 3},
+    "target_spacing": None})
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +177,68 @@ def test_bad_training_input_names_the_case():
     assert folds == assign_folds(["e", "d", "c", "b", "a"], 2, seed=3)
     with pytest.raises(ValueError, match="cv_folds"):
         assign_folds(["a"], 2, seed=0)
+
+
+def test_plan_known_answer_nnunet_rules():
+    from acceflow.imaging.segment_model import plan_segmentation
+
+    # five 100 x 80 x 30 voxel images, 1 x 1 mm in plane, slices of 3, 4, 4, 5, 6 mm. By hand:
+    #   median spacing (1, 1, 4); z is more than 3x the finest -> its 10th percentile, 3 + 0.4 * (4 - 3) = 3.4 mm;
+    #   z extents 90, 120, 120, 150, 180 mm -> median 120 mm = 35.29 voxels of 3.4 mm; median shape (35.3, 80, 100);
+    #   4 levels -> multiples of 8: (40, 80, 104) = 332,800 voxels > 100,000, so the axis of largest extent in mm
+    #   shrinks by 8 voxels in turn: z 136 -> z 108.8 -> x 104 -> x 96 -> x 88 -> z 81.6 -> y (tie 80 = 80, z y x
+    #   order) giving (16, 72, 80) = 92,160 voxels.
+    images = []
+    for dz in (3, 4, 4, 5, 6):
+        img = sitk.Image([100, 80, 30], sitk.sitkFloat32)
+        img.SetSpacing((1.0, 1.0, float(dz)))
+        images.append(img)
+    s = {"target_spacing": "auto", "patch_size": "auto", "max_patch_voxels": 100_000, "channels": [4, 8, 16, 32]}
+    plan = plan_segmentation(images, s)
+    assert plan["target_spacing"] == [1.0, 1.0, 3.4] and plan["median_spacing"] == [1.0, 1.0, 4.0]
+    assert plan["median_shape"] == [35.3, 80.0, 100.0] and plan["divisor"] == 8
+    assert plan["patch_size"] == [16, 72, 80]
+    # given values are kept; the images' own grid needs them on one spacing
+    given = plan_segmentation(images[1:3], {**s, "target_spacing": None, "patch_size": [24, 24, 24]})
+    assert given["target_spacing"] is None and given["patch_size"] == [24, 24, 24]
+    from acceflow.imaging.segment_model import SegmentationError
+
+    with pytest.raises(SegmentationError, match="target_spacing: null.*one spacing.*auto"):
+        plan_segmentation(images, {**s, "target_spacing": None})
+
+
+def test_dynunet_deep_supervision_on_a_planned_grid(tmp_path):
+    """The default recipe (DynUNet, deep supervision, 1/3 foreground patches, planned spacing and patch)
+    on toy spheres whose spacings differ (2 and 2.5 mm): it trains on the median grid, and the masks come
+    back on each image's own grid; the planned values travel in the card and through save / load."""
+    import torch
+
+    from acceflow.imaging.segment_model import infer_mask, load_model, planned_settings, save_model, train_segmenter
+
+    torch.set_num_threads(1)
+    cases = _toy_cases(6, seed=3)
+    for c in cases[1::2]:  # every other case on a 2.5 mm grid (same voxels: a larger field of view)
+        c.image.SetSpacing((2.5, 2.5, 2.5))
+        c.mask.SetSpacing((2.5, 2.5, 2.5))
+    settings = section_settings("segmentation", {
+        "network": "dynunet", "channels": [4, 8, 16], "dropout": 0.0, "batch_size": 2, "samples_per_case": 2,
+        "iterations": 40, "validation_fraction": 0, "validation_interval": 40, "learning_rate": 0.01,
+        "max_patch_voxels": 16 ** 3, "device": "cpu"})
+    model, card = train_segmenter(cases[:5], settings, seed=5, log=lambda *_: None)
+    # median spacing of 2, 2.5, 2, 2.5, 2 -> 2 mm; median field of view 48 mm = 24 voxels -> patch shrunk to 16^3
+    assert card["plan"]["target_spacing"] == [2.0, 2.0, 2.0] and card["plan"]["patch_size"] == [16, 16, 16]
+    assert "deep supervision (1 heads)" in card["method"] and card["settings"]["patch_size"] == "auto"
+    model.train()
+    assert model(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 2, 2, 16, 16, 16)  # full resolution + one lower head
+    with pytest.raises(Exception, match="planned_settings"):
+        infer_mask(model, cases[5].image, settings)
+    s = planned_settings(settings, card)
+    image = cases[5].image  # an unseen 2.5 mm case: resampled to 2 mm and its mask brought back
+    mask = infer_mask(model, image, s)
+    assert mask.GetSize() == image.GetSize() and mask.GetSpacing() == image.GetSpacing()
+    assert segmentation_quality(cases[5].mask, mask)["dice"] > 0.6
+    sha = save_model(model, card, tmp_path / "model.pt")
+    loaded, card2 = load_model(tmp_path / "model.pt", sha)
+    assert card2["plan"] == card["plan"]
+    assert np.array_equal(sitk.GetArrayFromImage(infer_mask(loaded, image, planned_settings(settings, card2))),
+                          sitk.GetArrayFromImage(mask))

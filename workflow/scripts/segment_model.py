@@ -8,7 +8,13 @@ from time import perf_counter
 import SimpleITK as sitk
 import torch
 
-from acceflow.imaging.segment_model import infer_mask, load_model_with_card, mask_on_original, write_quality_row
+from acceflow.imaging.segment_model import (
+    infer_mask,
+    load_model_with_card,
+    mask_on_original,
+    planned_settings,
+    write_quality_row,
+)
 from acceflow.io.images import describe_image, read_image, write_image
 from acceflow.runtime import log_to
 
@@ -22,7 +28,7 @@ with log_to(snakemake.log[0]):
     image = read_image(snakemake.input.image)
     try:
         model, card = load_model_with_card(snakemake.input.model)
-        mask = infer_mask(model, image, s, label=m["label"])
+        mask = infer_mask(model, image, planned_settings(s, card), label=m["label"])  # the card's patch, spacing
     except Exception as exc:  # noqa: BLE001 - the scan's extraction then fails and is listed, others go on
         if snakemake.params.on_error == "stop":
             raise

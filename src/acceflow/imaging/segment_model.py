@@ -1,10 +1,15 @@
 """Deep-learning segmentation with MONAI: train a 3D network on reference masks, infer masks.
 
-Method: a 3D U-Net (Ronneberger et al. 2015, MICCAI; 3D: Çiçek et al. 2016, MICCAI; MONAI's
-residual-unit variant, Kerfoot et al. 2018) or SegResNet (Myronenko 2018, BrainLes) trained on
-patches sampled around and away from the region of interest (MONAI ``RandCropByPosNegLabeld``),
-loss Dice + cross-entropy (``DiceCELoss``; Isensee et al. 2021, nnU-Net, Nat Methods 18:203),
-Adam, early stopping on the validation Dice of held-out cases. Inference: sliding-window
+Method: a 3D U-Net (Ronneberger et al. 2015, MICCAI; 3D: Çiçek et al. 2016, MICCAI) as MONAI's
+``DynUNet`` (the nnU-Net architecture: two conv-instance-norm-leaky-ReLU per level, deep supervision
+of the decoder's lower outputs; Isensee et al. 2021, nnU-Net, Nat Methods 18:203), MONAI's
+residual-unit ``UNet`` (Kerfoot et al. 2018) or SegResNet (Myronenko 2018, BrainLes); the target
+spacing and the patch size planned from the training images' headers as nnU-Net's planner does
+(:func:`plan_segmentation`: median spacing, median shape capped by a voxel budget); patches sampled
+with foreground oversampling (MONAI ``RandCropByPosNegLabeld``: by default 1/3 centred on the region
+of interest, as nnU-Net); loss Dice + cross-entropy (``DiceCELoss``, summed over the deep-supervision
+outputs with weights 1, 1/2, 1/4, ... by ``DeepSupervisionLoss``); Adam, early stopping on the
+validation Dice of held-out cases. Inference: sliding-window
 (Gaussian-weighted patches, ``sliding_window_inference``), argmax, optionally the largest
 connected component of the foreground (SimpleITK ``ConnectedComponent``).
 Uncertainty: Monte Carlo dropout (Gal & Ghahramani 2016, ICML) or test-time augmentation by
@@ -33,7 +38,8 @@ import SimpleITK as sitk
 from acceflow.device import autocast, describe, grad_scaler, seed_everything, select_device, use_amp
 from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sha256_bytes, to_jsonable
 
-__all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "train_segmenter", "infer_mask",
+__all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "plan_segmentation",
+           "planned_settings", "train_segmenter", "infer_mask",
            "sample_masks", "to_original_grid", "assign_folds", "save_model", "load_model", "load_model_with_card",
            "SegmentationError"]
 
@@ -41,9 +47,15 @@ __all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network
 #: in this order). Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
 SETTINGS_KEYS = ("network", "channels", "dropout", "patch_size", "batch_size", "samples_per_case", "iterations",
                  "validation_interval", "validation_fraction", "patience", "learning_rate", "largest_component",
-                 "overlap", "cache_rate", "device", "mixed_precision", "uncertainty")
+                 "overlap", "cache_rate", "device", "mixed_precision", "uncertainty", "target_spacing",
+                 "max_patch_voxels", "foreground_fraction", "deep_supervision")
 #: The keys inference reads (:func:`infer_mask`; :func:`sample_masks` also reads ``dropout``, ``uncertainty``).
-INFERENCE_KEYS = ("patch_size", "batch_size", "overlap", "largest_component", "device", "mixed_precision")
+#: ``patch_size`` and ``target_spacing`` are the model's planned values (:func:`planned_settings`).
+INFERENCE_KEYS = ("patch_size", "target_spacing", "batch_size", "overlap", "largest_component", "device",
+                  "mixed_precision")
+#: nnU-Net's threshold of anisotropy: an axis whose median spacing is more than 3 times the finest one's
+#: takes the 10th percentile of its spacings as target (Isensee et al. 2021, Methods: target spacing).
+ANISOTROPY_RATIO = 3.0
 
 
 class SegmentationError(ValueError):
@@ -66,30 +78,50 @@ def _settings(settings, keys) -> dict:
                              "schema's defaults"))
 
 
-def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: float = 0.1):
+def deep_supervision_heads(network: str, channels, deep_supervision: bool) -> int:
+    """How many lower decoder outputs are supervised besides the full-resolution one: DynUNet with
+    ``deep_supervision`` supervises every decoder output: ``len(channels) - 2`` lower ones besides the
+    full-resolution one (the most DynUNet allows; the bottleneck is not supervised), 0 otherwise."""
+    return max(0, len(channels) - 2) if network == "dynunet" and deep_supervision else 0
+
+
+def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: float = 0.1,
+                  deep_supervision: bool = False):
     """A MONAI 3D segmentation network with one input channel and two output classes.
 
     Parameters
     ----------
-    network : ``unet`` (MONAI ``UNet``: the widths ``channels``, stride 2 between levels, one
-        residual unit per level) or ``segresnet`` (MONAI ``SegResNet`` with ``init_filters =
+    network : ``dynunet`` (MONAI ``DynUNet``, the nnU-Net architecture: kernels 3, stride 2
+        between levels, instance norm, leaky ReLU, transposed-convolution upsampling; widths
+        ``channels``), ``unet`` (MONAI ``UNet``: the widths ``channels``, stride 2 between levels,
+        one residual unit per level) or ``segresnet`` (MONAI ``SegResNet`` with ``init_filters =
         channels[0]`` and ``len(channels)`` levels)
     channels : feature widths per level (at least 2)
     dropout : dropout probability (used by MC-dropout sampling)
+    deep_supervision : ``dynunet`` only: in training mode the network also returns the lower
+        decoder outputs (:func:`deep_supervision_heads` of them, upsampled), stacked on axis 1 as
+        ``(B, 1 + heads, 2, z, y, x)``; in eval mode it returns the full-resolution logits only
 
     Returns
     -------
-    torch.nn.Module mapping ``(B, 1, z, y, x)`` to logits ``(B, 2, z, y, x)``.
+    torch.nn.Module mapping ``(B, 1, z, y, x)`` to logits ``(B, 2, z, y, x)`` (each spatial size a
+    multiple of ``2 ** (len(channels) - 1)``; sliding-window inference pads to the patch size).
 
     Raises
     ------
     ValueError for an unknown network or fewer than 2 levels.
     """
-    from monai.networks.nets import SegResNet, UNet  # heavy optional dependency: imported on first use
+    from monai.networks.nets import DynUNet, SegResNet, UNet  # heavy optional dependency: imported on first use
 
     channels = [int(c) for c in channels]
     if len(channels) < 2:
         raise ValueError(f"segmentation.channels needs at least 2 levels, got {channels}")
+    if network == "dynunet":
+        levels, heads = len(channels), deep_supervision_heads(network, channels, deep_supervision)
+        return DynUNet(spatial_dims=3, in_channels=1, out_channels=2, kernel_size=[3] * levels,
+                       strides=[1] + [2] * (levels - 1), upsample_kernel_size=[2] * (levels - 1), filters=channels,
+                       dropout=float(dropout) or None, norm_name=("INSTANCE", {"affine": True}),
+                       deep_supervision=heads > 0, deep_supr_num=max(1, heads))
     if network == "unet":
         return UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=channels,
                     strides=[2] * (len(channels) - 1), num_res_units=1, dropout=float(dropout))
@@ -98,7 +130,7 @@ def build_network(network: str = "unet", channels=(16, 32, 64, 128), dropout: fl
         return SegResNet(spatial_dims=3, in_channels=1, out_channels=2, init_filters=channels[0],
                          blocks_down=blocks, blocks_up=tuple([1] * (len(channels) - 1)),
                          dropout_prob=float(dropout))
-    raise ValueError(f"unknown segmentation.network {network!r}: use unet or segresnet")
+    raise ValueError(f"unknown segmentation.network {network!r}: use dynunet, unet or segresnet")
 
 
 def _array(image: sitk.Image) -> np.ndarray:
@@ -131,8 +163,11 @@ def _transforms(s: dict, train: bool):
     base = [NormalizeIntensityd(keys="image"), SpatialPadd(keys=["image", "label"], spatial_size=patch)]
     if not train:
         return Compose(base)
+    # foreground oversampling: a share foreground_fraction of the patches is centred on a voxel of the
+    # region of interest, the rest on a background voxel (nnU-Net: 1/3 forced foreground)
+    fg = float(s["foreground_fraction"])
     return Compose(base + [
-        RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=patch, pos=1, neg=1,
+        RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=patch, pos=fg, neg=1.0 - fg,
                                num_samples=int(s["samples_per_case"])),
         RandFlipd(keys=["image", "label"], prob=0.5, spatial_axis=2),
     ])
@@ -142,6 +177,116 @@ def _normalised(image: sitk.Image):
     from monai.transforms import NormalizeIntensity  # heavy optional dependency: imported on first use
 
     return NormalizeIntensity()(_array(image))
+
+
+def plan_segmentation(images, settings: dict) -> dict:
+    """The target spacing and patch size of a segmenter, planned from its training images' headers as
+    nnU-Net's experiment planner does (Isensee et al. 2021, Nat Methods 18:203, Methods: "rule-based
+    parameters").
+
+    Target spacing (``target_spacing: auto``): the median spacing of the training images per axis;
+    where that axis is anisotropic (its median more than :data:`ANISOTROPY_RATIO` times the finest
+    axis's), the 10th percentile of its spacings instead, as nnU-Net does, so that few cases are
+    upsampled along it. ``null`` keeps the grid the images come on (they are resampled only when their
+    spacings differ); a list ``[x, y, z]`` in mm is taken as given.
+
+    Patch size (``patch_size: auto``): the median image shape on the target grid, each axis rounded up
+    to a multiple of ``2 ** (len(channels) - 1)`` (what the network's down-sampling needs); while the
+    patch holds more than ``max_patch_voxels`` voxels, the axis with the largest extent in mm shrinks
+    by that multiple (the patch tends to a cube in mm, nnU-Net's rule for its GPU-memory budget). A
+    list ``[z, y, x]`` in voxels is taken as given.
+
+    Parameters
+    ----------
+    images : the training images (SimpleITK; only the headers are read: spacing and size)
+    settings : the ``segmentation`` section (``target_spacing``, ``patch_size``, ``max_patch_voxels``,
+        ``channels``)
+
+    Returns
+    -------
+    dict with ``target_spacing`` (mm, x y z; None: the images' own grid, which is then one spacing),
+    ``patch_size`` (voxels, z y x), ``median_spacing`` (mm, x y z), ``median_shape`` (voxels on the
+    target grid, z y x), ``divisor`` (the multiple each patch axis has), ``n_images`` and ``rule`` (how
+    each value was chosen, in words).
+
+    Raises
+    ------
+    SegmentationError when there are no images, or ``target_spacing: null`` with images on different
+    spacings (the network would see voxels of different sizes).
+    """
+    if not images:
+        raise SegmentationError("no training image to plan the segmenter on")
+    spacings = np.array([img.GetSpacing() for img in images], dtype=float)  # x y z
+    sizes = np.array([img.GetSize() for img in images], dtype=float)        # x y z
+    median_spacing = np.median(spacings, axis=0)
+    rule = []
+    given = settings["target_spacing"]
+    if given == "auto":
+        target = median_spacing.copy()
+        finest = target.min()
+        for axis in range(3):
+            if target[axis] > ANISOTROPY_RATIO * finest:
+                target[axis] = max(np.percentile(spacings[:, axis], 10), finest)
+        rule.append("target spacing: median of the training images' spacings (10th percentile along an axis "
+                    f"more than {ANISOTROPY_RATIO:g}x coarser than the finest)")
+    elif given is None:
+        if np.ptp(spacings, axis=0).max() > 1e-3 * spacings.max():
+            raise SegmentationError(
+                "segmentation.target_spacing: null needs the training images on one spacing, found "
+                f"{sorted({tuple(np.round(sp, 3)) for sp in spacings})[:4]} (mm): set target_spacing: auto (the "
+                "median spacing, as nnU-Net) or preprocessing.spacing")
+        target = None
+        rule.append("target spacing: the images' own grid")
+    else:
+        target = np.array([float(v) for v in given])
+        rule.append("target spacing: given")
+    grid = target if target is not None else median_spacing
+    shapes = sizes * spacings / grid                                      # x y z voxels on the target grid
+    median_shape = np.median(shapes, axis=0)[::-1]                        # z y x
+    divisor = 2 ** (len(settings["channels"]) - 1)
+    if settings["patch_size"] == "auto":
+        patch = np.maximum(divisor, np.ceil(median_shape / divisor) * divisor).astype(int)
+        budget, mm = int(settings["max_patch_voxels"]), grid[::-1]       # z y x
+        while np.prod(patch) > budget and (patch > divisor).any():
+            extent = np.where(patch > divisor, patch * mm, -1.0)
+            patch[int(np.argmax(extent))] -= divisor
+        rule.append(f"patch size: median shape on the target grid rounded up to multiples of {divisor}, the "
+                    f"largest extent in mm shrunk while above {budget} voxels")
+    else:
+        patch = np.array([int(p) for p in settings["patch_size"]])
+        rule.append("patch size: given")
+    return {"target_spacing": None if target is None else [round(float(v), 4) for v in target],
+            "patch_size": [int(p) for p in patch], "median_spacing": [round(float(v), 4) for v in median_spacing],
+            "median_shape": [round(float(v), 1) for v in median_shape], "divisor": divisor,
+            "n_images": len(images), "rule": "; ".join(rule)}
+
+
+def planned_settings(settings: dict, card: dict) -> dict:
+    """The ``segmentation`` settings with the model's planned ``patch_size`` and ``target_spacing``
+    (``card["plan"]`` of :func:`train_segmenter`), i.e. what inference must use. A card without a
+    plan (a model trained before planning existed) keeps the settings' patch size and its own grid."""
+    s = dict(settings)
+    plan = card.get("plan")
+    if plan:
+        s.update(patch_size=plan["patch_size"], target_spacing=plan["target_spacing"])
+    else:
+        s.setdefault("target_spacing", None)
+        s["target_spacing"] = None if s["target_spacing"] == "auto" else s["target_spacing"]
+    return s
+
+
+def _on_spacing(image: sitk.Image, spacing, interpolator) -> sitk.Image:
+    """``image`` resampled to ``spacing`` (mm, x y z) over the same physical extent (the grids' centres
+    aligned); the image itself when it is already on that spacing or ``spacing`` is None."""
+    if spacing is None or np.allclose(image.GetSpacing(), spacing, rtol=1e-3, atol=0):
+        return image
+    old_sp, old_size = np.array(image.GetSpacing()), np.array(image.GetSize())
+    size = np.maximum(1, np.round(old_size * old_sp / np.array(spacing))).astype(int)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    centre = np.array(image.TransformContinuousIndexToPhysicalPoint(((old_size - 1) / 2).tolist()))
+    origin = centre - direction @ ((size - 1) / 2 * np.array(spacing))
+    return sitk.Resample(image, [int(v) for v in size], sitk.Transform(), interpolator, origin.tolist(),
+                         [float(v) for v in spacing], image.GetDirection(), 0.0, image.GetPixelID())
 
 
 def assign_folds(case_ids, k: int, seed: int) -> dict:
@@ -223,7 +368,7 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     """
     import torch  # heavy optional dependency: imported on first use
     from monai.data import CacheDataset, DataLoader  # heavy optional dependency: imported on first use
-    from monai.losses import DiceCELoss  # heavy optional dependency: imported on first use
+    from monai.losses import DeepSupervisionLoss, DiceCELoss  # heavy optional dependency: imported on first use
     from monai.metrics import DiceMetric  # heavy optional dependency: imported on first use
 
     s = _settings(settings, SETTINGS_KEYS)
@@ -233,6 +378,15 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     device = select_device(s["device"])
     amp = use_amp(device, s["mixed_precision"])
     seed_everything(seed)
+    for c in cases:
+        _label_array(c, label)  # a bad mask is named before anything is resampled
+    plan = plan_segmentation([c.image for c in cases], s)
+    s = dict(s, patch_size=plan["patch_size"], target_spacing=plan["target_spacing"])
+    log(f"plan: target spacing {plan['target_spacing']} mm (median {plan['median_spacing']}), patch "
+        f"{plan['patch_size']} voxels (median shape {plan['median_shape']}); {plan['rule']}")
+    cases = [SegmentationCase(c.case_id, _on_spacing(sitk.Cast(c.image, sitk.sitkFloat32), s["target_spacing"],
+                                                     sitk.sitkLinear),
+                              _on_spacing(c.mask, s["target_spacing"], sitk.sitkNearestNeighbor)) for c in cases]
     train_cases, val_cases = _split(cases, float(s["validation_fraction"]), seed)
     data = [{"image": _array(c.image), "label": _label_array(c, label)} for c in train_cases]
     tf = _transforms(s, train=True)
@@ -242,15 +396,24 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     loader = DataLoader(ds, batch_size=int(s["batch_size"]), shuffle=True, num_workers=0, generator=gen)
     val = [(c.case_id, torch.as_tensor(_normalised(c.image))[None], torch.as_tensor(_label_array(c, label))[None])
            for c in val_cases]
-    model = build_network(s["network"], s["channels"], s["dropout"]).to(device)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    model = build_network(s["network"], s["channels"], s["dropout"], s["deep_supervision"]).to(device)
+    heads = deep_supervision_heads(s["network"], s["channels"], s["deep_supervision"])
+    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True)
+    if heads:  # the full-resolution output and the lower ones, weights 1, 1/2, 1/4, ... (MONAI "exp")
+        supervised = DeepSupervisionLoss(dice_ce, weight_mode="exp")
+
+        def loss_fn(out, y):
+            return supervised(list(torch.unbind(out, dim=1)), y)
+    else:
+        loss_fn = dice_ce
     opt = torch.optim.Adam(model.parameters(), lr=float(s["learning_rate"]))
     scaler = grad_scaler(device, amp)
     metric = DiceMetric(include_background=False, reduction="mean")
     n_iter, interval = int(s["iterations"]), max(1, int(s["validation_interval"]))
     history, best, best_it, best_state, stale, it, losses = [], -1.0, 0, None, 0, 0, []
     start = time.perf_counter()
-    log(f"training {s['network']} on {len(train_cases)} cases ({len(val_cases)} for validation), up to {n_iter} "
+    log(f"training {s['network']} ({heads} deep-supervision heads) on {len(train_cases)} cases ({len(val_cases)} for "
+        f"validation), up to {n_iter} "
         f"iterations of batch {int(s['batch_size'])}, validation every {interval}, device {describe(device)}")
     while it < n_iter:
         for batch in loader:
@@ -293,8 +456,11 @@ def train_segmenter(cases: list[SegmentationCase], settings: dict | None = None,
     if best_state is not None:
         model.load_state_dict(best_state)
     model = model.cpu().eval()
-    card = {"method": "MONAI " + s["network"] + ", DiceCE loss, Adam, patch sampling (RandCropByPosNegLabeld)",
-            "settings": {k: s[k] for k in SETTINGS_KEYS}, "seed": seed,
+    card = {"method": f"MONAI {s['network']}, DiceCE loss" + (f" with deep supervision ({heads} heads)" if heads else "")
+            + f", Adam, patch sampling (RandCropByPosNegLabeld, {float(s['foreground_fraction']):.2f} foreground)"
+            + (", target spacing / patch size planned from the training images (nnU-Net's rules)"
+               if "auto" in (settings["target_spacing"], settings["patch_size"]) else ""),
+            "settings": {k: settings[k] for k in SETTINGS_KEYS}, "plan": plan, "seed": seed,
             "train_cases": [c.case_id for c in train_cases], "validation_cases": [c.case_id for c in val_cases],
             "history": history, "best_iteration": best_it if best_state is not None else it,
             "best_val_dice": best if best_state is not None else None, "iterations_run": it,
@@ -322,6 +488,32 @@ def _largest_component(labels):
     return torch.as_tensor(largest.astype(np.int64))[None]
 
 
+def _labels(model, image: sitk.Image, s: dict, device, amp, dims=None):
+    """Argmax labels ``(1, z, y, x)`` of ``image`` on its own grid: the image resampled to the planned
+    ``target_spacing`` (linear), sliding-window logits there (flipped along ``dims`` and back, for
+    test-time augmentation), and, when the grids differ, the foreground probability resampled back
+    (linear) and thresholded at 0.5 (= argmax of two classes), as nnU-Net exports its predictions."""
+    import torch  # heavy optional dependency: imported on first use
+
+    target = s["target_spacing"]
+    if s["patch_size"] == "auto" or target == "auto":
+        raise SegmentationError("the segmentation settings hold patch_size / target_spacing 'auto': inference "
+                                "needs the values planned at training, planned_settings(settings, card)")
+    work = _on_spacing(sitk.Cast(image, sitk.sitkFloat32), target, sitk.sitkLinear)
+    x = torch.as_tensor(_normalised(work))[None]
+    if dims:
+        x = torch.flip(x, dims)
+    logits = _predict_logits(model, x, s, device, amp)
+    if dims:
+        logits = torch.flip(logits, dims)
+    if work.GetSize() == image.GetSize() and np.allclose(work.GetSpacing(), image.GetSpacing()):
+        return logits.argmax(1).cpu()
+    prob = sitk.GetImageFromArray(torch.softmax(logits, 1)[0, 1].cpu().numpy().astype(np.float32))
+    prob.CopyInformation(work)
+    back = sitk.Resample(prob, image, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return torch.as_tensor((sitk.GetArrayFromImage(back) > 0.5).astype(np.int64))[None]
+
+
 def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: int = 1) -> sitk.Image:
     """The network's mask of one image: sliding-window inference, argmax, largest component.
 
@@ -329,9 +521,10 @@ def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: in
     ----------
     model : a network from :func:`train_segmenter` / :func:`load_model`
     image : the image, on the grid the network was trained on (same spacing in mm)
-    settings : the complete ``segmentation`` section, e.g.
-        ``acceflow.study.settings.section_settings('segmentation', {...})`` (no defaults are filled
-        here); it reads :data:`INFERENCE_KEYS`: ``patch_size``, ``batch_size``, ``overlap``
+    settings : the complete ``segmentation`` section with the model's planned patch size and target
+        spacing, ``planned_settings(section, card)`` (no defaults are filled here); it reads
+        :data:`INFERENCE_KEYS`: ``patch_size`` (the sliding window), ``target_spacing`` (the image is
+        resampled to it and the mask comes back on the image's grid), ``batch_size``, ``overlap``
         (sliding-window overlap fraction), ``largest_component`` (keep only the largest
         26-connected foreground component), ``device``, ``mixed_precision``
     label : the value given to the foreground
@@ -343,14 +536,12 @@ def infer_mask(model, image: sitk.Image, settings: dict | None = None, label: in
     Raises
     ------
     ValueError when ``settings`` lacks keys of :data:`INFERENCE_KEYS` (the message names them).
+    SegmentationError when they hold ``auto`` instead of the planned values.
     """
-    import torch  # heavy optional dependency: imported on first use
-
     s = _settings(settings, INFERENCE_KEYS)
     device = select_device(s["device"])
     model = model.to(device).eval()
-    x = torch.as_tensor(_normalised(image))[None]
-    labels = _predict_logits(model, x, s, device, use_amp(device, s["mixed_precision"])).argmax(1).cpu()
+    labels = _labels(model, image, s, device, use_amp(device, s["mixed_precision"]))
     if s["largest_component"]:
         labels = _largest_component(labels)
     return _mask_image(np.asarray(labels[0]), image, label)
@@ -385,7 +576,6 @@ def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: i
     device = select_device(s["device"])
     amp = use_amp(device, s["mixed_precision"])
     model = model.to(device).eval()
-    x = torch.as_tensor(_normalised(image))[None]
     outs = []
     if method == "mc_dropout":
         drops = [m for m in model.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
@@ -396,15 +586,13 @@ def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: i
             m.train()
         try:
             for _ in range(n):
-                outs.append(_predict_logits(model, x, s, device, amp).argmax(1).cpu())
+                outs.append(_labels(model, image, s, device, amp))
         finally:
             model.eval()
     elif method == "tta":
         flips = [(4,), (3,), (3, 4), (2,), (2, 4), (2, 3), (2, 3, 4)]
         for i in range(n):
-            dims = flips[i % len(flips)]
-            logits = _predict_logits(model, torch.flip(x, dims), s, device, amp)
-            outs.append(torch.flip(logits, dims).argmax(1).cpu())
+            outs.append(_labels(model, image, s, device, amp, dims=flips[i % len(flips)]))
     else:
         raise ValueError(f"segmentation.uncertainty.method {method!r}: use mc_dropout or tta")
     if s["largest_component"]:
@@ -531,7 +719,7 @@ def load_model(path, sha256: str):
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError) as exc:
         raise SegmentationError(f"{path}: refused: not a weights-only segmentation model written by save_model "
                                 f"({type(exc).__name__}: {exc}); delete it and re-run the training rule") from exc
-    model = build_network(s["network"], s["channels"], s["dropout"])
+    model = build_network(s["network"], s["channels"], s["dropout"], s.get("deep_supervision", False))
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["card"]
 

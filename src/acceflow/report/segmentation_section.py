@@ -145,19 +145,22 @@ def segmentation_section(view: ResultsView) -> Section | None:
         rows = []
         for p in cards:
             c = json.loads(p.read_text(encoding="utf-8"))
-            s = c.get("settings", {})
+            s, plan = c.get("settings", {}), c.get("plan") or {}  # plan: the planned patch and grid (issue 20)
             rows.append([_e(c.get("modality")), _e(c.get("fold")), _e(s.get("network")),
+                         _e(plan.get("patch_size", s.get("patch_size"))), _e(plan.get("target_spacing") or "as given"),
                          _e(len(c.get("train_cases", []))), _e(len(c.get("validation_cases", []))),
                          _e(c.get("iterations_run")), _e(c.get("best_iteration")), _n(c.get("best_val_dice")),
                          _n(c.get("iterations_per_s"), 2), _e((c.get("device") or {}).get("device"))])
         out.append("<p>One MONAI network per modality, trained on the training cohorts' reference masks "
-                   "(patch sampling, Dice + cross-entropy loss, early stopping on the validation Dice). "
+                   "(patch sampling, Dice + cross-entropy loss, early stopping on the validation Dice; patch size "
+                   "and spacing planned from the training scans' median shape and spacing, as nnU-Net plans). "
                    + (f"With {int(seg.get('cv_folds', 0))}-fold cross-validation by patient, each training "
                       "case is segmented by the fold model that did not see it (out-of-fold); external "
                       "cohorts by the final model." if int(seg.get("cv_folds", 0) or 0) else
                       "Without cross-validation (<code>segmentation.cv_folds: 0</code>) the training cases "
                       "are segmented by a model that saw them: their quality is optimistic.") + "</p>")
-        out.append(_table(["Modality", "Model", "Network", "Training cases", "Validation cases", "Iterations",
+        out.append(_table(["Modality", "Model", "Network", "Patch (voxels, z y x)", "Spacing (mm, x y z)",
+                           "Training cases", "Validation cases", "Iterations",
                            "Best iteration", "Best validation Dice", "Iterations/s", "Device"], rows))
     summ = view.tsv(Results.SEGMENTATION_QUALITY_SUMMARY)
     if summ is None or not len(summ):
