@@ -528,7 +528,7 @@ def segment_scans(scans, model_dir: str | os.PathLike, checkpoints: dict, out_di
             row = {"scan_id": scan, "model": s["model"], "error": ""}
             try:
                 image = read_image(s["image"])
-                mask = segment_or_empty(lambda: predict_file(predictor, s["image"], tmp), image, row, on_error)
+                mask = segment_or_empty(lambda path=s["image"]: predict_file(predictor, path, tmp), image, row, on_error)
                 failed = bool(row["error"])
                 on_original = mask_on_original(mask, row, s["original"], s["reference"], s["mask"], tolerance_mm,
                                                on_error)
@@ -541,7 +541,7 @@ def segment_scans(scans, model_dir: str | os.PathLike, checkpoints: dict, out_di
             except Exception as exc:  # noqa: BLE001 - this scan's files are missing; the batch goes on
                 if on_error == "stop":
                     raise
-                log.error("scan %s: no mask written: %s: %s", scan, type(exc).__name__, exc, exc_info=True)
+                log.exception("scan %s: no mask written: %s: %s", scan, type(exc).__name__, exc)
                 shutil.rmtree(out_dir / scan, ignore_errors=True)
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
             seconds = round(time.perf_counter() - t0, 2)

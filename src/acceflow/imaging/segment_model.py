@@ -450,8 +450,8 @@ def segment_or_empty(segment, image: sitk.Image, row: dict, on_error: str = "exc
     except Exception as exc:  # noqa: BLE001 - the scan's extraction then fails and is listed, others go on
         if on_error == "stop":
             raise
-        _log.error("scan %s: segmentation failed, empty mask written (on_case_error: exclude): %s: %s",
-                  row.get("scan_id"), type(exc).__name__, exc, exc_info=True)
+        _log.exception("scan %s: segmentation failed, empty mask written (on_case_error: exclude): %s: %s",
+                       row.get("scan_id"), type(exc).__name__, exc)
         row["error"] = f"segmentation failed: {exc}"
         return empty_mask(image)
 
