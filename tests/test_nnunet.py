@@ -117,3 +117,68 @@ def test_uncertainty_with_nnunet_is_refused():
     with pytest.raises(ConfigError, match="uncertainty.method: none with source: nnunet"):
         check_config({"segmentation": {"source": "nnunet", "uncertainty": {"method": "mc_dropout"}},
                       "input": {"images": "x"}})
+
+
+def _sphere(path, radius=8):
+    """A 40^3 image (1 mm) with a bright sphere (~100 on ~40, noise SD 5) and its mask, written to path_*."""
+    z, y, x = np.mgrid[:40, :40, :40]
+    inside = (z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= radius ** 2
+    arr = (40 + 60 * inside + np.random.default_rng(0).normal(0, 5, inside.shape)).astype(np.float32)
+    image, mask = sitk.GetImageFromArray(arr), sitk.GetImageFromArray(inside.astype(np.uint8))
+    mask.CopyInformation(image)
+    sitk.WriteImage(image, f"{path}_image.nii.gz")
+    sitk.WriteImage(mask, f"{path}_mask.nii.gz")
+    return f"{path}_image.nii.gz", f"{path}_mask.nii.gz"
+
+
+def test_a_batch_loads_once_and_one_failing_scan_loses_no_other(tmp_path, monkeypatch):
+    """segment_scans with nnU-Net's predictor replaced by a threshold (the known answer: the sphere,
+    Dice 1): the predictor is loaded once; a scan whose prediction fails gets the empty-mask fallback,
+    flagged in its quality row; a scan whose original image is gone gets no files; the others are
+    segmented and scored; on_case_error: stop re-raises."""
+    loads = []
+    monkeypatch.setattr(nnunet, "load_predictor", lambda *a, **k: loads.append(a) or "predictor")
+
+    def fake_predict(predictor, image_path, workdir):
+        assert predictor == "predictor"
+        if "bad" in str(image_path):
+            raise RuntimeError("nnU-Net could not preprocess this image")
+        image = sitk.ReadImage(str(image_path))
+        return sitk.Cast(image > 70, sitk.sitkUInt8)
+
+    monkeypatch.setattr(nnunet, "predict_file", fake_predict)
+    settings = {"series_uid": "", "roi": "", "label": 1, "tolerance": 0.01}
+    scans = []
+    for name in ("good", "bad", "lost"):
+        image, mask = _sphere(tmp_path / name)
+        scans.append({"scan_id": name, "image": image, "original": image if name != "lost" else str(tmp_path / "x"),
+                      "reference": mask, "mask": settings, "model": "segmentation/model/CT/ensemble/model_card.json"})
+    out = tmp_path / "batch"
+    table = nnunet.segment_scans(scans, tmp_path, {0: "sha"}, out, device="cpu", tolerance_mm=1.0)
+    assert len(loads) == 1
+    assert dict(zip(table["scan_id"], table["status"])) == {"good": "ok", "bad": "fallback", "lost": "failed"}
+    assert pd.read_csv(out / "batch.tsv", sep="\t")["status"].tolist() == ["ok", "fallback", "failed"]
+    good = pd.read_csv(out / "good/quality.tsv", sep="\t", keep_default_na=False)
+    assert good.loc[0, "dice"] == pytest.approx(1.0) and good.loc[0, "error"] == ""
+    bad = pd.read_csv(out / "bad/quality.tsv", sep="\t", keep_default_na=False)
+    assert bad.loc[0, "error"] == "segmentation failed: nnU-Net could not preprocess this image"
+    empty = sitk.ReadImage(str(out / "bad/preprocessed_mask.nii.gz"))
+    assert sitk.GetArrayFromImage(empty).sum() == 0 and empty.GetSize() == (40, 40, 40)
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(out / "bad/mask.nii.gz"))).sum() == 0
+    assert not (out / "lost").exists() and "x" in table.set_index("scan_id").loc["lost", "error"]
+    with pytest.raises(RuntimeError, match="could not preprocess"):
+        nnunet.segment_scans(scans[1:2], tmp_path, {0: "sha"}, tmp_path / "stop", device="cpu", on_error="stop")
+
+
+def test_resuming_needs_the_sha256_recorded_when_nnunet_wrote_the_checkpoint(tmp_path):
+    latest = tmp_path / "fold_1" / "checkpoint_latest.pth"
+    latest.parent.mkdir()
+    latest.write_bytes(b"weights of epoch 3")
+    with pytest.raises(NnunetError, match=r"checkpoint_latest\.pth: refused .*no SHA-256 was recorded.*delete"):
+        nnunet._verified_latest(latest, 1)
+    nnunet._record_latest(latest, 3)
+    assert nnunet._verified_latest(latest, 1) == b"weights of epoch 3"
+    latest.write_bytes(b"weights of epoch 3, changed")
+    with pytest.raises(NnunetError, match=r"fold_1/checkpoint_latest\.pth: refused .*differs .*epoch 3.*delete .*"
+                                          r"retrain fold 1"):
+        nnunet._verified_latest(latest, 1)

@@ -1,9 +1,10 @@
 """Integration: segmentation.source: nnunet through the real DAG on a tiny demo cohort (CPU, nnU-Net's
 own trainer cut to one epoch of two iterations per fold): raw dataset with mapped case ids, plans and
 the study's folds as splits_final.json, fold cards with checkpoint SHA-256, out-of-fold masks for the
-training cohort and the fold ensemble for the external cohorts on the original grid, the shared quality
-table and ICC, the dossier's segmentation section; then a tampered checkpoint is refused before
-nnU-Net loads it, and an interrupted training resumes from nnU-Net's checkpoint."""
+training cohort and the fold ensemble for the external cohorts on the original grid, one inference job
+per batch (fold or ensemble), the shared quality table and ICC, the dossier's segmentation section; then
+a tampered checkpoint is refused before nnU-Net loads it, and an interrupted training resumes from
+nnU-Net's latest checkpoint only while its SHA-256 matches the one recorded when nnU-Net wrote it."""
 import json
 import shutil
 
@@ -59,6 +60,11 @@ def test_nnunet_segmentation_runs_to_the_dossier(tmp_path, monkeypatch):
     mask = sitk.ReadImage(str(results / "segmentation/model" / row["scan_id"] / "mask.nii.gz"))
     image = sitk.ReadImage(row["image"])
     assert mask.GetSize() == image.GetSize() and np.allclose(mask.GetSpacing(), image.GetSpacing())
+    # inference: one job per batch (each fold's out-of-fold scans, the ensemble's), every scan in one
+    batches = {p.stem for p in (results / "benchmarks/nnunet_segment").glob("*.tsv")}
+    assert batches == {"CT_fold0", "CT_fold1", "CT_ensemble"}
+    status = pd.concat([pd.read_csv(nn_root / "predictions" / b[3:] / "batch.tsv", sep="\t") for b in batches])
+    assert sorted(status["scan_id"]) == sorted(scans["scan_id"]) and set(status["status"]) == {"ok"}
     quality = pd.read_csv(results / "analytical/segmentation_quality.tsv", sep="\t", dtype={"fold": str})
     assert len(quality) == len(scans[scans["mask"] != ""]) and quality["dice"].between(0, 1).all()
     assert set(quality["evaluation"]) == {"out-of-fold", "external"}
@@ -82,9 +88,33 @@ def test_nnunet_segmentation_runs_to_the_dossier(tmp_path, monkeypatch):
     preprocessed = sitk.ReadImage(str(results / fill(Results.PREPROCESSED_IMAGE, scan=row["scan_id"])))
     with pytest.raises(nnunet.NnunetError, match=r"SHA-256 .* differs .*re-run rule nnunet_train"):
         nnunet.predict(preprocessed, tampered, {0: cards[0]["checkpoint_sha256"]}, device="cpu", mirroring=False)
-    # an interrupted training (checkpoint_latest.pth, no checkpoint_final.pth) resumes from its epoch
+    # an interrupted training: nnU-Net writes checkpoint_latest.pth after epoch 0 (save_every 1), whose
+    # SHA-256 is recorded; the run then dies. A changed latest checkpoint is refused before nnU-Net's
+    # torch.load sees it; the recorded one is resumed from epoch 1.
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupted(self, end=nnUNetTrainer.on_epoch_end):
+        end(self)
+        raise Interrupted
+
     fold1 = model_dir / "fold_1"
-    (fold1 / "checkpoint_final.pth").rename(fold1 / "checkpoint_latest.pth")
+    (fold1 / "checkpoint_final.pth").unlink()
+    with monkeypatch.context() as m:
+        m.setattr(nnUNetTrainer, "on_epoch_end", interrupted)
+        with pytest.raises(Interrupted):
+            nnunet.train_fold(1, "3d_fullres", epochs=2, iterations=1, val_iterations=1, device="cpu", save_every=1)
+    latest = fold1 / "checkpoint_latest.pth"
+    record = json.loads((fold1 / nnunet.CHECKPOINT_RECORD).read_text())
+    assert record["sha256"] == sha256_file(latest) and record["epoch"] == 0
+    good = latest.read_bytes()
+    latest.write_bytes(good + b"\0")
+    with pytest.raises(nnunet.NnunetError, match=r"fold_1/checkpoint_latest\.pth: refused .*differs .*delete"):
+        nnunet.train_fold(1, "3d_fullres", epochs=2, iterations=1, val_iterations=1, device="cpu")
+    latest.write_bytes(good)
     resumed = nnunet.train_fold(1, "3d_fullres", epochs=2, iterations=1, val_iterations=1, device="cpu")
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run"] == 1 and resumed["epochs"] == 2
-    assert (fold1 / "checkpoint_final.pth").is_file() and not (fold1 / "checkpoint_latest.pth").exists()
+    assert (fold1 / "checkpoint_final.pth").is_file() and not latest.exists()
+    assert not (fold1 / nnunet.CHECKPOINT_RECORD).exists()

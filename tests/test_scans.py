@@ -67,3 +67,16 @@ def test_no_cross_validation(table):
     assert set(cases["fold"]) == {sel.NO_FOLD}
     assert sel.segmentation_model_names(0) == ["final"]
     assert sel.segmenter_of(table.loc["c1__1"], cases, ["A"], 0) == "final"
+
+
+def test_nnunet_batches_are_modality_by_segmenter(table):
+    """One inference batch per (modality, fold model) and one per modality for the fold ensemble; every
+    scan in exactly one, retests with their case's out-of-fold model."""
+    cases = sel.segmentation_cases(table, ["A"], cv_folds=2, seed=1)
+    batches = sel.nnunet_batches(table, cases, ["A"], 2)
+    f1, f2, f5 = (f"fold{cases.loc[s, 'fold']}" for s in ("c1__1", "c2__1", "c5__MR"))
+    assert sorted(s for scans in batches.values() for s in scans) == sorted(table.index)
+    assert batches[("CT", sel.ENSEMBLE)] == ["c3", "c4"]  # no reference mask; external
+    assert "c1__2" in batches[("CT", f1)] and "c2__2" in batches[("CT", f2)]  # a case's retest: its fold
+    assert batches[("MR", f5)] == ["c5__MR"] and batches[("all", f5)] == ["c5__PET"]
+    assert set(batches) == {("CT", sel.ENSEMBLE), ("CT", f1), ("CT", f2), ("MR", f5), ("all", f5)}

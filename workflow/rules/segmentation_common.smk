@@ -68,9 +68,38 @@ def nnunet_cases(wildcards):
     return {s: {"case_id": r["case_id"], "fold": int(r["fold"])} for s, r in cases.iterrows()}
 
 
-def nnunet_cards(wildcards):
-    """The fold cards whose checkpoints segment a scan: its out-of-fold model, or every fold (ensemble)."""
+def nnunet_batch_of(wildcards):
+    """The nnU-Net inference batch of a scan: {modality, batch} (batch: its out-of-fold model foldN, or ensemble)."""
     row = scan_row(wildcards)
     fold = scans.segmenter_of(row, segmentation_cases(), config["cohorts"]["train"], SEG_FOLDS)
-    folds = segmentation_model_names() if fold == "final" else [fold]
-    return [R(Results.SEGMENTER_CARD, modality=scans.scan_modality(row), fold=f) for f in folds]
+    return {"modality": scans.scan_modality(row), "batch": scans.ENSEMBLE if fold == scans.FINAL else fold}
+
+
+def nnunet_cards(wildcards):
+    """The fold cards of a batch ({modality}, {batch}) or of a scan's batch: one fold, or every fold (ensemble)."""
+    b = nnunet_batch_of(wildcards) if "scan" in wildcards.keys() else {"modality": wildcards.modality,
+                                                                       "batch": wildcards.batch}
+    folds = segmentation_model_names() if b["batch"] == scans.ENSEMBLE else [b["batch"]]
+    return [R(Results.SEGMENTER_CARD, modality=b["modality"], fold=f) for f in folds]
+
+
+@functools.lru_cache(maxsize=4)
+def _nnunet_batches(path, mtime):
+    return scans.nnunet_batches(scans_table(), segmentation_cases(), config["cohorts"]["train"], SEG_FOLDS)
+
+
+def nnunet_batch_scans(wildcards):
+    """The scan ids of one nnU-Net inference batch ({modality}, {batch}), sorted (acceflow.study.scans)."""
+    path = checkpoints.ingest.get().output.scans
+    return _nnunet_batches(path, os.path.getmtime(path)).get((wildcards.modality, wildcards.batch), [])
+
+
+def nnunet_batch_settings(wildcards):
+    """Per scan of a batch: its files and mask settings, and the model its quality row names."""
+    cards = nnunet_cards(wildcards)
+    model = cards[0] if wildcards.batch != scans.ENSEMBLE else os.path.join(
+        os.path.dirname(os.path.dirname(cards[0])), scans.ENSEMBLE, "model_card.json")
+    table = scans_table()
+    return [{"scan_id": s, "image": R(Results.PREPROCESSED_IMAGE, scan=s), "original": table.loc[s, "image"],
+             "reference": table.loc[s, "mask"] or None, "mask": mask_settings(SimpleNamespace(scan=s)),
+             "model": model} for s in nnunet_batch_scans(wildcards)]

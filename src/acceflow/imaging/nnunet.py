@@ -26,7 +26,9 @@ checkpoint once, checks its SHA-256 against the one our own training job recorde
 (:func:`acceflow.runtime.read_verified`), writes the verified bytes into a private temporary model
 folder and lets nnU-Net load only that copy, so a file swapped after the check is never loaded.
 Resuming an interrupted training (:func:`train_fold`) loads nnU-Net's ``checkpoint_latest.pth``
-written by the interrupted job itself in the same results folder; nothing else is loaded unverified.
+only after its SHA-256 matched the one recorded when nnU-Net wrote it (:data:`CHECKPOINT_RECORD`),
+likewise from a private copy of the verified bytes; nothing is loaded unverified. Inference loads
+the network once per batch of scans (:func:`load_predictor`, :func:`segment_scans`).
 
 Arrays are ``(z, y, x)`` (SimpleITK order). Masks are binary: the ROI label becomes nnU-Net label 1.
 """
@@ -47,7 +49,8 @@ import SimpleITK as sitk
 from acceflow.runtime import read_verified, sha256_file
 
 __all__ = ["NnunetError", "DATASET_ID", "DATASET_NAME", "CONFIGURATIONS", "require_nnunet", "set_environment",
-           "write_raw_dataset", "plan_and_preprocess", "train_fold", "predict", "model_folder", "case_table"]
+           "write_raw_dataset", "plan_and_preprocess", "train_fold", "load_predictor", "predict_file", "predict",
+           "segment_scans", "model_folder", "case_table", "CHECKPOINT_RECORD"]
 
 #: nnU-Net dataset id and name (one dataset per modality, each under its own nnU-Net folders).
 DATASET_ID = 900
@@ -232,48 +235,112 @@ def model_folder(trainer: str, configuration: str, plans: str = "nnUNetPlans") -
     return Path(os.environ["nnUNet_results"]) / DATASET_NAME / f"{trainer}__{plans}__{configuration}"
 
 
+#: Written by :func:`train_fold` beside nnU-Net's ``checkpoint_latest.pth`` each time nnU-Net saves
+#: it: ``{"file": "checkpoint_latest.pth", "sha256": ..., "epoch": ...}``; checked before a resume loads it.
+CHECKPOINT_RECORD = "checkpoint_latest.sha256.json"
+
+
+def _record_latest(path: Path, epoch: int) -> None:
+    from acceflow.runtime import atomic_write_bytes
+
+    record = {"file": path.name, "sha256": sha256_file(path), "epoch": int(epoch)}
+    atomic_write_bytes(json.dumps(record, indent=2).encode(), path.with_name(CHECKPOINT_RECORD))
+
+
+def _verified_latest(path: Path, fold: int) -> bytes:
+    """The bytes of an interrupted training's ``checkpoint_latest.pth`` after its SHA-256 matched the
+    one :func:`train_fold` recorded when nnU-Net wrote it; :class:`NnunetError` naming the file and the fix."""
+    from acceflow.runtime import sha256_bytes
+
+    fix = (f"delete {path} (and {path.with_name(CHECKPOINT_RECORD).name} beside it) to retrain fold {fold} "
+           f"from its first epoch")
+    try:
+        record = json.loads(path.with_name(CHECKPOINT_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        record = {}
+    data = path.read_bytes()
+    digest = sha256_bytes(data)
+    if record.get("file") != path.name or not record.get("sha256"):
+        raise NnunetError(f"{path}: refused to resume from it: no SHA-256 was recorded when nnU-Net wrote it "
+                          f"({path.with_name(CHECKPOINT_RECORD).name} missing or unreadable; nnU-Net loads "
+                          f"checkpoints with an unpickler that can run code): {fix}")
+    if digest != record["sha256"]:
+        raise NnunetError(f"{path}: refused to resume from it: SHA-256 {digest} differs from {record['sha256']} "
+                          f"recorded when nnU-Net wrote it (epoch {record.get('epoch')}); the checkpoint was changed "
+                          f"after the interrupted training: {fix}")
+    return data
+
+
 def train_fold(fold: int, configuration: str, trainer: str = "nnUNetTrainer", epochs: int | None = None,
                iterations: int | None = None, val_iterations: int | None = None, device: str = "auto",
-               augmentation_workers: int = 0) -> dict:
+               augmentation_workers: int = 0, save_every: int | None = None) -> dict:
     """Train one fold with nnU-Net's trainer; resume from its checkpoint when a run was interrupted.
 
     The trainer class is found by nnU-Net by name (``nnunetv2.training.nnUNetTrainer`` and the
     folders of ``nnUNet_extTrainer``). ``epochs``, ``iterations`` (per epoch) and ``val_iterations``
     replace the trainer's ``num_epochs`` / ``num_iterations_per_epoch`` /
     ``num_val_iterations_per_epoch`` before training (None keeps nnU-Net's: 1000 x 250, 50): a short
-    run with nnU-Net's own trainer class, which the predictor then rebuilds by name. A
-    ``checkpoint_latest.pth`` without ``checkpoint_final.pth`` in the fold's folder (an interrupted
-    run) is continued (nnU-Net's ``--c``). nnU-Net's own validation export is not run; the rules
-    segment every validation case out-of-fold instead.
+    run with nnU-Net's own trainer class, which the predictor then rebuilds by name. ``save_every``
+    replaces how often (epochs) nnU-Net writes ``checkpoint_latest.pth`` (None keeps its 50).
+    nnU-Net's own validation export is not run; the rules segment every validation case out-of-fold
+    instead.
+
+    Resuming: each time nnU-Net writes ``checkpoint_latest.pth``, its SHA-256 is recorded beside it
+    (:data:`CHECKPOINT_RECORD`). A ``checkpoint_latest.pth`` without ``checkpoint_final.pth`` in the
+    fold's folder (an interrupted run) is continued (nnU-Net's ``--c``) only after its bytes match
+    that record; nnU-Net then loads the verified bytes from a private copy (its ``torch.load`` uses
+    ``weights_only=False``). nnU-Net deletes the latest checkpoint when training ends, and so the record.
 
     Returns
     -------
     dict
         checkpoint path and SHA-256, epochs and iterations run, wall time, iterations/s, the
         trainer's final EMA pseudo-Dice, whether it resumed, device.
+
+    Raises
+    ------
+    NnunetError
+        A ``checkpoint_latest.pth`` to resume from whose SHA-256 was not recorded or differs from the
+        record (the message names the file and the fix: delete it to retrain the fold).
     """
     require_nnunet()
     import torch
-    from nnunetv2.run.run_training import get_trainer_from_args, maybe_load_checkpoint
+    from nnunetv2.run.run_training import get_trainer_from_args
 
     os.environ["nnUNet_n_proc_DA"] = str(max(0, int(augmentation_workers)))
     dev = torch.device("cuda" if (device == "auto" and torch.cuda.is_available()) else
                        ("cpu" if device == "auto" else device))
     out = model_folder(trainer, configuration) / f"fold_{int(fold)}"
-    resume = (out / "checkpoint_latest.pth").is_file() and not (out / "checkpoint_final.pth").is_file()
+    latest = out / "checkpoint_latest.pth"
+    resume = latest.is_file() and not (out / "checkpoint_final.pth").is_file()
+    verified = _verified_latest(latest, int(fold)) if resume else None
     nn_trainer = get_trainer_from_args(str(DATASET_ID), configuration, int(fold), trainer, "nnUNetPlans",
                                        resume, device=dev)
     for attr, value in (("num_epochs", epochs), ("num_iterations_per_epoch", iterations),
-                        ("num_val_iterations_per_epoch", val_iterations)):
+                        ("num_val_iterations_per_epoch", val_iterations), ("save_every", save_every)):
         if value:
             setattr(nn_trainer, attr, int(value))
-    maybe_load_checkpoint(nn_trainer, resume, False, None)
+    save = nn_trainer.save_checkpoint
+
+    def save_and_record(filename):  # nnU-Net's own save, then the SHA-256 of what it wrote
+        save(filename)
+        if Path(filename).name == latest.name and Path(filename).is_file():
+            _record_latest(Path(filename), nn_trainer.current_epoch)
+
+    nn_trainer.save_checkpoint = save_and_record
+    if verified is not None:
+        with tempfile.TemporaryDirectory(prefix="acceflow_nnunet_") as tmp:
+            copy = Path(tmp) / latest.name
+            copy.write_bytes(verified)
+            nn_trainer.load_checkpoint(str(copy))
     start_epoch = int(nn_trainer.current_epoch)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     nn_trainer.run_training()
     wall = time.perf_counter() - t0
+    if not latest.exists():
+        (out / CHECKPOINT_RECORD).unlink(missing_ok=True)
     checkpoint = out / "checkpoint_final.pth"
     done = int(nn_trainer.num_epochs) - start_epoch
     ema = list(nn_trainer.logger.get_value("ema_fg_dice", step=None) or [None])
@@ -287,26 +354,30 @@ def train_fold(fold: int, configuration: str, trainer: str = "nnUNetTrainer", ep
             "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(dev) / 2**20, 1) if dev.type == "cuda" else None}
 
 
-def predict(image: sitk.Image, model_dir: str | os.PathLike, checkpoints: dict, device: str = "auto",
-            mirroring: bool = True, tile_step_size: float = 0.5) -> sitk.Image:
-    """Segment one image with nnU-Net's predictor: one fold, or the ensemble of several.
+def load_predictor(model_dir: str | os.PathLike, checkpoints: dict, device: str = "auto", mirroring: bool = True,
+                   tile_step_size: float = 0.5):
+    """nnU-Net's ``nnUNetPredictor`` with one fold or an ensemble of folds, each checkpoint verified first.
+
+    Every checkpoint is read once and its SHA-256 checked against ``checkpoints`` before its bytes
+    are written into a private temporary model folder, from which nnU-Net loads the weights (its
+    ``torch.load(weights_only=False)`` never sees the file the check did not read; module docstring).
+    The predictor holds the weights in memory, so one call serves a whole batch of scans.
 
     Parameters
     ----------
-    image : SimpleITK.Image
-        The scan on the pipeline's preprocessed grid (nnU-Net resamples to its plan internally).
     model_dir : path
         :func:`model_folder` (holds ``plans.json``, ``dataset.json``, ``fold_N/``).
     checkpoints : dict
-        fold (int) -> SHA-256 recorded by the training job; each checkpoint is verified before
-        nnU-Net loads it (module docstring).
+        fold (int) -> SHA-256 of its ``checkpoint_final.pth`` recorded by the training job (its card).
+    device : ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:N``
     mirroring : bool
         nnU-Net's mirroring test-time augmentation.
+    tile_step_size : float
+        Sliding-window step as a fraction of the patch size (nnU-Net's default 0.5).
 
     Returns
     -------
-    SimpleITK.Image
-        UInt8 mask (1 = ROI) on ``image``'s grid.
+    nnunetv2.inference.predict_from_raw_data.nnUNetPredictor
 
     Raises
     ------
@@ -315,7 +386,6 @@ def predict(image: sitk.Image, model_dir: str | os.PathLike, checkpoints: dict, 
     """
     require_nnunet()
     import torch
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     model_dir = Path(model_dir)
@@ -333,9 +403,152 @@ def predict(image: sitk.Image, model_dir: str | os.PathLike, checkpoints: dict, 
         predictor = nnUNetPredictor(tile_step_size=tile_step_size, use_gaussian=True, use_mirroring=mirroring,
                                     perform_everything_on_device=dev.type == "cuda", device=dev, allow_tqdm=False)
         predictor.initialize_from_trained_model_folder(str(tmp), use_folds=tuple(int(f) for f in checkpoints))
-        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(tmp / "image_0000.nii.gz"))
-        array, props = SimpleITKIO().read_images([str(tmp / "image_0000.nii.gz")])
-        seg = predictor.predict_single_npy_array(array, props)
-    mask = sitk.GetImageFromArray(np.asarray(seg).astype(np.uint8))
+    return predictor
+
+
+def predict_file(predictor, image_path: str | os.PathLike, workdir: str | os.PathLike) -> sitk.Image:
+    """One scan segmented by a :func:`load_predictor` predictor, through nnU-Net's file API.
+
+    nnU-Net reads ``image_path`` with its plans' reader (``SimpleITKIO``), preprocesses, predicts
+    with the sliding window (the mean softmax of its folds) and writes the segmentation with its
+    writer (``predict_from_files_sequential``: no worker processes); the result is read back.
+
+    Parameters
+    ----------
+    predictor : nnUNetPredictor from :func:`load_predictor`
+    image_path : path of the scan on the pipeline's preprocessed grid (NIfTI)
+    workdir : an existing folder for nnU-Net's output (the segmentation is written there)
+
+    Returns
+    -------
+    SimpleITK.Image
+        UInt8 mask (1 = ROI) on the image's grid (its size, spacing in mm, origin, direction).
+    """
+    image = sitk.ReadImage(str(image_path))
+    out = Path(workdir) / "prediction"
+    ending = predictor.dataset_json["file_ending"]
+    Path(str(out) + ending).unlink(missing_ok=True)
+    predictor.predict_from_files_sequential([[str(image_path)]], [str(out)], save_probabilities=False,
+                                            overwrite=True)
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(out) + ending))
+    mask = sitk.GetImageFromArray((seg > 0).astype(np.uint8))
     mask.CopyInformation(image)
     return mask
+
+
+def predict(image: sitk.Image, model_dir: str | os.PathLike, checkpoints: dict, device: str = "auto",
+            mirroring: bool = True, tile_step_size: float = 0.5) -> sitk.Image:
+    """Segment one image with nnU-Net's predictor: one fold, or the ensemble of several.
+
+    :func:`load_predictor` then :func:`predict_file` on ``image`` (for a batch of scans, load the
+    predictor once: :func:`segment_scans`).
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        The scan on the pipeline's preprocessed grid (nnU-Net resamples to its plan internally).
+    model_dir, checkpoints, device, mirroring, tile_step_size
+        As :func:`load_predictor`.
+
+    Returns
+    -------
+    SimpleITK.Image
+        UInt8 mask (1 = ROI) on ``image``'s grid.
+
+    Raises
+    ------
+    NnunetError
+        A checkpoint missing or changed since training (re-run the training rule).
+    """
+    predictor = load_predictor(model_dir, checkpoints, device, mirroring, tile_step_size)
+    with tempfile.TemporaryDirectory(prefix="acceflow_nnunet_") as tmp:
+        path = Path(tmp) / "image_0000.nii.gz"
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32), str(path))
+        return predict_file(predictor, path, tmp)
+
+
+#: Columns of :func:`segment_scans`' batch table (``batch.tsv`` beside the scans' folders).
+BATCH_COLUMNS = ("scan_id", "status", "error", "seconds")
+
+
+def segment_scans(scans, model_dir: str | os.PathLike, checkpoints: dict, out_dir: str | os.PathLike, *,
+                  device: str = "auto", mirroring: bool = True, tolerance_mm: float = 1.0,
+                  on_error: str = "exclude") -> pd.DataFrame:
+    """Segment a batch of scans with one nnU-Net predictor (the network loaded once).
+
+    For each scan: nnU-Net's mask on the preprocessed grid (:func:`predict_file`), or the shared
+    fallback when its prediction fails (:func:`acceflow.imaging.segment_model.segment_or_empty`: an
+    empty mask, ``error`` "segmentation failed: ..." in its quality row, the reason logged); the mask
+    on the original grid and its quality against the reference mask
+    (:func:`acceflow.imaging.segment_model.mask_on_original`).
+
+    Parameters
+    ----------
+    scans : sequence of mappings
+        One per scan: ``scan_id``; ``image`` (the preprocessed image, NIfTI); ``original`` (the
+        original image); ``reference`` (its reference mask, or None); ``mask`` (``series_uid``,
+        ``roi``, ``label``, ``tolerance`` of the scan's original mask, as :func:`mask_on_original`);
+        ``model`` (the model named in the quality row: a fold card, or ``.../ensemble/model_card.json``).
+    model_dir, checkpoints, device, mirroring
+        As :func:`load_predictor`; a checkpoint that fails its SHA-256 check fails the whole batch
+        (:class:`NnunetError`): a changed model is no case's problem.
+    out_dir : path
+        Receives ``{scan_id}/preprocessed_mask.nii.gz``, ``{scan_id}/mask.nii.gz`` (original grid),
+        ``{scan_id}/quality.tsv`` (:func:`write_quality_row`), and ``batch.tsv``.
+    tolerance_mm : float
+        Surface Dice tolerance in mm.
+    on_error : {"exclude", "stop"}
+        ``stop`` re-raises the first failure. ``exclude``: a failed prediction is the fallback above;
+        a scan whose files cannot be written at all (e.g. its original image unreadable) gets no
+        folder and status ``failed``, and the batch goes on.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BATCH_COLUMNS`: ``status`` ``ok`` / ``fallback`` / ``failed``, ``error``, ``seconds``
+        (wall time of the scan); also written to ``out_dir/batch.tsv``.
+    """
+    import logging
+
+    from acceflow.imaging.segment_model import mask_on_original, segment_or_empty, write_quality_row
+    from acceflow.io.images import read_image, write_image
+
+    log = logging.getLogger(__name__)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    predictor = load_predictor(model_dir, checkpoints, device, mirroring)
+    log.info("nnU-Net folds %s loaded (verified) in %.1f s; %d scans to segment", sorted(checkpoints),
+             time.perf_counter() - start, len(scans))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="acceflow_nnunet_") as tmp:
+        for s in scans:
+            t0 = time.perf_counter()
+            scan = s["scan_id"]
+            row = {"scan_id": scan, "model": s["model"], "error": ""}
+            try:
+                image = read_image(s["image"])
+                mask = segment_or_empty(lambda path=s["image"]: predict_file(predictor, path, tmp), image, row, on_error)
+                failed = bool(row["error"])
+                on_original = mask_on_original(mask, row, s["original"], s["reference"], s["mask"], tolerance_mm,
+                                               on_error)
+                folder = out_dir / scan
+                folder.mkdir(exist_ok=True)
+                write_image(mask, folder / "preprocessed_mask.nii.gz")
+                write_image(on_original, folder / "mask.nii.gz")
+                write_quality_row(row, folder / "quality.tsv")
+                status, error = ("fallback" if failed else "ok"), row["error"]
+            except Exception as exc:  # noqa: BLE001 - this scan's files are missing; the batch goes on
+                if on_error == "stop":
+                    raise
+                log.exception("scan %s: no mask written: %s: %s", scan, type(exc).__name__, exc)
+                shutil.rmtree(out_dir / scan, ignore_errors=True)
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            seconds = round(time.perf_counter() - t0, 2)
+            log.info("scan %s: %s in %.1f s %s", scan, status, seconds, row)
+            rows.append({"scan_id": scan, "status": status, "error": error, "seconds": seconds})
+    table = pd.DataFrame(rows, columns=list(BATCH_COLUMNS))
+    table.to_csv(out_dir / "batch.tsv", sep="\t", index=False)
+    log.info("batch of %d scans: %s; %.1f s in all", len(table), table["status"].value_counts().to_dict(),
+             time.perf_counter() - start)
+    return table

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import pickle
 import time
 from dataclasses import dataclass
@@ -41,7 +42,9 @@ from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sh
 __all__ = ["SETTINGS_KEYS", "INFERENCE_KEYS", "SegmentationCase", "build_network", "plan_segmentation",
            "planned_settings", "train_segmenter", "infer_mask",
            "sample_masks", "to_original_grid", "assign_folds", "save_model", "load_model", "load_model_with_card",
-           "SegmentationError"]
+           "SegmentationError", "empty_mask", "segment_or_empty", "mask_on_original", "write_quality_row"]
+
+_log = logging.getLogger(__name__)
 
 #: The keys of the ``segmentation`` config section this module reads (and records in the model card,
 #: in this order). Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
@@ -598,6 +601,47 @@ def sample_masks(model, image: sitk.Image, settings: dict | None = None, seed: i
     if s["largest_component"]:
         outs = [_largest_component(o) for o in outs]
     return [_mask_image(np.asarray(o[0]), image, label) for o in outs]
+
+
+def empty_mask(image: sitk.Image) -> sitk.Image:
+    """An all-zero ``UInt8`` mask on ``image``'s grid (size, spacing in mm, origin, direction)."""
+    mask = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    mask.CopyInformation(image)
+    return mask
+
+
+def segment_or_empty(segment, image: sitk.Image, row: dict, on_error: str = "exclude") -> sitk.Image:
+    """One scan's mask from ``segment()``, or the fallback when segmentation fails (both backends).
+
+    Parameters
+    ----------
+    segment : callable
+        No arguments; returns the scan's mask on ``image``'s grid (e.g. a closure over
+        :func:`infer_mask` or an nnU-Net predictor).
+    image : SimpleITK.Image
+        The scan on the preprocessed grid (the fallback mask takes its grid).
+    row : dict
+        The scan's quality row (``scan_id``, ``model``, ``error``); on failure ``row["error"]`` becomes
+        ``"segmentation failed: <reason>"``, which :func:`mask_on_original` leaves unscored and the
+        quality table shows.
+    on_error : {"exclude", "stop"}
+        ``stop`` re-raises the failure (the job fails); ``exclude`` logs the reason and traceback
+        (logger ``acceflow.imaging.segment_model``) and returns :func:`empty_mask`, so the scan's
+        extraction then fails and is listed while the other scans go on.
+
+    Returns
+    -------
+    SimpleITK.Image (UInt8) on ``image``'s grid.
+    """
+    try:
+        return segment()
+    except Exception as exc:  # noqa: BLE001 - the scan's extraction then fails and is listed, others go on
+        if on_error == "stop":
+            raise
+        _log.exception("scan %s: segmentation failed, empty mask written (on_case_error: exclude): %s: %s",
+                       row.get("scan_id"), type(exc).__name__, exc)
+        row["error"] = f"segmentation failed: {exc}"
+        return empty_mask(image)
 
 
 def to_original_grid(mask: sitk.Image, original: sitk.Image) -> sitk.Image:

@@ -7,7 +7,7 @@ edit here and cannot make a dossier section vanish silently.
 Paths are templates relative to the results folder, with the wildcards Snakemake uses:
 ``{cohort}`` (``train`` or an external cohort), ``{model}`` (a comparator model), ``{scan}``, ``{case}``,
 ``{modality}``, ``{fold}``, ``{i}`` (a segmentation sample), ``{site}`` (a held-out site of the
-internal-external cross-validation). The primary model writes the paths
+internal-external cross-validation), ``{batch}`` (an nnU-Net inference batch). The primary model writes the paths
 as named; each comparator writes the same files under ``comparators/{model}/`` inside the same
 folder (:func:`comparator`)::
 
@@ -57,6 +57,9 @@ class Results:
     NNUNET_PREPROCESSED = "segmentation/nnunet/{modality}/nnUNet_preprocessed"
     NNUNET_CASES = "segmentation/nnunet/{modality}/cases.tsv"
     NNUNET_PLANS = "segmentation/nnunet/{modality}/plans_summary.json"
+    # one inference batch (rule nnunet_segment; {batch}: foldN or ensemble): per scan {scan}/mask.nii.gz,
+    # preprocessed_mask.nii.gz, quality.tsv (copied to the MODEL_MASK* paths), and batch.tsv
+    NNUNET_PREDICTIONS = "segmentation/nnunet/{modality}/predictions/{batch}"
     # features
     FEATURES = "features/features.tsv"
     COHORTS = "features/cohorts.tsv"

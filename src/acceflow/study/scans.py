@@ -175,3 +175,35 @@ def segmenter_of(row, cases: pd.DataFrame, train_cohorts: Iterable[str], cv_fold
 def segmentation_modalities(cases: pd.DataFrame) -> list[str]:
     """The modalities a segmenter is trained for (sorted)."""
     return sorted(set(cases["seg_modality"]))
+
+
+#: The nnU-Net inference batch of the scans segmented by the ensemble of the fold models.
+ENSEMBLE = "ensemble"
+
+
+def nnunet_batches(scans: pd.DataFrame, cases: pd.DataFrame, train_cohorts: Iterable[str],
+                   cv_folds: int) -> dict[tuple[str, str], list[str]]:
+    """The nnU-Net inference batches: one per modality and fold model, one per modality for the ensemble.
+
+    Each batch is one job that loads its network once (rule ``nnunet_segment``). A scan's batch is its
+    modality (:func:`scan_modality`) and its segmenter (:func:`segmenter_of`): ``foldN`` for a
+    training case in the folds (its out-of-fold model; every scan of the case, retests included),
+    :data:`ENSEMBLE` for every other scan (external cohorts, training scans without a reference mask).
+
+    Parameters
+    ----------
+    scans : pandas.DataFrame
+        The scans table, index ``scan_id``.
+    cases, train_cohorts, cv_folds
+        As :func:`segmenter_of` (``segmentation.nnunet.folds``).
+
+    Returns
+    -------
+    dict
+        ``(modality, batch)`` -> the batch's scan ids, sorted; batches without a scan are absent.
+    """
+    batches: dict[tuple[str, str], list[str]] = {}
+    for scan_id, row in scans.sort_index().iterrows():
+        model = segmenter_of(row, cases, train_cohorts, cv_folds)
+        batches.setdefault((scan_modality(row), ENSEMBLE if model == FINAL else model), []).append(scan_id)
+    return batches
