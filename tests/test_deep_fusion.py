@@ -202,3 +202,17 @@ def test_config_tells_the_old_late_spelling_and_covariate_errors():
     cov["deep"]["clinical_covariates"] = ["bmi"]
     with pytest.raises(ConfigError, match=r"\['bmi'\].*list them there too"):
         check_config(cov)
+
+
+def test_clinical_covariates_bad_input_names_the_case_and_the_fix():
+    from acceflow.study.deep import clinical_matrix
+
+    rows = pd.DataFrame({"case_id": ["a", "b", "c"], "age": [61, None, 70], "sex": ["M", "F", "M"]})
+    logged = []
+    C = clinical_matrix(rows, ["age"], log=logged.append)
+    assert np.isnan(C[1, 0]) and C[2, 0] == 70 and "['b']: imputed by the training median" in logged[0]
+    with pytest.raises(ValueError, match=r"'sex' has the non-numeric value 'M' for case a .*encode the column"):
+        clinical_matrix(rows, ["sex"])
+    with pytest.raises(ValueError, match=r"\['bmi'\].*list them under `clinical` too"):
+        clinical_matrix(rows, ["bmi"])
+    assert clinical_matrix(rows, []) is None
