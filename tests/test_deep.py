@@ -91,7 +91,7 @@ def test_crop_errors_name_the_case_and_file(tmp_path):
 def test_fusion_output_and_embedding_shapes(network, size, dim):
     x = torch.randn(3, 2, size, size, size)
     early = build_network(network, 2, "early").eval()
-    late = build_network(network, 2, "late").eval()
+    late = build_network(network, 2, "intermediate").eval()  # one encoder per modality
     assert len(early.branches) == 1 and len(late.branches) == 2
     assert early.branches[0](x).shape == (3, dim)
     with torch.no_grad():
@@ -151,10 +151,10 @@ def test_tiny_training_inference_is_deterministic_and_survives_save_load(tmp_pat
         load_model(tmp_path / "model.pt", "0" * 64)
 
 
-def test_late_fusion_sampler_and_early_stopping():
+def test_intermediate_fusion_sampler_and_early_stopping():
     X, y = _toy(n=12)
     y = np.array([1, 0, 0, 0] * 3)
-    f = fit(X, y, {**TINY, "fusion": "late", "balance": "sampler", "patience": 1, "epochs": 6,
+    f = fit(X, y, {**TINY, "fusion": "intermediate", "balance": "sampler", "patience": 1, "epochs": 6,
                    "augmentation": False}, seed=1, log=lambda s: None)
     assert f["stopped_epoch"] <= 6 and f["best_epoch"] == f["stopped_epoch"] - 1 or f["stopped_epoch"] == 6
     assert predict(f, X, embed=True)[1].shape == (12, 1024)
@@ -206,7 +206,7 @@ def test_gradcam_map_shape_and_overlay(tmp_path):
     assert (tmp_path / "cam.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
+def test_config_allows_deep_as_primary_or_comparator_of_image_studies_only():
     import copy
 
     import yaml
@@ -225,17 +225,20 @@ def test_config_allows_deep_as_comparator_of_binary_image_studies_only():
     assert "deep" not in model_names(auto)[1]  # never added by auto
     primary = copy.deepcopy(config)
     primary["model"]["primary"] = "deep"
-    with pytest.raises(ConfigError, match="comparator only"):
-        check_config(primary)
+    check_config(primary)
+    assert model_names(primary) == ("deep", ["clinical", "combined_early"])  # radiomics only when listed
     table = copy.deepcopy(config)
     table["demo"]["enabled"] = False
     table["input"].update(images=None, features="features.tsv")
     with pytest.raises(ConfigError, match="needs images"):
         check_config(table)
     survival = copy.deepcopy(config)
-    survival["outcome"].update(type="survival", time="time", event="event")
-    with pytest.raises(ConfigError, match="binary outcomes only"):
-        check_config(survival)
+    survival["outcome"] = {"type": "survival", "time": "time", "event": "event"}
+    with pytest.raises(ConfigError, match=r"survival outcomes build .* name \['clinical', 'combined_early'\]"):
+        check_config(survival)  # refused by name, not skipped silently
+    survival["model"]["comparators"] = ["deep"]
+    check_config(survival)
+    assert model_names(survival) == ("imaging", ["deep"])
 
 
 def test_training_logs_its_progress_per_epoch():

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import check_contract, demo_config, run_snakemake, write_config
+from conftest import check_contract, demo_config, run_snakemake, small_statistics, write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,3 +85,42 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
     for anchor in ("deep-model", "model-comparison-side-by-side", "deep-features", "gradcam", "integrated-gradients"):
         assert f'id="{anchor}"' in html, anchor
     assert "p (paired DeLong)" in html and "NB 0.2" in html and "layer1" in html
+
+
+def test_deep_survival_model_as_primary_runs_through_to_the_dossier(tmp_path):
+    """Issue 19 parts 1-2 through the DAG: the Cox-loss network is the primary model of a survival
+    study (no radiomics model trained), out of fold on the training cohort and frozen on site_B, and
+    the existing survival rules give it Harrell's / Uno's C, time-dependent AUC, calibration and net
+    benefit at the horizon and Kaplan-Meier risk groups. Smallest cohort: 24 training, 14 external
+    cases, one epoch, 16-voxel crops."""
+    results = tmp_path / "results"
+    config = small_statistics(demo_config(results, "config/studies/demo_deep_survival.yaml", n_train=24,
+                                          n_external=(14, 5)))
+    config["cohorts"]["external"] = ["site_B"]
+    config["model"].update(primary="deep", comparators=[])
+    config["validation"].update(cv_folds=3, cv_repeats=1)
+    config["ibsi"] = {"enabled": False}
+    config["outcome"]["horizons"] = [180, 300]  # inside the 14-case cohort's follow-up
+    config["utility"]["horizon"] = 300
+    config["deep"].update(crop_size=16, crop_spacing=3.0, epochs=1, patience=1, batch_size=8, cv_folds=2, threads=1,
+                          device="cpu", embedding={"enabled": False})
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "deep_survival.yaml", config))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    card = json.loads((results / "clinical/model/model_card.json").read_text())
+    assert card["model"] == "deep" and card["role"] == "primary" and "Breslow" in card["loss"]
+    assert card["horizon_days"] == 300 and len(card["risk_train"]) == 24 and card["threshold"] is None
+    assert (results / "clinical/model" / card["model_file"]).is_file()
+    assert not (results / "clinical/model/model.skops").exists()  # the radiomics model is not trained
+    for cohort, n in (("train", 24), ("site_B", 14)):
+        preds = pd.read_csv(results / f"clinical/{cohort}/predictions.tsv", sep="\t")
+        assert list(preds.columns) == ["case_id", "time", "event", "risk", "risk_at_horizon"] and len(preds) == n
+        assert preds["risk_at_horizon"].between(0, 1).all()
+        metrics = json.loads((results / f"clinical/{cohort}/metrics.json").read_text())
+        assert metrics["model"] == "deep" and 0 <= metrics["c_index"] <= 1 and "uno_c" in metrics
+        assert metrics["validation"].startswith("internal" if cohort == "train" else "external")
+        calibration = json.loads((results / f"utility/{cohort}/calibration.json").read_text())
+        assert calibration["horizon_days"] == 300
+        km = pd.read_csv(results / f"clinical/{cohort}/discrimination_curve.tsv", sep="\t")
+        assert set(km["group"]) <= {0, 1} and len(km)
+        assert (results / f"utility/{cohort}/decision_curve.tsv").is_file()
+    assert 'id="deep-model"' in (results / "report/dossier.html").read_text()

@@ -158,7 +158,7 @@ def comparator_outputs():
             files += [R(Results.METRICS, model=m, cohort=c),
                       R(Results.CALIBRATION, model=m, cohort=c),
                       R(Results.DECISION_CURVE, model=m, cohort=c)]
-    if COMPARATORS:
+    if COMPARATORS and not TASK.time_to_event:  # the paired DeLong comparison is of AUCs (binary outcomes)
         files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
     return files
 
@@ -183,7 +183,7 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if not TASK.explanations:
+    if not TASK.explanations or PRIMARY == DEEP_KIND:  # they explain the radiomics primary model
         return []
     files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:

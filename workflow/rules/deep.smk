@@ -1,11 +1,17 @@
-# Deep-learning biomarker (model.comparators lists `deep`): lesion-centred crops per scan, a MONAI
-# network trained on the training cohorts (out-of-fold internal validation), frozen and applied
-# to each external cohort. It writes the comparator contract paths, so discrimination,
+# Deep-learning biomarker (model.primary is `deep`, or model.comparators lists it): lesion-centred
+# crops per scan, a MONAI network (binary: cross-entropy; survival: Cox partial likelihood) or a
+# late-fusion stack, trained on the training cohorts (out-of-fold internal validation), frozen and
+# applied to each external cohort. It writes the primary or the comparator contract paths (the
+# same prediction files as the radiomics model of the outcome type), so discrimination,
 # calibration, decision curves, compare_models and the dossier take it like any other model.
 # Deep features (penultimate-layer embeddings) with their ICC, and Grad-CAM maps.
 # GPU rules declare resources gpu (sbatch --gpus on SLURM); on CPU the same rules run.
 
 include: "deep_common.smk"
+
+# model.primary: deep: the deep rules write the primary paths that rules train / predict also name
+ruleorder: deep_train > train
+ruleorder: deep_predict > predict
 
 
 rule deep_crop:
@@ -33,11 +39,11 @@ rule deep_train:
         scans=R(Results.SCANS),
         crops=deep_crops,
     output:
-        model=R(Results.NETWORK, model=DEEP_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_KIND),
-        history=R(Results.TRAINING_HISTORY, model=DEEP_KIND),
-        predictions=R(Results.PREDICTIONS, model=DEEP_KIND, cohort="train"),
-        folds=R(Results.CV_FOLDS, model=DEEP_KIND, cohort="train"),
+        model=R(Results.NETWORK, model=DEEP_AS),
+        card=R(Results.MODEL_CARD, model=DEEP_AS),
+        history=R(Results.TRAINING_HISTORY, model=DEEP_AS),
+        predictions=R(Results.PREDICTIONS, model=DEEP_AS, cohort="train"),
+        folds=R(Results.CV_FOLDS, model=DEEP_AS, cohort="train"),
     params:
         config=DEEP_TRAIN_CONFIG,
     threads: DEEP_CFG["threads"]
@@ -58,10 +64,10 @@ rule deep_predict:
         features=R(Results.FEATURES),
         scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(Results.NETWORK, model=DEEP_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_KIND),
+        model=R(Results.NETWORK, model=DEEP_AS),
+        card=R(Results.MODEL_CARD, model=DEEP_AS),
     output:
-        predictions=R(Results.PREDICTIONS, model=DEEP_KIND),
+        predictions=R(Results.PREDICTIONS, model=DEEP_AS),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
     resources:
@@ -81,8 +87,8 @@ rule deep_features:
         features=R(Results.FEATURES),
         scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(Results.NETWORK, model=DEEP_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_KIND),
+        model=R(Results.NETWORK, model=DEEP_AS),
+        card=R(Results.MODEL_CARD, model=DEEP_AS),
     output:
         features=R(Results.DEEP_FEATURES),
         repeats=R(Results.DEEP_REPEATS),
@@ -119,11 +125,11 @@ rule deep_icc:
 
 rule deep_gradcam:
     input:
-        predictions=R(Results.PREDICTIONS, model=DEEP_KIND),
+        predictions=R(Results.PREDICTIONS, model=DEEP_AS),
         scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(Results.NETWORK, model=DEEP_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_KIND),
+        model=R(Results.NETWORK, model=DEEP_AS),
+        card=R(Results.MODEL_CARD, model=DEEP_AS),
     output:
         table=R(Results.GRADCAM),
     params:

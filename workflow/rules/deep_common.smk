@@ -1,11 +1,14 @@
 # Settings and input functions of the deep-learning rules (deep.smk).
 
-DEEP = DEEP_KIND in COMPARATORS
+DEEP = DEEP_KIND in COMPARATORS or PRIMARY == DEEP_KIND
+# the comparator the deep model writes as (None: the primary model's paths, model.primary: deep)
+DEEP_AS = None if PRIMARY == DEEP_KIND else DEEP_KIND
 DEEP_CFG = config["deep"]
 # what training depends on (a change of the Grad-CAM, integrated-gradients, embedding or GPU-count keys does not retrain)
 DEEP_TRAIN_CONFIG = {
     **config_subset("seed", "cohorts", "outcome"),
-    "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target")},
+    "model": {k: config["model"].get(k) for k in ("threshold", "threshold_target", "primary")},
+    "utility": {"horizon": config["utility"]["horizon"]},  # survival: risk at this horizon
     # the unadapted network: the domain-adaptation keys are left out (schema default none), so that
     # switching DANN on or off never retrains it
     "deep": {k: v for k, v in DEEP_CFG.items()
@@ -44,12 +47,14 @@ def deep_outputs():
     """The deep model's extra outputs for the dossier (embeddings, their ICC, Grad-CAM, integrated gradients)."""
     if not DEEP:
         return []
-    files = [R(Results.TRAINING_HISTORY, model=DEEP_KIND)]
+    files = [R(Results.TRAINING_HISTORY, model=DEEP_AS)]
     if DANN:
         files += [R(Results.TRAINING_HISTORY, model=DANN_KIND)]
-    if DEEP_CFG["embedding"]["enabled"]:
+    one_network = DEEP_CFG["fusion"] != "late"  # late fusion: a network per modality, no one embedding / map
+    if DEEP_CFG["embedding"]["enabled"] and one_network:
         files += [R(Results.DEEP_FEATURES), R(Results.DEEP_REPEATS), R(Results.DEEP_ICC)]
-    if DEEP_CFG["gradcam"]["cases"]:
+    # Grad-CAM picks correctly / wrongly classified cases: binary outcomes, image-only networks
+    if DEEP_CFG["gradcam"]["cases"] and one_network and TASK.name == "binary" and not DEEP_CFG["clinical_covariates"]:
         files += [R(Results.GRADCAM, cohort=c) for c in (EXTERNAL or ["train"])]
     if DEEP_CFG["gradcam"]["cases"] and DEEP_CFG["integrated_gradients"]["enabled"]:
         files += [R(Results.INTEGRATED_GRADIENTS, cohort=c) for c in (EXTERNAL or ["train"])]

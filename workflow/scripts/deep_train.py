@@ -19,5 +19,6 @@ with log_to(snakemake.log[0]):
     history.to_csv(snakemake.output.history, sep="\t", index=False, float_format="%.10g")
     predictions.to_csv(snakemake.output.predictions, sep="\t", index=False, float_format="%.10g")
     folds.to_csv(snakemake.output.folds, sep="\t", index=False, float_format="%.10g")
-    print(f"cv AUC {card['cv_auc_mean']:.3f} (SD {card['cv_auc_sd']:.3f}); final network stopped at epoch "
+    stat = "c_index" if "cv_c_index_mean" in card else "auc"
+    print(f"cv {stat} {card[f'cv_{stat}_mean']:.3f} (SD {card[f'cv_{stat}_sd']:.3f}); final network stopped at epoch "
           f"{card['final_model']['stopped_epoch']} (best {card['final_model']['best_epoch']})")

@@ -7,8 +7,14 @@
   Binary: binary cross-entropy with the positive class weighted by n_negative / n_positive
   (``balance: class_weight``) or a class-balanced ``WeightedRandomSampler`` (``balance:
   sampler``). Survival: Cox partial-likelihood loss (:mod:`acceflow.deep.cox`; DeepSurv, Katzman
-  et al. 2018). MONAI augmentation (random flips, 90-degree rotations in the axial plane, small
+  et al. 2018), Breslow ties; a survival training set whose batches would mostly hold no event is
+  refused (:func:`check_events_per_batch`). A network's log-risks are centred on their mean over
+  its training cases and the Breslow baseline hazard of those centred log-risks is kept, so that
+  the risk of the event by a horizon can be read. MONAI augmentation (random flips, 90-degree rotations in the axial plane, small
   affine, Gaussian noise, intensity scaling) when ``augmentation`` is on.
+* Clinical covariates (intermediate fusion): missing values imputed by the median of the training
+  part of each fit, then standardised by its mean and SD (both fitted on the training part only,
+  applied unchanged to held-out and external cases).
 * Internal validation: ``cv_folds``-fold stratified cross-validation by case (seeded): each fold's
   network is trained (with its own validation split) on the other folds and predicts the held-out
   fold: out-of-fold probabilities (risks).
@@ -30,7 +36,7 @@ from lifelines.utils import concordance_index
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from acceflow.deep.cox import cox_partial_likelihood_loss
+from acceflow.deep.cox import breslow_baseline, cox_partial_likelihood_loss
 from acceflow.deep.networks import build_network
 from acceflow.device import autocast, grad_scaler, seed_everything, select_device, use_amp
 from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sha256_bytes, to_jsonable
@@ -45,7 +51,50 @@ _HINT = "e.g. acceflow.study.settings.section_settings('deep', {...}) fills the 
 
 
 class DeepTrainingError(ValueError):
-    """The deep model cannot be trained on these cases (too few, one class only)."""
+    """The deep model cannot be trained on these cases (too few, one class only, too few events)."""
+
+
+def check_events_per_batch(event, batch_size: int, what: str = "the survival training set") -> None:
+    """Refuse a survival training set whose Cox-loss batches would mostly hold no event.
+
+    The partial likelihood of a batch without an event is empty (no gradient). With E events in N
+    cases, a shuffled batch of B cases holds B * E / N events on average; below 1 most batches
+    carry no information, and fewer than 2 events give no ordering to learn.
+
+    Raises
+    ------
+    DeepTrainingError
+        Naming the counts and the fix (a larger ``deep.batch_size``, or more events).
+    """
+    event = np.asarray(event, dtype=int)
+    n, e, b = len(event), int(event.sum()), int(batch_size)
+    if e < 2 or b * e / max(n, 1) < 1.0:
+        need = int(np.ceil(n / max(e, 1)))
+        raise DeepTrainingError(
+            f"{what} has {e} event(s) in {n} cases: a batch of deep.batch_size = {b} holds {b * e / max(n, 1):.2f} "
+            f"events on average, so most batches of the Cox partial-likelihood loss carry no information; set "
+            f"deep.batch_size to at least {need} (or train on a cohort with more events; at least 2 are needed)")
+
+
+def clinical_stats(C: np.ndarray):
+    """Median (for imputation), mean and SD (after imputation) per column of covariates (N, K); SD 0 -> 1."""
+    C = np.asarray(C, dtype=np.float64)
+    if C.ndim != 2 or C.shape[1] == 0:
+        raise ValueError(f"clinical covariates must be an (N, K) array with K >= 1, got shape {C.shape}")
+    empty = np.isnan(C).all(axis=0)
+    if empty.any():
+        raise DeepTrainingError(f"clinical covariate column(s) {np.flatnonzero(empty).tolist()} have no value in the "
+                                f"training cases: nothing to impute from; drop them from deep.clinical_covariates")
+    median = np.nanmedian(C, axis=0)
+    filled = np.where(np.isnan(C), median, C)
+    sd = filled.std(axis=0)
+    return median, filled.mean(axis=0), np.where(sd > 0, sd, 1.0)
+
+
+def clinical_normalise(C, median, mean, sd) -> np.ndarray:
+    """Impute by the training median, then standardise by the training mean and SD: (N, K) float32."""
+    C = np.asarray(C, dtype=np.float64)
+    return ((np.where(np.isnan(C), median, C) - mean) / sd).astype(np.float32)
 
 
 def _complete(settings) -> dict:
@@ -84,12 +133,13 @@ def augmentation_transform(seed: int):
     return tr
 
 
-def _loader(X, target, settings, seed, train: bool, survival: bool):
+def _loader(X, target, settings, seed, train: bool, survival: bool, clinical=None):
     import torch  # heavy optional dependency: imported on first use
     from monai import transforms as T  # heavy optional dependency: imported on first use
     from monai.data import DataLoader, Dataset  # heavy optional dependency: imported on first use
 
-    data = [{"image": X[i], "target": target[i].astype(np.float32)} for i in range(len(X))]
+    data = [{"image": X[i], "target": target[i].astype(np.float32),
+             **({"clinical": clinical[i]} if clinical is not None else {})} for i in range(len(X))]
     transform = augmentation_transform(seed) if train and settings["augmentation"] else \
         T.Compose([T.ToTensord(keys="image", track_meta=False)])
     ds = Dataset(data, transform=transform)
@@ -137,13 +187,16 @@ def _score(survival, target, out):
     if survival:
         if target[:, 2].sum() == 0:
             return float("nan")
-        return float(concordance_index(target[:, 1], -out, target[:, 2]))
+        try:
+            return float(concordance_index(target[:, 1], -out, target[:, 2]))
+        except ZeroDivisionError:  # no comparable pair (e.g. a small validation split)
+            return float("nan")
     y = target[:, 0]
     return float(roc_auc_score(y, out)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, device=None, time=None, event=None,
-        log=print, domain=None):
+        log=print, domain=None, clinical=None):
     """Train one network with a validation split and early stopping.
 
     Parameters
@@ -168,6 +221,9 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         target crops; the site discriminator sees both embeddings through the gradient reversal
         layer (weight ``lambda`` on the schedule of :func:`acceflow.deep.dann.dann_lambda`); the
         outcome loss sees the training cases only; early stopping watches the outcome loss.
+    clinical : numpy.ndarray, shape (N, K), optional
+        Clinical covariates (NaN = missing) for the clinical encoder of intermediate fusion;
+        imputed by the training part's median and standardised by its mean and SD.
 
     Returns
     -------
@@ -176,12 +232,15 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         (channel statistics (C,)), ``history`` (list of dicts per epoch: epoch, train_loss,
         val_loss, val_auc (survival: val_c_index); with ``domain`` also lambda, domain_loss,
         domain_accuracy), ``best_epoch``, ``stopped_epoch``, ``pos_weight``, ``n_train``,
-        ``n_validation``, ``domain_adaptation`` (``domain.describe()`` or None).
+        ``n_validation``, ``domain_adaptation`` (``domain.describe()`` or None), ``clinical`` (median,
+        mean, sd per covariate, or None); survival: ``risk_offset`` (mean log-risk of the training
+        cases, subtracted from every prediction) and ``baseline`` (Breslow: ``time``, ``cumhaz`` lists).
 
     Raises
     ------
     DeepTrainingError
-        Fewer than 4 cases, or a binary outcome with fewer than 2 cases of a class.
+        Fewer than 4 cases, a binary outcome with fewer than 2 cases of a class, or a survival
+        training part with too few events for the Cox loss's batches (:func:`check_events_per_batch`).
     ValueError
         When ``settings`` lacks keys of :data:`TRAINING_KEYS` (the message names them).
     """
@@ -200,6 +259,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     if len(X) < 4 or (not survival and min(strata.sum(), len(strata) - strata.sum()) < 2):
         raise DeepTrainingError(f"{len(X)} training cases ({int(strata.sum())} positive/events): the deep model "
                                 f"needs at least 4 cases and 2 of each class")
+    if survival:
+        check_events_per_batch(target[:, 2], settings["batch_size"])
     seed_everything(seed)
     idx = np.arange(len(X))
     frac = float(settings["validation_fraction"])
@@ -209,9 +270,17 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         tr, va = train_test_split(idx, test_size=n_val, stratify=strat, random_state=seed)
     else:
         tr, va = idx, idx[:0]
+    if survival:
+        check_events_per_batch(target[tr, 2], settings["batch_size"],
+                               f"the survival training part ({len(tr)} cases after the validation split)")
     mean, sd = channel_stats(X[tr])
     Xn = normalise(X, mean, sd)
-    model = build_network(settings["network"], X.shape[1], settings["fusion"], 1, float(settings["dropout"])).to(device)
+    cstats, Cn = None, None
+    if clinical is not None:
+        cstats = clinical_stats(np.asarray(clinical)[tr])
+        Cn = clinical_normalise(clinical, *cstats)
+    model = build_network(settings["network"], X.shape[1], settings["fusion"], 1, float(settings["dropout"]),
+                          n_clinical=0 if Cn is None else Cn.shape[1]).to(device)
     params = list(model.parameters())
     if domain is not None:
         from acceflow.deep.dann import dann_lambda, grad_reverse, site_discriminator
@@ -228,7 +297,7 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     amp = use_amp(device, settings["mixed_precision"])
     scaler = grad_scaler(device, amp)
     loss_fn = _loss_fn(survival, target[tr, 0], settings)
-    loader = _loader(Xn[tr], target[tr], settings, seed, True, survival)
+    loader = _loader(Xn[tr], target[tr], settings, seed, True, survival, None if Cn is None else Cn[tr])
     history, best, best_state, best_epoch, wait = [], np.inf, None, 0, 0
     start, iterations, n_batches = perf_counter(), 0, len(loader)
     every = max(1, n_batches // 4) if n_batches >= 20 else 0  # long epochs: progress 4 times per epoch
@@ -250,11 +319,12 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             if survival and tb[:, 2].sum() == 0:
                 continue  # a batch without events carries no partial-likelihood information
             opt.zero_grad(set_to_none=True)
+            cb = batch["clinical"].to(device) if "clinical" in batch else None
             if domain is None:
                 with autocast(device, amp):
-                    out = model(xb)
+                    out = model(xb, cb)
                 loss = loss_fn(out.float(), tb)
-            else:
+            else:  # DANN (deep.clinical_covariates are refused with it: settings._check_dann)
                 try:
                     tbatch = next(target_batches)
                 except StopIteration:  # the target set is cycled as often as the training batches need
@@ -284,7 +354,7 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             row.update({"lambda": lam, "domain_loss": d_total / max(d_count, 1),
                         "domain_accuracy": d_right / max(d_count, 1)})
         if len(va):
-            out = _forward(model, Xn[va], settings, device, amp)[0]
+            out = _forward(model, Xn[va], settings, device, amp, clinical=None if Cn is None else Cn[va])[0]
             with torch.no_grad():
                 row["val_loss"] = float(loss_fn(torch.as_tensor(out[:, None]), torch.as_tensor(target[va])))
             row["val_c_index" if survival else "val_auc"] = _score(survival, target[va], out)
@@ -304,14 +374,22 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return {"model": model, "mean": mean, "sd": sd, "history": history, "best_epoch": best_epoch,
-            "stopped_epoch": history[-1]["epoch"] if history else 0, "pos_weight": getattr(loss_fn, "pos_weight", None),
-            "n_train": int(len(tr)), "n_validation": int(len(va)), "settings": settings, "survival": survival,
-            "domain_adaptation": domain.describe() if domain is not None else None}
+    fitted = {"model": model, "mean": mean, "sd": sd, "history": history, "best_epoch": best_epoch,
+              "stopped_epoch": history[-1]["epoch"] if history else 0, "pos_weight": getattr(loss_fn, "pos_weight", None),
+              "n_train": int(len(tr)), "n_validation": int(len(va)), "settings": settings, "survival": survival,
+              "clinical": None if cstats is None else [c.tolist() for c in cstats], "risk_offset": 0.0, "baseline": None,
+              "domain_adaptation": domain.describe() if domain is not None else None}
+    if survival:
+        # centre on the training cases (the Cox loss fixes no constant) and keep their Breslow baseline
+        lp = _forward(model, Xn, settings, device, amp, clinical=Cn)[0].astype(np.float64)
+        fitted["risk_offset"] = float(lp.mean())
+        times, cumhaz = breslow_baseline(target[:, 1], target[:, 2], lp - fitted["risk_offset"])
+        fitted["baseline"] = {"time": times.tolist(), "cumhaz": cumhaz.tolist()}
+    return fitted
 
 
-def _forward(model, Xn, settings, device, amp=False, embed=False):
-    """Logits (N,) and, when ``embed``, embeddings (N, dim) of normalised crops, in batches."""
+def _forward(model, Xn, settings, device, amp=False, embed=False, clinical=None):
+    """Logits (N,) and, when ``embed``, embeddings (N, dim) of normalised crops (and covariates), in batches."""
     import torch  # heavy optional dependency: imported on first use
 
 
@@ -319,9 +397,11 @@ def _forward(model, Xn, settings, device, amp=False, embed=False):
     outs, embs = [], []
     with torch.no_grad():
         for start in range(0, len(Xn), int(settings["batch_size"])):
-            xb = torch.as_tensor(Xn[start:start + int(settings["batch_size"])]).to(device)
+            stop = start + int(settings["batch_size"])
+            xb = torch.as_tensor(Xn[start:stop]).to(device)
+            cb = None if clinical is None else torch.as_tensor(clinical[start:stop]).to(device)
             with autocast(device, amp):
-                e = model.embed(xb)
+                e = model.embed(xb, cb)
                 o = model.head(e)
             outs.append(o.float()[:, 0].cpu().numpy())
             if embed:
@@ -330,7 +410,7 @@ def _forward(model, Xn, settings, device, amp=False, embed=False):
     return out, (np.concatenate(embs) if embed and embs else None)
 
 
-def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
+def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clinical=None):
     """Apply a fitted network (:func:`fit` / :func:`load_model`) to crops.
 
     Parameters
@@ -341,31 +421,43 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False):
     device : torch.device, optional
     embed : bool
         Also return the penultimate-layer embeddings.
+    clinical : numpy.ndarray (N, K), optional
+        Raw clinical covariates (NaN = missing) when the network has a clinical encoder.
 
     Returns
     -------
     scores : numpy.ndarray (N,)
-        Binary: probability of the positive class (sigmoid of the logit); survival: log-risk.
+        Binary: probability of the positive class (sigmoid of the logit); survival: log-risk
+        centred on the training cases' mean.
     embeddings : numpy.ndarray (N, dim) or None
     """
     settings = fitted["settings"]
     device = device or next(fitted["model"].parameters()).device or select_device(settings["device"])
     if X.shape[1] != fitted["mean"].shape[0]:
         raise ValueError(f"crops have {X.shape[1]} channels, the model was trained on {fitted['mean'].shape[0]}")
+    Cn = None
+    if fitted.get("clinical") is not None:
+        if clinical is None:
+            raise ValueError("the network has a clinical encoder: pass the cases' clinical covariates")
+        Cn = clinical_normalise(clinical, *(np.asarray(v) for v in fitted["clinical"]))
     out, emb = _forward(fitted["model"], normalise(X, fitted["mean"], fitted["sd"]), settings, device,
-                        use_amp(device, settings["mixed_precision"]), embed)
-    scores = out if fitted["survival"] else 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
+                        use_amp(device, settings["mixed_precision"]), embed, clinical=Cn)
+    scores = (out.astype(np.float64) - float(fitted.get("risk_offset") or 0.0) if fitted["survival"]
+              else 1.0 / (1.0 + np.exp(-out.astype(np.float64))))
     return scores, emb
 
 
 def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print,
-                   domain=None):
+                   domain=None, clinical=None, horizon: float | None = None):
     """Out-of-fold predictions of ``cv_folds``-fold stratified cross-validation (folds by case).
 
     Parameters
     ----------
-    X, y, seed, device, time, event, log, domain : as :func:`fit` (with ``domain``, each fold's network
-        is trained adversarially against the same target crops)
+    X, y, seed, device, time, event, log, domain, clinical : as :func:`fit` (with ``domain``, each
+        fold's network is trained adversarially against the same target crops)
+    horizon : float, optional
+        Survival: also return each held-out case's risk of the event by ``horizon`` days, read
+        from its fold network's Breslow baseline.
     settings : dict
         The complete ``deep`` section (at least :data:`TRAINING_KEYS`), e.g.
         ``acceflow.study.settings.section_settings('deep', {...})``; no defaults are filled here.
@@ -373,7 +465,8 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
     Returns
     -------
     oof : numpy.ndarray (N,)
-        Held-out probability (survival: log-risk) of every case.
+        Held-out probability (survival: log-risk centred on its fold's training cases) of every
+        case; with ``horizon`` (survival), a tuple (log-risk, risk by the horizon).
     folds : pandas.DataFrame
         Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``.
 
@@ -392,37 +485,66 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
         raise DeepTrainingError(f"deep.cv_folds = {k} needs at least {k} cases of each class (have "
                                 f"{np.bincount(strata, minlength=2).tolist()}); lower deep.cv_folds")
     oof = np.full(len(X), np.nan)
+    at_horizon = np.full(len(X), np.nan)
     rows, start = [], perf_counter()
     for fold, (tr, te) in enumerate(StratifiedKFold(k, shuffle=True, random_state=seed).split(X, strata), start=1):
         log(f"fold {fold}/{k}: {len(tr)} training, {len(te)} held-out cases, elapsed={perf_counter() - start:.1f}s")
         f = fit(X[tr], None if survival else np.asarray(y)[tr], settings, seed + fold, device,
                 None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log,
-                None if domain is None else domain.subset(tr))
-        oof[te], _ = predict(f, X[te])
+                None if domain is None else domain.subset(tr),
+                clinical=None if clinical is None else np.asarray(clinical)[tr])
+        oof[te], _ = predict(f, X[te], clinical=None if clinical is None else np.asarray(clinical)[te])
+        if survival and horizon is not None:
+            at_horizon[te] = risk_at_horizon(f, oof[te], horizon)
         tgt = _targets(None if survival else np.asarray(y)[te], None if not survival else np.asarray(time)[te],
                        None if not survival else np.asarray(event)[te])
         rows.append({"fold": fold, "n": len(te), "n_events": int(strata[te].sum()),
                      "c_index" if survival else "auc": _score(survival, tgt, oof[te]),
                      "best_epoch": f["best_epoch"], "stopped_epoch": f["stopped_epoch"]})
-    return oof, pd.DataFrame(rows)
+    return ((oof, at_horizon) if survival and horizon is not None else oof), pd.DataFrame(rows)
+
+
+def risk_at_horizon(fitted: dict, risk, horizon: float) -> np.ndarray:
+    """Risk of the event by ``horizon`` days for centred log-risks of a fitted survival network (Breslow baseline)."""
+    from acceflow.deep.cox import risk_at
+
+    b = fitted["baseline"]
+    return risk_at(b["time"], b["cumhaz"], risk, horizon)
+
+
+def _network_blob(fitted: dict) -> dict:
+    mean, sd = np.asarray(fitted["mean"]), np.asarray(fitted["sd"])
+    return {"format": "acceflow.deep/1", "state_dict": fitted["model"].state_dict(),
+            "mean": mean.tolist(), "sd": sd.tolist(), "stats_dtype": str(mean.dtype),
+            "settings": json.loads(json.dumps(to_jsonable(dict(fitted["settings"])))), "survival": bool(fitted["survival"]),
+            "in_channels": int(mean.shape[0]),
+            "clinical": fitted.get("clinical"), "risk_offset": float(fitted.get("risk_offset") or 0.0),
+            "baseline": fitted.get("baseline")}
 
 
 def save_model(fitted: dict, path) -> str:
-    """Write the frozen network atomically; return its SHA-256 (for the model card and provenance).
+    """Write the frozen network (or late-fusion stack) atomically; return its SHA-256 (for the model card and provenance).
 
     The file holds only tensors and plain values: the ``state_dict`` and, as lists / strings /
-    numbers, the channel statistics, the settings and the outcome kind, so that :func:`load_model`
-    reads it with ``torch.load(weights_only=True)`` (no pickled objects, no code) and rebuilds the
-    network from the settings.
+    numbers, the channel statistics, the clinical covariates' imputation and scaling, the
+    survival baseline, the settings and the outcome kind, so that :func:`load_model` reads it
+    with ``torch.load(weights_only=True)`` (no pickled objects, no code) and rebuilds the network
+    from the settings. A late-fusion stack (:mod:`acceflow.deep.stacking`) is stored as its
+    networks, its clinical model and meta-learner coefficients in one such file.
     """
     import torch  # heavy optional dependency: imported on first use
 
     blob = io.BytesIO()
-    mean, sd = np.asarray(fitted["mean"]), np.asarray(fitted["sd"])
-    torch.save({"format": "acceflow.deep/1", "state_dict": fitted["model"].state_dict(),
-                "mean": mean.tolist(), "sd": sd.tolist(), "stats_dtype": str(mean.dtype),
-                "settings": json.loads(json.dumps(to_jsonable(dict(fitted["settings"])))), "survival": bool(fitted["survival"]),
-                "in_channels": int(mean.shape[0])}, blob)
+    if fitted.get("late"):
+        content = {"format": "acceflow.deep.late/1", "names": list(fitted["names"]),
+                   "networks": {name: _network_blob(f) for name, f in fitted["networks"].items()},
+                   "clinical_model": json.loads(json.dumps(to_jsonable(fitted["clinical_model"]))),
+                   "meta": json.loads(json.dumps(to_jsonable(fitted["meta"]))),
+                   "settings": json.loads(json.dumps(to_jsonable(dict(fitted["settings"])))),
+                   "survival": bool(fitted["survival"])}
+    else:
+        content = _network_blob(fitted)
+    torch.save(content, blob)
     data = blob.getvalue()
     atomic_write_bytes(data, path)
     return sha256_bytes(data)
@@ -446,13 +568,27 @@ def load_model(path, sha256: str, device=None) -> dict:
     data = read_verified(path, sha256, rule="the deep_train rule")
     try:
         blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        settings, dtype = blob["settings"], np.dtype(blob["stats_dtype"])
-    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as exc:
+        if blob.get("format") == "acceflow.deep.late/1":
+            return {"late": True, "names": blob["names"], "meta": blob["meta"], "clinical_model": blob["clinical_model"],
+                    "settings": blob["settings"], "survival": blob["survival"],
+                    "networks": {name: _from_blob(b, device) for name, b in blob["networks"].items()}}
+        return _from_blob(blob, device)
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError, AttributeError) as exc:
         raise ValueError(f"{path}: refused: not a weights-only network file written by acceflow's save_model "
                          f"({type(exc).__name__}: {exc}); re-run the deep_train rule") from exc
+
+
+def _from_blob(blob: dict, device=None) -> dict:
+    settings, dtype = blob["settings"], np.dtype(blob["stats_dtype"])
     device = device or select_device(settings["device"])
-    model = build_network(settings["network"], blob["in_channels"], settings["fusion"], 1, float(settings["dropout"]))
+    fusion = settings["fusion"]
+    if fusion == "late" and "meta_learner" not in settings:
+        fusion = "intermediate"  # a file written before issue 19, whose "late" was today's intermediate fusion
+    clinical = blob.get("clinical")
+    model = build_network(settings["network"], blob["in_channels"], fusion, 1, float(settings["dropout"]),
+                          n_clinical=0 if clinical is None else len(clinical[0]))
     model.load_state_dict(blob["state_dict"])
     model.to(device).eval()
     return {"model": model, "mean": np.asarray(blob["mean"], dtype=dtype), "sd": np.asarray(blob["sd"], dtype=dtype),
-            "settings": settings, "survival": blob["survival"]}
+            "settings": settings, "survival": blob["survival"], "clinical": clinical,
+            "risk_offset": float(blob.get("risk_offset") or 0.0), "baseline": blob.get("baseline")}

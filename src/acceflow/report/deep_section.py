@@ -86,6 +86,8 @@ def icc_comparison(handcrafted: pd.DataFrame | None, deep: pd.DataFrame | None, 
 def deep_section(view: ResultsView) -> Section | None:
     """The deep-learning section, or ``None`` without a deep model (its model card)."""
     card = view.json(Results.MODEL_CARD, DEEP_KIND)
+    if not card and (view.card or {}).get("model") == DEEP_KIND:  # model.primary: deep
+        card = view.card
     if not card:
         return None
     cohorts = view.cohorts
@@ -102,8 +104,11 @@ def deep_section(view: ResultsView) -> Section | None:
         ("Final network", f"{fm.get('n_train')} training + {fm.get('n_validation')} validation cases; stopped at "
                           f"epoch {fm.get('stopped_epoch')}, weights of epoch {fm.get('best_epoch')}"),
         ("Loss", card.get("loss", "")),
-        ("Internal validation", h.Html(h.e(card.get("internal_validation", "")) + f" — AUC per fold "
-                                        f"{h.num(card.get('cv_auc_mean'))} (SD {h.num(card.get('cv_auc_sd'))})")),
+        ("Fusion", card.get("fusion_description") or card.get("fusion")),
+        ("Internal validation", h.Html(h.e(card.get("internal_validation", "")) + (
+            f" — Harrell's C per fold {h.num(card.get('cv_c_index_mean'))} (SD {h.num(card.get('cv_c_index_sd'))})"
+            if "cv_c_index_mean" in card else
+            f" — AUC per fold {h.num(card.get('cv_auc_mean'))} (SD {h.num(card.get('cv_auc_sd'))})"))),
         ("Device", f"{(card.get('device') or {}).get('device')} (torch {(card.get('device') or {}).get('torch')}, "
                    f"MONAI {(card.get('device') or {}).get('monai')})"),
     ]))

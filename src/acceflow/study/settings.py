@@ -20,8 +20,8 @@ import jsonschema
 import yaml
 
 MODEL_KINDS = ("imaging", "clinical", "combined_early", "combined_late")
-#: The deep-learning model (acceflow.deep, workflow/rules/deep.smk): a comparator named in
-#: model.comparators, never added by ``auto``.
+#: The deep-learning model (acceflow.deep, workflow/rules/deep.smk): the primary model
+#: (model.primary: deep) or a comparator named in model.comparators, never added by ``auto``.
 DEEP_KIND = "deep"
 #: The same network trained with domain-adversarial adaptation (``deep.domain_adaptation: dann``): a
 #: comparator added beside ``deep`` so that both are validated and compared on every cohort.
@@ -476,21 +476,29 @@ def model_names(config: dict) -> tuple[str, list[str]]:
 
     ``model.comparators: auto`` gives, when clinical covariates are configured, every other kind
     of :data:`MODEL_KINDS` (clinical-only baseline, early and late fusion); without covariates,
-    none.
+    none. With ``model.primary: deep`` the radiomics model (``imaging``) is a comparator only when
+    listed (or given by ``auto``). Survival outcomes: the penalised Cox model (``imaging``) and
+    the deep network (``deep``) are the models built; ``auto`` adds none.
 
     Raises
     ------
     ConfigError
-        When a model needs clinical covariates and none are configured.
+        When a model needs clinical covariates and none are configured, or a survival study names
+        a model that survival outcomes do not build.
     """
     m = model_settings(config)
     primary = m["primary"]
     comparators = m["comparators"]
     _check_deep(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
-        if primary != "imaging":
-            raise ConfigError("survival outcomes: model.primary must be imaging (comparators are binary-only so far)")
-        return primary, []
+        named = [primary, *([] if comparators == "auto" else comparators)]
+        unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
+        if unbuilt:
+            raise ConfigError(f"survival outcomes build the penalised Cox model (imaging) and the deep network (deep) "
+                              f"only; model.primary / model.comparators name {unbuilt}: remove them (or use "
+                              f"comparators: auto)")
+        comparators = [] if comparators == "auto" else [c for c in comparators if c != primary]
+        return primary, list(comparators)
     if comparators == "auto":
         comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
     comparators = [c for c in comparators if c != primary]
@@ -517,6 +525,11 @@ def _check_dann(config: dict, named) -> None:
     if not targets:
         raise ConfigError("deep.domain_adaptation: dann needs the cohorts whose unlabelled images the site "
                           "discriminator sees: list them in deep.target_cohorts (e.g. the external cohorts)")
+    if deep.get("fusion") == "late" or deep.get("clinical_covariates"):
+        raise ConfigError("deep.domain_adaptation: dann trains one image network adversarially; it is not built for "
+                          "late fusion (a network per modality) or clinical covariates (the target cohorts' images "
+                          "come without them): use deep.fusion: early or intermediate without "
+                          "deep.clinical_covariates, or set deep.domain_adaptation: none")
     train = [str(t) for t in (config.get("cohorts") or {}).get("train") or []]
     overlap = [t for t in targets if t in train]
     if overlap:
@@ -525,17 +538,28 @@ def _check_dann(config: dict, named) -> None:
 
 
 def _check_deep(config: dict, primary: str, comparators) -> None:
-    """The deep model (``deep``) is a comparator of binary image studies in this version."""
+    """The deep model (``deep``) needs images; its fusion and clinical covariates must agree."""
     named = [primary, *([] if comparators == "auto" else comparators)]
     _check_dann(config, named)
+    deep = dict(config.get("deep") or {})
+    if deep.get("fusion") == "late" and not deep.get("meta_learner"):
+        raise ConfigError("deep.fusion: late now means late fusion as the literature names it: a separate model per "
+                          "source (each modality's network, a clinical model) stacked by a meta-learner fitted on "
+                          "out-of-fold predictions. What `late` meant before (one network branch per modality, "
+                          "embeddings concatenated before one head) is intermediate fusion: write deep.fusion: "
+                          "intermediate for it, or add deep.meta_learner: auto to confirm stacking")
+    covariates = list(deep.get("clinical_covariates") or [])
+    if covariates:
+        if deep.get("fusion", "early") == "early":
+            raise ConfigError("deep.clinical_covariates enter the deep model under deep.fusion: intermediate (an MLP "
+                              "encoder beside the image encoders) or late (a clinical model stacked with the "
+                              "networks); early fusion stacks image channels only: set deep.fusion")
+        absent = [c for c in covariates if c not in (config.get("clinical") or [])]
+        if absent and "clinical" in config:
+            raise ConfigError(f"deep.clinical_covariates names {absent}, which the top-level `clinical` list lacks: "
+                              f"list them there too (the feature table carries only those columns)")
     if DEEP_KIND not in named:
         return
-    if primary == DEEP_KIND:
-        raise ConfigError("model.primary: deep is available as a comparator only in this version; set "
-                          "model.primary to imaging (or another kind) and list deep in model.comparators")
     if "input" in config and not (config["input"] or {}).get("images"):  # (model stages get no input section)
-        raise ConfigError("model.comparators lists deep, which needs images (input.images); a feature-table "
-                          "study (input.features) has no images to train a network on: remove deep")
-    if config["outcome"]["type"] != "binary":
-        raise ConfigError("model.comparators lists deep, which the workflow runs for binary outcomes only so far "
-                          "(acceflow.deep.train supports a Cox loss from the library): remove deep")
+        raise ConfigError("model.primary / model.comparators name deep, which needs images (input.images); a "
+                          "feature-table study (input.features) has no images to train a network on: remove deep")
