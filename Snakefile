@@ -19,6 +19,7 @@ include: "workflow/rules/analytical.smk"
 include: "workflow/rules/clinical.smk"
 include: "workflow/rules/utility.smk"
 include: "workflow/rules/deep.smk"
+include: "workflow/rules/federated.smk"
 include: "workflow/rules/report.smk"
 
 

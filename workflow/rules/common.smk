@@ -9,7 +9,7 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DEEP_KIND, ConfigError, check_config, command_line_values, model_names,
+from acceflow.study.settings import (DEEP_KIND, FEDERATED_KIND, ConfigError, check_config, command_line_values, model_names,
                                      validate_config)
 from acceflow.study.task import task_for
 
@@ -55,8 +55,11 @@ SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
 TASK = task_for(config)  # what differs between outcome types (acceflow.study.task)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
-# comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
-GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
+# comparators of the generic train / predict rules (the deep model has its own rules, deep.smk; the
+# federated model its own training rules, federated.smk, and the generic predict rule)
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, FEDERATED_KIND)) or "(?!)"
+PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m != DEEP_KIND) or "(?!)"
+FEDERATED = FEDERATED_KIND in COMPARATORS
 
 
 def config_subset(*keys):
@@ -148,6 +151,10 @@ def comparator_outputs():
                       R(Results.DECISION_CURVE, model=m, cohort=c)]
     if COMPARATORS:
         files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
+    if FEDERATED:
+        files += [R(Results.FEDERATED_ROUNDS), R(Results.FEDERATED_SUMMARY)]
+        if EXTERNAL:
+            files.append(R(Results.FEDERATED_COMPARISON))
     return files
 
 
