@@ -72,7 +72,7 @@ rule federated_site_round:
         standardisation=R(Results.FEDERATED_STANDARDISATION),
         previous=lambda wc: R(Results.FEDERATED_GLOBAL, round=int(wc.round) - 1),
     output:
-        update=R(Results.FEDERATED_UPDATE),
+        site_update=R(Results.FEDERATED_UPDATE),
     params:
         config={"federated": FED},
     log:

@@ -11,4 +11,4 @@ with log_to(snakemake.log[0]):
     update = site_round_step(table, snakemake.wildcards.site, json.load(open(snakemake.input.standardisation)),
                              json.load(open(snakemake.input.previous)), snakemake.params.config)
     print(f"site {update['site']} round {update['round']}: n {update['n']}, loss {update['loss']:.6g}")
-    write_json(update, snakemake.output.update)
+    write_json(update, snakemake.output.site_update)

@@ -85,6 +85,9 @@ def site_moments(X, y, site: str, min_per_class: int = 1) -> dict:
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
+    if np.any((y != 0) & (y != 1)):
+        raise FederationError(f"site {site}: {int(np.sum((y != 0) & (y != 1)))} outcome value(s) neither 0 nor 1 "
+                              f"(missing?): fix or drop those rows in the site's table")
     n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
     if len(y) == 0 or min(n_pos, n_neg) < max(min_per_class, 1):
         raise FederationError(

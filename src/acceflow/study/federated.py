@@ -59,7 +59,7 @@ def split_sites(table: pd.DataFrame, config: dict, stable: list[str] | None = No
         if rows.empty:
             raise ValueError(f"site {site}: no case in the feature table (cohorts.train names it; see ingest/qc.tsv)")
         out = pd.DataFrame({"case_id": rows["case_id"].to_numpy(),
-                            "outcome": binary_outcome(rows[o["column"]], o["positive"]).astype(int)})
+                            "outcome": np.asarray(binary_outcome(rows[o["column"]], o["positive"])).astype(int)})
         values = rows[features].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)
         sites[site] = pd.concat([out, values], axis=1)
     return sites
