@@ -276,6 +276,28 @@ def input_files(wildcards):
 put_on_pythonpath(os.path.join(workflow.basedir, "src"))
 
 
+def _without_back_edges(graph):
+    """The rule graph ({rule: rules it depends on}) without the edges that close a cycle: rules applied
+    round after round (the federated rounds: a site's step reads the previous round's aggregate) make
+    the rule-level graph cyclic, while the job DAG is not; the dossier draws the acyclic part."""
+    kept, state = {n: set() for n in graph}, {}
+
+    def visit(n):
+        state[n] = "open"
+        for d in sorted(graph[n]):
+            if state.get(d) == "open":
+                continue  # d is an ancestor on the current path: n -> d closes a cycle
+            kept[n].add(d)
+            if d not in state:
+                visit(d)
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    return kept
+
+
 def run_record(wildcards, input):
     """What the dossier records about this run from the running workflow (main process).
 
@@ -295,6 +317,7 @@ def run_record(wildcards, input):
             name = job.rule.name
             counts[name] = counts.get(name, 0) + 1
             graph.setdefault(name, set()).update(dep.rule.name for dep in dag.dependencies[job])
+        graph = _without_back_edges(graph)
         ids = {name: i for i, name in enumerate(sorted(graph))}
         lines = ["digraph snakemake_dag {"]
         lines += [f'\t{ids[n]}[label = "{n}"];' for n in sorted(graph)]

@@ -23,7 +23,7 @@ rule federated_split:
     output:
         tables=expand(R(Results.FEDERATED_SITE_TABLE), site=FED_SITES),
     params:
-        config=MODEL_CONFIG,
+        config=MODEL_CONFIG | {"federated": FED},
         sites=FED_SITES,
     log:
         R("logs/federated/split.log"),
