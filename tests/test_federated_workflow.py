@@ -28,17 +28,17 @@ def test_federated_rounds_are_unrolled_site_jobs_read_only_their_table_and_a_sto
     cfg = write_config(tmp_path / "config.yaml", config)
     fed = results / "clinical" / "federated"
     # a run stopped after round 2 (what a killed run leaves: every finished round's files)
-    first = run_snakemake(tmp_path, cfg, str(fed / "server" / "round_2.json"))
+    first = run_snakemake(tmp_path, cfg, "--nolock", str(fed / "server" / "round_2.json"))  # a flag ends --configfile
     assert first.returncode == 0, first.stderr[-3000:]
     assert _jobs(first.stderr, "federated_site_round") == 4 and _jobs(first.stderr, "federated_aggregate") == 2
     targets = [str(fed / "comparison.tsv"), str(results / "clinical/site_C/comparators/federated/metrics.json")]
-    run = run_snakemake(tmp_path, cfg, *targets)
+    run = run_snakemake(tmp_path, cfg, "--nolock", *targets)
     assert run.returncode == 0, run.stderr[-3000:]
     # resumed: only round 3 ran (one job per site, one aggregation)
     assert _jobs(run.stderr, "federated_site_round") == 2 and _jobs(run.stderr, "federated_aggregate") == 1
     assert _jobs(run.stderr, "federated_moments") == 0
     # each site job's inputs: its own table and the server's files, nothing of another site
-    summary = run_snakemake(tmp_path, cfg, *targets, "--detailed-summary")
+    summary = run_snakemake(tmp_path, cfg, "--detailed-summary", *targets)
     rows = pd.read_csv(pd.io.common.StringIO(summary.stdout), sep="\t", dtype=str)
     site_jobs = rows[rows["rule"].isin(["federated_site_round", "federated_moments"])]
     assert len(site_jobs) == 2 * 3 + 2
