@@ -20,6 +20,7 @@ include: "workflow/rules/clinical.smk"
 include: "workflow/rules/internal_external.smk"
 include: "workflow/rules/utility.smk"
 include: "workflow/rules/deep.smk"
+include: "workflow/rules/federated.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -71,7 +71,7 @@ use rule predict as predict_comparator with:
         predictions=R(Results.PREDICTIONS, model="{model}"),
     wildcard_constraints:
         cohort=EXTERNAL_PATTERN,
-        model=GENERIC_COMPARATORS,
+        model=PREDICTED_COMPARATORS,
     log:
         R("logs/predict/{cohort}/{model}.log"),
     benchmark:

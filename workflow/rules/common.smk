@@ -10,8 +10,8 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DANN_KIND, DEEP_KIND, ConfigError, check_config, command_line_values,
-                                     internal_external_sites, model_names, validate_config)
+from acceflow.study.settings import (DANN_KIND, DEEP_KIND, FEDERATED_KIND, ConfigError, check_config,
+                                     command_line_values, internal_external_sites, model_names, validate_config)
 from acceflow.study.task import task_for
 
 from acceflow.report.browser import find_chromium
@@ -56,8 +56,11 @@ SOURCE = config["segmentation"]["source"]
 PRIMARY, COMPARATORS = model_names(config)
 TASK = task_for(config)  # what differs between outcome types (acceflow.study.task)
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
-# comparators of the generic train / predict rules (the deep model has its own rules, deep.smk)
-GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
+# comparators of the generic train / predict rules (the deep models have their own rules, deep.smk; the
+# federated model its own training rules, federated.smk, and the generic predict rule)
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND)) or "(?!)"
+PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
+FEDERATED = FEDERATED_KIND in COMPARATORS
 
 
 def config_subset(*keys):
@@ -160,6 +163,10 @@ def comparator_outputs():
                       R(Results.DECISION_CURVE, model=m, cohort=c)]
     if COMPARATORS and not TASK.time_to_event:  # the paired DeLong comparison is of AUCs (binary outcomes)
         files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
+    if FEDERATED:
+        files += [R(Results.FEDERATED_ROUNDS), R(Results.FEDERATED_SUMMARY)]
+        if EXTERNAL:
+            files.append(R(Results.FEDERATED_COMPARISON))
     return files
 
 
@@ -292,6 +299,28 @@ def input_files(wildcards):
 put_on_pythonpath(os.path.join(workflow.basedir, "src"))
 
 
+def _without_back_edges(graph):
+    """The rule graph ({rule: rules it depends on}) without the edges that close a cycle: rules applied
+    round after round (the federated rounds: a site's step reads the previous round's aggregate) make
+    the rule-level graph cyclic, while the job DAG is not; the dossier draws the acyclic part."""
+    kept, state = {n: set() for n in graph}, {}
+
+    def visit(n):
+        state[n] = "open"
+        for d in sorted(graph[n]):
+            if state.get(d) == "open":
+                continue  # d is an ancestor on the current path: n -> d closes a cycle
+            kept[n].add(d)
+            if d not in state:
+                visit(d)
+        state[n] = "done"
+
+    for n in sorted(graph):
+        if n not in state:
+            visit(n)
+    return kept
+
+
 def run_record(wildcards, input):
     """What the dossier records about this run from the running workflow (main process).
 
@@ -311,6 +340,7 @@ def run_record(wildcards, input):
             name = job.rule.name
             counts[name] = counts.get(name, 0) + 1
             graph.setdefault(name, set()).update(dep.rule.name for dep in dag.dependencies[job])
+        graph = _without_back_edges(graph)
         ids = {name: i for i, name in enumerate(sorted(graph))}
         lines = ["digraph snakemake_dag {"]
         lines += [f'\t{ids[n]}[label = "{n}"];' for n in sorted(graph)]

@@ -36,6 +36,7 @@ TRUSTED_TYPES = frozenset({
     "acceflow.models.pipeline.MRMRSelector",
     "acceflow.models.harmonisation.ComBat",
     "acceflow.models.cox.PenalizedCox",
+    "acceflow.models.federated.FederatedLogisticRegression",
     "acceflow.study.survival_training.EventStratifiedKFold",
     "acceflow.study.survival_training._cox_scorer",
     # numpy

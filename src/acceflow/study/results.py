@@ -137,6 +137,22 @@ class Results:
     RECALIBRATION = "utility/{cohort}/recalibration.tsv"
     CALIBRATION_FIGURE = "utility/{cohort}/calibration.{ext}"  # ext: png, svg
     DECISION_CURVE_FIGURE = "utility/{cohort}/decision_curve.{ext}"
+    # federated training (model.comparators lists federated; the model itself: comparator(MODEL, "federated"))
+    #: a training site's rows (the only table its jobs read), what it shares for the pooled
+    #: standardisation, and its update of each round
+    FEDERATED_SITE_TABLE = "clinical/federated/sites/{site}/table.tsv"
+    FEDERATED_MOMENTS = "clinical/federated/sites/{site}/moments.json"
+    FEDERATED_UPDATE = "clinical/federated/sites/{site}/round_{round}.json"
+    #: the server's pooled standardisation and global model after each round (round_0: the start)
+    FEDERATED_STANDARDISATION = "clinical/federated/server/standardisation.json"
+    FEDERATED_GLOBAL = "clinical/federated/server/round_{round}.json"
+    #: one row per round and site: round, site, n, loss, update_norm, drift
+    FEDERATED_ROUNDS = "clinical/federated/rounds.tsv"
+    #: coefficients of the federated, central (pooled) and local-only fits; their AUCs per external
+    #: cohort with paired DeLong tests against the federated model; the largest coefficient difference
+    FEDERATED_COEFFICIENTS = "clinical/federated/coefficients.tsv"
+    FEDERATED_COMPARISON = "clinical/federated/comparison.tsv"
+    FEDERATED_SUMMARY = "clinical/federated/summary.json"
     # deep-learning biomarker
     DEEP_CROP = "deep/crops/{scan}.npz"
     DEEP_FEATURES = "deep/features.tsv"

@@ -26,6 +26,9 @@ DEEP_KIND = "deep"
 #: The same network trained with domain-adversarial adaptation (``deep.domain_adaptation: dann``): a
 #: comparator added beside ``deep`` so that both are validated and compared on every cohort.
 DANN_KIND = "deep_dann"
+#: Federated penalised logistic regression (acceflow.models.federated, workflow/rules/federated.smk):
+#: a comparator named in model.comparators, never added by ``auto``.
+FEDERATED_KIND = "federated"
 
 #: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
 #: imported from (acceflow is a workflow, run from its repository; the schemas are the workflow's
@@ -490,6 +493,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     primary = m["primary"]
     comparators = m["comparators"]
     _check_deep(config, primary, comparators)
+    _check_federated(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
         named = [primary, *([] if comparators == "auto" else comparators)]
         unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
@@ -502,7 +506,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     if comparators == "auto":
         comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
     comparators = [c for c in comparators if c != primary]
-    if not config["clinical"] and any(k not in ("imaging", DEEP_KIND) for k in [primary, *comparators]):
+    if not config["clinical"] and any(k not in ("imaging", DEEP_KIND, FEDERATED_KIND) for k in [primary, *comparators]):
         raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
     if DEEP_KIND in comparators and _domain_adaptation(config) == "dann":
         comparators = [*comparators, DANN_KIND]
@@ -535,6 +539,23 @@ def _check_dann(config: dict, named) -> None:
     if overlap:
         raise ConfigError(f"deep.target_cohorts lists training cohort(s) {overlap}: a target domain is a cohort the "
                           "network is not trained on; remove them from deep.target_cohorts")
+
+
+def _check_federated(config: dict, primary: str, comparators) -> None:
+    """Federated training (``federated``) is a comparator of binary studies with two or more training sites."""
+    named = [primary, *([] if comparators == "auto" else comparators)]
+    if FEDERATED_KIND not in named:
+        return
+    if primary == FEDERATED_KIND:
+        raise ConfigError("model.primary: federated is available as a comparator only in this version; set "
+                          "model.primary to imaging and list federated in model.comparators")
+    if config["outcome"]["type"] != "binary":
+        raise ConfigError("model.comparators lists federated, which trains a logistic regression (binary outcomes "
+                          "only in this version): remove federated")
+    train = list((config.get("cohorts") or {}).get("train") or [])
+    if len(train) < 2:
+        raise ConfigError(f"model.comparators lists federated, which treats each training cohort as a site, but "
+                          f"cohorts.train has {len(train)} ({train}): name at least two training cohorts")
 
 
 def _check_deep(config: dict, primary: str, comparators) -> None:

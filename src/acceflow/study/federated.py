@@ -1,0 +1,242 @@
+"""Federated training as a study: the steps the workflow's federated rules run, one call each.
+
+Each training cohort is a site. :func:`split_sites` writes one table per site (in a real
+consortium, each hospital's own export); from then on a site's jobs read only its own table
+and the server's files (pooled standardisation, global model), and the server's jobs read only
+what the sites wrote (counts, sums, parameters) — never a row. The learner and the Flower
+pieces are :mod:`acceflow.models.federated`.
+
+Central (pooled) and local-only reference fits, made with scikit-learn's
+``LogisticRegression`` with the same penalty and C on the same features, are the evaluation's
+yardsticks (:func:`compare_federated`): they read the pooled table, as an evaluation on
+simulated sites can; the federated model never does.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from acceflow.io.manifest import binary_outcome
+from acceflow.metrics.compare import compare_models
+from acceflow.models.federated import (FederatedLogisticRegression, LogisticSiteClient, aggregate_round, fit_config,
+                                       make_strategy, pooled_standardisation, round_rows, site_moments, standardise)
+from acceflow.study.card import ModelCard
+from acceflow.study.settings import FEDERATED_KIND, model_names, section_settings
+from acceflow.study.training import model_spec
+
+log = logging.getLogger(__name__)
+
+ROUND_COLUMNS = ["round", "site", "n", "loss", "update_norm", "drift"]
+
+
+def federated_settings(config: dict) -> dict:
+    """The config's ``federated`` section with the schema's defaults."""
+    return section_settings("federated", config.get("federated"))
+
+
+def split_sites(table: pd.DataFrame, config: dict, stable: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """One table per training site: ``case_id``, ``outcome`` (0/1) and the inputs of the model kind
+    ``federated.model`` (imaging features, clinical covariates, or both: ``combined_early``).
+
+    Raises
+    ------
+    ValueError
+        When a training cohort has no row in the table.
+    """
+    features, _, _ = model_spec(federated_settings(config)["model"], table, config, stable)
+    o = config["outcome"]
+    sites = {}
+    for site in config["cohorts"]["train"]:
+        rows = table[table["cohort"] == site]
+        if rows.empty:
+            raise ValueError(f"site {site}: no case in the feature table (cohorts.train names it; see ingest/qc.tsv)")
+        out = pd.DataFrame({"case_id": rows["case_id"].to_numpy(),
+                            "outcome": np.asarray(binary_outcome(rows[o["column"]], o["positive"])).astype(int)})
+        values = rows[features].apply(pd.to_numeric, errors="coerce").reset_index(drop=True)
+        sites[site] = pd.concat([out, values], axis=1)
+    return sites
+
+
+def _site_arrays(site_table: pd.DataFrame):
+    features = [c for c in site_table.columns if c not in ("case_id", "outcome")]
+    return features, site_table[features].to_numpy(dtype=float), site_table["outcome"].to_numpy(dtype=float)
+
+
+def site_moments_step(site_table: pd.DataFrame, site: str) -> dict:
+    """A site's shared summary (:func:`acceflow.models.federated.site_moments`) with its feature names."""
+    features, X, y = _site_arrays(site_table)
+    return {**site_moments(X, y, site), "features": features}
+
+
+def standardisation_step(moments: list[dict]) -> tuple[dict, dict]:
+    """The server's pooled standardisation and the round-0 global model (zeros).
+
+    Raises
+    ------
+    ValueError
+        When the sites do not share the same features in the same order.
+    """
+    features = moments[0]["features"]
+    for m in moments[1:]:
+        if m["features"] != features:
+            raise ValueError(f"site {m['site']} has other features than site {moments[0]['site']}: every site must "
+                             f"export the same columns (re-run the split)")
+    std = {**pooled_standardisation(moments, features), "features": features}
+    start = {"round": 0, "coef": [0.0] * len(features), "intercept": [0.0], "sites": []}
+    return std, start
+
+
+def site_round_step(site_table: pd.DataFrame, site: str, standardisation: dict, previous: dict, config: dict) -> dict:
+    """One site's local step of one round (the Flower NumPyClient's ``fit``), as JSON."""
+    s = federated_settings(config)
+    features, X, y = _site_arrays(site_table)
+    if features != standardisation["features"]:
+        raise ValueError(f"site {site}: its table's columns differ from the standardisation's features")
+    client = LogisticSiteClient(standardise(X, standardisation["mean"], standardisation["scale"]), y, site,
+                                s["penalty"], s["C"], standardisation["n"], s["local_epochs"],
+                                standardisation["lipschitz"])
+    config_in = fit_config(make_strategy(s["strategy"], s["proximal_mu"]), s["local_epochs"])
+    params, n, metrics = client.fit([np.asarray(previous["coef"]), np.asarray(previous["intercept"])], config_in)
+    return {"site": site, "round": int(previous["round"]) + 1, "n": int(n), "loss": metrics["loss"],
+            "coef": params[0].tolist(), "intercept": params[1].tolist()}
+
+
+def aggregate_step(updates: list[dict], previous: dict, config: dict) -> dict:
+    """The server's aggregation of one round with the configured Flower strategy, as JSON.
+
+    Raises
+    ------
+    acceflow.models.federated.FederationError
+        When a site's update holds NaN (named, with the round).
+    """
+    s = federated_settings(config)
+    server_round = int(previous["round"]) + 1
+    for u in updates:
+        if int(u["round"]) != server_round:
+            raise ValueError(f"site {u['site']}: an update of round {u['round']} given to the aggregation of round "
+                             f"{server_round}")
+    sites = [(u["site"], [np.asarray(u["coef"], dtype=float), np.asarray(u["intercept"], dtype=float)], u["n"])
+             for u in updates]
+    prev = [np.asarray(previous["coef"]), np.asarray(previous["intercept"])]
+    new = aggregate_round(make_strategy(s["strategy"], s["proximal_mu"]), server_round, sites,
+                          {u["site"]: u["loss"] for u in updates})
+    rows = round_rows(server_round, prev, new, sites, {u["site"]: u["loss"] for u in updates})
+    return {"round": server_round, "coef": new[0].tolist(), "intercept": new[1].tolist(), "sites": rows}
+
+
+def final_model(standardisation: dict, globals_: list[dict], config: dict):
+    """The frozen federated model, its card and ``rounds.tsv`` from the server's files.
+
+    Parameters
+    ----------
+    standardisation : dict
+        :func:`standardisation_step`'s first output.
+    globals_ : list of dict
+        The global model of every round 1..R (:func:`aggregate_step`), in order.
+    """
+    s = federated_settings(config)
+    last = globals_[-1]
+    model = FederatedLogisticRegression.from_parameters(
+        standardisation["features"], standardisation, [last["coef"], last["intercept"]],
+        penalty=s["penalty"], C=s["C"], rounds=s["rounds"], local_epochs=s["local_epochs"],
+        strategy=s["strategy"], proximal_mu=s["proximal_mu"])
+    rounds = pd.DataFrame([row for g in globals_ for row in g["sites"]], columns=ROUND_COLUMNS)
+    prevalence = standardisation["n_events"] / standardisation["n"]
+    coefs = dict(zip(standardisation["features"], map(float, last["coef"])))
+    primary, _ = model_names(config)
+    card = ModelCard.from_dict({
+        "model": FEDERATED_KIND, "role": "primary" if primary == FEDERATED_KIND else "comparator",
+        "outcome": dict(config["outcome"]), "features": list(standardisation["features"]),
+        "learner": f"{s['penalty']}_logistic (federated, {s['strategy']})",
+        "hyperparameters": dict(s), "training_cohorts": list(config["cohorts"]["train"]),
+        "external_cohorts": list(config["cohorts"]["external"]), "seed": int(config["seed"]),
+        "validation": "external" if config["cohorts"]["external"] else "internal",
+        "internal_validation": ("none: federated training is not cross-validated; the training-cohort figures are "
+                                "apparent (the final model on the rows it was trained on)"),
+        "n_train": int(standardisation["n"]), "n_events_train": int(standardisation["n_events"]),
+        "threshold": {"method": "value", "target": prevalence, "value": prevalence,
+                      "fixed_on": "pooled training prevalence (the sites' shared event counts)"},
+        **{"sites": standardisation["sites"], "rounds": len(globals_), "coefficients": coefs,
+                  "intercept": float(last["intercept"][0]),
+                  "coefficient_scale": "per pooled standard deviation of the training sites",
+                  "standardisation": "pooled mean and SD from the sites' counts, sums and sums of squares",
+                  "final_round_loss": float(np.average(rounds[rounds["round"] == rounds["round"].max()]["loss"],
+                                                       weights=rounds[rounds["round"] == rounds["round"].max()]["n"]))},
+    })
+    return model, card, rounds
+
+
+def _reference_fit(X, y, penalty: str, C: float):
+    kw = dict(l1_ratio=0) if penalty == "l2" else dict(l1_ratio=1, solver="saga")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # saga's convergence warning at tight tolerance
+        return make_pipeline(SimpleImputer(), StandardScaler(),
+                             LogisticRegression(C=C, tol=1e-8, max_iter=20000, **kw)).fit(X, y)
+
+
+def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alpha: float = 0.05):
+    """Federated vs central (pooled) vs local-only models on every external cohort.
+
+    Central: the same penalised logistic regression (scikit-learn, same penalty and C, same
+    features) fitted on the pooled training rows; local-only: fitted on one site's rows alone
+    (standardised by that site). Each external cohort: AUCs with DeLong CIs and paired DeLong
+    tests against the federated model (:func:`acceflow.metrics.compare.compare_models`).
+
+    Returns
+    -------
+    comparison : pandas.DataFrame
+        ``cohort`` and compare_models' columns (``model``: federated, central, local_<site>).
+    coefficients : pandas.DataFrame
+        ``feature``, ``federated``, ``central``, ``local_<site>`` ... (per pooled SD for federated
+        and central, per site SD for local fits), ``difference`` (federated − central).
+    summary : dict
+        ``max_abs_coefficient_difference``, its ``feature``, ``rounds``, ``strategy``, sites.
+    """
+    s = federated_settings(config)
+    features = list(card["features"])
+    o = config["outcome"]
+    train = table[table["cohort"].isin(config["cohorts"]["train"])]
+    y_train = binary_outcome(train[o["column"]], o["positive"]).astype(int)
+    X_train = train[features].apply(pd.to_numeric, errors="coerce")
+    fits = {"central": _reference_fit(X_train, y_train, s["penalty"], s["C"])}
+    for site in config["cohorts"]["train"]:
+        mask = (train["cohort"] == site).to_numpy()
+        fits[f"local_{site}"] = _reference_fit(X_train[mask], y_train[mask], s["penalty"], s["C"])
+    coefficients = pd.DataFrame({"feature": features, "federated": model.coef_[0],
+                                 **{name: fit[-1].coef_[0] for name, fit in fits.items()}})
+    coefficients["difference"] = coefficients["federated"] - coefficients["central"]
+    worst = int(np.argmax(np.abs(coefficients["difference"].to_numpy())))
+    rows = []
+    for cohort in config["cohorts"]["external"]:
+        ext = table[table["cohort"] == cohort].reset_index(drop=True)
+        y = binary_outcome(ext[o["column"]], o["positive"]).astype(int)
+        X = ext[features].apply(pd.to_numeric, errors="coerce")
+        preds = {FEDERATED_KIND: model.predict_proba(X)[:, 1], **{k: f.predict_proba(X)[:, 1] for k, f in fits.items()}}
+        frames = {k: pd.DataFrame({"case_id": ext["case_id"], "outcome": y, "probability": p}) for k, p in preds.items()}
+        rows.append(compare_models(frames, reference=FEDERATED_KIND, alpha=alpha).assign(cohort=cohort))
+    comparison = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if len(comparison):
+        comparison = comparison[["cohort", *[c for c in comparison.columns if c != "cohort"]]]
+    summary = {"max_abs_coefficient_difference": float(abs(coefficients["difference"].iloc[worst])),
+               "feature": features[worst], "coefficient_scale": "per pooled standard deviation",
+               "rounds": int(s["rounds"]), "strategy": s["strategy"], "local_epochs": int(s["local_epochs"]),
+               "penalty": s["penalty"], "C": float(s["C"]), "sites": list(config["cohorts"]["train"]),
+               "central": "scikit-learn LogisticRegression on the pooled training rows, same penalty, C and features"}
+    return comparison, coefficients, summary
+
+
+def apparent_predictions(table: pd.DataFrame, model, card: dict, config: dict) -> pd.DataFrame:
+    """The federated model on the training cohorts' rows (apparent; ``case_id, outcome, probability``)."""
+    o = config["outcome"]
+    train = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
+    X = train[list(card["features"])].apply(pd.to_numeric, errors="coerce")
+    return pd.DataFrame({"case_id": train["case_id"], "outcome": binary_outcome(train[o["column"]], o["positive"])
+                         .astype(int), "probability": model.predict_proba(X)[:, 1]})
