@@ -46,8 +46,8 @@ def _shap_figure(summary: pd.DataFrame, scale: str):
     top = summary.head(12).iloc[::-1]
     fig, ax = F.plt.subplots(figsize=(6.4, 0.35 * len(top) + 1.2))
     labels = [_label(r.features, r.top_feature, int(r.n_features)) for r in top.itertuples()]
-    ax.barh(labels, top["mean_abs_shap_group"], color="#0072B2", label="cluster (grouped SHAP)")
-    ax.plot(top["sum_mean_abs_shap_features"], labels, "o", mfc="none", color="#D55E00",
+    ax.barh(labels, top["mean_abs_shap_group"], color=F.OKABE_ITO["blue"], label="cluster (grouped SHAP)")
+    ax.plot(top["sum_mean_abs_shap_features"], labels, "o", mfc="none", color=F.OKABE_ITO["vermillion"],
             label="sum of its features' mean |SHAP|")
     ax.set_xlabel(f"mean |SHAP| over the training cases ({scale})")
     ax.tick_params(axis="y", labelsize=7)
