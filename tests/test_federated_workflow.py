@@ -6,10 +6,10 @@ import re
 
 import pandas as pd
 import pytest
+import yaml
+from conftest import REPO, SHARED_DATA, need, run_snakemake, small_statistics, write_config
 
-from conftest import demo_config, run_snakemake, small_statistics, write_config
-
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.shared_data]
 
 
 def _jobs(stderr: str, rule: str) -> int:
@@ -19,19 +19,23 @@ def _jobs(stderr: str, rule: str) -> int:
 
 
 def test_federated_rounds_are_unrolled_site_jobs_read_only_their_table_and_a_stopped_run_resumes(tmp_path):
+    """PI-CAI's feature table (no image stages: the test is about the federation): RUMC and PCNN are
+    the sites, ZGT the external cohort."""
+    config = yaml.safe_load((REPO / "config/studies/picai_federated.yaml").read_text())
     results = tmp_path / "results"
-    config = small_statistics(demo_config(
-        results, n_train=24, n_external=(24, 16), validation={"cv_folds": 3, "cv_repeats": 1},
-        cohorts={"column": "cohort", "train": ["site_A", "site_B"], "external": ["site_C"]},
-        federated={"rounds": 3, "local_epochs": 5}))
+    config["results"] = str(results)
+    config["input"]["features"] = str(need(SHARED_DATA / "picai" / "marksheet.csv"))
     config["model"]["comparators"] = ["federated"]
-    cfg = write_config(tmp_path / "config.yaml", config)
+    config["federated"].update(rounds=3, local_epochs=5)
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
+    config.setdefault("utility", {})["recalibration"] = []
+    cfg = write_config(tmp_path / "config.yaml", small_statistics(config))
     fed = results / "clinical" / "federated"
     # a run stopped after round 2 (what a killed run leaves: every finished round's files)
     first = run_snakemake(tmp_path, cfg, "--nolock", str(fed / "server" / "round_2.json"))  # a flag ends --configfile
     assert first.returncode == 0, first.stderr[-3000:]
     assert _jobs(first.stderr, "federated_site_round") == 4 and _jobs(first.stderr, "federated_aggregate") == 2
-    targets = [str(fed / "comparison.tsv"), str(results / "clinical/site_C/comparators/federated/metrics.json")]
+    targets = [str(fed / "comparison.tsv"), str(results / "clinical/ZGT/comparators/federated/metrics.json")]
     run = run_snakemake(tmp_path, cfg, "--nolock", *targets)
     assert run.returncode == 0, run.stderr[-3000:]
     # resumed: only round 3 ran (one job per site, one aggregation)
@@ -49,12 +53,12 @@ def test_federated_rounds_are_unrolled_site_jobs_read_only_their_table_and_a_sto
         assert not any("features.tsv" in f for f in inputs)
     rounds = pd.read_csv(fed / "rounds.tsv", sep="\t")
     assert list(rounds.columns) == ["round", "site", "n", "loss", "update_norm", "drift"]
-    assert sorted(rounds["round"].unique()) == [1, 2, 3] and set(rounds["site"]) == {"site_A", "site_B"}
-    assert rounds.groupby("site")["n"].first().to_dict() == {"site_A": 24, "site_B": 24}
+    assert sorted(rounds["round"].unique()) == [1, 2, 3] and set(rounds["site"]) == {"RUMC", "PCNN"}
+    assert rounds.groupby("site")["n"].first().to_dict() == {"RUMC": 800, "PCNN": 350}
     comparison = pd.read_csv(fed / "comparison.tsv", sep="\t")
-    assert set(comparison["model"]) == {"federated", "central", "local_site_A", "local_site_B"}
+    assert set(comparison["model"]) == {"federated", "central", "local_RUMC", "local_PCNN"}
     assert comparison["auc"].between(0, 1).all() and len(comparison) == 4
     summary = json.loads((fed / "summary.json").read_text())
-    assert summary["max_abs_coefficient_difference"] >= 0 and summary["sites"] == ["site_A", "site_B"]
-    metrics = json.loads((results / "clinical/site_C/comparators/federated/metrics.json").read_text())
-    assert metrics["n"] == 16
+    assert summary["max_abs_coefficient_difference"] >= 0 and summary["sites"] == ["RUMC", "PCNN"]
+    metrics = json.loads((results / "clinical/ZGT/comparators/federated/metrics.json").read_text())
+    assert metrics["n"] == 350
