@@ -121,26 +121,6 @@ rule site_effect:
         "../scripts/site_effect.py"
 
 
-def domain_shift_inputs(wildcards):
-    """Features and the performance figures of the models built on them (the deep embeddings when made)."""
-    files = {"features": R(Results.FEATURES), "stable": R(Results.STABLE_FEATURES),
-             "metrics": expand(R(Results.METRICS), cohort=COHORTS)}
-    if DEEP_KIND in COMPARATORS and config["deep"]["embedding"]["enabled"]:
-        files["deep_features"] = R(Results.DEEP_FEATURES)
-        files["deep_metrics"] = expand(R(Results.METRICS, model=DEEP_KIND), cohort=COHORTS)
-        if DANN_KIND in COMPARATORS:
-            files["dann_features"] = R(Results.DANN_FEATURES)
-            files["dann_metrics"] = expand(R(Results.METRICS, model=DANN_KIND), cohort=COHORTS)
-    return files
-
-
-def domain_shift_outputs():
-    """The domain-shift files the dossier reads (config domain_shift.enabled)."""
-    if not config["domain_shift"]["enabled"]:
-        return []
-    return [R(Results.DOMAIN_SHIFT), R(Results.DOMAIN_SHIFT_SUMMARY)]
-
-
 rule domain_shift:
     input:
         unpack(domain_shift_inputs),

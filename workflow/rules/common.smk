@@ -200,6 +200,26 @@ def explanation_outputs():
     return files
 
 
+def domain_shift_inputs(wildcards):
+    """Features and the performance figures of the models built on them (the deep embeddings when made)."""
+    files = {"features": R(Results.FEATURES), "stable": R(Results.STABLE_FEATURES),
+             "metrics": expand(R(Results.METRICS), cohort=COHORTS)}
+    if DEEP_KIND in COMPARATORS and config["deep"]["embedding"]["enabled"]:
+        files["deep_features"] = R(Results.DEEP_FEATURES)
+        files["deep_metrics"] = expand(R(Results.METRICS, model=DEEP_KIND), cohort=COHORTS)
+        if DANN_KIND in COMPARATORS:
+            files["dann_features"] = R(Results.DANN_FEATURES)
+            files["dann_metrics"] = expand(R(Results.METRICS, model=DANN_KIND), cohort=COHORTS)
+    return files
+
+
+def domain_shift_outputs():
+    """The domain-shift files the dossier reads (config domain_shift.enabled)."""
+    if not config["domain_shift"]["enabled"]:
+        return []
+    return [R(Results.DOMAIN_SHIFT), R(Results.DOMAIN_SHIFT_SUMMARY)]
+
+
 def grouped_explanation_outputs():
     """The grouped explanations (config explain) of the primary model and of the clinical comparator."""
     if not config["explain"]["enabled"] or PRIMARY == DEEP_KIND:
@@ -300,7 +320,7 @@ put_on_pythonpath(os.path.join(workflow.basedir, "src"))
 
 
 def _without_back_edges(graph):
-    """The rule graph ({rule: rules it depends on}) without the edges that close a cycle: rules applied
+    """The rule-level graph (a dict, name -> the rules it depends on) without the edges that close a cycle: rules applied
     round after round (the federated rounds: a site's step reads the previous round's aggregate) make
     the rule-level graph cyclic, while the job DAG is not; the dossier draws the acyclic part."""
     kept, state = {n: set() for n in graph}, {}
