@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, small_statistics
+from conftest import REPO, small_statistics, write_config
 
 from acceflow.demo import make_demo_cohort
 
@@ -52,7 +52,7 @@ def study(tmp_path_factory):
 
 def workdir(factory, name: str, config: dict) -> Path:
     work = factory.mktemp(name)
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(work / "config.yaml", config)
     return work
 
 
