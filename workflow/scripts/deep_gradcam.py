@@ -1,5 +1,4 @@
 """Grad-CAM overlays of a few correctly and wrongly classified cases of one cohort (acceflow.deep.gradcam)."""
-import json
 import os
 
 import numpy as np
@@ -9,24 +8,15 @@ import torch
 from acceflow.deep.crops import load_crop
 from acceflow.deep.gradcam import gradcam_maps, overlay_png
 from acceflow.deep.networks import gradcam_layer
-from acceflow.deep.train import load_model
 from acceflow.runtime import log_to
-from acceflow.study.deep import case_crops
+from acceflow.study.deep import explained_cases, frozen_model_inputs
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))
     cohort, p = snakemake.wildcards.cohort, snakemake.params
-    card = json.load(open(snakemake.input.card))
-    fitted = load_model(snakemake.input.model, card["model_sha256"])
-    scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
-    crops = case_crops(scans, list(snakemake.input.crops))
-    preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
-    thr = card["threshold"]["value"]
-    preds["predicted"] = (preds["probability"] >= thr).astype(int)
-    preds["correct"] = preds["predicted"] == preds["outcome"]
-    preds["confidence"] = (preds["probability"] - thr).abs()
-    preds = preds.sort_values(["confidence", "case_id"], ascending=[False, True])
-    chosen = pd.concat([preds[preds["correct"]].head(p.cases), preds[~preds["correct"]].head(p.cases)])
+    card, fitted, crops, preds = frozen_model_inputs(snakemake.input.card, snakemake.input.model, snakemake.input.scans,
+                                                     snakemake.input.crops, snakemake.input.predictions)
+    chosen = explained_cases(preds, card["threshold"]["value"], p.cases)
     layer = gradcam_layer(card["network"], card["fusion"], p.layer, card["crop"]["size_voxels"])
     folder = os.path.dirname(snakemake.output.table)
     rows = []

@@ -1,5 +1,4 @@
 """Integrated-gradients overlays (acceflow.deep.attribution) of the cases Grad-CAM shows on one cohort."""
-import json
 import os
 
 import numpy as np
@@ -9,18 +8,14 @@ import torch
 from acceflow.deep.attribution import display_map, integrated_gradients_maps
 from acceflow.deep.crops import load_crop
 from acceflow.deep.gradcam import overlay_png
-from acceflow.deep.train import load_model
 from acceflow.runtime import log_to
-from acceflow.study.deep import case_crops, explained_cases
+from acceflow.study.deep import explained_cases, frozen_model_inputs
 
 with log_to(snakemake.log[0]):
     torch.set_num_threads(max(1, snakemake.threads))
     cohort, p = snakemake.wildcards.cohort, snakemake.params
-    card = json.load(open(snakemake.input.card))
-    fitted = load_model(snakemake.input.model, card["model_sha256"])
-    scans = pd.read_csv(snakemake.input.scans, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
-    crops = case_crops(scans, list(snakemake.input.crops))
-    preds = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"case_id": str})
+    card, fitted, crops, preds = frozen_model_inputs(snakemake.input.card, snakemake.input.model, snakemake.input.scans,
+                                                     snakemake.input.crops, snakemake.input.predictions)
     chosen = explained_cases(preds, card["threshold"]["value"], p.cases)
     folder = os.path.dirname(snakemake.output.table)
     rows = []

@@ -67,6 +67,22 @@ def case_crops(scans: pd.DataFrame, crop_paths: list[str]) -> dict[str, str]:
     return {row.case_id: by_scan[sid] for sid, row in primary.iterrows() if sid in by_scan}
 
 
+def frozen_model_inputs(card_path, model_path, scans_path, crop_paths, predictions_path):
+    """What the Grad-CAM and integrated-gradients rules read about one cohort: the model card, the
+    frozen network (SHA-256 checked against the card), case id -> crop file, and the cohort's
+    predictions. Returns ``(card, fitted, crops, predictions)``."""
+    import json
+
+    from acceflow.deep.train import load_model
+
+    with open(card_path) as fh:
+        card = json.load(fh)
+    fitted = load_model(model_path, card["model_sha256"])
+    scans = pd.read_csv(scans_path, sep="\t", dtype=str, keep_default_na=False).set_index("scan_id")
+    predictions = pd.read_csv(predictions_path, sep="\t", dtype={"case_id": str})
+    return card, fitted, case_crops(scans, list(crop_paths)), predictions
+
+
 def explained_cases(predictions: pd.DataFrame, threshold: float, n: int) -> pd.DataFrame:
     """The cases whose maps the dossier shows: the ``n`` most confidently correct and the ``n`` most
     confidently wrong at the model's threshold (confidence = |probability − threshold|; ties by case id),
