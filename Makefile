@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# pytest workers (pytest-xdist): the DAG tests keep about 1.3 of 2 cores busy, so two workers fill the
+# gaps. Tests that share a session DAG run (or a module's runs) stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test lint clean
 
@@ -22,7 +25,7 @@ run: setup
 	$(BIN)/snakemake --cores $(CORES)
 
 test: setup
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
 
 lint: setup
 	$(BIN)/lint-imports

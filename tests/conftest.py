@@ -26,8 +26,29 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+#: Session-scoped fixtures that run a whole DAG: every test using one runs on the same xdist worker.
+SESSION_RUNS = ("otsu_slurm_run", "demo_run")
+
+#: The longest work units first (measured serially on the 2-core machine, seconds), so that
+#: ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (make test) starts them first and the
+#: short ones fill in at the end. A unit not listed keeps its place after these, slow and
+#: integration modules before unit tests.
+LONGEST_FIRST = ("otsu_slurm_run", "test_segmentation_workflow", "test_nnunet_workflow", "test_deep_workflow",
+                 "test_workflow", "demo_run", "test_faults")
+
+
+def xdist_group(item) -> str:
+    """The xdist group of a test: the session DAG run it reads, else its module (module-scoped
+    fixtures, such as test_faults.py's runs, are then built once)."""
+    for name in SESSION_RUNS:
+        if name in getattr(item, "fixturenames", ()):
+            return name
+    return item.module.__name__ if getattr(item, "module", None) else item.nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that reads ../shared/data ``shared_data``."""
+    """Mark every test that reads ../shared/data ``shared_data``; put every test in its xdist group
+    and the longest groups first (see :data:`LONGEST_FIRST`)."""
     uses_shared = {}
     for item in items:
         module = getattr(item, "module", None)
@@ -38,6 +59,16 @@ def pytest_collection_modifyitems(config, items):
                 uses_shared[module] = False
         if "shared_data" in getattr(item, "fixturenames", ()) or uses_shared[module]:
             item.add_marker(pytest.mark.shared_data)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+
+    def rank(item):
+        group = xdist_group(item)
+        if group in LONGEST_FIRST:
+            return LONGEST_FIRST.index(group)
+        return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else
+                                     1 if item.get_closest_marker("integration") else 2)
+
+    items.sort(key=rank)  # stable: the order within a rank is the collection order
 
 
 def need(path: Path) -> Path:
@@ -186,30 +217,33 @@ def demo_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def otsu_slurm_run(tmp_path_factory):
-    """A small demo (20 training, 2 x 14 external cases, no rescans) with Otsu segmentation, run
+    """A small demo (16 training, 2 x 8 external cases, no rescans) with Otsu segmentation, run
     once per session: through the SLURM executor on a single-node cluster started here when one can
     start (CI, as root, with Debian's slurm packages), else locally. Returns ``(results, slurm)``
     where ``slurm`` is ``{"log", "wall_s"}`` of the SLURM run or ``{"skip": reason}``.
 
     Sized for time: under SLURM every job of a group is its own ``srun ... snakemake`` (the
     jobstep executor), run one after another within a group; each costs a Snakemake start-up
-    (13-25 s per job measured on the shared 2-core machine at load 10-30). 48 scans make three
-    per-scan groups (20, 20, 8): 28 scans on the longer of the node's two CPUs, against 40 with 60
-    scans. One comparator (clinical) keeps every comparator rule in the run with 30 per-cohort
-    jobs instead of 46 for two. 14-case external cohorts are too small for recalibration's
-    cross-validation (as in test_deep_workflow.py)."""
+    (3-5 s of CPU on a quiet 2-core machine, 13-25 s at load 10-30). 32 scans make two per-scan
+    groups of 16 (``--group-components perscan=16``: one per CPU of the node) with three jobs per
+    scan. The seeded demo gives 5 events in the 16 training cases (3-fold CV) and 4 and 2 in the
+    8-case external cohorts. One comparator (clinical) keeps every comparator rule in the run.
+    Small external cohorts are too small for recalibration's cross-validation (as in
+    test_deep_workflow.py)."""
     from slurm_cluster import ClusterUnavailable, single_node_cluster
 
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.fail("snakemake-executor-plugin-slurm is not installed; run make setup (pip install -e '.[test]')")
     work = tmp_path_factory.mktemp("otsu_slurm")
     results = work / "results"
-    config = demo_config(results, n_train=20, n_external=(14, 14), segmentation={"source": "otsu", "margin_mm": 4.0},
+    config = demo_config(results, n_train=16, n_external=(8, 8), segmentation={"source": "otsu", "margin_mm": 4.0},
                          validation={"cv_folds": 3, "cv_repeats": 1}, utility={"recalibration": []})
-    config["model"].update(comparators=["clinical"], min_events=3)  # 7 events in 20 training cases
+    config["model"].update(comparators=["clinical"], min_events=3)  # 5 events in 16 training cases
     cfg = write_config(work / "otsu.yaml", small_statistics(config))
     slurm = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(cfg),
              "--profile", str(REPO / "profiles/slurm"), "--jobs", "4",
+             # the profile's groups, with the per-scan batches cut to one per CPU of the node
+             "--group-components", "perscan=16", "models=10", "percohort=100", "analytical=10",
              # no slurmdbd here: poll squeue (MinJobAge=600 keeps finished jobs visible), and poll often
              "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
              "--seconds-between-status-checks", "5", "--slurm-no-account", "--latency-wait", "5"]

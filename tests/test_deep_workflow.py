@@ -1,5 +1,5 @@
 """Integration: the DAG with the deep model as a comparator, on a tiny demo cohort (tiny network,
-two epochs, 16-voxel crops): comparator contract files, deep features and their ICC, Grad-CAM
+two epochs, 16-voxel crops; 16 training and 2 x 8 external cases): comparator contract files, deep features and their ICC, Grad-CAM
 and the dossier's side-by-side comparison; the same network trained with DANN against the external
 cohorts' unlabelled images (comparator deep_dann) and the domain shift of the radiomics features
 and of the deep embeddings."""
@@ -13,13 +13,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def tiny_deep_config(results):
-    config = demo_config(results, "config/studies/demo_deep.yaml", n_train=20, n_external=(14, 14), n_retest=5)
+    config = demo_config(results, "config/studies/demo_deep.yaml", n_train=16, n_external=(8, 8), n_retest=5)
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
                             "permutation_repeats": 2, "coefficient_bootstrap": 0}
     config["utility"] = {"curve_bootstrap": 20, "recalibration": []}  # recalibration: 14-case cohorts too small
     config["model"]["comparators"] = ["clinical", "deep"]
     config["ibsi"] = {"enabled": False}
-    config["model"]["min_events"] = 3  # 7 events in 20 training cases
+    config["model"]["min_events"] = 3  # 5 events in 16 training cases
     config["deep"].update(network="resnet10", crop_size=16, crop_spacing=3.0, epochs=2, patience=2, batch_size=4,
                           cv_folds=2, threads=1, device="cpu", domain_adaptation="dann",
                           target_cohorts=["site_B", "site_C"])
@@ -34,10 +34,10 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     check_contract(results, ["train", "site_B", "site_C"], "outcome")
     card = json.loads((results / "clinical/model/comparators/deep/model_card.json").read_text())
-    assert card["model"] == "deep" and card["network"] == "resnet10" and card["n_train"] == 20
+    assert card["model"] == "deep" and card["network"] == "resnet10" and card["n_train"] == 16
     assert (results / "clinical/model/comparators/deep" / card["model_file"]).is_file()
     assert len(card["training_history"]) == card["final_model"]["stopped_epoch"] >= 1
-    for cohort, n in (("train", 20), ("site_B", 14), ("site_C", 14)):
+    for cohort, n in (("train", 16), ("site_B", 8), ("site_C", 8)):
         preds = pd.read_csv(results / f"clinical/{cohort}/comparators/deep/predictions.tsv", sep="\t")
         assert list(preds.columns) == ["case_id", "outcome", "probability"] and len(preds) == n
         assert preds["probability"].between(0, 1).all()
@@ -49,7 +49,7 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
         dann = json.loads((results / f"clinical/{cohort}/comparators/deep_dann/metrics.json").read_text())
         assert dann["model"] == "deep_dann" and dann["n"] == n
     feats = pd.read_csv(results / "deep/features.tsv", sep="\t")
-    assert len(feats) == 48 and sum(c.startswith("deep_") for c in feats.columns) == 512
+    assert len(feats) == 32 and sum(c.startswith("deep_") for c in feats.columns) == 512
     repeats = pd.read_csv(results / "deep/repeats.tsv", sep="\t")
     assert len(repeats) == 10 and repeats["case_id"].nunique() == 5
     icc = pd.read_csv(results / "analytical/deep_icc.tsv", sep="\t")
@@ -58,7 +58,7 @@ def test_deep_comparator_runs_through_to_the_dossier(tmp_path):
         cams = pd.read_csv(results / f"deep/gradcam/{cohort}/gradcam.tsv", sep="\t")
         assert 1 <= len(cams) <= 4 and all((results / f"deep/gradcam/{cohort}" / p).is_file() for p in cams["png"])
     dann_card = json.loads((results / "clinical/model/comparators/deep_dann/model_card.json").read_text())
-    assert dann_card["domain_adaptation"]["target_cases"] == {"site_B": 14, "site_C": 14}
+    assert dann_card["domain_adaptation"]["target_cases"] == {"site_B": 8, "site_C": 8}
     assert dann_card["domain_adaptation"]["target_outcomes_used"] is False
     assert "lambda" in dann_card["training_history"][0] and card.get("domain_adaptation") is None
     shift = pd.read_csv(results / "analytical/domain_shift.tsv", sep="\t")

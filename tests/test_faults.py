@@ -23,7 +23,7 @@ from acceflow.demo import make_demo_cohort
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
-BAD_CASE = "demo_0043"  # an external (site_B) case whose image is corrupted
+BAD_CASE = "demo_0020"  # an external (site_B) case whose image is corrupted
 DETERMINISTIC = ["features/features.tsv", "analytical/icc.tsv", "clinical/model/model_card.json",
                  *[f"clinical/{c}/{f}" for c in ("train", "site_B", "site_C") for f in ("predictions.tsv",
                                                                                         "metrics.json")],
@@ -38,8 +38,9 @@ def cmd(work: Path, *extra) -> list[str]:
 def study(tmp_path_factory):
     """A demo cohort written once (outside any run), with one corrupt image, and its config."""
     data = tmp_path_factory.mktemp("data")
-    make_demo_cohort(data, n_train=30, n_external=(15, 15), n_retest=5, n_reader=0, seed=42)
+    make_demo_cohort(data, n_train=16, n_external=(8, 8), n_retest=5, n_reader=0, seed=42)
     manifest = pd.read_csv(data / "manifest.tsv", sep="\t", dtype=str)
+    assert manifest.set_index("case_id").loc[BAD_CASE, "cohort"] == "site_B"
     image = data / manifest.set_index("case_id").loc[BAD_CASE, "image"]
     image.write_bytes(b"\x1f\x8b truncated export")
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -69,9 +70,9 @@ def test_bad_case_is_excluded_and_the_rest_continues(reference_run):
     bad = qc[qc["case_id"] == BAD_CASE].iloc[0]
     assert bad["status"] == "excluded"
     assert "cannot be read as an image" in bad["reason"] and "re-export" in bad["reason"]
-    assert (qc.loc[qc["case_id"] != BAD_CASE, "status"] == "ok").all() and len(qc) == 65
+    assert (qc.loc[qc["case_id"] != BAD_CASE, "status"] == "ok").all() and len(qc) == 37
     features = pd.read_csv(reference_run / "features/features.tsv", sep="\t")
-    assert len(features) == 59 and BAD_CASE not in set(features["case_id"])
+    assert len(features) == 31 and BAD_CASE not in set(features["case_id"])
     assert (reference_run / "report/dossier.html").is_file()
 
 
@@ -130,10 +131,10 @@ def test_killed_run_resumes_without_redoing_finished_scans(resumed_run):
     assert len(finished) >= 10 and killed_early
     redone = [f.name for f, mtime in finished.items() if f.stat().st_mtime_ns != mtime]
     assert not redone, f"finished cases were extracted again: {redone}"
-    # one feature file per case (extract_case), one row per usable scan: 59 cases, 64 scans
+    # one feature file per case (extract_case), one row per usable scan: 31 cases, 36 scans
     files = list((results / "features/cases").glob("*.tsv"))
-    assert len(files) == 59
-    assert sum(len(pd.read_csv(f, sep="\t")) for f in files) == 64
+    assert len(files) == 31
+    assert sum(len(pd.read_csv(f, sep="\t")) for f in files) == 36
 
 
 def test_two_runs_give_byte_identical_results(reference_run, resumed_run):

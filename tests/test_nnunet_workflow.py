@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_nnunet_segmentation_runs_to_the_dossier(tmp_path, monkeypatch):
     pytest.importorskip("nnunetv2")
     results = tmp_path / "results"
-    # the demo segmentation setup of test_segmentation_workflow.py (external cohorts of 14: 6 left site_C
-    # with one event, too few for the external validation)
-    config = demo_config(results, "config/studies/demo_nnunet.yaml", n_train=20, n_external=(14, 14), n_retest=5)
+    # the demo segmentation setup of test_segmentation_workflow.py (16 training cases with 5 events,
+    # external cohorts of 8 with 4 and 2)
+    config = demo_config(results, "config/studies/demo_nnunet.yaml", n_train=16, n_external=(8, 8), n_retest=3)
     config["segmentation"]["nnunet"].update(folds=2, epochs=1, iterations=2, val_iterations=1, threads=1)
     config["segmentation"]["device"] = "cpu"
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,

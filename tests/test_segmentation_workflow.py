@@ -14,12 +14,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_model_segmentation_runs_to_the_dossier(tmp_path):
     results = tmp_path / "results"
-    config = demo_config(results, "config/studies/demo_segmentation.yaml", n_train=20, n_external=(14, 14),
-                         n_retest=5)
+    config = demo_config(results, "config/studies/demo_segmentation.yaml", n_train=16, n_external=(8, 8),
+                         n_retest=3)
     config["segmentation"].update(channels=[4, 8], patch_size=[16, 16, 16], iterations=12, validation_interval=6,
                                   cv_folds=2, device="cpu",
                                   uncertainty={"method": "mc_dropout", "samples": 2, "max_cases": 3})
-    # the clinical part only has to run on 20 training cases (7 events): no comparators, no
+    # the clinical part only has to run on 16 training cases (5 events): no comparators, no
     # recalibration (14-case external cohorts), few bootstrap resamples
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1, "n_bootstrap": 200, "optimism_bootstrap": 0,
                             "permutation_repeats": 2, "coefficient_bootstrap": 0}

@@ -19,7 +19,7 @@ def test_demo_dag_runs_to_the_dossier_under_slurm(otsu_slurm_run):
         pytest.skip(slurm["skip"])
     log = slurm["log"]
     submitted = log.count("has been submitted with SLURM jobid")
-    print(f"\nSLURM run of the small demo DAG (48 scans, Otsu masks): wall {slurm['wall_s']:.1f} s, "
+    print(f"\nSLURM run of the small demo DAG (32 scans, Otsu masks): wall {slurm['wall_s']:.1f} s, "
           f"{submitted} SLURM jobs")
     check_contract(results, ["train", "site_B", "site_C"], "outcome")
     assert (pd.read_csv(results / "ingest/qc.tsv", sep="\t")["status"] == "ok").all()

@@ -82,8 +82,8 @@ def test_feature_table_entry_on_picai(tmp_path):
     config = yaml.safe_load((REPO / "config/studies/picai.yaml").read_text())
     config["results"] = str(tmp_path / "results")
     config["input"]["features"] = str(marksheet)
-    config["validation"] = {"cv_folds": 5, "cv_repeats": 1}
-    proc = run_snakemake(tmp_path, write_config(tmp_path / "picai.yaml", config))
+    config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
+    proc = run_snakemake(tmp_path, write_config(tmp_path / "picai.yaml", small_statistics(config)))
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = tmp_path / "results"
     check_contract(results, ["train", "PCNN", "ZGT"], "case_csPCa")
@@ -110,7 +110,7 @@ def test_bad_config_is_refused_with_the_key(tmp_path):
 def test_otsu_segmentation_source_runs_to_the_dossier(otsu_slurm_run):
     """The Otsu run is shared with test_slurm.py (the same DAG through the SLURM executor where it runs)."""
     results, _ = otsu_slurm_run
-    assert len(list((results / "segmentation/otsu").glob("*/mask.nii.gz"))) == 20 + 14 + 14
+    assert len(list((results / "segmentation/otsu").glob("*/mask.nii.gz"))) == 16 + 8 + 8
     check_contract(results, ["train", "site_B", "site_C"], "outcome")
     # no repeats in this design: reproducibility is reported as not assessed, the model uses all features
     assert pd.read_csv(results / "analytical/icc.tsv", sep="\t").empty
@@ -199,7 +199,7 @@ def test_figures_are_files_and_the_pdf_is_printed(demo_run):
 def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):
     """Perturbation jobs per scan, ICC(1,1) across them, reader masks' agreement, ComBat in the model."""
     results = tmp_path / "results"
-    config = demo_config(results, "config/studies/demo_inter_reader.yaml", n_reader=5,
+    config = demo_config(results, "config/studies/demo_inter_reader.yaml", n_train=16, n_external=(8, 8), n_reader=5,
                          manifest="manifest_inter_reader.tsv")
     config["reproducibility"] = {"design": "perturbation", "icc_form": "auto",
                                  "perturbation": {"n": 3, "max_cases": 6}}

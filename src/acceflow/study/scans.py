@@ -18,7 +18,6 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from acceflow.imaging.segment_model import assign_folds
 
 NO_FOLD = -1  # a case outside cross-validation (segmented by the final model)
 FINAL = "final"
@@ -118,6 +117,10 @@ def segmentation_cases(scans: pd.DataFrame, train_cohorts: Iterable[str], cv_fol
     """
     train = scans[_primary(scans) & scans["cohort"].isin(list(train_cohorts)) & (scans["mask"] != "")]
     k = int(cv_folds)
+    # imported here: the workflow parses this module in every job (a SLURM job step runs Snakemake
+    # again), and segment_model pulls SimpleITK, which only segmentation studies need at parse time
+    from acceflow.imaging.segment_model import assign_folds
+
     folds = assign_folds(train["case_id"], k, seed) if k else {}
     return train.assign(fold=[folds.get(c, NO_FOLD) for c in train["case_id"]],
                         seg_modality=[scan_modality(r) for _, r in train.iterrows()])
