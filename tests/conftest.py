@@ -26,6 +26,20 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+def pytest_configure(config):
+    """Refuse ``--dist loadgroup`` where it cannot keep a group on one worker (make test uses it)."""
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        import xdist
+
+        pytest_version = tuple(int(p) for p in pytest.__version__.split(".")[:2])
+        xdist_version = tuple(int(p) for p in xdist.__version__.split(".")[:2])
+        if pytest_version >= (9, 2) and xdist_version <= (3, 8):
+            raise pytest.UsageError(
+                f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__}: --dist loadgroup would split the "
+                "tests that share a DAG run across workers (pytest 9.2 ignores xdist's group suffix); install the "
+                "pinned versions with `make setup` (constraints.txt: pytest<9.2) or run pytest without -n")
+
+
 #: Session-scoped fixtures that run a whole DAG: every test using one runs on the same xdist worker.
 SESSION_RUNS = ("otsu_slurm_run", "demo_run")
 
@@ -46,6 +60,7 @@ def xdist_group(item) -> str:
     return item.module.__name__ if getattr(item, "module", None) else item.nodeid.split("::")[0]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Mark every test that reads ../shared/data ``shared_data``; put every test in its xdist group
     and the longest groups first (see :data:`LONGEST_FIRST`)."""
