@@ -203,7 +203,7 @@ def test_perturbation_design_on_the_inter_reader_manifest(tmp_path):
                          manifest="manifest_inter_reader.tsv")
     config["reproducibility"] = {"design": "perturbation", "icc_form": "auto",
                                  "perturbation": {"n": 3, "max_cases": 6}}
-    config["model"] = {"harmonisation": "combat", "harmonisation_unseen": "self"}
+    config["model"] = {"harmonisation": "combat", "harmonisation_unseen": "self", "min_events": 3}  # 5 events in 16
     config["validation"] = {"cv_folds": 3, "cv_repeats": 1}
     proc = run_snakemake(tmp_path, write_config(tmp_path / "perturb.yaml", small_statistics(config)))
     assert proc.returncode == 0, proc.stderr[-4000:]
