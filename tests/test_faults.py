@@ -48,6 +48,7 @@ def study(tmp_path_factory):
     config["input"]["images"] = str(data / "manifest.tsv")
     config["extraction"]["params"] = str(REPO / "config/radiomics/default.yaml")
     config["validation"] = {"cv_folds": 3, "cv_repeats": 2}
+    config["model"]["min_events"] = 3  # 5 events in the 16 training cases
     return small_statistics(config)
 
 
