@@ -203,8 +203,8 @@ def train_generator(images, masks, labels=None, settings: GanSettings | None = N
         scaler_g.scale(loss_g).backward()
         scaler_g.step(opt_g)
         scaler_g.update()
-        row = {"iteration": it, "critic_loss": float(loss_c), "generator_loss": float(loss_g),
-               "gradient_penalty": float(gp), "wasserstein": float(d_real - d_fake)}
+        row = {"iteration": it, "critic_loss": float(loss_c.detach()), "generator_loss": float(loss_g.detach()),
+               "gradient_penalty": float(gp.detach()), "wasserstein": float((d_real - d_fake).detach())}
         history.append(row)
         if not all(np.isfinite(v) for v in row.values()):
             raise GeneratorDiverged(f"generator {s.kind} diverged at iteration {it} (loss {row}); the arm is excluded, "
