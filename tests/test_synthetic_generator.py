@@ -52,7 +52,7 @@ def test_generation_is_seeded_and_bad_input_is_named():
         train_generator(images, masks, np.r_[np.zeros(6), np.ones(2)].astype(int),
                         GanSettings(kind="cgan", **{**TINY, "iterations": 1}))
     with pytest.raises(GeneratorDiverged, match="diverged at iteration 1") as err:
-        train_generator(images, masks, settings=GanSettings(seed=0, **{**TINY, "iterations": 3, "learning_rate": float("nan")}))
+        train_generator(images, masks, settings=GanSettings(seed=0, gp_weight=float("inf"), **{**TINY, "iterations": 3}))
     assert len(err.value.history) == 1
 
 
