@@ -10,7 +10,7 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DANN_KIND, DEEP_KIND, FEDERATED_KIND, ConfigError, check_config,
+from acceflow.study.settings import (DANN_KIND, DEEP_KIND, FEDERATED_KIND, SYNTHETIC_KINDS, ConfigError, check_config,
                                      command_line_values, internal_external_sites, model_names, validate_config)
 from acceflow.study.task import task_for
 
@@ -58,9 +58,14 @@ TASK = task_for(config)  # what differs between outcome types (acceflow.study.ta
 EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep models have their own rules, deep.smk; the
 # federated model its own training rules, federated.smk, and the generic predict rule)
-GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND)) or "(?!)"
+GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS
+                               if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND, *SYNTHETIC_KINDS)) or "(?!)"
 PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
 FEDERATED = FEDERATED_KIND in COMPARATORS
+# synthetic cases with an audit (synthetic.smk): the audit when enabled, its comparators when listed by model_names
+SYNTHETIC = bool(config["synthetic"]["enabled"])
+SYNTHETIC_ARMS = [m for m in COMPARATORS if m in SYNTHETIC_KINDS]
+SYNTHETIC_PATTERN = "|".join(SYNTHETIC_ARMS) or "(?!)"
 
 
 def config_subset(*keys):
@@ -74,6 +79,8 @@ MODEL_CONFIG = {
     "validation": {k: v for k, v in config["validation"].items() if not k.startswith("internal_external")},
     "utility": {"horizon": config["utility"]["horizon"]},  # survival models predict risk at this horizon
 }
+# the synthetic stage's settings: the split and generator (synthetic.smk) re-run only when these change
+SYNTHETIC_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "synthetic")
 # internal-external cross-validation: one job per held-out site (acceflow.study.internal_external)
 IECV_SITES = internal_external_sites(config) if config["validation"]["internal_external"] else []
 IECV_SITE_PATTERN = "|".join(re.escape(s) for s in IECV_SITES) or "(?!)"
@@ -167,6 +174,17 @@ def comparator_outputs():
         files += [R(Results.FEDERATED_ROUNDS), R(Results.FEDERATED_SUMMARY)]
         if EXTERNAL:
             files.append(R(Results.FEDERATED_COMPARISON))
+    return files
+
+
+def synthetic_outputs():
+    """The synthetic cases, their audit and the TRTR / TSTR / augmented comparison per cohort (synthetic.enabled)."""
+    if not SYNTHETIC:
+        return []
+    files = [R(Results.SYNTHETIC_FEATURES), R(Results.SYNTHETIC_FIDELITY), R(Results.SYNTHETIC_SUMMARY),
+             R(Results.SYNTHETIC_CORRELATIONS), R(Results.SYNTHETIC_DISTANCES)]
+    if SYNTHETIC_ARMS:
+        files += [R(Results.SYNTHETIC_COMPARISON, cohort=c) for c in COHORTS]
     return files
 
 

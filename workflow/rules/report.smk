@@ -85,6 +85,7 @@ rule dossier:
         grouped_explanations=grouped_explanation_outputs(),
         utility=utility_outputs(),
         deep=deep_outputs(),
+        synthetic=synthetic_outputs(),
         quality_scores=R(Results.QUALITY_SCORES),
     output:
         html=report(R(Results.DOSSIER), caption="../report/dossier.rst", category="1. Dossier"),

@@ -44,6 +44,7 @@ from acceflow.report.page import render_page
 from acceflow.report.quality_section import quality_section
 from acceflow.report.segmentation_section import segmentation_section, segmentation_summary
 from acceflow.report.summary_section import summary_screen, tier_verdicts
+from acceflow.report.synthetic_section import synthetic_section
 from acceflow.report.view import Results, ResultsView, Section
 from acceflow.runtime import atomic_write_bytes, to_jsonable, write_json
 from acceflow.study.task import task_for
@@ -1002,7 +1003,8 @@ def checklists_section(view: ResultsView) -> Section:
 
 
 #: The dossier's sections in order; each ``section(view) -> Section | None``.
-SECTIONS = (summary_section, study_section, analytical_section, segmentation_section, clinical_section, utility_section,
+SECTIONS = (summary_section, study_section, analytical_section, segmentation_section, synthetic_section, clinical_section,
+            utility_section,
             deep_section, limitations_section, appendix_section, checklists_section,
             quality_section)
 

@@ -153,6 +153,19 @@ class Results:
     FEDERATED_COEFFICIENTS = "clinical/federated/coefficients.tsv"
     FEDERATED_COMPARISON = "clinical/federated/comparison.tsv"
     FEDERATED_SUMMARY = "clinical/federated/summary.json"
+    # synthetic lesions with an audit (synthetic.enabled; acceflow.study.synthetic): which training cases
+    # the generator saw (role generator_train) and which it did not (holdout); the synthetic cases
+    # (case_id, label, the feature columns of FEATURES); the audit per feature and stratum, its summary,
+    # both Spearman matrices (long: feature_a, feature_b, rho_real, rho_synthetic) and the
+    # nearest-neighbour distances (set: synthetic or holdout, distance to the nearest generator-training case)
+    SYNTHETIC_SPLIT = "synthetic/split.tsv"
+    SYNTHETIC_FEATURES = "synthetic/features.tsv"
+    SYNTHETIC_FIDELITY = "analytical/synthetic_fidelity.tsv"
+    SYNTHETIC_SUMMARY = "analytical/synthetic_summary.json"
+    SYNTHETIC_CORRELATIONS = "analytical/synthetic_correlations.tsv"
+    SYNTHETIC_DISTANCES = "analytical/synthetic_distances.tsv"
+    #: real-only imaging model (TRTR) against the synthetic comparators on one cohort, paired DeLong
+    SYNTHETIC_COMPARISON = "clinical/{cohort}/synthetic_comparison.tsv"
     # deep-learning biomarker
     DEEP_CROP = "deep/crops/{scan}.npz"
     DEEP_FEATURES = "deep/features.tsv"

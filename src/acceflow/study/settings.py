@@ -29,6 +29,10 @@ DANN_KIND = "deep_dann"
 #: Federated penalised logistic regression (acceflow.models.federated, workflow/rules/federated.smk):
 #: a comparator named in model.comparators, never added by ``auto``.
 FEDERATED_KIND = "federated"
+#: The synthetic-data comparators (synthetic.enabled and synthetic.comparators; acceflow.study.synthetic,
+#: workflow/rules/synthetic.smk): trained on synthetic cases only (TSTR), on real + synthetic, on real +
+#: SMOTE fitted inside each training fold; compared with the real-only imaging model (TRTR).
+SYNTHETIC_KINDS = ("synthetic_tstr", "synthetic_augmented", "smote_augmented")
 
 #: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
 #: imported from (acceflow is a workflow, run from its repository; the schemas are the workflow's
@@ -494,6 +498,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     comparators = m["comparators"]
     _check_deep(config, primary, comparators)
     _check_federated(config, primary, comparators)
+    _check_synthetic(config)
     if config["outcome"]["type"] == "survival":
         named = [primary, *([] if comparators == "auto" else comparators)]
         unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
@@ -510,7 +515,33 @@ def model_names(config: dict) -> tuple[str, list[str]]:
         raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
     if DEEP_KIND in comparators and _domain_adaptation(config) == "dann":
         comparators = [*comparators, DANN_KIND]
+    if _synthetic_comparators(config):  # TRTR is the imaging model: built as a comparator when not primary
+        comparators = [*comparators, *(["imaging"] if "imaging" not in (primary, *comparators) else []),
+                       *SYNTHETIC_KINDS]
     return primary, list(comparators)
+
+
+def _synthetic_comparators(config: dict) -> bool:
+    syn = config.get("synthetic") or {}
+    return bool(syn.get("enabled")) and bool(syn.get("comparators", True))
+
+
+def _check_synthetic(config: dict) -> None:
+    """The synthetic stage: binary outcomes; its comparators train the imaging model's inputs without
+    ComBat (synthetic cases have no site) or clinical covariates (not generated)."""
+    syn = config.get("synthetic") or {}
+    if not syn.get("enabled"):
+        return
+    if config["outcome"]["type"] != "binary":
+        raise ConfigError("synthetic.enabled: the synthetic-data stage is for binary outcomes in this version "
+                          "(its generators and audit are per outcome class); set synthetic.enabled: false")
+    m = model_settings(config)
+    if syn.get("comparators", True) and m.get("harmonisation", "none") != "none":
+        raise ConfigError("synthetic.comparators with model.harmonisation: synthetic cases belong to no site, so "
+                          "ComBat cannot place them; set model.harmonisation: none or synthetic.comparators: false")
+    if syn.get("comparators", True) and m.get("include_clinical"):
+        raise ConfigError("synthetic.comparators with model.include_clinical: the generators make imaging features "
+                          "only; set model.include_clinical: false or synthetic.comparators: false")
 
 
 def _domain_adaptation(config: dict) -> str:

@@ -190,7 +190,29 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
     return rows, X, y, feats, note, make
 
 
-def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None):
+class AugmentedFit:
+    """An estimator whose every fit sees its training cases passed through ``augment`` first.
+
+    ``augment(X, y) -> (X', y')`` adds synthetic cases to (or, train-synthetic-test-real, replaces)
+    the cases a fit is given; predictions are those of the inner model. Internal validation fits
+    it on each training fold, so synthetic cases enter training folds only, never a test fold.
+    Only its inner model (``model_``) is frozen and saved.
+    """
+
+    def __init__(self, make, augment):
+        self.make, self.augment = make, augment
+
+    def fit(self, X, y):
+        Xa, ya = self.augment(X, np.asarray(y))
+        self.model_ = self.make().fit(Xa, ya)
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, kind: str | None = None,
+          augment=None, augment_note: str | None = None):
     """Train one frozen model on the training cohorts and validate it internally.
 
     Parameters
@@ -203,6 +225,10 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
         Stable features from the reproducibility stage.
     kind : str, optional
         Which model (:data:`MODEL_KINDS`); default the config's ``model.primary``.
+    augment : callable ``(X, y) -> (X', y')``, optional
+        Synthetic augmentation (``acceflow.study.synthetic``): applied to the training part of
+        every outer fold and to the final refit, never to a test fold (:class:`AugmentedFit`);
+        ``augment_note`` says what it does (model card ``synthetic``).
 
     Returns
     -------
@@ -228,10 +254,11 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
     start = perf_counter()
     log.info("model %s: %d training cases (%d events), %d candidate features, learner(s) %s, %d inner folds",
              kind, len(y), int(np.sum(y)), len(feats), m["learners"] or m["learner"], m["inner_folds"])
-    oof, folds = internal_validation(X, y, make, v["cv_folds"], v["cv_repeats"], seed)
+    fitter = make if augment is None else (lambda: AugmentedFit(make, augment))
+    oof, folds = internal_validation(X, y, fitter, v["cv_folds"], v["cv_repeats"], seed)
     log.info("model %s: internal validation done, mean fold AUC %.3f; refitting on all %d training cases",
              kind, float(np.nanmean(folds["auc"])) if len(folds) else float("nan"), len(y))
-    model = make().fit(X, y)
+    model = make().fit(X, y) if augment is None else fitter().fit(X, y).model_
     log.info("model %s: final fit done (%s), %.1f s in all", kind, chosen_learner(model).get("estimator", "?"),
              perf_counter() - start)
     coefs, intercept = fitted_coefficients(model, feats)
@@ -276,6 +303,8 @@ def train(table: pd.DataFrame, config: dict, stable: list[str] | None = None, ki
                       "value": float(decision_threshold(y, oof, m["threshold"], m["threshold_target"])),
                       "fixed_on": "out-of-fold predictions of the training cohorts"},
     }
+    if augment is not None:
+        card["synthetic"] = augment_note or "training cases augmented"
     predictions = pd.DataFrame({"case_id": train_rows["case_id"], "outcome": y, "probability": oof})
     return model, ModelCard.from_dict(card), predictions, folds
 

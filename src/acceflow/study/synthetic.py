@@ -1,0 +1,283 @@
+"""Synthetic cases with an audit: generate from the training cohorts, audit against real cases, and
+train the TSTR / augmented comparators (issue 17; workflow/rules/synthetic.smk).
+
+The steps, each a rule:
+
+1. :func:`generate` — the training cohorts' cases (never an external cohort) are split, stratified
+   by outcome, into the generator's training cases and a held-out fraction
+   (``synthetic.holdout_fraction``) it never sees; the generator (``synthetic.generator``;
+   ``smote``: :func:`acceflow.models.synthetic.smote_samples`) makes ``n_synthetic`` labelled cases
+   from the training part only. Output: the split and ``synthetic/features.tsv`` (``case_id``,
+   ``label`` 0/1 with 1 = ``outcome.positive``, the feature columns of ``features/features.tsv``).
+2. :func:`audit` — the statistics of :mod:`acceflow.metrics.synthetic` per feature and stratum
+   (``all``, ``0``, ``1``), the dependence, detectability, memorisation (synthetic → training
+   against holdout → training), precision / recall, Fréchet distance, label invariance, the range
+   check, and the verdicts with the rule that decided each.
+3. :func:`train_arm` — the comparators ``synthetic_tstr`` (each fit on the synthetic cases only),
+   ``synthetic_augmented`` (each fit on its real training cases + the synthetic cases) and
+   ``smote_augmented`` (each fit on its real training cases + SMOTE cases made from them), by the
+   imaging model's own procedure (:func:`acceflow.study.training.train` with ``augment``): synthetic
+   cases enter training folds only, never a test fold, and the frozen model meets external cohorts
+   as every model does. :func:`comparison` tests each against the real-only imaging model (TRTR)
+   with the paired DeLong test.
+
+Caveat written into the cards: the generator of ``synthetic_augmented`` / ``synthetic_tstr`` saw
+the training cohorts' cases outside the holdout, including those that later fall in a CV test fold;
+their out-of-fold AUC is therefore optimistic, and their external AUC is the figure to read
+(``smote_augmented`` regenerates inside each fold and has no such leak).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from acceflow.io.manifest import binary_outcome
+from acceflow.metrics import synthetic as audit_stats
+from acceflow.metrics.compare import compare_models
+from acceflow.models.synthetic import MIN_CASES_PER_CLASS, smote_balance, smote_samples
+from acceflow.study.settings import ConfigError, SYNTHETIC_KINDS, outcome_columns, section_settings
+from acceflow.study.training import feature_columns, train
+
+log = logging.getLogger(__name__)
+
+__all__ = ["synthetic_settings", "real_cases", "holdout_split", "generate", "audit", "train_arm", "comparison",
+           "MIN_GENERATOR_CASES"]
+
+#: Fewest generator-training cases per outcome class: SMOTE interpolates between two, and the audit's
+#: k-NN precision / recall (k = 5) needs k + 1 cases of either set.
+MIN_GENERATOR_CASES = 6
+
+
+def synthetic_settings(config: dict) -> dict:
+    """The ``synthetic`` section, complete, with ``seed`` resolved to the study's seed when null."""
+    s = section_settings("synthetic", config.get("synthetic") or {})
+    if s["seed"] is None:
+        s["seed"] = int(config.get("seed", 42))
+    return s
+
+
+def real_cases(table: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """The training cohorts' cases with a known outcome, their feature columns and 0/1 outcome.
+
+    Features: the numeric columns of the feature table other than ids, outcome and clinical covariates
+    (or the config's explicit ``features``). External cohorts are never returned.
+    """
+    rows = table[table["cohort"].isin(config["cohorts"]["train"])]
+    y = binary_outcome(rows[config["outcome"]["column"]], config["outcome"]["positive"])
+    rows = rows[y.notna().to_numpy()].reset_index(drop=True)
+    y = y.dropna().astype(int).to_numpy()
+    feats = feature_columns(table, exclude=[*outcome_columns(config), *config["clinical"]],
+                            explicit=config["features"])
+    return rows, feats, y
+
+
+def holdout_split(case_ids, y, fraction: float, seed: int) -> pd.DataFrame:
+    """Stratified split of the training cases: ``case_id``, ``label``, ``role`` (generator_train / holdout).
+
+    Raises
+    ------
+    ConfigError
+        When a class has fewer than :data:`MIN_GENERATOR_CASES` generator-training cases or the
+        holdout would hold fewer than 2 cases (the minimum named, with the fix).
+    """
+    y = np.asarray(y, dtype=int)
+    for c in (0, 1):
+        n = int(np.sum(y == c))
+        if n == 0:
+            raise ConfigError(f"synthetic: outcome class {c} has no case in the training cohorts; the generator and "
+                              f"its per-class audit need both classes (check outcome.positive)")
+        if round(n * (1 - fraction)) < MIN_GENERATOR_CASES:
+            raise ConfigError(
+                f"synthetic: outcome class {c} has {n} training cases, {round(n * (1 - fraction))} after holding out "
+                f"{fraction:.0%}; the generator needs at least {MIN_GENERATOR_CASES} per class (SMOTE's neighbours, "
+                f"the audit's k-NN precision/recall): add cases, lower synthetic.holdout_fraction, or set "
+                f"synthetic.enabled: false")
+    ids = np.asarray(case_ids).astype(str)
+    train_ids, hold_ids = train_test_split(ids, test_size=fraction, stratify=y, random_state=seed)
+    if len(hold_ids) < 2:
+        raise ConfigError(f"synthetic.holdout_fraction {fraction} leaves {len(hold_ids)} held-out case(s); the "
+                          f"memorisation audit needs at least 2: raise the fraction")
+    role = pd.Series("generator_train", index=ids)
+    role[hold_ids] = "holdout"
+    return pd.DataFrame({"case_id": ids, "label": y, "role": role.to_numpy()})
+
+
+def _per_class(n_total: int, y: np.ndarray, class_ratio: str) -> dict:
+    if class_ratio == "balanced":
+        return {0: n_total // 2, 1: n_total - n_total // 2}
+    n1 = int(round(n_total * float(np.mean(y))))
+    return {0: n_total - n1, 1: n1}
+
+
+def generate(table: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the training cases and make the synthetic cases (``synthetic.generator``).
+
+    Returns
+    -------
+    split : pandas.DataFrame
+        ``case_id``, ``label``, ``role`` of every training case with a known outcome.
+    synthetic : pandas.DataFrame
+        ``case_id`` (``syn_00001``, ...), ``label`` (0/1), the feature columns, in the features' units.
+    """
+    s = synthetic_settings(config)
+    rows, feats, y = real_cases(table, config)
+    split = holdout_split(rows["case_id"], y, s["holdout_fraction"], s["seed"])
+    fit = (split["role"] == "generator_train").to_numpy()
+    X = rows.loc[fit, feats].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    n_total = int(s["n_synthetic"] or fit.sum())
+    per_class = _per_class(n_total, y[fit], s["class_ratio"])
+    if s["generator"] != "smote":
+        raise ConfigError(f"synthetic.generator {s['generator']!r} is not available in this version; use smote")
+    X_new, y_new = smote_samples(X, y[fit], per_class, s["smote_k_neighbors"], s["seed"])
+    log.info("synthetic: %s made %d cases (%s) from %d generator-training cases (%d held out), %d features",
+             s["generator"], len(y_new), per_class, int(fit.sum()), int((~fit).sum()), len(feats))
+    synthetic = pd.DataFrame(X_new, columns=feats)
+    synthetic.insert(0, "label", y_new.astype(int))
+    synthetic.insert(0, "case_id", [f"syn_{i + 1:05d}" for i in range(len(synthetic))])
+    return split, synthetic
+
+
+def _complete(real: pd.DataFrame, *others: pd.DataFrame) -> tuple[list[str], list[np.ndarray], list[str]]:
+    """Feature matrices with NaN filled by the real set's medians; features all-missing or constant in
+    the real set are dropped (named)."""
+    med = real.median()
+    keep = [c for c in real.columns if np.isfinite(med[c]) and real[c].nunique(dropna=True) > 1]
+    dropped = [c for c in real.columns if c not in keep]
+    mats = [real[keep].fillna(med[keep]).to_numpy(float)] + [o[keep].fillna(med[keep]).to_numpy(float) for o in others]
+    return keep, mats, dropped
+
+
+def audit(table: pd.DataFrame, split: pd.DataFrame, synthetic: pd.DataFrame, config: dict) -> dict:
+    """The audit of the synthetic cases against the generator's training cases and the holdout.
+
+    Returns
+    -------
+    dict with
+        ``fidelity`` (DataFrame: ``feature``, ``stratum`` (all, 0, 1), the columns of
+        :func:`acceflow.metrics.synthetic.fidelity_table`, ``real_min``, ``real_max``,
+        ``synthetic_min``, ``synthetic_max``; worst features first within a stratum),
+        ``summary`` (flat dict, including the verdicts ``faithful``, ``memorised`` and their rules),
+        ``correlations`` (long DataFrame), ``distances`` (DataFrame: ``set``, ``distance``).
+    """
+    s = synthetic_settings(config)
+    rows, feats, y = real_cases(table, config)
+    role = rows["case_id"].astype(str).map(split.set_index("case_id")["role"])
+    if role.isna().any():
+        raise ValueError(f"synthetic/split.tsv lacks training case(s) {list(rows['case_id'][role.isna()][:5])}: "
+                         f"the feature table changed after generation; re-run the synthetic rules")
+    real_df = rows[feats].apply(pd.to_numeric, errors="coerce")
+    is_train = (role == "generator_train").to_numpy()
+    missing = [c for c in feats if c not in synthetic]
+    if missing:
+        raise ValueError(f"synthetic/features.tsv lacks feature column(s) {missing[:5]} of features/features.tsv")
+    syn_df = synthetic[feats].apply(pd.to_numeric, errors="coerce")
+    keep, (train_X, hold_X, syn_X), dropped = _complete(real_df[is_train], real_df[~is_train], syn_df)
+    y_train, y_syn = y[is_train], synthetic["label"].astype(int).to_numpy()
+
+    tables = []
+    for stratum, r_mask, s_mask in [("all", slice(None), slice(None))] + [
+            (str(c), y_train == c, y_syn == c) for c in (0, 1)]:
+        r, sx = train_X[r_mask], syn_X[s_mask]
+        if min(len(r), len(sx)) < 2:
+            log.warning("synthetic audit: stratum %s has %d real and %d synthetic cases; left out", stratum, len(r),
+                        len(sx))
+            continue
+        t = audit_stats.fidelity_table(r, sx, keep, y_train[r_mask] if stratum == "all" else None,
+                                       y_syn[s_mask] if stratum == "all" else None, seed=s["seed"])
+        t.insert(1, "stratum", stratum)
+        t["real_min"], t["real_max"] = r.min(axis=0), r.max(axis=0)
+        t["synthetic_min"], t["synthetic_max"] = sx.min(axis=0), sx.max(axis=0)
+        tables.append(t.sort_values(["ks_statistic", "feature"], ascending=[False, True]))
+    fidelity = pd.concat(tables, ignore_index=True)
+
+    corr = audit_stats.correlation_comparison(train_X, syn_X)
+    iu = np.triu_indices(len(keep), k=1)
+    correlations = pd.DataFrame({"feature_a": np.asarray(keep)[iu[0]], "feature_b": np.asarray(keep)[iu[1]],
+                                 "rho_real": corr["real"][iu], "rho_synthetic": corr["synthetic"][iu]})
+    folds = min(s["detection_folds"], len(train_X), len(syn_X))
+    detection = audit_stats.detection_auc(train_X, syn_X, folds=folds, seed=s["seed"])
+    mem = audit_stats.memorisation(train_X, hold_X, syn_X)
+    z_train, z_syn = audit_stats.zscore_by(train_X, syn_X)
+    pr = audit_stats.precision_recall(z_train, z_syn, k=s["precision_recall_k"])
+    frechet = audit_stats.frechet_distance(z_train, z_syn)
+    invariance = audit_stats.label_invariance(train_X, y_train, syn_X, y_syn)
+    outside = (syn_X < train_X.min(axis=0)) | (syn_X > train_X.max(axis=0))
+
+    all_rows = fidelity[fidelity["stratum"] == "all"]
+    share_pass = float(np.mean(all_rows["ks_qvalue"] >= 0.05))
+    v = s["verdict"]
+    faithful = share_pass >= v["faithful_min_share_ks"] and detection <= v["faithful_max_detection_auc"]
+    memorised = mem["share_too_close"] > v["memorised_min_share_too_close"] or mem["n_exact_copies"] > 0
+    summary = {
+        "generator": s["generator"], "seed": s["seed"], "holdout_fraction": s["holdout_fraction"],
+        "n_generator_train": int(is_train.sum()), "n_holdout": int((~is_train).sum()),
+        "n_synthetic": int(len(syn_X)), "n_synthetic_0": int(np.sum(y_syn == 0)), "n_synthetic_1": int(np.sum(y_syn == 1)),
+        "n_features": len(keep), "n_features_dropped": len(dropped), "features_dropped": dropped,
+        "share_features_ks_pass": share_pass,
+        "correlation_mae": corr["correlation_mae"], "correlation_similarity": corr["correlation_similarity"],
+        "detection_auc": detection, "detection_folds": int(folds),
+        **{k: val for k, val in mem.items() if k not in ("dcr_synthetic", "dcr_holdout")},
+        "precision": pr["precision"], "recall": pr["recall"], "precision_recall_k": pr["k"],
+        "frechet_distance": frechet,
+        **{f"label_invariance_share_rejected_{r.stratum}": r.share_rejected for r in invariance.itertuples()},
+        "share_synthetic_values_outside_real_range": float(outside.mean()),
+        "share_synthetic_cases_outside_real_range": float(outside.any(axis=1).mean()),
+        "faithful": bool(faithful),
+        "faithful_rule": (f"share of features with KS q >= 0.05 (stratum all) >= {v['faithful_min_share_ks']} and "
+                          f"detection AUC <= {v['faithful_max_detection_auc']}"),
+        "memorised": bool(memorised),
+        "memorised_rule": (f"share of synthetic cases nearer a training case than the 5th percentile of holdout "
+                           f"distances > {v['memorised_min_share_too_close']}, or any exact copy"),
+    }
+    distances = pd.DataFrame({"set": ["synthetic"] * len(mem["dcr_synthetic"]) + ["holdout"] * len(mem["dcr_holdout"]),
+                              "distance": np.r_[mem["dcr_synthetic"], mem["dcr_holdout"]]})
+    return {"fidelity": fidelity, "summary": summary, "correlations": correlations, "distances": distances}
+
+
+def train_arm(table: pd.DataFrame, synthetic: pd.DataFrame | None, config: dict, stable: list[str] | None,
+              arm: str):
+    """Train one synthetic comparator (:data:`~acceflow.study.settings.SYNTHETIC_KINDS`) by the imaging
+    model's procedure; returns what :func:`acceflow.study.training.train` returns, the card named ``arm``."""
+    if arm not in SYNTHETIC_KINDS:
+        raise ValueError(f"synthetic comparator {arm!r} unknown; one of {SYNTHETIC_KINDS}")
+    s = synthetic_settings(config)
+    if arm == "smote_augmented":
+        def augment(X, y):
+            return smote_balance(X, y, s["smote_k_neighbors"], s["seed"])
+        note = (f"each fit (outer CV training folds, final refit) on its real cases + SMOTE cases of the minority "
+                f"class up to the majority's count, made from those real cases only (k = {s['smote_k_neighbors']})")
+    else:
+        if synthetic is None:
+            raise ValueError(f"comparator {arm} needs synthetic/features.tsv")
+        y_syn = synthetic["label"].astype(int).to_numpy()
+
+        def augment(X, y):
+            X_syn = synthetic.reindex(columns=list(X.columns)).apply(pd.to_numeric, errors="coerce")
+            if arm == "synthetic_tstr":
+                return X_syn.reset_index(drop=True), y_syn
+            return pd.concat([X, X_syn], ignore_index=True), np.r_[y, y_syn]
+        what = "on the synthetic cases only" if arm == "synthetic_tstr" else "on its real cases + the synthetic cases"
+        note = (f"each fit (outer CV training folds, final refit) {what} ({len(synthetic)} cases of generator "
+                f"{s['generator']}, fitted on the training cohorts minus a {s['holdout_fraction']:.0%} holdout); "
+                f"the generator saw cases of the CV test folds, so the out-of-fold AUC is optimistic: read the "
+                f"external cohorts")
+    model, card, predictions, folds = train(table, config, stable, kind="imaging", augment=augment, augment_note=note)
+    data = card.to_dict()
+    data.update(model=arm, role="comparator")
+    return model, type(card).from_dict(data), predictions, folds
+
+
+def comparison(predictions: dict[str, pd.DataFrame], alpha: float = 0.05) -> pd.DataFrame:
+    """AUCs with DeLong CIs and the paired DeLong test of each synthetic comparator against ``imaging``
+    (real only, TRTR), on one cohort's cases (:func:`acceflow.metrics.compare.compare_models`)."""
+    if "imaging" not in predictions:
+        raise ValueError("the synthetic comparison needs the real-only imaging model's predictions")
+    table = compare_models(predictions, reference="imaging", alpha=alpha)
+    table.insert(1, "arm", table["model"].map({"imaging": "TRTR (real only)", "synthetic_tstr": "TSTR (synthetic only)",
+                                               "synthetic_augmented": "real + synthetic",
+                                               "smote_augmented": "real + SMOTE (in fold)"}))
+    return table
