@@ -130,9 +130,10 @@ CONTRACT_COLUMNS = {
 
 
 def run_snakemake(workdir: Path, configfile: Path, *extra, timeout: int = 1800) -> subprocess.CompletedProcess:
-    """The workflow of this checkout in ``workdir`` with ``configfile`` on 2 cores."""
+    """The workflow of this checkout in ``workdir`` with ``configfile`` on 2 cores; ``extra`` (options,
+    targets) goes before ``--configfile``, which would take targets after it for more config files."""
     cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           "--configfile", str(configfile), *extra]
+           *extra, "--configfile", str(configfile)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

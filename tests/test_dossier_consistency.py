@@ -187,7 +187,7 @@ def test_palettes_stay_distinct_for_red_green_colour_blindness():
                           ("Koo & Li", F.KOO_LI_COLOURS.values()), ("outcome", F.OUTCOME_COLOURS.values()),
                           ("overlay", F.OVERLAY_COLOURS.values()), ("cohorts", F.PALETTE[:6])):
         assert _min_cvd_distance(colours) >= threshold, name
-    assert F.plt.rcParams["axes.prop_cycle"].by_key()["color"] == F.PALETTE
+    assert F._RC["axes.prop_cycle"].by_key()["color"] == F.PALETTE  # the style every figure is drawn in
 
 
 def test_no_colour_is_defined_outside_the_palette_owner():

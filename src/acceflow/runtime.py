@@ -54,13 +54,17 @@ def failure_summary(exc: BaseException, log: str | None = None, limit: int = 300
     """A short account of a failed step: one line per exception of the chain (``raise ... from``
     and exceptions raised while handling another), outermost first, then where the full log is.
 
-    Each cause is ``error: <type>: <message>`` (its first line, at most ``limit`` characters); a
+    Each cause is ``error: <type>: <message>`` (its first line, at most ``limit`` characters: a
+    longer one keeps its start and its end, where acceflow's messages say the fix, around " ... "); a
     message of several lines (a list of bad rows) adds its next ``detail`` lines, indented, and
     says how many more the log holds. The messages of acceflow's errors name the case, file or
     column and the fix.
     """
     def cut(text: str) -> str:
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        if len(text) <= limit:
+            return text
+        head = (limit - 5) // 2
+        return text[:head] + " ... " + text[len(text) - (limit - 5 - head):]
 
     lines, seen = [], set()
     while exc is not None and id(exc) not in seen and len(seen) < 5:

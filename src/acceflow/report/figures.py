@@ -94,7 +94,8 @@ matplotlib.rcParams["axes.prop_cycle"] = matplotlib.cycler(color=PALETTE)
 #: pyradiomics feature classes, used to group features in the ICC figure.
 _FEATURE_CLASSES = ("shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
-_RC = {
+_RC = {  # every figure is drawn inside plt.rc_context(_RC): a style another library set (seaborn's) cannot leak in
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
