@@ -21,6 +21,7 @@ include: "workflow/rules/internal_external.smk"
 include: "workflow/rules/utility.smk"
 include: "workflow/rules/deep.smk"
 include: "workflow/rules/federated.smk"
+include: "workflow/rules/federated_deep.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -82,3 +82,33 @@ def test_pooled_crop_statistics_equal_the_pooled_crops_and_a_one_class_site_is_r
     assert stats["n"] == 14 and stats["n_events"] == 7 and stats["pos_weight"] == 1.0
     with pytest.raises(FederationError, match="site c: 0 positive and 4 negative"):
         crop_moments(a[:4], np.zeros(4), "c")
+
+
+@pytest.mark.integration
+def test_a_site_job_reads_only_its_own_files_and_the_servers(tmp_path):
+    """The DAG (a dry run: no job runs, ~10 s): every per-site job of the federated network reads only
+    its own site's files and the server's; the server's jobs read no crop, no feature table."""
+    import re
+
+    from conftest import demo_config, run_snakemake, write_config
+
+    results = tmp_path / "results"
+    cfg = write_config(tmp_path / "config.yaml", demo_config(results, "config/studies/demo_across_sites.yaml"))
+    fed = results / "clinical" / "federated_deep"
+    run = run_snakemake(tmp_path, cfg, "--dry-run", str(fed / "rounds.tsv"))
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    jobs = re.findall(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", run.stdout, re.M)
+    seen = {}
+    for rule, body in jobs:
+        fields = dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
+        inputs = [f.strip() for f in fields.get("input", "").split(",") if f.strip()]
+        seen[rule] = seen.get(rule, 0) + 1
+        if rule in ("federated_deep_site_round", "federated_deep_moments"):
+            site = re.search(r"sites/([^/]+)/", fields["output"]).group(1)
+            assert inputs and all(f"federated_deep/sites/{site}/" in f or "federated_deep/server/" in f
+                                  for f in inputs), (rule, site, inputs)
+        if rule in ("federated_deep_standardise", "federated_deep_aggregate", "federated_deep_train"):
+            assert all("/server/" in f or f.endswith("moments.json") or re.search(r"sites/[^/]+/round_\d+\.pt$", f)
+                       for f in inputs), (rule, inputs)
+    # demo_across_sites: 2 sites x 4 rounds, one aggregation per round
+    assert seen["federated_deep_site_round"] == 8 and seen["federated_deep_aggregate"] == 4, seen

@@ -61,7 +61,7 @@ from acceflow.models.federated import FederationError, aggregate_round, fit_conf
 
 __all__ = ["BATCH_NORMS", "crop_moments", "pooled_crop_statistics", "initial_state", "batch_norm_keys",
            "state_arrays", "arrays_state", "NetworkSiteClient", "aggregate_states", "federated_network_fit",
-           "central_network_fit", "fitted_network", "FederationError"]
+           "central_network_fit", "fitted_network", "save_blob", "load_blob", "FederationError"]
 
 BATCH_NORMS = ("average", "local")
 
@@ -397,3 +397,40 @@ def fitted_network(state: dict, statistics: dict, settings: dict, device=None) -
     return {"model": model, "mean": np.asarray(statistics["mean"], dtype=np.float32),
             "sd": np.asarray(statistics["sd"], dtype=np.float32), "settings": dict(settings), "survival": False,
             "clinical": None, "risk_offset": 0.0, "baseline": None, "history": [], "n_train": int(statistics["n"])}
+
+
+def save_blob(content: dict, path) -> str:
+    """Write a federation file (state dicts, optimiser state, plain values) atomically with ``torch.save``;
+    return its SHA-256. Readable by :func:`load_blob` with ``weights_only=True``."""
+    import io
+
+    import torch  # heavy optional dependency: imported on first use
+
+    from acceflow.runtime import atomic_write_bytes, sha256_bytes
+
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+    return sha256_bytes(buffer.getvalue())
+
+
+def load_blob(path, kind: str) -> dict:
+    """Read a federation file with ``torch.load(weights_only=True)``: tensors and plain containers only, no code.
+
+    Raises
+    ------
+    FederationError
+        When the file is not a weights-only file of this ``kind`` (``format`` entry), naming it and the fix.
+    """
+    import pickle
+
+    import torch  # heavy optional dependency: imported on first use
+
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise FederationError(f"{path}: refused: not a weights-only federation file ({type(exc).__name__}: {exc}); "
+                              f"delete it and re-run its rule") from exc
+    if not isinstance(blob, dict) or blob.get("format") != f"acceflow.federated_deep.{kind}/1":
+        raise FederationError(f"{path}: not a federated network {kind} file; delete it and re-run its rule")
+    return blob
