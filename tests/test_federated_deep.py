@@ -112,3 +112,18 @@ def test_a_site_job_reads_only_its_own_files_and_the_servers(tmp_path):
                        for f in inputs), (rule, inputs)
     # demo_across_sites: 2 sites x 4 rounds, one aggregation per round
     assert seen["federated_deep_site_round"] == 8 and seen["federated_deep_aggregate"] == 4, seen
+
+
+def test_deep_federated_config_is_checked():
+    from acceflow.study.settings import ConfigError, model_names
+
+    base = {"cohorts": {"train": ["a", "b"], "external": ["c"]}, "outcome": {"type": "binary"}, "clinical": [],
+            "input": {"images": "manifest.tsv"}, "model": {"primary": "imaging", "comparators": ["deep_federated"]}}
+    assert model_names(base) == ("imaging", ["deep_federated"])
+    one_site = {**base, "cohorts": {"train": ["a"], "external": ["c"]}}
+    with pytest.raises(ConfigError, match=r"cohorts.train has 1 \(\['a'\]\): name at least two training cohorts"):
+        model_names(one_site)
+    with pytest.raises(ConfigError, match="needs images"):
+        model_names({**base, "input": {"images": None, "features": "table.csv"}})
+    with pytest.raises(ConfigError, match="one image network"):
+        model_names({**base, "clinical": ["age"], "deep": {"fusion": "intermediate", "clinical_covariates": ["age"]}})
