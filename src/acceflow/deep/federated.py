@@ -35,6 +35,7 @@ Choices, stated where a reader checks them:
 * **No early stopping**: the federation runs a fixed number of rounds (no site holds a validation
   split that the server could watch without seeing data); the last round's global network is the
   model.
+* **Device**: ``deep.device`` (CUDA when present under ``auto``), always float32 (no mixed precision).
 * **Aggregation in float64**: the strategy's weighted mean is computed on float64 copies, so that
   averaging one site (or identical sites) returns its float32 tensors bit for bit.
 
@@ -246,14 +247,18 @@ class NetworkSiteClient(NumPyClient):
         state = arrays_state(parameters, self.template)
         if self.batch_norm == "local" and self.local.get("batch_norm"):
             state.update(self.local["batch_norm"])  # FedBN: the site's own BN layers
+        from acceflow.device import select_device
+
+        device = select_device(self.settings.get("device", "auto"))
         model = _network(self.settings, self.X.shape[1])
         model.load_state_dict(state)
+        model.to(device)
         anchor = [p.detach().clone() for p in model.parameters()] if mu > 0 else None
         opt = torch.optim.AdamW(model.parameters(), lr=float(self.settings["learning_rate"]),
                                 weight_decay=float(self.settings["weight_decay"]))
         if self.local.get("optimizer"):
-            opt.load_state_dict(self.local["optimizer"])
-        bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.pos_weight]))
+            opt.load_state_dict(self.local["optimizer"])  # moved to the parameters' device by torch
+        bce = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([self.pos_weight], device=device))
         batch = int(self.settings["batch_size"])
         loss_mean = float("nan")
         for epoch in range(offset, offset + epochs):
@@ -270,7 +275,7 @@ class NetworkSiteClient(NumPyClient):
                 xs = self.X[idx]
                 if augment is not None:
                     xs = np.stack([np.asarray(augment({"image": x})["image"]) for x in xs])
-                xb, yb = torch.as_tensor(xs), torch.as_tensor(self.y[idx])[:, None]
+                xb, yb = torch.as_tensor(xs).to(device), torch.as_tensor(self.y[idx])[:, None].to(device)
                 opt.zero_grad(set_to_none=True)
                 loss = bce(model(xb)[:, :1], yb)
                 if anchor is not None:  # FedProx: mu/2 ||w - w_global||^2
@@ -280,8 +285,13 @@ class NetworkSiteClient(NumPyClient):
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
             loss_mean = total / max(count, 1)
-        new = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        self.local = {"optimizer": opt.state_dict(), "batch_norm": {k: new[k] for k in self.bn_keys}}
+        new = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        optimizer = opt.state_dict()
+        for per_param in optimizer["state"].values():  # kept on CPU, so that any machine reads it
+            for k, v in per_param.items():
+                if torch.is_tensor(v):
+                    per_param[k] = v.cpu()
+        self.local = {"optimizer": optimizer, "batch_norm": {k: new[k] for k in self.bn_keys}}
         return state_arrays(new), int(len(self.y)), {"loss": float(loss_mean)}
 
     def evaluate(self, parameters, config):
