@@ -22,6 +22,7 @@ include: "workflow/rules/utility.smk"
 include: "workflow/rules/deep.smk"
 include: "workflow/rules/federated.smk"
 include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/federated_deep.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -10,7 +10,8 @@ from snakemake.utils import update_config
 
 from acceflow.study import scans
 from acceflow.study.results import Results, comparator, fill
-from acceflow.study.settings import (DANN_KIND, DEEP_KIND, FEDERATED_KIND, SYNTHETIC_KINDS, ConfigError, check_config,
+from acceflow.study.settings import (DANN_KIND, DEEP_FEDERATED_KIND, DEEP_KIND, FEDERATED_KIND, SYNTHETIC_KINDS,
+                                     ConfigError, check_config,
                                      command_line_values, internal_external_sites, model_names, validate_config)
 from acceflow.study.task import task_for
 
@@ -94,8 +95,9 @@ EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # comparators of the generic train / predict rules (the deep models have their own rules, deep.smk; the
 # federated model its own training rules, federated.smk, and the generic predict rule)
 GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS
-                               if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND, *SYNTHETIC_KINDS)) or "(?!)"
-PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
+                               if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND, DEEP_FEDERATED_KIND,
+                                            *SYNTHETIC_KINDS)) or "(?!)"
+PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND, DEEP_FEDERATED_KIND)) or "(?!)"
 FEDERATED = FEDERATED_KIND in COMPARATORS
 # synthetic cases with an audit (synthetic.smk): the audit when enabled, its comparators when listed by model_names
 SYNTHETIC = bool(config["synthetic"]["enabled"])
@@ -205,6 +207,8 @@ def comparator_outputs():
                       R(Results.DECISION_CURVE, model=m, cohort=c)]
     if COMPARATORS and not TASK.time_to_event:  # the paired DeLong comparison is of AUCs (binary outcomes)
         files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
+    if DEEP_FEDERATED_KIND in COMPARATORS:
+        files.append(R(Results.FEDERATED_DEEP_ROUNDS))
     if FEDERATED:
         files += [R(Results.FEDERATED_ROUNDS), R(Results.FEDERATED_SUMMARY)]
         if EXTERNAL:

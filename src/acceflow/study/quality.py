@@ -39,7 +39,7 @@ import pandas as pd
 import yaml
 
 from acceflow.study.results import Results, comparator, path_in
-from acceflow.study.settings import DANN_KIND, DEEP_KIND, model_names, section_settings
+from acceflow.study.settings import DANN_KIND, DEEP_FEDERATED_KIND, DEEP_KIND, model_names, section_settings
 from acceflow.study.task import task_for
 
 __all__ = ["AUTHOR", "gather_facts", "load_tool", "quality_scores", "score_metrics", "score_rqs"]
@@ -217,7 +217,7 @@ def _metrics_conditions(f: Mapping, study: Mapping) -> dict:
             met, s = _study_answer(study, skey)
             cond[key] = (met, s or f"feature-table entry: {AUTHOR} (study.{skey})")
     kinds = [f.get("primary"), *(f.get("comparators") or [])]
-    cond["tabular"] = (any(k not in (DEEP_KIND, DANN_KIND) for k in kinds if k), "run: a model on a feature table")
+    cond["tabular"] = (any(k not in (DEEP_KIND, DANN_KIND, DEEP_FEDERATED_KIND) for k in kinds if k), "run: a model on a feature table")
     cond["deep_learning"] = (bool(f.get("deep")), "run: deep model " + ("built" if f.get("deep") else "not built"))
     return cond
 

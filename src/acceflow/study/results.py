@@ -166,6 +166,19 @@ class Results:
     SYNTHETIC_DISTANCES = "analytical/synthetic_distances.tsv"
     #: real-only imaging model (TRTR) against the synthetic comparators on one cohort, paired DeLong
     SYNTHETIC_COMPARISON = "clinical/{cohort}/synthetic_comparison.tsv"
+    # the federated network (model.comparators lists deep_federated; the network itself:
+    # comparator(NETWORK, "deep_federated")): a site's crops and outcomes (the only data its jobs
+    # read), what it shares for the pooled crop normalisation, its update of each round (state dict,
+    # weights only) and its private state (AdamW moments, FedBN's layers; never read by the server)
+    FEDERATED_DEEP_SITE_CROPS = "clinical/federated_deep/sites/{site}/crops.npz"
+    FEDERATED_DEEP_MOMENTS = "clinical/federated_deep/sites/{site}/moments.json"
+    FEDERATED_DEEP_UPDATE = "clinical/federated_deep/sites/{site}/round_{round}.pt"
+    FEDERATED_DEEP_LOCAL = "clinical/federated_deep/sites/{site}/local_{round}.pt"
+    #: the server's pooled channel statistics and global network after each round (round_0: the start)
+    FEDERATED_DEEP_STANDARDISATION = "clinical/federated_deep/server/standardisation.json"
+    FEDERATED_DEEP_GLOBAL = "clinical/federated_deep/server/round_{round}.pt"
+    #: one row per round and site: round, site, n, loss, update_norm, drift (over the whole state dict)
+    FEDERATED_DEEP_ROUNDS = "clinical/federated_deep/rounds.tsv"
     # deep-learning biomarker
     DEEP_CROP = "deep/crops/{scan}.npz"
     DEEP_FEATURES = "deep/features.tsv"

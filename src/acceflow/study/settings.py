@@ -33,6 +33,9 @@ FEDERATED_KIND = "federated"
 #: workflow/rules/synthetic.smk): trained on synthetic cases only (TSTR), on real + synthetic, on real +
 #: SMOTE fitted inside each training fold; compared with the real-only imaging model (TRTR).
 SYNTHETIC_KINDS = ("synthetic_tstr", "synthetic_augmented", "smote_augmented")
+#: The deep network of the ``deep`` section trained federated (acceflow.deep.federated,
+#: workflow/rules/federated_deep.smk): a comparator named in model.comparators, never added by ``auto``.
+DEEP_FEDERATED_KIND = "deep_federated"
 
 #: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
 #: imported from (acceflow is a workflow, run from its repository; the schemas are the workflow's
@@ -499,6 +502,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     _check_deep(config, primary, comparators)
     _check_federated(config, primary, comparators)
     _check_synthetic(config)
+    _check_deep_federated(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
         named = [primary, *([] if comparators == "auto" else comparators)]
         unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
@@ -511,7 +515,7 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     if comparators == "auto":
         comparators = [k for k in MODEL_KINDS if k != primary] if config["clinical"] else []
     comparators = [c for c in comparators if c != primary]
-    if not config["clinical"] and any(k not in ("imaging", DEEP_KIND, FEDERATED_KIND) for k in [primary, *comparators]):
+    if not config["clinical"] and any(k not in ("imaging", DEEP_KIND, FEDERATED_KIND, DEEP_FEDERATED_KIND) for k in [primary, *comparators]):
         raise ConfigError("models clinical / combined_* need clinical covariates: list them under 'clinical'")
     if DEEP_KIND in comparators and _domain_adaptation(config) == "dann":
         comparators = [*comparators, DANN_KIND]
@@ -587,6 +591,32 @@ def _check_federated(config: dict, primary: str, comparators) -> None:
     if len(train) < 2:
         raise ConfigError(f"model.comparators lists federated, which treats each training cohort as a site, but "
                           f"cohorts.train has {len(train)} ({train}): name at least two training cohorts")
+
+
+def _check_deep_federated(config: dict, primary: str, comparators) -> None:
+    """The federated network (``deep_federated``): a comparator of binary image studies with two or more
+    training sites, one image network (early or intermediate fusion, no clinical covariates)."""
+    named = [primary, *([] if comparators == "auto" else comparators)]
+    if DEEP_FEDERATED_KIND not in named:
+        return
+    if primary == DEEP_FEDERATED_KIND:
+        raise ConfigError("model.primary: deep_federated is available as a comparator only in this version; list it "
+                          "in model.comparators")
+    if config["outcome"]["type"] != "binary":
+        raise ConfigError("model.comparators lists deep_federated, which trains the network with a binary "
+                          "cross-entropy loss (binary outcomes only in this version): remove deep_federated")
+    train = list((config.get("cohorts") or {}).get("train") or [])
+    if len(train) < 2:
+        raise ConfigError(f"model.comparators lists deep_federated, which treats each training cohort as a site, but "
+                          f"cohorts.train has {len(train)} ({train}): name at least two training cohorts")
+    if "input" in config and not (config["input"] or {}).get("images"):
+        raise ConfigError("model.comparators lists deep_federated, which needs images (input.images); a feature-table "
+                          "study has no crops to train a network on: remove deep_federated")
+    deep = dict(config.get("deep") or {})
+    if deep.get("fusion") == "late" or deep.get("clinical_covariates"):
+        raise ConfigError("model.comparators lists deep_federated, which federates one image network: use "
+                          "deep.fusion: early or intermediate without deep.clinical_covariates, or remove "
+                          "deep_federated")
 
 
 def _check_deep(config: dict, primary: str, comparators) -> None:
