@@ -182,3 +182,38 @@ def test_config_refuses_multitask_outside_early_fusion_and_pcgrad_alone():
         check(pcgrad=True)
     with pytest.raises(ConfigError, match="slices_2_5d = 4"):
         check(slices_2_5d=4)
+
+
+def test_dossier_states_the_dimensions_multitask_and_c_index_side_by_side(tmp_path):
+    import json
+
+    from fake_results import make_results
+
+    from acceflow.report.deep_section import deep_section
+    from acceflow.report.view import ResultsView
+    from acceflow.runtime import write_json
+
+    config = make_results(tmp_path, comparators=("deep",))
+    card_path = tmp_path / "clinical/model/comparators/deep/model_card.json"
+    card = json.loads(card_path.read_text())
+    s = tiny(dimensions="2d", slices_2d=4)
+    from acceflow.study.deep import dimensions_description
+
+    card["dimensions_description"] = dimensions_description(s)
+    card["multitask"] = {"loss": "task loss + 0.5 x (Dice + cross-entropy)", "pcgrad_description": "PCGrad",
+                         "cv_auc_mean": 0.71, "cv_dice_mean": 0.62, "cv_dice_sd": 0.05, "grad_cosine_mean": -0.12,
+                         "grad_cosine_by_epoch": [0.3, -0.2]}
+    card["training_history"] = [{"epoch": 1, "train_loss": 1.2, "grad_cosine": 0.3},
+                                {"epoch": 2, "train_loss": 1.0, "grad_cosine": -0.2}]
+    write_json(card, card_path)
+    for i, folder in enumerate([tmp_path / "clinical/site_B", tmp_path / "clinical/site_B/comparators/deep"]):
+        m = json.loads((folder / "metrics.json").read_text())
+        m.update(c_index=0.70 + i / 10, c_index_ci_low=0.61, c_index_ci_high=0.79 + i / 10, uno_c=0.68)
+        write_json(m, folder / "metrics.json")
+    html = deep_section(ResultsView(tmp_path, config, ["train", "site_B"])).html
+    assert "the 4 axial slices of the crop with the largest lesion area" in html
+    assert "mean of its slices&#x27; logits" in html or "mean of its slices' logits" in html
+    assert "decoder Dice 0.620" in html and "(epoch 1: 0.300, last epoch: -0.200)" in html
+    assert "Harrell&#x27;s C [95% CI]" in html or "Harrell's C [95% CI]" in html
+    assert "0.700 [0.610, 0.790]" in html and "0.800 [0.610, 0.890]" in html  # primary and deep comparator
+    assert "gradient cosine" in html
