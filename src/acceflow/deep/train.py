@@ -386,6 +386,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
                                 f"needs at least 4 cases and 2 of each class")
     if survival:
         check_events_per_batch(target[:, 2], settings["batch_size"])
+    if domain is not None and settings["multitask"]:
+        raise ValueError("deep.multitask is not combined with domain-adversarial training (DANN): set one of them off")
     seed_everything(seed)
     idx = np.arange(len(X))
     frac = float(settings["validation_fraction"])

@@ -578,6 +578,9 @@ def _check_deep(config: dict, primary: str, comparators) -> None:
     if int(deep.get("slices_2_5d", 3)) % 2 == 0:
         raise ConfigError(f"deep.slices_2_5d = {deep.get('slices_2_5d')}: the slice and as many neighbours each side "
                           f"make an odd number; use 3, 5, ...")
+    if deep.get("multitask") and deep.get("domain_adaptation", "none") == "dann":
+        raise ConfigError("deep.multitask and deep.domain_adaptation: dann are not combined (one adversarial and one "
+                          "segmentation objective on one encoder): set one of them off")
     if deep.get("dimensions", "3d") != "3d" and deep.get("domain_adaptation", "none") == "dann":
         raise ConfigError(f"deep.domain_adaptation: dann is built for 3D networks; with deep.dimensions: "
                           f"{deep.get('dimensions')} set deep.domain_adaptation: none (or deep.dimensions: 3d)")
