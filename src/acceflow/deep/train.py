@@ -437,7 +437,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     history, best, best_state, best_epoch, wait = [], np.inf, None, 0, 0
     start, iterations, n_batches = perf_counter(), 0, len(loader)
     every = max(1, n_batches // 4) if n_batches >= 20 else 0  # long epochs: progress 4 times per epoch
-    log(f"training {settings['network']} ({dims}{', multi-task' if multitask else ''}) on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
+    shape = "" if dims == "3d" and not multitask else f" ({dims}{', multi-task' if multitask else ''})"
+    log(f"training {settings['network']}{shape} on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
         f"{settings['batch_size']} per epoch, up to {int(settings['epochs'])} epochs (patience "
         f"{int(settings['patience'])}), device {device}")
     planned = max(1, int(settings["epochs"]) * n_batches)
