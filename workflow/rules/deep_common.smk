@@ -53,9 +53,11 @@ def deep_outputs():
     one_network = DEEP_CFG["fusion"] != "late"  # late fusion: a network per modality, no one embedding / map
     if DEEP_CFG["embedding"]["enabled"] and one_network:
         files += [R(Results.DEEP_FEATURES), R(Results.DEEP_REPEATS), R(Results.DEEP_ICC)]
+    # voxel maps are drawn for 3D networks only (a 2D / 2.5D network's maps are per slice: not drawn)
+    maps = DEEP_CFG["gradcam"]["cases"] and DEEP_CFG["dimensions"] == "3d"
     # Grad-CAM picks correctly / wrongly classified cases: binary outcomes, image-only networks
-    if DEEP_CFG["gradcam"]["cases"] and one_network and TASK.name == "binary" and not DEEP_CFG["clinical_covariates"]:
+    if maps and one_network and TASK.name == "binary" and not DEEP_CFG["clinical_covariates"]:
         files += [R(Results.GRADCAM, cohort=c) for c in (EXTERNAL or ["train"])]
-    if DEEP_CFG["gradcam"]["cases"] and DEEP_CFG["integrated_gradients"]["enabled"]:
+    if maps and DEEP_CFG["integrated_gradients"]["enabled"]:
         files += [R(Results.INTEGRATED_GRADIENTS, cohort=c) for c in (EXTERNAL or ["train"])]
     return files

@@ -15,6 +15,17 @@
 * Clinical covariates (intermediate fusion): missing values imputed by the median of the training
   part of each fit, then standardised by its mean and SD (both fitted on the training part only,
   applied unchanged to held-out and external cases).
+* Dimensions (:mod:`acceflow.deep.slices`): ``3d`` trains on the crops; ``2d`` / ``2.5d`` on the
+  ``slices_2d`` largest axial lesion slices of each crop (2.5D: with neighbouring slices as
+  channels), normalised as 3D crops (per channel, training part) before slicing; every case is
+  one sample (its slices together), its logit the mean of its slices' logits, so batches,
+  class weights, the Cox loss and the folds are case-level as in 3D. 2D augmentation: in-plane
+  flips, 90-degree rotations, small affine, noise, intensity scaling.
+* Multi-task (:mod:`acceflow.deep.multitask`, ``multitask``): task loss + ``multitask_weight`` x
+  Dice + cross-entropy of the decoder's lesion mask (the crop's mask, augmented with the image;
+  2D: the chosen slices' masks); optional PCGrad on the shared encoder; per epoch the history
+  records ``seg_loss``, ``grad_cosine`` (mean over batches, before projection) and ``val_dice``.
+  Early stopping watches the task's validation loss.
 * Internal validation: ``cv_folds``-fold stratified cross-validation by case (seeded): each fold's
   network is trained (with its own validation split) on the other folds and predicts the held-out
   fold: out-of-fold probabilities (risks).
@@ -45,7 +56,7 @@ from acceflow.runtime import atomic_write_bytes, read_verified, require_keys, sh
 #: Their defaults live in the config schema only (workflow/schemas/config.schema.yaml).
 TRAINING_KEYS = ("network", "fusion", "dropout", "epochs", "batch_size", "learning_rate", "weight_decay",
                  "validation_fraction", "patience", "balance", "augmentation", "cv_folds", "device",
-                 "mixed_precision")
+                 "mixed_precision", "dimensions", "slices_2d", "slices_2_5d", "multitask", "multitask_weight", "pcgrad")
 
 _HINT = "e.g. acceflow.study.settings.section_settings('deep', {...}) fills the schema's defaults"
 
@@ -114,34 +125,50 @@ def normalise(X: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return ((X - mean[None, :, None, None, None]) / sd[None, :, None, None, None]).astype(np.float32)
 
 
-def augmentation_transform(seed: int):
-    """MONAI dictionary transforms applied to ``image`` (C, D, H, W) of a training sample."""
+def augmentation_transform(seed: int, spatial_dims: int = 3, with_mask: bool = False):
+    """MONAI dictionary transforms applied to ``image`` (C, D, H, W) (2D: (C, H, W)) of a training sample.
+
+    With ``with_mask``, the spatial transforms move ``mask`` with the image (nearest neighbour).
+    """
     from monai import transforms as T  # heavy optional dependency: imported on first use
 
+    keys = ["image", "mask"] if with_mask else "image"
+    affine = dict(mode=("bilinear", "nearest"), padding_mode=("border", "border")) if with_mask else \
+        dict(padding_mode="border")
+    if spatial_dims == 3:
+        spatial = [T.RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
+                   T.RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+                   T.RandFlipd(keys=keys, prob=0.5, spatial_axis=2),
+                   T.RandRotate90d(keys=keys, prob=0.5, spatial_axes=(1, 2)),
+                   T.RandAffined(keys=keys, prob=0.3, rotate_range=(0.2, 0.2, 0.2), scale_range=(0.1, 0.1, 0.1),
+                                 **affine)]
+    else:
+        spatial = [T.RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
+                   T.RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+                   T.RandRotate90d(keys=keys, prob=0.5, spatial_axes=(0, 1)),
+                   T.RandAffined(keys=keys, prob=0.3, rotate_range=0.2, scale_range=(0.1, 0.1), **affine)]
     tr = T.Compose([
-        T.RandFlipd(keys="image", prob=0.5, spatial_axis=0),
-        T.RandFlipd(keys="image", prob=0.5, spatial_axis=1),
-        T.RandFlipd(keys="image", prob=0.5, spatial_axis=2),
-        T.RandRotate90d(keys="image", prob=0.5, spatial_axes=(1, 2)),
-        T.RandAffined(keys="image", prob=0.3, rotate_range=(0.2, 0.2, 0.2), scale_range=(0.1, 0.1, 0.1),
-                      padding_mode="border"),
+        *spatial,
         T.RandGaussianNoised(keys="image", prob=0.2, std=0.05),
         T.RandScaleIntensityd(keys="image", factors=0.1, prob=0.3),
-        T.ToTensord(keys="image", track_meta=False),
+        T.ToTensord(keys=keys, track_meta=False),
     ])
     tr.set_random_state(seed=seed)
     return tr
 
 
-def _loader(X, target, settings, seed, train: bool, survival: bool, clinical=None):
+def _loader(X, target, settings, seed, train: bool, survival: bool, clinical=None, masks=None):
     import torch  # heavy optional dependency: imported on first use
     from monai import transforms as T  # heavy optional dependency: imported on first use
     from monai.data import DataLoader, Dataset  # heavy optional dependency: imported on first use
 
     data = [{"image": X[i], "target": target[i].astype(np.float32),
-             **({"clinical": clinical[i]} if clinical is not None else {})} for i in range(len(X))]
-    transform = augmentation_transform(seed) if train and settings["augmentation"] else \
-        T.Compose([T.ToTensord(keys="image", track_meta=False)])
+             **({"clinical": clinical[i]} if clinical is not None else {}),
+             **({"mask": masks[i]} if masks is not None else {})} for i in range(len(X))]
+    keys = ["image", "mask"] if masks is not None else "image"
+    spatial_dims = X.ndim - 2
+    transform = augmentation_transform(seed, spatial_dims, masks is not None) if train and settings["augmentation"] \
+        else T.Compose([T.ToTensord(keys=keys, track_meta=False)])
     ds = Dataset(data, transform=transform)
     gen = torch.Generator().manual_seed(int(seed))
     sampler = None
@@ -155,6 +182,96 @@ def _loader(X, target, settings, seed, train: bool, survival: bool, clinical=Non
                       num_workers=0, generator=gen,
                       # a last batch of one case would break batch normalisation in training
                       drop_last=train and len(X) % int(settings["batch_size"]) == 1)
+
+
+def model_input(Xn: np.ndarray, masks, settings, cases=None) -> np.ndarray:
+    """The network's input from normalised crops (N, C, D, H, W): the crops (3d) or their lesion slices
+    (2d / 2.5d, :func:`acceflow.deep.slices.slice_input`: (N, slices_2d x C', H, W))."""
+    from acceflow.deep.slices import slice_input
+
+    dims = settings.get("dimensions", "3d")
+    if dims == "3d":
+        return Xn
+    if masks is None:
+        raise ValueError(f"deep.dimensions: {dims} chooses slices by the lesion mask: pass the crops' masks")
+    return slice_input(Xn, np.asarray(masks), dims, int(settings["slices_2d"]), int(settings["slices_2_5d"]), cases)
+
+
+def _seg_targets(masks, settings, cases=None) -> np.ndarray:
+    """The decoder's targets: (N, 1, D, H, W) 0/1 (3d) or (N, slices_2d, H, W) with padding slices 255 (2d / 2.5d)."""
+    from acceflow.deep.slices import slice_masks
+
+    if masks is None:
+        raise ValueError("deep.multitask learns the lesion mask: pass the crops' masks")
+    masks = np.asarray(masks)
+    if settings["dimensions"] == "3d":
+        return (masks > 0).astype(np.uint8)[:, None]
+    return slice_masks(masks, int(settings["slices_2d"]), cases)
+
+
+def _real_masks(mb, dims):
+    """Decoder targets of a batch as (N, 1, ...) float: 3d as is; 2d: the real (non-padding) slices, (M, 1, H, W)."""
+    if dims == "3d":
+        return mb.float()
+    flat = mb.flatten(0, 1)
+    real = (flat != 255).flatten(1).any(dim=1)
+    return flat[real][:, None].float()
+
+
+def _dice_per_case(model, Xin, Mseg, settings, device, amp=False) -> np.ndarray:
+    """Dice of the decoder's lesion mask (argmax) against the crop's mask, per case (2D: over its chosen slices)."""
+    import torch  # heavy optional dependency: imported on first use
+
+    from acceflow.deep.multitask import dice
+
+    model.eval()
+    out, bs = [], int(settings["batch_size"])
+    with torch.no_grad():
+        for start in range(0, len(Xin), bs):
+            with autocast(device, amp):
+                seg = model.segment(torch.as_tensor(Xin[start:start + bs]).to(device))
+            seg = seg.float().argmax(1).cpu().numpy()
+            i = 0
+            for m in Mseg[start:start + bs]:
+                if settings["dimensions"] == "3d":
+                    out.append(dice(seg[i], m[0]))
+                    i += 1
+                else:
+                    real = m[(m != 255).reshape(len(m), -1).any(axis=1)]
+                    out.append(dice(seg[i:i + len(real)], real))
+                    i += len(real)
+    return np.asarray(out)
+
+
+def segment_dice(fitted: dict, X: np.ndarray, masks: np.ndarray, cases=None) -> np.ndarray:
+    """Per case, the Dice of a multi-task network's decoder (argmax of its two classes) against the crops' masks.
+
+    Parameters
+    ----------
+    fitted : dict
+        A fitted multi-task network (:func:`fit`).
+    X : numpy.ndarray (N, C, D, H, W)
+        Raw crops.
+    masks : numpy.ndarray (N, D, H, W)
+        Their lesion masks (2D / 2.5D: scored on the chosen slices).
+
+    Returns
+    -------
+    numpy.ndarray (N,)
+    """
+    settings = fitted["settings"]
+    device = next(fitted["model"].parameters()).device
+    Xin = model_input(normalise(X, fitted["mean"], fitted["sd"]), masks, settings, cases)
+    return _dice_per_case(fitted["model"], Xin, _seg_targets(masks, settings, cases), settings, device,
+                          use_amp(device, settings["mixed_precision"]))
+
+
+def _build(settings, in_channels: int, n_clinical: int = 0):
+    """The network the settings describe (files written before issue 19 lack the dimension keys: 3D, one task)."""
+    return build_network(settings["network"], in_channels, settings["fusion"], 1, float(settings["dropout"]),
+                         n_clinical=n_clinical, dimensions=settings.get("dimensions", "3d"),
+                         slices=int(settings.get("slices_2d", 1)), neighbours=int(settings.get("slices_2_5d", 1)),
+                         multitask=bool(settings.get("multitask", False)))
 
 
 def _loss_fn(survival: bool, y_train: np.ndarray, settings):
@@ -196,7 +313,7 @@ def _score(survival, target, out):
 
 
 def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, device=None, time=None, event=None,
-        log=print, domain=None, clinical=None):
+        log=print, domain=None, clinical=None, masks=None, cases=None):
     """Train one network with a validation split and early stopping.
 
     Parameters
@@ -224,6 +341,11 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     clinical : numpy.ndarray, shape (N, K), optional
         Clinical covariates (NaN = missing) for the clinical encoder of intermediate fusion;
         imputed by the training part's median and standardised by its mean and SD.
+    masks : numpy.ndarray, shape (N, D, H, W), optional
+        The crops' lesion masks: needed by ``dimensions`` 2d / 2.5d (which slices) and by
+        ``multitask`` (the decoder's target).
+    cases : sequence of str, optional
+        Case ids, for the messages of :mod:`acceflow.deep.slices`.
 
     Returns
     -------
@@ -231,7 +353,7 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         ``model`` (torch module, best epoch's weights, eval mode, on ``device``), ``mean``, ``sd``
         (channel statistics (C,)), ``history`` (list of dicts per epoch: epoch, train_loss,
         val_loss, val_auc (survival: val_c_index); with ``domain`` also lambda, domain_loss,
-        domain_accuracy), ``best_epoch``, ``stopped_epoch``, ``pos_weight``, ``n_train``,
+        domain_accuracy; with ``multitask`` also seg_loss, grad_cosine, val_dice), ``best_epoch``, ``stopped_epoch``, ``pos_weight``, ``n_train``,
         ``n_validation``, ``domain_adaptation`` (``domain.describe()`` or None), ``clinical`` (median,
         mean, sd per covariate, or None); survival: ``risk_offset`` (mean log-risk of the training
         cases, subtracted from every prediction) and ``baseline`` (Breslow: ``time``, ``cumhaz`` lists).
@@ -241,8 +363,11 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     DeepTrainingError
         Fewer than 4 cases, a binary outcome with fewer than 2 cases of a class, or a survival
         training part with too few events for the Cox loss's batches (:func:`check_events_per_batch`).
+    acceflow.deep.slices.SliceError
+        2D / 2.5D: a case whose crop holds no lesion voxel (named).
     ValueError
-        When ``settings`` lacks keys of :data:`TRAINING_KEYS` (the message names them).
+        When ``settings`` lacks keys of :data:`TRAINING_KEYS` (the message names them), or 2D /
+        2.5D / multi-task without ``masks``.
     """
     import torch  # heavy optional dependency: imported on first use
 
@@ -261,6 +386,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
                                 f"needs at least 4 cases and 2 of each class")
     if survival:
         check_events_per_batch(target[:, 2], settings["batch_size"])
+    if domain is not None and settings["multitask"]:
+        raise ValueError("deep.multitask is not combined with domain-adversarial training (DANN): set one of them off")
     seed_everything(seed)
     idx = np.arange(len(X))
     frac = float(settings["validation_fraction"])
@@ -274,14 +401,22 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         check_events_per_batch(target[tr, 2], settings["batch_size"],
                                f"the survival training part ({len(tr)} cases after the validation split)")
     mean, sd = channel_stats(X[tr])
-    Xn = normalise(X, mean, sd)
+    dims, multitask = settings["dimensions"], bool(settings["multitask"])
+    Xn = model_input(normalise(X, mean, sd), masks, settings, cases)
+    Mseg = _seg_targets(masks, settings, cases) if multitask else None
     cstats, Cn = None, None
     if clinical is not None:
         cstats = clinical_stats(np.asarray(clinical)[tr])
         Cn = clinical_normalise(clinical, *cstats)
-    model = build_network(settings["network"], X.shape[1], settings["fusion"], 1, float(settings["dropout"]),
-                          n_clinical=0 if Cn is None else Cn.shape[1]).to(device)
+    model = _build(settings, X.shape[1], 0 if Cn is None else Cn.shape[1]).to(device)
     params = list(model.parameters())
+    if multitask:
+        from acceflow.deep.multitask import assign_flat, cosine, flat_grads, pcgrad, segmentation_loss
+
+        seg_fn, weight = segmentation_loss(), float(settings["multitask_weight"])
+        shared = model.shared_parameters()
+        shared_ids = {id(p) for p in shared}
+        own = [p for p in params if id(p) not in shared_ids and p.requires_grad]
     if domain is not None:
         from acceflow.deep.dann import dann_lambda, grad_reverse, site_discriminator
 
@@ -297,11 +432,13 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
     amp = use_amp(device, settings["mixed_precision"])
     scaler = grad_scaler(device, amp)
     loss_fn = _loss_fn(survival, target[tr, 0], settings)
-    loader = _loader(Xn[tr], target[tr], settings, seed, True, survival, None if Cn is None else Cn[tr])
+    loader = _loader(Xn[tr], target[tr], settings, seed, True, survival, None if Cn is None else Cn[tr],
+                     None if Mseg is None else Mseg[tr])
     history, best, best_state, best_epoch, wait = [], np.inf, None, 0, 0
     start, iterations, n_batches = perf_counter(), 0, len(loader)
     every = max(1, n_batches // 4) if n_batches >= 20 else 0  # long epochs: progress 4 times per epoch
-    log(f"training {settings['network']} on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
+    shape = "" if dims == "3d" and not multitask else f" ({dims}{', multi-task' if multitask else ''})"
+    log(f"training {settings['network']}{shape} on {len(tr)} cases ({len(va)} for validation), {n_batches} batches of "
         f"{settings['batch_size']} per epoch, up to {int(settings['epochs'])} epochs (patience "
         f"{int(settings['patience'])}), device {device}")
     planned = max(1, int(settings["epochs"]) * n_batches)
@@ -309,6 +446,7 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
         model.train()
         total, count = 0.0, 0
         d_total, d_right, d_count, lam = 0.0, 0, 0, 0.0
+        seg_total, cosines = 0.0, []
         if domain is not None:
             discriminator.train()
         for i, batch in enumerate(loader, 1):
@@ -320,7 +458,21 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
                 continue  # a batch without events carries no partial-likelihood information
             opt.zero_grad(set_to_none=True)
             cb = batch["clinical"].to(device) if "clinical" in batch else None
-            if domain is None:
+            if multitask:
+                with autocast(device, amp):
+                    out, seg = model.forward_multitask(xb, cb)
+                task_loss = loss_fn(out.float(), tb)
+                seg_loss = seg_fn(seg.float(), _real_masks(batch["mask"].to(device), dims))
+                g1 = flat_grads(scaler.scale(task_loss), shared)
+                g2 = flat_grads(scaler.scale(weight * seg_loss), shared)
+                cosines.append(cosine(g1, g2))  # before any projection
+                if settings["pcgrad"]:
+                    g1, g2 = pcgrad(g1, g2)
+                loss = task_loss + weight * seg_loss
+                scaler.scale(loss).backward(inputs=own)  # head and decoder: their own task's gradient
+                assign_flat(shared, g1 + g2)  # shared encoder: the (projected) sum
+                seg_total += float(seg_loss.detach()) * len(xb)
+            elif domain is None:
                 with autocast(device, amp):
                     out = model(xb, cb)
                 loss = loss_fn(out.float(), tb)
@@ -343,13 +495,17 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
                 d_right += int((logits.argmax(1) == sites).sum())
                 d_count += len(sites)
                 loss = loss + d_loss
-            scaler.scale(loss).backward()
+            if not multitask:
+                scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             total += float(loss.detach()) * len(xb)
             count += len(xb)
             iterations += 1
         row = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if multitask:  # train_loss: task + weight x segmentation loss (what the optimiser saw)
+            row.update({"seg_loss": seg_total / max(count, 1),
+                        "grad_cosine": float(np.nanmean(cosines)) if np.isfinite(cosines).any() else float("nan")})
         if domain is not None:  # train_loss: outcome + site loss (what the optimiser saw)
             row.update({"lambda": lam, "domain_loss": d_total / max(d_count, 1),
                         "domain_accuracy": d_right / max(d_count, 1)})
@@ -358,6 +514,8 @@ def fit(X: np.ndarray, y=None, settings: dict | None = None, seed: int = 42, dev
             with torch.no_grad():
                 row["val_loss"] = float(loss_fn(torch.as_tensor(out[:, None]), torch.as_tensor(target[va])))
             row["val_c_index" if survival else "val_auc"] = _score(survival, target[va], out)
+            if multitask:
+                row["val_dice"] = float(np.mean(_dice_per_case(model, Xn[va], Mseg[va], settings, device, amp)))
             monitor = row["val_loss"]
         else:
             monitor = row["train_loss"]
@@ -410,7 +568,7 @@ def _forward(model, Xn, settings, device, amp=False, embed=False, clinical=None)
     return out, (np.concatenate(embs) if embed and embs else None)
 
 
-def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clinical=None):
+def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clinical=None, masks=None, cases=None):
     """Apply a fitted network (:func:`fit` / :func:`load_model`) to crops.
 
     Parameters
@@ -423,6 +581,11 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clini
         Also return the penultimate-layer embeddings.
     clinical : numpy.ndarray (N, K), optional
         Raw clinical covariates (NaN = missing) when the network has a clinical encoder.
+    masks : numpy.ndarray (N, D, H, W), optional
+        The crops' lesion masks (2D / 2.5D networks: which slices; the case's logit is the mean of
+        its slices' logits).
+    cases : sequence of str, optional
+        Case ids for the messages of :mod:`acceflow.deep.slices`.
 
     Returns
     -------
@@ -440,7 +603,8 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clini
         if clinical is None:
             raise ValueError("the network has a clinical encoder: pass the cases' clinical covariates")
         Cn = clinical_normalise(clinical, *(np.asarray(v) for v in fitted["clinical"]))
-    out, emb = _forward(fitted["model"], normalise(X, fitted["mean"], fitted["sd"]), settings, device,
+    Xin = model_input(normalise(X, fitted["mean"], fitted["sd"]), masks, settings, cases)
+    out, emb = _forward(fitted["model"], Xin, settings, device,
                         use_amp(device, settings["mixed_precision"]), embed, clinical=Cn)
     scores = (out.astype(np.float64) - float(fitted.get("risk_offset") or 0.0) if fitted["survival"]
               else 1.0 / (1.0 + np.exp(-out.astype(np.float64))))
@@ -448,12 +612,12 @@ def predict(fitted: dict, X: np.ndarray, device=None, embed: bool = False, clini
 
 
 def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=None, event=None, log=print,
-                   domain=None, clinical=None, horizon: float | None = None):
+                   domain=None, clinical=None, horizon: float | None = None, masks=None, cases=None):
     """Out-of-fold predictions of ``cv_folds``-fold stratified cross-validation (folds by case).
 
     Parameters
     ----------
-    X, y, seed, device, time, event, log, domain, clinical : as :func:`fit` (with ``domain``, each
+    X, y, seed, device, time, event, log, domain, clinical, masks, cases : as :func:`fit` (with ``domain``, each
         fold's network is trained adversarially against the same target crops)
     horizon : float, optional
         Survival: also return each held-out case's risk of the event by ``horizon`` days, read
@@ -468,7 +632,8 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
         Held-out probability (survival: log-risk centred on its fold's training cases) of every
         case; with ``horizon`` (survival), a tuple (log-risk, risk by the horizon).
     folds : pandas.DataFrame
-        Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``.
+        Per fold: ``fold, n, n_events, auc`` (survival: ``c_index``), ``best_epoch``, ``stopped_epoch``;
+        multi-task: ``dice``, the decoder's mean Dice on the held-out cases.
 
     Raises
     ------
@@ -492,15 +657,20 @@ def cross_validate(X, y=None, settings=None, seed: int = 42, device=None, time=N
         f = fit(X[tr], None if survival else np.asarray(y)[tr], settings, seed + fold, device,
                 None if not survival else np.asarray(time)[tr], None if not survival else np.asarray(event)[tr], log,
                 None if domain is None else domain.subset(tr),
-                clinical=None if clinical is None else np.asarray(clinical)[tr])
-        oof[te], _ = predict(f, X[te], clinical=None if clinical is None else np.asarray(clinical)[te])
+                clinical=None if clinical is None else np.asarray(clinical)[tr],
+                masks=None if masks is None else np.asarray(masks)[tr],
+                cases=None if cases is None else np.asarray(cases)[tr])
+        sub = {"masks": None if masks is None else np.asarray(masks)[te],
+               "cases": None if cases is None else np.asarray(cases)[te]}
+        oof[te], _ = predict(f, X[te], clinical=None if clinical is None else np.asarray(clinical)[te], **sub)
         if survival and horizon is not None:
             at_horizon[te] = risk_at_horizon(f, oof[te], horizon)
         tgt = _targets(None if survival else np.asarray(y)[te], None if not survival else np.asarray(time)[te],
                        None if not survival else np.asarray(event)[te])
         rows.append({"fold": fold, "n": len(te), "n_events": int(strata[te].sum()),
                      "c_index" if survival else "auc": _score(survival, tgt, oof[te]),
-                     "best_epoch": f["best_epoch"], "stopped_epoch": f["stopped_epoch"]})
+                     "best_epoch": f["best_epoch"], "stopped_epoch": f["stopped_epoch"],
+                     **({"dice": float(np.mean(segment_dice(f, X[te], **sub)))} if settings["multitask"] else {})})
     return ((oof, at_horizon) if survival and horizon is not None else oof), pd.DataFrame(rows)
 
 
@@ -585,8 +755,7 @@ def _from_blob(blob: dict, device=None) -> dict:
     if fusion == "late" and "meta_learner" not in settings:
         fusion = "intermediate"  # a file written before issue 19, whose "late" was today's intermediate fusion
     clinical = blob.get("clinical")
-    model = build_network(settings["network"], blob["in_channels"], fusion, 1, float(settings["dropout"]),
-                          n_clinical=0 if clinical is None else len(clinical[0]))
+    model = _build({**settings, "fusion": fusion}, blob["in_channels"], 0 if clinical is None else len(clinical[0]))
     model.load_state_dict(blob["state_dict"])
     model.to(device).eval()
     return {"model": model, "mean": np.asarray(blob["mean"], dtype=dtype), "sd": np.asarray(blob["sd"], dtype=dtype),

@@ -30,7 +30,8 @@ def _models(view: ResultsView, cohort: str) -> dict[str, str | None]:
 def side_by_side(view: ResultsView, cohort: str) -> pd.DataFrame:
     """One row per model on one cohort: AUC with DeLong CI, paired DeLong p against the reference,
     Brier, calibration intercept / slope with CIs, ICI, and the net benefit at the thresholds
-    0.1, 0.2 and 0.3 (``nb_0.1`` ...)."""
+    0.1, 0.2 and 0.3 (``nb_0.1`` ...); survival studies: Harrell's and Uno's C with their CIs
+    (``c_index``, ``uno_c`` ..., as each model's metrics.json holds them) instead of the AUC."""
     comp = view.tsv(Results.MODEL_COMPARISON, cohort=cohort)
     comp = comp.set_index("model") if comp is not None else None
     rows = []
@@ -38,7 +39,9 @@ def side_by_side(view: ResultsView, cohort: str) -> pd.DataFrame:
         m = view.metrics(cohort, name)
         cal = view.calibration(cohort, name)
         dc = view.decision_curve(cohort, name)
-        row = {"model": model, **{k: m.get(k) for k in ("n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier")},
+        row = {"model": model, **{k: m.get(k) for k in ("n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "brier",
+                                                        "c_index", "c_index_ci_low", "c_index_ci_high", "uno_c",
+                                                        "uno_c_ci_low", "uno_c_ci_high")},
                **{k: cal.get(k) for k in ("calibration_intercept", "calibration_intercept_ci_low",
                                           "calibration_intercept_ci_high", "calibration_slope",
                                           "calibration_slope_ci_low", "calibration_slope_ci_high", "ici")}}
@@ -53,6 +56,18 @@ def side_by_side(view: ResultsView, cohort: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def multitask_text(mt: dict) -> str:
+    """One line on the multi-task network: its loss, PCGrad, both tasks' held-out metrics, the gradient cosine."""
+    task = (f"Harrell's C {h.num(mt.get('cv_c_index_mean'))}" if "cv_c_index_mean" in mt
+            else f"AUC {h.num(mt.get('cv_auc_mean'))}")
+    cos = [c for c in (mt.get("grad_cosine_by_epoch") or []) if c is not None]
+    trend = (f" (epoch 1: {h.num(cos[0])}, last epoch: {h.num(cos[-1])})" if len(cos) > 1 else "")
+    return (f"{mt.get('loss', '')}; {mt.get('pcgrad_description', '')}. Held-out (cross-validation, mean over folds): "
+            f"{task}, decoder Dice {h.num(mt.get('cv_dice_mean'))} (SD {h.num(mt.get('cv_dice_sd'))}). Cosine "
+            f"between the tasks' gradients on the shared encoder, mean over epochs {h.num(mt.get('grad_cosine_mean'))}"
+            f"{trend}; negative values mean the tasks pull the encoder apart.")
+
+
 def _history_figure(history: pd.DataFrame):
     fig, ax = F.plt.subplots(figsize=(5.0, 3.2))
     ax.plot(history["epoch"], history["train_loss"], label="training loss")
@@ -65,6 +80,15 @@ def _history_figure(history: pd.DataFrame):
         ax2.set_ylim(0, 1)
     ax.set(xlabel="epoch", ylabel="loss")
     ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _cosine_figure(history: pd.DataFrame):
+    fig, ax = F.plt.subplots(figsize=(5.0, 2.6))
+    ax.plot(history["epoch"], history["grad_cosine"], marker="o", ms=3, label="cosine(task, segmentation)")
+    ax.axhline(0, color="#555555", lw=0.8, ls=":")
+    ax.set(xlabel="epoch", ylabel="gradient cosine", ylim=(-1, 1))
     fig.tight_layout()
     return fig
 
@@ -105,6 +129,8 @@ def deep_section(view: ResultsView) -> Section | None:
                           f"epoch {fm.get('stopped_epoch')}, weights of epoch {fm.get('best_epoch')}"),
         ("Loss", card.get("loss", "")),
         ("Fusion", card.get("fusion_description") or card.get("fusion")),
+        ("Dimensions", card.get("dimensions_description") or "3D: the whole crop through a 3D network"),
+        *([("Multi-task", multitask_text(card["multitask"]))] if card.get("multitask") else []),
         ("Internal validation", h.Html(h.e(card.get("internal_validation", "")) + (
             f" — Harrell's C per fold {h.num(card.get('cv_c_index_mean'))} (SD {h.num(card.get('cv_c_index_sd'))})"
             if "cv_c_index_mean" in card else
@@ -118,16 +144,30 @@ def deep_section(view: ResultsView) -> Section | None:
                              "Training history of the final (frozen) network: losses per epoch and the validation "
                              "split's AUC; early stopping on the validation loss.", "deep training history",
                              name="deep_training_history"))
+        if "grad_cosine" in history and history["grad_cosine"].notna().any():
+            out.append(h.figure(lambda: _cosine_figure(history),
+                                 "Multi-task training: cosine between the gradients of the task loss and of the "
+                                 "segmentation loss on the shared encoder, mean over each epoch's batches, before "
+                                 "any PCGrad projection (below 0: conflicting tasks).", "deep gradient cosine",
+                                 name="deep_gradient_cosine"))
     out += ["<h3 id=\"model-comparison-side-by-side\">All models side by side</h3>",
             h.p("Clinical-only, radiomics (imaging), combined and deep models on the same cases of each cohort: "
                  "AUC with DeLong 95% CI, the paired DeLong test against the reference model, Brier score, "
                  "calibration intercept and slope (unpenalised logistic recalibration) with 95% CIs, ICI, and the "
                  "net benefit at threshold probabilities 0.1, 0.2 and 0.3. <em>train</em> is out-of-fold "
                  "(internal validation). The decision curves of every model, the deep model's included, are "
-                 "drawn once, in <a href=\"#decision-curve\">Clinical utility</a>.", "note")]
+                 "drawn once, in <a href=\"#decision-curve\">Clinical utility</a>. Survival studies: Harrell's and "
+                 "Uno's C with bootstrap 95% CIs instead of the AUC (no paired DeLong test).", "note")]
     for c in cohorts:
         table = side_by_side(view, c)
         if table.empty:
+            continue
+        if "c_index" in table and table["c_index"].notna().any():  # survival: concordance, no paired DeLong
+            out += [f"<h4>{h.e(h.cohort_name(c))} (n = {h.num(table['n'].iloc[0])})</h4>",
+                    h.table(["Model", "Harrell's C [95% CI]", "Uno's C [95% CI]", "Events"],
+                            [[r["model"], h.Html(h.ci(r.get("c_index"), r.get("c_index_ci_low"), r.get("c_index_ci_high"))),
+                              h.Html(h.ci(r.get("uno_c"), r.get("uno_c_ci_low"), r.get("uno_c_ci_high"))),
+                              r.get("n_events")] for _, r in table.iterrows()], "compact")]
             continue
         rows = []
         for _, r in table.iterrows():

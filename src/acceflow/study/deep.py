@@ -18,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from acceflow.deep.cox import risk_at
 from acceflow.deep.crops import load_crop
 from acceflow.deep.dann import DannSetup
+from acceflow.deep.slices import SliceError, lesion_slices
 from acceflow.deep.stacking import apply_linear, apply_meta, fit_linear, meta_inputs, stack
 from acceflow.deep.train import DeepTrainingError, cross_validate, fit, predict
 from acceflow.device import describe, select_device
@@ -95,15 +96,34 @@ def explained_cases(predictions: pd.DataFrame, threshold: float, n: int) -> pd.D
     return pd.concat([preds[preds["correct"]].head(n), preds[~preds["correct"]].head(n)])
 
 
-def load_stack(paths: list[str]) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Read crops; returns (X (n_ok, C, D, H, W), indices of readable crops, {index: error})."""
+def needs_masks(settings: dict) -> bool:
+    """Whether the deep model reads the crops' lesion masks: 2D / 2.5D (which slices) or multi-task (the decoder's target)."""
+    return settings.get("dimensions", "3d") != "3d" or bool(settings.get("multitask"))
+
+
+def load_stack(paths: list[str], masks: list | None = None, slices: bool = False,
+               names=None) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Read crops; returns (X (n_ok, C, D, H, W), indices of readable crops, {index: error}).
+
+    With a list ``masks``, the readable crops' lesion masks (D, H, W) are appended to it; with
+    ``slices`` (2D / 2.5D), a crop whose mask has no lesion voxel is an error of its case (a 2D
+    input would be an empty slice: :class:`acceflow.deep.slices.SliceError`'s message).
+    """
     arrays, ok, errors = [], [], {}
     for i, p in enumerate(paths):
         crop = load_crop(p)
         if "error" in crop:
             errors[i] = str(crop["error"])
             continue
+        if slices:
+            try:
+                lesion_slices(crop["mask"], 1, names[i] if names is not None else os.path.basename(str(p))[:-len(".npz")])
+            except SliceError as exc:
+                errors[i] = str(exc)
+                continue
         arrays.append(crop["image"])
+        if masks is not None:
+            masks.append(crop["mask"])
         ok.append(i)
     return (np.stack(arrays) if arrays else np.zeros((0,))), ok, errors
 
@@ -154,14 +174,18 @@ def clinical_matrix(rows: pd.DataFrame, columns, log=print) -> np.ndarray | None
     return C.to_numpy(dtype=float)
 
 
-def _cohort_rows(table, crops, cohorts):
+def _cohort_rows(table, crops, cohorts, settings=None):
+    """(rows, crops X, {case: why left out}, masks (N, D, H, W) or None when the settings need none)."""
+    settings = settings or {}
     rows = table[table["cohort"].astype(str).isin([str(c) for c in cohorts])].reset_index(drop=True)
     missing = sorted(set(rows["case_id"]) - set(crops))
     rows = rows[rows["case_id"].isin(crops)].reset_index(drop=True)
-    X, ok, errors = load_stack([crops[c] for c in rows["case_id"]])
+    masks = [] if needs_masks(settings) else None
+    X, ok, errors = load_stack([crops[c] for c in rows["case_id"]], masks,
+                               slices=settings.get("dimensions", "3d") != "3d", names=list(rows["case_id"]))
     excluded = {rows["case_id"][i]: e for i, e in errors.items()}
     excluded.update({c: "no crop (no reference-modality scan)" for c in missing})
-    return rows.iloc[ok].reset_index(drop=True), X, excluded
+    return rows.iloc[ok].reset_index(drop=True), X, excluded, (np.stack(masks) if masks else None)
 
 
 def target_domain(table: pd.DataFrame, crops: dict[str, str], targets, source_sites, log=print) -> DannSetup:
@@ -176,7 +200,7 @@ def target_domain(table: pd.DataFrame, crops: dict[str, str], targets, source_si
         A target cohort with no usable crop (named, with the fix).
     """
     ids = table[["case_id", "cohort"]]
-    rows, X, excluded = _cohort_rows(ids, crops, targets)
+    rows, X, excluded, _ = _cohort_rows(ids, crops, targets)
     for case, why in sorted(excluded.items()):
         log(f"target case {case}: left out of the domain adaptation: {why}")
     empty = [t for t in targets if not (rows["cohort"].astype(str) == str(t)).any()]
@@ -195,7 +219,8 @@ def _folds(strata: np.ndarray, k: int, seed: int):
     return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(strata)), strata))
 
 
-def _late_fusion(X, C, s, seed, device, y=None, time=None, event=None, horizon=None, modalities=(), log=print):
+def _late_fusion(X, C, s, seed, device, y=None, time=None, event=None, horizon=None, modalities=(), log=print,
+                 masks=None):
     """Late fusion (:mod:`acceflow.deep.stacking`): per-modality networks and a clinical model, stacked."""
     survival = y is None
     net = {**s, "fusion": "early"}
@@ -205,8 +230,9 @@ def _late_fusion(X, C, s, seed, device, y=None, time=None, event=None, horizon=N
     sources = {}
     for j, m in enumerate(modalities):
         def network_source(tr, te, j=j):
-            f = fit(X[tr, j:j + 1], settings=net, seed=seed + 1 + j, device=device, log=log, **outcome(tr))
-            return predict(f, X[te, j:j + 1])[0]
+            f = fit(X[tr, j:j + 1], settings=net, seed=seed + 1 + j, device=device, log=log, **outcome(tr),
+                    masks=None if masks is None else masks[tr])
+            return predict(f, X[te, j:j + 1], masks=None if masks is None else masks[te])[0]
         sources[f"network_{m}"] = network_source
     if C is not None:
         def clinical_source(tr, te):
@@ -217,7 +243,7 @@ def _late_fusion(X, C, s, seed, device, y=None, time=None, event=None, horizon=N
              "networks": {}, "clinical_model": None}
     for j, m in enumerate(modalities):
         final["networks"][f"network_{m}"] = fit(X[:, j:j + 1], settings=net, seed=seed + 1 + j, device=device,
-                                               log=log, **outcome(np.arange(len(X))))
+                                               log=log, **outcome(np.arange(len(X))), masks=masks)
     if C is not None:
         final["clinical_model"] = fit_linear(C, survival, **outcome(np.arange(len(X))))
     rows = []
@@ -230,7 +256,7 @@ def _late_fusion(X, C, s, seed, device, y=None, time=None, event=None, horizon=N
     return final, oof, pd.DataFrame(rows)
 
 
-def predict_late(fitted: dict, X: np.ndarray, clinical=None) -> np.ndarray:
+def predict_late(fitted: dict, X: np.ndarray, clinical=None, masks=None) -> np.ndarray:
     """The frozen late-fusion stack on crops (N, C, ...) [and covariates (N, K)]: probability or centred log-risk."""
     survival = fitted["survival"]
     modalities = [n for n in fitted["names"] if n.startswith("network_")]
@@ -240,19 +266,65 @@ def predict_late(fitted: dict, X: np.ndarray, clinical=None) -> np.ndarray:
             cols.append(apply_linear(fitted["clinical_model"], clinical, survival))
         else:
             j = modalities.index(name)
-            cols.append(predict(fitted["networks"][name], X[:, j:j + 1])[0])
+            cols.append(predict(fitted["networks"][name], X[:, j:j + 1], masks=masks)[0])
     return apply_meta(fitted["meta"], meta_inputs(np.column_stack(cols), survival), survival)
 
 
-def _scores(fitted, X, C):
+def _scores(fitted, X, C, masks=None, cases=None):
     """Predictions of a frozen deep model (one network or a late-fusion stack)."""
     if fitted.get("late"):
-        return predict_late(fitted, X, C)
-    return predict(fitted, X, clinical=C)[0]
+        return predict_late(fitted, X, C, masks)
+    return predict(fitted, X, clinical=C, masks=masks, cases=cases)[0]
+
+
+def _network_settings(fitted) -> dict:
+    """The deep settings a frozen model was trained with (late fusion: its stack's)."""
+    return dict(fitted.get("settings") or {})
 
 
 def _baseline(fitted):
     return fitted["meta"]["baseline"] if fitted.get("late") else fitted["baseline"]
+
+
+def dimensions_description(s: dict) -> str:
+    """What the network sees (``deep.dimensions``), in the words of the model card and the dossier."""
+    if s["dimensions"] == "3d":
+        return "3D: the whole crop through a 3D network"
+    k = int(s["slices_2d"])
+    what = ("each slice with its modalities as channels" if s["dimensions"] == "2d" else
+            f"each slice with its neighbours as channels ({int(s['slices_2_5d'])} slices per modality, "
+            f"edge slices repeated at the crop's border)")
+    return (f"{s['dimensions'].upper()}: the {k} axial slices of the crop with the largest lesion area (all lesion "
+            f"slices when the lesion spans fewer), {what}, through a 2D network (MONAI, spatial_dims 2); the case's "
+            f"prediction is the mean of its slices' logits (then the sigmoid, or the log-risk); a case whose crop "
+            f"holds no lesion voxel is left out")
+
+
+def multitask_summary(s: dict, folds: pd.DataFrame, history: list) -> dict:
+    """The multi-task block of the model card: both tasks' held-out metrics and the gradient cosine over training."""
+    cos = [r.get("grad_cosine") for r in history]
+    finite = [c for c in cos if c is not None and np.isfinite(c)]
+    task = "c_index" if "c_index" in folds else "auc"
+    return {
+        "decoder": "segmentation decoder on the shared encoder's deepest feature map (x2 up-sampling stages to the "
+                   "crop), two classes (background, lesion)",
+        "segmentation_target": "the crop's lesion mask" + ("" if s["dimensions"] == "3d" else
+                                                           " on the chosen axial slices"),
+        "loss": f"task loss + {float(s['multitask_weight']):g} x (Dice + cross-entropy) of the decoder (MONAI DiceCELoss)",
+        "pcgrad": bool(s["pcgrad"]),
+        "pcgrad_description": ("PCGrad (Yu et al. 2020) on the shared encoder: a task gradient conflicting with the "
+                               "other (negative dot product) is projected onto the other's normal plane"
+                               if s["pcgrad"] else "none: the encoder's gradient is the sum of the tasks' gradients"),
+        f"cv_{task}_mean": float(folds[task].mean()),
+        "cv_dice_mean": float(folds["dice"].mean()),
+        "cv_dice_sd": float(folds["dice"].std(ddof=1)) if len(folds) > 1 else float("nan"),
+        "dice_note": "Dice of the decoder's mask (argmax) against the crop's lesion mask, held-out cases of the "
+                     "internal cross-validation, mean over folds",
+        "grad_cosine_by_epoch": cos,
+        "grad_cosine_mean": float(np.mean(finite)) if finite else float("nan"),
+        "grad_cosine_note": "cosine between the task's and the segmentation's gradients on the shared encoder, mean "
+                            "over an epoch's batches, before projection (final network)",
+    }
 
 
 def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device=None, log=print):
@@ -303,7 +375,8 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     seed = int(config["seed"])
     survival = task_for(config).time_to_event
     device = device or select_device(s["device"])
-    rows, X, excluded = _cohort_rows(table, crops, config["cohorts"]["train"])
+    rows, X, excluded, M = _cohort_rows(table, crops, config["cohorts"]["train"], s)
+    cases = rows["case_id"].astype(str).to_numpy()
     for case, why in sorted(excluded.items()):
         log(f"case {case}: left out of the deep model: {why}")
     C = clinical_matrix(rows, s["clinical_covariates"], log)
@@ -332,25 +405,26 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
         + (f", {C.shape[1]} clinical covariates" if C is not None else ""))
     histories = None
     if s["fusion"] == "late":
-        final, oof, folds = _late_fusion(X, C, s, seed, device, y, time, event, horizon, modalities, log)
+        final, oof, folds = _late_fusion(X, C, s, seed, device, y, time, event, horizon, modalities, log, M)
         histories = pd.concat([pd.DataFrame(f["history"]).assign(source=name).loc[:, lambda d: ["source", *d.columns[:-1]]]
                                for name, f in final["networks"].items()], ignore_index=True)
         first = next(iter(final["networks"].values()))
         final_model = {name: {"n_train": f["n_train"], "n_validation": f["n_validation"], "best_epoch": f["best_epoch"],
                               "stopped_epoch": f["stopped_epoch"]} for name, f in final["networks"].items()}
         final_model.update(best_epoch=first["best_epoch"], stopped_epoch=first["stopped_epoch"])
-        train_scores = predict_late(final, X, C)
+        train_scores = predict_late(final, X, C, M)
         history_rows = first["history"]
     else:
         if s["fusion"] != "intermediate" and C is not None:
             raise ValueError("deep.clinical_covariates enter the network under deep.fusion: intermediate (or a "
                              "separate clinical model under late); early fusion stacks image channels only")
         oof, folds = cross_validate(X, y, s, seed, device, time=time, event=event, log=log, domain=domain, clinical=C,
-                                    horizon=horizon)
-        final = fit(X, y, s, seed, device, time=time, event=event, log=log, domain=domain, clinical=C)
+                                    horizon=horizon, masks=M, cases=cases)
+        final = fit(X, y, s, seed, device, time=time, event=event, log=log, domain=domain, clinical=C, masks=M,
+                    cases=cases)
         final_model = {"n_train": final["n_train"], "n_validation": final["n_validation"],
                        "best_epoch": final["best_epoch"], "stopped_epoch": final["stopped_epoch"]}
-        train_scores = predict(final, X, clinical=C)[0]
+        train_scores = predict(final, X, clinical=C, masks=M, cases=cases)[0]
         history_rows = final["history"]
     m = model_settings(config)
     cov = list(s["clinical_covariates"] or [])
@@ -363,7 +437,11 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
     card = {
         "model": kind,
         "role": "primary" if m["primary"] == DEEP_KIND and not dann else "comparator",
-        "learner": f"MONAI {s['network']} ({s['fusion']} fusion)" + (", domain-adversarial (DANN)" if dann else ""),
+        "learner": f"MONAI {s['network']} ({s['fusion']} fusion)" + (", domain-adversarial (DANN)" if dann else "")
+                   + ("" if s["dimensions"] == "3d" else f", {s['dimensions'].upper()} on axial lesion slices")
+                   + (", multi-task (segmentation decoder)" if s["multitask"] else ""),
+        "dimensions": s["dimensions"],
+        "dimensions_description": dimensions_description(s),
         "network": s["network"], "fusion": s["fusion"], "fusion_description": fusion_text,
         "modalities": modalities,
         "clinical_covariates": cov,
@@ -386,14 +464,18 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
         "final_model": {**final_model,
                         "early_stopping": f"validation loss, patience {s['patience']} epochs; best epoch's weights kept"},
         "training_history": history_rows,
-        "method": "Deep biomarker: MONAI 3D network on a lesion-centred crop (Huang et al. 2017 DenseNet; "
-                  "He et al. 2016 ResNet); early stopping (Prechelt 1998)"
+        "method": f"Deep biomarker: MONAI {s['dimensions'].upper()} network on a lesion-centred crop (Huang et al. 2017 "
+                  "DenseNet; He et al. 2016 ResNet); early stopping (Prechelt 1998)"
+                  + ("; multi-task learning with a segmentation decoder (Dice + cross-entropy)" if s["multitask"] else "")
+                  + ("; PCGrad (Yu et al. 2020)" if s["multitask"] and s["pcgrad"] else "")
                   + ("; Cox partial-likelihood loss (DeepSurv, Katzman et al. 2018)" if survival else "")
                   + ("; stacked generalisation (Wolpert 1992)" if s["fusion"] == "late" else "")
                   + ("; domain-adversarial training (Ganin et al. 2016)" if dann else ""),
         "domain_adaptation": ({**domain.describe(), "target_cohorts": targets,
                                "transductive": True, "target_outcomes_used": False} if dann else None),
     }
+    if s["multitask"]:
+        card["multitask"] = multitask_summary(s, folds, history_rows)
     if cov:
         card["clinical_imputation"] = ("missing values imputed by the median of the training part of each fit, then "
                                        "standardised by its mean and SD (fitted on training cases only)")
@@ -463,7 +545,8 @@ def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str
         When the cohort has no usable case, fewer than 2 cases of an outcome class (binary) or
         no event (survival).
     """
-    rows, X, excluded = _cohort_rows(table, crops, [cohort])
+    rows, X, excluded, M = _cohort_rows(table, crops, [cohort], _network_settings(fitted))
+    cases = rows["case_id"].astype(str).to_numpy()
     for case, why in sorted(excluded.items()):
         log(f"case {case}: no deep prediction: {why}")
     if rows.empty:
@@ -474,7 +557,7 @@ def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str
         if event.sum() < 1:
             raise CohortError(f"cohort {cohort}: no event among the {len(rows)} cases with a crop; external "
                               f"validation of a survival model needs events")
-        risk = _scores(fitted, X, C)
+        risk = _scores(fitted, X, C, M, cases)
         b = _baseline(fitted)
         return pd.DataFrame({"case_id": rows["case_id"], "time": time, "event": event, "risk": risk,
                              "risk_at_horizon": risk_at(b["time"], b["cumhaz"], risk, card["horizon_days"])})
@@ -482,7 +565,7 @@ def predict_study(fitted: dict, card: dict, table: pd.DataFrame, crops: dict[str
     if min(y.sum(), len(y) - y.sum()) < 2:
         raise CohortError(f"cohort {cohort}: {int(y.sum())} positive and {int(len(y) - y.sum())} negative cases with "
                           f"a crop; external validation needs at least 2 of each")
-    return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": _scores(fitted, X, C)})
+    return pd.DataFrame({"case_id": rows["case_id"], "outcome": y, "probability": _scores(fitted, X, C, M, cases)})
 
 
 def embedding_tables(fitted: dict, table: pd.DataFrame, scans: pd.DataFrame, crop_paths: list[str], config: dict):
@@ -503,15 +586,18 @@ def embedding_tables(fitted: dict, table: pd.DataFrame, scans: pd.DataFrame, cro
                          "deep.embedding.enabled: false")
     by_scan = {os.path.basename(p)[:-len(".npz")]: p for p in crop_paths}
     ids = [s for s in scans.index if s in by_scan]
-    X, ok, _ = load_stack([by_scan[s] for s in ids])
+    settings = fitted["settings"]
+    masks = [] if needs_masks(settings) else None
+    X, ok, _ = load_stack([by_scan[s] for s in ids], masks, slices=settings.get("dimensions", "3d") != "3d")
     ids = [ids[i] for i in ok]
+    M = np.stack(masks) if masks else None
     C = None
     if fitted.get("clinical") is not None and len(ids):
         # the clinical encoder needs its covariates; only the image part of the latent vector is a deep feature
         case_of = scans.loc[ids, "case_id"]
         C = clinical_matrix(table.set_index("case_id").loc[case_of].reset_index(),
                             fitted["settings"]["clinical_covariates"], log=lambda line: None)
-    _, emb = predict(fitted, X, embed=True, clinical=C) if len(ids) else (None, np.zeros((0, 0)))
+    _, emb = predict(fitted, X, embed=True, clinical=C, masks=M, cases=ids) if len(ids) else (None, np.zeros((0, 0)))
     if C is not None:
         emb = emb[:, :fitted["model"].embedding_dim - fitted["model"].clinical[-2].out_features]
     cols = [f"deep_{i}" for i in range(emb.shape[1])]

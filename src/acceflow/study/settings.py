@@ -630,6 +630,21 @@ def _check_deep(config: dict, primary: str, comparators) -> None:
                           "out-of-fold predictions. What `late` meant before (one network branch per modality, "
                           "embeddings concatenated before one head) is intermediate fusion: write deep.fusion: "
                           "intermediate for it, or add deep.meta_learner: auto to confirm stacking")
+    if deep.get("multitask") and deep.get("fusion", "early") != "early":
+        raise ConfigError(f"deep.multitask shares one image encoder between the segmentation decoder and the head; "
+                          f"deep.fusion: {deep.get('fusion')} has one encoder per modality (or separate models): set "
+                          f"deep.fusion: early, or deep.multitask: false")
+    if deep.get("pcgrad") and not deep.get("multitask"):
+        raise ConfigError("deep.pcgrad projects conflicting gradients of two tasks: it needs deep.multitask: true")
+    if int(deep.get("slices_2_5d", 3)) % 2 == 0:
+        raise ConfigError(f"deep.slices_2_5d = {deep.get('slices_2_5d')}: the slice and as many neighbours each side "
+                          f"make an odd number; use 3, 5, ...")
+    if deep.get("multitask") and deep.get("domain_adaptation", "none") == "dann":
+        raise ConfigError("deep.multitask and deep.domain_adaptation: dann are not combined (one adversarial and one "
+                          "segmentation objective on one encoder): set one of them off")
+    if deep.get("dimensions", "3d") != "3d" and deep.get("domain_adaptation", "none") == "dann":
+        raise ConfigError(f"deep.domain_adaptation: dann is built for 3D networks; with deep.dimensions: "
+                          f"{deep.get('dimensions')} set deep.domain_adaptation: none (or deep.dimensions: 3d)")
     covariates = list(deep.get("clinical_covariates") or [])
     if covariates:
         if deep.get("fusion", "early") == "early":
