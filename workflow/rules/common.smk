@@ -60,7 +60,9 @@ EXTERNAL_PATTERN = "|".join(EXTERNAL) if EXTERNAL else "(?!)"
 # federated model its own training rules, federated.smk, and the generic predict rule)
 GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND)) or "(?!)"
 PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND)) or "(?!)"
-FEDERATED = FEDERATED_KIND in COMPARATORS
+FEDERATED = FEDERATED_KIND in COMPARATORS or PRIMARY == FEDERATED_KIND
+# the comparator the federated model writes as (None: the primary model's paths, model.primary: federated)
+FEDERATED_AS = None if PRIMARY == FEDERATED_KIND else FEDERATED_KIND
 
 
 def config_subset(*keys):
@@ -190,7 +192,7 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if not TASK.explanations or PRIMARY == DEEP_KIND:  # they explain the radiomics primary model
+    if not TASK.explanations or PRIMARY in (DEEP_KIND, FEDERATED_KIND):  # they explain a centrally trained primary
         return []
     files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:
@@ -222,7 +224,7 @@ def domain_shift_outputs():
 
 def grouped_explanation_outputs():
     """The grouped explanations (config explain) of the primary model and of the clinical comparator."""
-    if not config["explain"]["enabled"] or PRIMARY == DEEP_KIND:
+    if not config["explain"]["enabled"] or PRIMARY in (DEEP_KIND, FEDERATED_KIND):
         return []
     names = ("FEATURE_CLUSTERS", "SHAP_VALUES", "SHAP_GROUPS", "SHAP_SUMMARY", "GROUPED_IMPORTANCE", "REFIT_RATIOS")
     files = [R(getattr(Results, n)) for n in names]
