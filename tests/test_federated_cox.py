@@ -14,6 +14,7 @@ from lifelines import CoxPHFitter
 
 from acceflow.models.cox import survival_y
 from acceflow.models.federated import FederationError, standardise
+from acceflow.models.persistence import load_model, save_model
 from acceflow.models.federated_cox import (CoxSiteClient, FederatedCox, breslow_loglik, federated_cox_fit,
                                            survival_site_moments)
 
@@ -105,7 +106,7 @@ def test_a_site_without_events_is_refused_naming_it():
         survival_site_moments(X, np.r_[0.0, t[1:]], e, "Z")
 
 
-def test_the_frozen_model_ranks_like_its_coefficients_and_predicts_survival():
+def test_the_frozen_model_predicts_risk_and_survival_and_saves_without_pickle(tmp_path):
     X, t, e = _site(200, seed=5)
     groups = np.repeat(["A", "B"], 100)
     model = FederatedCox(penalizer=0.1, rounds=200, local_epochs=5).fit(
@@ -118,5 +119,7 @@ def test_the_frozen_model_ranks_like_its_coefficients_and_predicts_survival():
     assert s.shape == (3, 2) and np.all(s[:, 1] <= s[:, 0]) and np.all((s > 0) & (s < 1))
     with pytest.raises(ValueError, match="horizons"):
         model.predict_survival(X[:3], 1e6)
+    sha = save_model(model, tmp_path / "model.skops")
+    np.testing.assert_array_equal(load_model(tmp_path / "model.skops", sha).predict(X), model.predict(X))
     client = CoxSiteClient(np.zeros((3, 3)), [1.0, 2.0, 3.0], [1, 0, 1], "A")
     assert [p.shape for p in client.get_parameters({})] == [(3,)]

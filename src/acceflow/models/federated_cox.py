@@ -362,6 +362,8 @@ class FederatedCox(BaseEstimator):
     baseline_time_, baseline_cumhaz_ : arrays (K,)
     max_time_ : float
     feature_names_in_ : array of str (p,)
+
+    Saved with skops (the type is on :data:`acceflow.models.persistence.TRUSTED_TYPES`).
     """
 
     def __init__(self, penalizer: float = 0.1, l1_ratio: float = 0.0, rounds: int = 50, local_epochs: int = 5,
@@ -375,7 +377,7 @@ class FederatedCox(BaseEstimator):
         values = X.to_numpy(dtype=float)
         sites = {str(g): (values[groups == g], y["time"][groups == g], y["event"][groups == g].astype(float))
                  for g in pd.unique(groups)}
-        std, beta, history, (times, cumhaz) = federated_cox_fit(
+        std, beta, _, (times, cumhaz) = federated_cox_fit(
             sites, self.penalizer, self.l1_ratio, self.rounds, self.local_epochs, self.strategy, self.proximal_mu)
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
@@ -383,7 +385,6 @@ class FederatedCox(BaseEstimator):
         self.coef_ = np.asarray(beta, dtype=float)
         self.baseline_time_, self.baseline_cumhaz_ = times, cumhaz
         self.max_time_ = float(np.max(y["time"]))
-        self.history_ = history
         return self
 
     def predict(self, X):
