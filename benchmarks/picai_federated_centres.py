@@ -17,7 +17,7 @@
    ``CoxPHFitter(strata=["site"])`` (Efron ties; the federated fit uses Breslow's) and the
    unstratified central fit, with apparent Harrell's C.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/picai_federated_centres.py [--shared ../shared]
+    PYTHONPATH=src .venv/bin/python benchmarks/picai_federated_centres.py [--shared ../shared] [--rounds R]
 
 Prints tables and, last, one line of the headline figures.
 """
@@ -43,8 +43,10 @@ from acceflow.study.tables import ingest_feature_table
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def picai(shared: Path) -> pd.DataFrame:
+def picai(shared: Path, rounds: int | None = None) -> pd.DataFrame:
     config = yaml.safe_load((ROOT / "config/studies/picai_federated.yaml").read_text())
+    if rounds:
+        config["federated"]["rounds"] = rounds
     config["input"]["features"] = str(shared / "data/picai/marksheet.csv")
     config = with_defaults(config)
     _, table = ingest_feature_table(config["input"]["features"], config)
@@ -103,8 +105,9 @@ def sts(shared: Path, penalizer: float = 0.1, seed: int = 42):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--rounds", type=int, default=None, help="override federated.rounds of the config")
     args = parser.parse_args()
-    out = picai(args.shared)
+    out = picai(args.shared, args.rounds)
     diff_strat, diff_one, _ = sts(args.shared)
     auc = out.pivot_table(index="held_out", columns="model", values="auc", aggfunc="first")
     parts = []
