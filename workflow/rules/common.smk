@@ -98,7 +98,9 @@ GENERIC_COMPARATORS = "|".join(m for m in COMPARATORS
                                if m not in (DEEP_KIND, DANN_KIND, FEDERATED_KIND, DEEP_FEDERATED_KIND,
                                             *SYNTHETIC_KINDS)) or "(?!)"
 PREDICTED_COMPARATORS = "|".join(m for m in COMPARATORS if m not in (DEEP_KIND, DANN_KIND, DEEP_FEDERATED_KIND)) or "(?!)"
-FEDERATED = FEDERATED_KIND in COMPARATORS
+FEDERATED = FEDERATED_KIND in COMPARATORS or PRIMARY == FEDERATED_KIND
+# the comparator the federated model writes as (None: the primary model's paths, model.primary: federated)
+FEDERATED_AS = None if PRIMARY == FEDERATED_KIND else FEDERATED_KIND
 # synthetic cases with an audit (synthetic.smk): the audit when enabled, its comparators when listed by model_names
 SYNTHETIC = bool(config["synthetic"]["enabled"])
 SYNTHETIC_ARMS = [m for m in COMPARATORS if m in SYNTHETIC_KINDS]
@@ -247,7 +249,7 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if not TASK.explanations or PRIMARY == DEEP_KIND:  # they explain the radiomics primary model
+    if not TASK.explanations or PRIMARY in (DEEP_KIND, FEDERATED_KIND):  # they explain a centrally trained primary
         return []
     files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:
@@ -279,7 +281,7 @@ def domain_shift_outputs():
 
 def grouped_explanation_outputs():
     """The grouped explanations (config explain) of the primary model and of the clinical comparator."""
-    if not config["explain"]["enabled"] or PRIMARY == DEEP_KIND:
+    if not config["explain"]["enabled"] or PRIMARY in (DEEP_KIND, FEDERATED_KIND):
         return []
     names = ("FEATURE_CLUSTERS", "SHAP_VALUES", "SHAP_GROUPS", "SHAP_SUMMARY", "GROUPED_IMPORTANCE", "REFIT_RATIOS")
     files = [R(getattr(Results, n)) for n in names]

@@ -1,14 +1,21 @@
-# Federated training (model.comparators lists `federated`; acceflow.models.federated with Flower):
+# Federated training (model.primary is `federated`, or model.comparators lists it; acceflow.models.federated
+# with Flower):
 # each training cohort is a site. The split writes one table per site; a site's jobs read only
 # that table and the server's files; the server's jobs read only what the sites wrote (counts,
 # sums, parameters). Rounds are unrolled: one job per site per round, one aggregation job per
 # round, so a killed run resumes at the last finished round and on SLURM each site's step is its
-# own job. The frozen model writes the comparator contract (clinical/model/comparators/federated/)
-# and is validated on the external cohorts like any comparator (rule predict_comparator).
+# own job. The frozen model writes the comparator contract (clinical/model/comparators/federated/), or
+# the primary paths with model.primary: federated, and is validated on the external cohorts like any
+# model (rules predict_comparator / predict).
 
 FED = config["federated"]
 FED_SITES = list(config["cohorts"]["train"])
 FED_ROUNDS = int(FED["rounds"])
+
+
+# model.primary: federated: the federated rules write the primary paths that rule train also names
+ruleorder: federated_train > train
+ruleorder: federated_apparent > train
 
 
 wildcard_constraints:
@@ -110,8 +117,8 @@ rule federated_train:
         standardisation=R(Results.FEDERATED_STANDARDISATION),
         rounds=expand(R(Results.FEDERATED_GLOBAL), round=range(1, FED_ROUNDS + 1)),
     output:
-        model=R(Results.MODEL, model=FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=FEDERATED_KIND),
+        model=R(Results.MODEL, model=FEDERATED_AS),
+        card=R(Results.MODEL_CARD, model=FEDERATED_AS),
         rounds=R(Results.FEDERATED_ROUNDS),
     params:
         config=MODEL_CONFIG | {"federated": FED},
@@ -129,10 +136,10 @@ rule federated_train:
 rule federated_apparent:
     input:
         features=R(Results.FEATURES),
-        model=R(Results.MODEL, model=FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=FEDERATED_KIND),
+        model=R(Results.MODEL, model=FEDERATED_AS),
+        card=R(Results.MODEL_CARD, model=FEDERATED_AS),
     output:
-        predictions=R(Results.PREDICTIONS, model=FEDERATED_KIND, cohort="train"),
+        predictions=R(Results.PREDICTIONS, model=FEDERATED_AS, cohort="train"),
     params:
         config=MODEL_CONFIG,
     log:
@@ -148,8 +155,8 @@ rule federated_apparent:
 rule federated_comparison:
     input:
         features=R(Results.FEATURES),
-        model=R(Results.MODEL, model=FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=FEDERATED_KIND),
+        model=R(Results.MODEL, model=FEDERATED_AS),
+        card=R(Results.MODEL_CARD, model=FEDERATED_AS),
     output:
         comparison=R(Results.FEDERATED_COMPARISON),
         coefficients=R(Results.FEDERATED_COEFFICIENTS),

@@ -37,6 +37,7 @@ TRUSTED_TYPES = frozenset({
     "acceflow.models.harmonisation.ComBat",
     "acceflow.models.cox.PenalizedCox",
     "acceflow.models.federated.FederatedLogisticRegression",
+    "acceflow.models.federated_cox.FederatedCox",
     "acceflow.study.survival_training.EventStratifiedKFold",
     "acceflow.study.survival_training._cox_scorer",
     # numpy

@@ -37,6 +37,7 @@ from acceflow.report.clinical_section import (clinical_extras, cohort_figures, s
                                               utility_extras)
 from acceflow.report.deep_section import deep_section
 from acceflow.report.explain_section import grouped_explanations
+from acceflow.report.federated_section import federated_block
 from acceflow.report.internal_external_section import internal_external_block
 from acceflow.report.shift_section import domain_shift_html
 from acceflow.report.html import svg_figure
@@ -674,6 +675,7 @@ def _section_clinical(view: ResultsView, data: dict, summary: dict, cohorts: Seq
         out.append(survival_clinical(view))
     out.append(clinical_extras(view))
     out.append(internal_external_block(view))
+    out.append(federated_block(view))
     out.append(grouped_explanations(view))
     return "\n".join(out)
 

@@ -48,6 +48,7 @@ __all__ = [
     "cohort_label",
     "figure_to_base64_png",
     "feature_group",
+    "federated_rounds_figure",
     "forest_figure",
     "icc_figure",
     "koo_li_band",
@@ -534,4 +535,37 @@ def forest_figure(sites: pd.DataFrame, pooled: Mapping, measure: str, label: str
         if np.isfinite(est):
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if k < 3 else -0.2), frameon=False, ncol=1)
         fig.tight_layout()
+    return fig
+
+
+def federated_rounds_figure(rounds: pd.DataFrame) -> Figure:
+    """Federated training round by round: each site's loss, update norm and drift (three panels).
+
+    Parameters
+    ----------
+    rounds : DataFrame
+        ``clinical/federated/rounds.tsv``: ``round``, ``site``, ``n``, ``loss`` (the site's mean
+        loss after its local step: log-loss, or the negative partial log-likelihood per case),
+        ``update_norm`` (distance of the site's parameters from the global model it started from),
+        ``drift`` (their distance from the round's new global model). Norms on a log scale.
+    """
+    panels = [("loss", "site loss after its local step", False), ("update_norm", "update norm", True),
+              ("drift", "drift from the new global model", True)]
+    sites = list(dict.fromkeys(rounds["site"].astype(str)))
+    colours = _colours(sites)
+    with plt.rc_context(_RC):
+        fig, axes = plt.subplots(1, 3, figsize=(9.0, 2.6), constrained_layout=True)
+        for ax, (column, title, log) in zip(axes, panels):
+            for site in sites:
+                r = rounds[rounds["site"].astype(str) == site].sort_values("round")
+                y = pd.to_numeric(r[column], errors="coerce").to_numpy(dtype=float)
+                if log:
+                    y = np.where(y > 0, y, np.nan)
+                ax.plot(r["round"], y, marker="o", ms=2.5, lw=1.2, color=colours[site],
+                        label=f"{site} (n={int(r['n'].iloc[0])})" if len(r) else site)
+            if log and np.isfinite(pd.to_numeric(rounds[column], errors="coerce").where(lambda v: v > 0)).any():
+                ax.set_yscale("log")
+            ax.set_title(title)
+            ax.set_xlabel("round")
+        axes[0].legend(frameon=False)
     return fig

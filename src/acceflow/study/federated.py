@@ -240,3 +240,53 @@ def apparent_predictions(table: pd.DataFrame, model, card: dict, config: dict) -
     X = train[list(card["features"])].apply(pd.to_numeric, errors="coerce")
     return pd.DataFrame({"case_id": train["case_id"], "outcome": binary_outcome(train[o["column"]], o["positive"])
                          .astype(int), "probability": model.predict_proba(X)[:, 1]})
+
+
+def held_out_centres(table: pd.DataFrame, config: dict, alpha: float = 0.05) -> pd.DataFrame:
+    """Each site in turn held out: federated (the other sites as clients) vs central vs local-only.
+
+    The sites are the cohorts of ``cohorts.train`` and ``cohorts.external``. For each held-out
+    site, the federated model (:class:`~acceflow.models.federated.FederatedLogisticRegression`,
+    the ``federated`` section's settings, the other sites as clients, trained in one process with
+    the same Flower client and strategy as the DAG's jobs), the central fit (pooled rows of the
+    other sites) and each other site's local-only fit are validated on the held-out site
+    (:func:`compare_federated`: AUC with DeLong CI, paired DeLong test against the federated model).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out site and model: ``held_out``, ``clients`` (the training sites),
+        ``model`` (federated, central, local_<site>), ``n``, ``n_events``, ``auc``,
+        ``auc_ci_low``, ``auc_ci_high``, ``p_value`` (paired DeLong vs federated; empty on the
+        federated row), ``max_abs_coefficient_difference`` and its ``feature`` (federated vs
+        central, per pooled SD of the clients; the same on every row of a held-out site).
+
+    Raises
+    ------
+    ValueError
+        When fewer than three sites are named (two clients are needed when one is held out).
+    """
+    sites = list(config["cohorts"]["train"]) + list(config["cohorts"]["external"])
+    if len(sites) < 3:
+        raise ValueError(f"held-out-centre comparison needs at least three sites (two clients and one held out); "
+                         f"cohorts.train + cohorts.external name {sites}")
+    s = federated_settings(config)
+    rows = []
+    for held in sites:
+        clients = [c for c in sites if c != held]
+        cfg = {**config, "cohorts": {**config["cohorts"], "train": clients, "external": [held]}}
+        split = split_sites(table, cfg)
+        features = [c for c in split[clients[0]].columns if c not in ("case_id", "outcome")]
+        X = pd.concat([split[c][features] for c in clients], ignore_index=True)
+        y = np.concatenate([split[c]["outcome"].to_numpy() for c in clients])
+        groups = np.concatenate([[c] * len(split[c]) for c in clients])
+        model = FederatedLogisticRegression(s["penalty"], s["C"], s["rounds"], s["local_epochs"], s["strategy"],
+                                            s["proximal_mu"]).fit(X, y, groups)
+        comparison, _, summary = compare_federated(table, model, {"features": features}, cfg, alpha)
+        rows.append(comparison.assign(held_out=held, clients=",".join(clients),
+                                      max_abs_coefficient_difference=summary["max_abs_coefficient_difference"],
+                                      feature=summary["feature"]))
+    out = pd.concat(rows, ignore_index=True)
+    keep = ["held_out", "clients", "model", "n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "p_value",
+            "max_abs_coefficient_difference", "feature"]
+    return out[keep]

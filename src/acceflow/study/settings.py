@@ -27,7 +27,8 @@ DEEP_KIND = "deep"
 #: comparator added beside ``deep`` so that both are validated and compared on every cohort.
 DANN_KIND = "deep_dann"
 #: Federated penalised logistic regression (acceflow.models.federated, workflow/rules/federated.smk):
-#: a comparator named in model.comparators, never added by ``auto``.
+#: the primary model (model.primary: federated) or a comparator named in model.comparators, never
+#: added by ``auto``.
 FEDERATED_KIND = "federated"
 #: The synthetic-data comparators (synthetic.enabled and synthetic.comparators; acceflow.study.synthetic,
 #: workflow/rules/synthetic.smk): trained on synthetic cases only (TSTR), on real + synthetic, on real +
@@ -577,19 +578,24 @@ def _check_dann(config: dict, named) -> None:
 
 
 def _check_federated(config: dict, primary: str, comparators) -> None:
-    """Federated training (``federated``) is a comparator of binary studies with two or more training sites."""
+    """Federated training (``federated``): the primary model or a comparator of binary studies with two or
+    more training sites; as the primary model, not refitted by internal–external cross-validation."""
     named = [primary, *([] if comparators == "auto" else comparators)]
     if FEDERATED_KIND not in named:
         return
-    if primary == FEDERATED_KIND:
-        raise ConfigError("model.primary: federated is available as a comparator only in this version; set "
-                          "model.primary to imaging and list federated in model.comparators")
+    if primary == FEDERATED_KIND and (config.get("validation") or {}).get("internal_external"):
+        raise ConfigError("model.primary: federated with validation.internal_external: true is not supported in "
+                          "this version (internal–external cross-validation refits a centrally trained model); "
+                          "set validation.internal_external: false, or make federated a comparator of a central "
+                          "primary model (its held-out-centre figures: benchmarks/picai_federated_centres.py)")
     if config["outcome"]["type"] != "binary":
-        raise ConfigError("model.comparators lists federated, which trains a logistic regression (binary outcomes "
-                          "only in this version): remove federated")
+        raise ConfigError("model.primary / model.comparators name federated, which the workflow trains as a "
+                          "logistic regression (binary outcomes only in this version; the federated Cox learner, "
+                          "acceflow.models.federated_cox, is a library call): remove federated")
     train = list((config.get("cohorts") or {}).get("train") or [])
     if len(train) < 2:
-        raise ConfigError(f"model.comparators lists federated, which treats each training cohort as a site, but "
+        raise ConfigError(f"model.primary / model.comparators name federated, which treats each training cohort as a "
+                          f"site, but "
                           f"cohorts.train has {len(train)} ({train}): name at least two training cohorts")
 
 

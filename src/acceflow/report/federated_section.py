@@ -1,0 +1,73 @@
+"""Clinical validity, federated training: how it was trained, round by round, and how it compares
+with the centrally pooled and the local-only models on each external cohort.
+
+Reads ``clinical/federated/summary.json``, ``rounds.tsv``, ``comparison.tsv`` and
+``coefficients.tsv`` (rules ``federated_train`` and ``federated_comparison``); computes nothing.
+"""
+
+from __future__ import annotations
+
+from acceflow.report import figures as F
+from acceflow.report import html as h
+from acceflow.report.view import Results, ResultsView
+
+
+def _model_name(model: str) -> str:
+    if model.startswith("local_"):
+        return f"local-only ({model[6:]})"
+    return {"federated": "federated", "central": "central (pooled rows)"}.get(model, model)
+
+
+def federated_block(view: ResultsView) -> str:
+    """The federated-training part of the clinical-validity section ('' when federated training did not run)."""
+    summary = view.json(Results.FEDERATED_SUMMARY)
+    rounds = view.tsv(Results.FEDERATED_ROUNDS, dtype={"site": str})
+    if not isinstance(summary, dict) or rounds is None:
+        return ""
+    sites = [str(s) for s in summary.get("sites") or []]
+    n_rounds = int(rounds["round"].max()) if len(rounds) else 0
+    learner = summary.get("learner") or (f"{summary.get('penalty', '')}-penalised logistic regression "
+                                          f"(C = {h.num(summary.get('C'))})")
+    out = ["<h3 id=\"federated\">Federated training</h3>",
+           h.p(f"The {h.e(learner)} was trained across {len(sites)} sites ({h.e(', '.join(sites))}) without pooling "
+               f"their rows: each site ran {h.num(summary.get('local_epochs'))} local proximal-gradient steps per round "
+               f"from the global model on its own table (a Flower <code>NumPyClient</code>), and the server combined "
+               f"the sites' parameters, weighted by their case counts, with Flower's "
+               f"{h.e(str(summary.get('strategy', '')).replace('fedavg', 'FedAvg').replace('fedprox', 'FedProx'))} "
+               f"(McMahan et al. 2017; Li et al. 2020) for {n_rounds} rounds. The server saw parameters, counts, "
+               f"sums and sums of squares (the pooled standardisation), never a row. "
+               + h.e(summary.get("method_note") or ""), "note")]
+    last = rounds[rounds["round"] == n_rounds]
+    out.append(h.table(["Site", "n", "Loss (last round)", "Update norm (last round)", "Drift (last round)"],
+                       [[r["site"], r["n"], r["loss"], r["update_norm"], r["drift"]] for r in last.to_dict("records")],
+                       "compact"))
+    out.append(h.figure(
+        lambda: F.federated_rounds_figure(rounds),
+        "<strong>Federated training round by round.</strong> Left: each site's mean loss on its own rows after its "
+        "local step; middle: how far the site's parameters moved from the global model it received (update norm); "
+        "right: how far they lie from the round's new global model (drift; it stays above zero on heterogeneous "
+        "sites, where each site's own optimum differs). Flat curves mean the rounds converged.",
+        "Federated training: loss, update norm and drift per site and round", name="federated_rounds"))
+    comparison = view.tsv(Results.FEDERATED_COMPARISON, dtype={"cohort": str, "model": str})
+    if comparison is not None and len(comparison):
+        rows = []
+        for r in comparison.to_dict("records"):
+            test = r.get("model") != r.get("reference")
+            rows.append([h.cohort_name(r["cohort"]), _model_name(str(r["model"])), r.get("n"), r.get("n_events"),
+                         h.Html(h.ci(r.get("auc"), r.get("auc_ci_low"), r.get("auc_ci_high"))),
+                         r.get("auc_difference") if test else "—", r.get("p_value") if test else "reference"])
+        out.append(h.table(["Cohort", "Model", "n", "Events", "AUC [95% CI]", "AUC difference vs federated",
+                            "Paired DeLong p"], rows, "compact"))
+    diff = summary.get("max_abs_coefficient_difference")
+    if diff is not None:
+        out.append(h.p(f"Largest coefficient difference, federated vs central: {h.num(diff, 4)} "
+                       f"({h.e(summary.get('feature', ''))}; {h.e(summary.get('coefficient_scale', ''))}). "
+                       f"Central: {h.e(summary.get('central', ''))}.", "statement"))
+    coefficients = view.tsv(Results.FEDERATED_COEFFICIENTS, dtype={"feature": str})
+    if coefficients is not None and len(coefficients):
+        columns = [c for c in coefficients.columns if c != "feature"]
+        out.append(h.table(["Feature", *[_model_name(c) if c != "difference" else "federated − central"
+                                         for c in columns]],
+                           [[r["feature"], *(r[c] for c in columns)] for r in coefficients.to_dict("records")],
+                           "compact"))
+    return "\n".join(out)

@@ -1,0 +1,39 @@
+"""The dossier's federated-training block reads the federated results files and computes nothing."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from acceflow.models.federated import federated_fit
+from acceflow.report import html as h
+from acceflow.report.federated_section import federated_block
+from acceflow.report.view import Results, ResultsView
+
+
+def test_the_block_shows_the_rounds_the_comparison_and_the_largest_coefficient_difference(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    y = (rng.random(120) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    _, _, rounds = federated_fit({"RUMC": (X[:70], y[:70]), "PCNN": (X[70:], y[70:])}, rounds=4, local_epochs=2)
+    fed = tmp_path / "clinical" / "federated"
+    fed.mkdir(parents=True)
+    rounds.to_csv(tmp_path / Results.FEDERATED_ROUNDS, sep="\t", index=False)
+    (tmp_path / Results.FEDERATED_SUMMARY).write_text(json.dumps({
+        "max_abs_coefficient_difference": 0.04917, "feature": "pirads_max", "sites": ["RUMC", "PCNN"],
+        "coefficient_scale": "per pooled standard deviation", "rounds": 4, "strategy": "fedavg", "local_epochs": 2,
+        "penalty": "l2", "C": 1.0, "central": "scikit-learn LogisticRegression on the pooled training rows"}))
+    pd.DataFrame({"cohort": ["ZGT"] * 3, "model": ["federated", "central", "local_RUMC"], "n": 350, "n_events": 80,
+                  "auc": [0.9126, 0.9127, 0.91], "auc_ci_low": [0.8833, 0.8834, 0.88], "auc_ci_high": [0.9419, 0.942, 0.94],
+                  "reference": "federated", "auc_difference": [np.nan, 0.0001, -0.0026],
+                  "difference_se": [np.nan, 0.001, 0.002], "z": [np.nan, 0.1, -1.3],
+                  "p_value": [np.nan, 0.9066, 0.1378]}).to_csv(tmp_path / Results.FEDERATED_COMPARISON, sep="\t",
+                                                                index=False)
+    html = federated_block(ResultsView(tmp_path, {}, ["train", "ZGT"]))
+    assert "Federated training" in html and "FedAvg" in html and "RUMC, PCNN" in html and "for 4 rounds" in html
+    assert str(h.ci(0.9126, 0.8833, 0.9419)) in html
+    assert "0.907" in html and "0.138" in html and "local-only (RUMC)" in html  # paired DeLong p
+    assert "0.0492" in html and "pirads_max" in html
+    last = rounds[rounds["round"] == 4]
+    assert all(h.num(v) in html for v in last[["loss", "update_norm", "drift"]].to_numpy().ravel())
+    assert "<img" in html  # the rounds figure, drawn from rounds.tsv
+    assert federated_block(ResultsView(tmp_path / "none", {}, ["train"])) == ""
