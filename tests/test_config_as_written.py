@@ -26,7 +26,7 @@ BINARY = {"input": {"features": "t.csv"}, "cohorts": {"train": ["A"]}}
      "random_forest, svm, gradient_boosting; did you mean 'random_forest'?"),
     ({"model": {"comparators": ["clincal"]}},
      "config key model.comparators[0]: 'clincal' is not allowed; choose one of imaging, clinical, combined_early, "
-     "combined_late, deep, federated; did you mean 'clinical'?"),
+     "combined_late, deep, federated, deep_federated; did you mean 'clinical'?"),
     ({"validation": {"cv_folds": "five"}}, "config key validation.cv_folds: 'five' is not of type 'integer'"),
 ])
 def test_a_misspelt_key_or_wrong_value_at_any_depth_is_named_in_one_line(section, message):
