@@ -44,7 +44,7 @@ from flwr.server.strategy import FedAvg, FedProx
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 __all__ = ["weighted_loss", "FederationError", "site_moments", "pooled_standardisation", "standardise", "LogisticSiteClient",
-           "make_strategy", "fit_config", "aggregate_round", "round_rows", "FederatedLogisticRegression",
+           "make_strategy", "fit_config", "aggregate_round", "round_rows", "run_rounds", "FederatedLogisticRegression",
            "federated_fit", "STRATEGIES"]
 
 STRATEGIES = ("fedavg", "fedprox")
@@ -331,6 +331,45 @@ def round_rows(server_round: int, previous: list, new: list, updates: list[tuple
 # in-process driver and the frozen model
 
 
+def run_rounds(clients: dict, params: list, rounds: int, local_epochs: int, strategy: str = "fedavg",
+               proximal_mu: float = 0.0) -> tuple[list, pd.DataFrame]:
+    """The federated rounds in one process: every site's client ``fit``s from the global parameters,
+    Flower's strategy aggregates (:func:`aggregate_round`); the DAG runs the same steps as jobs.
+
+    Parameters
+    ----------
+    clients : dict of site -> a Flower ``NumPyClient`` (``LogisticSiteClient``, ``CoxSiteClient``)
+    params : list of numpy.ndarray
+        The starting global parameters.
+    rounds, local_epochs : int
+        Rounds, and local epochs per round (sent to the clients by :func:`fit_config`).
+    strategy, proximal_mu :
+        :func:`make_strategy`'s arguments.
+
+    Returns
+    -------
+    (params, rounds) : the final global parameters and the :func:`round_rows` of every round
+    (``round, site, n, loss, update_norm, drift``).
+
+    Raises
+    ------
+    FederationError
+        From :func:`aggregate_round` (a NaN update, named by site and round).
+    """
+    agg = make_strategy(strategy, proximal_mu, initial=params)
+    config, rows = fit_config(agg, local_epochs), []
+    for r in range(1, rounds + 1):
+        updates, losses = [], {}
+        for site, client in clients.items():
+            new, n, metrics = client.fit(params, config)
+            updates.append((site, new, n))
+            losses[site] = metrics["loss"]
+        new_global = aggregate_round(agg, r, updates, losses)
+        rows += round_rows(r, params, new_global, updates, losses)
+        params = new_global
+    return params, pd.DataFrame(rows, columns=["round", "site", "n", "loss", "update_norm", "drift"])
+
+
 def federated_fit(sites: dict, penalty: str = "l2", C: float = 1.0, rounds: int = 20, local_epochs: int = 5,
                   strategy: str = "fedavg", proximal_mu: float = 0.0):
     """Run federated training in one process (the DAG runs the same steps as separate jobs).
@@ -355,18 +394,8 @@ def federated_fit(sites: dict, penalty: str = "l2", C: float = 1.0, rounds: int 
                                         local_epochs, std["lipschitz"]) for site, (X, y) in sites.items()}
     p = len(std["mean"])
     params = [np.zeros(p), np.zeros(1)]
-    agg = make_strategy(strategy, proximal_mu, initial=params)
-    config, rows = fit_config(agg, local_epochs), []
-    for r in range(1, rounds + 1):
-        updates, losses = [], {}
-        for site, client in clients.items():
-            new, n, metrics = client.fit(params, config)
-            updates.append((site, new, n))
-            losses[site] = metrics["loss"]
-        new_global = aggregate_round(agg, r, updates, losses)
-        rows += round_rows(r, params, new_global, updates, losses)
-        params = new_global
-    return std, params, pd.DataFrame(rows, columns=["round", "site", "n", "loss", "update_norm", "drift"])
+    params, rows = run_rounds(clients, params, rounds, local_epochs, strategy, proximal_mu)
+    return std, params, rows
 
 
 class FederatedLogisticRegression(ClassifierMixin, BaseEstimator):

@@ -68,8 +68,8 @@ import pandas as pd
 from flwr.client import NumPyClient
 from sklearn.base import BaseEstimator
 
-from acceflow.models.federated import (FederationError, aggregate_round, fit_config, make_strategy,
-                                       pooled_standardisation, round_rows, standardise)
+from acceflow.models.federated import (FederationError, pooled_standardisation, run_rounds,
+                                       standardise)
 
 __all__ = ["survival_site_moments", "cox_lipschitz", "breslow_loglik", "CoxSiteClient", "site_event_table",
            "pooled_breslow", "federated_cox_fit", "FederatedCox"]
@@ -328,20 +328,10 @@ def federated_cox_fit(sites: dict, penalizer: float = 0.1, l1_ratio: float = 0.0
     clients = {site: CoxSiteClient(Zs[site], t, e, site, penalizer, l1_ratio, local_epochs, std["lipschitz"])
                for site, (_, t, e) in sites.items()}
     params = [np.zeros(len(std["mean"]))]
-    agg = make_strategy(strategy, proximal_mu, initial=params)
-    config, rows = fit_config(agg, local_epochs), []
-    for r in range(1, rounds + 1):
-        updates, losses = [], {}
-        for site, client in clients.items():
-            new, n, metrics = client.fit(params, config)
-            updates.append((site, new, n))
-            losses[site] = metrics["loss"]
-        new_global = aggregate_round(agg, r, updates, losses)
-        rows += round_rows(r, params, new_global, updates, losses)
-        params = new_global
+    params, rows = run_rounds(clients, params, rounds, local_epochs, strategy, proximal_mu)
     beta = params[0]
     baseline = pooled_breslow([site_event_table(Zs[s], t, e, beta) for s, (_, t, e) in sites.items()])
-    return std, beta, pd.DataFrame(rows, columns=["round", "site", "n", "loss", "update_norm", "drift"]), baseline
+    return std, beta, rows, baseline
 
 
 class FederatedCox(BaseEstimator):
