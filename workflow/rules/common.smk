@@ -429,3 +429,9 @@ def run_record(wildcards, input):
     except Exception as exc:  # noqa: BLE001 - the dossier says the graph is unavailable instead
         record["rulegraph_error"] = f"{type(exc).__name__}: {exc}"
     return record
+
+
+def federated_deep_local(wildcards):
+    """federated_deep.smk: the site's own private state of the previous round (none in round 1)."""
+    r = int(wildcards.round)
+    return [] if r == 1 else [R(Results.FEDERATED_DEEP_LOCAL, site=wildcards.site, round=r - 1)]

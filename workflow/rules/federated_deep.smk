@@ -18,12 +18,6 @@ FEDDEEP_CONFIG = {
 }
 
 
-def federated_deep_local(wildcards):
-    """The site's own private state of the previous round (none in round 1)."""
-    r = int(wildcards.round)
-    return [] if r == 1 else [R(Results.FEDERATED_DEEP_LOCAL, site=wildcards.site, round=r - 1)]
-
-
 rule federated_deep_split:
     input:
         features=R(Results.FEATURES),
