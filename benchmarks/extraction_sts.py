@@ -31,6 +31,10 @@ imports went from ~0.85 s to ~0.3 s of CPU (acceflow.runtime no longer imports p
 acceflow.io.images imports nibabel and pydicom only when it reads a NIfTI or DICOM file). The last
 line is ``DAG/batch ratio: X.XX (median of N alternated repeats), load average A, B, C``: the
 median of the per-repeat ratios.
+
+Measured 2026-12-02 (3 alternated repeats, load 4-6 from niced background work): DAG 39.9 s, batch
+38.3 s, ratio 1.02 (1.18 before Snakemake's scheduler kept one pending timer: common.smk); CPU
+72.7 s against 74.1 s (0.96); one added case 10.9 s.
 """
 
 from __future__ import annotations
