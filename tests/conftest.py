@@ -43,7 +43,7 @@ def pytest_configure(config):
 #: Session-scoped fixtures that run a whole DAG: every test using one runs on the same xdist worker.
 SESSION_RUNS = ("otsu_slurm_run", "demo_run")
 
-#: The longest work units first (measured serially on the 2-core machine, seconds), so that
+#: The longest work units first (the slowest in ``--durations`` on the 2-core machine), so that
 #: ``pytest -n 2 --dist loadgroup --no-loadscope-reorder`` (make test) starts them first and the
 #: short ones fill in at the end. A unit not listed keeps its place after these, slow and
 #: integration modules before unit tests.
@@ -64,7 +64,7 @@ def xdist_group(item) -> str:
 def pytest_collection_modifyitems(config, items):
     """Mark every test that reads ../shared/data ``shared_data``; put every test in its xdist group
     and the longest groups first (see :data:`LONGEST_FIRST`)."""
-    uses_shared = {}
+    uses_shared, groups = {}, {}
     for item in items:
         module = getattr(item, "module", None)
         if module not in uses_shared:
@@ -74,10 +74,11 @@ def pytest_collection_modifyitems(config, items):
                 uses_shared[module] = False
         if "shared_data" in getattr(item, "fixturenames", ()) or uses_shared[module]:
             item.add_marker(pytest.mark.shared_data)
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+        groups[item] = xdist_group(item)
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
 
     def rank(item):
-        group = xdist_group(item)
+        group = groups[item]
         if group in LONGEST_FIRST:
             return LONGEST_FIRST.index(group)
         return len(LONGEST_FIRST) + (0 if item.get_closest_marker("slow") else
@@ -240,7 +241,7 @@ def otsu_slurm_run(tmp_path_factory):
 
     Sized for time: under SLURM every job of a group is its own ``srun ... snakemake`` (the
     jobstep executor), run one after another within a group; each costs a Snakemake start-up
-    (3-5 s of CPU on a quiet 2-core machine, 13-25 s at load 10-30). 32 scans make two per-scan
+    (about 3 s of CPU, what a no-op run of this workflow costs; 13-25 s of wall at load 10-30). 32 scans make two per-scan
     groups of 16 (``--group-components perscan=16``: one per CPU of the node) with three jobs per
     scan. The seeded demo gives 5 events in the 16 training cases (3-fold CV) and 4 and 2 in the
     8-case external cohorts. One comparator (clinical) keeps every comparator rule in the run.
