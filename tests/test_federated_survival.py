@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from acceflow.metrics.survival import c_index_ci, c_index_difference
-from acceflow.models.cox import survival_y
-from acceflow.models.federated import FederationError
-from acceflow.models.federated_cox import FederatedCox, federated_cox_fit
+from acceflow.models.federated import FederationError, standardise
+from acceflow.models.federated_cox import breslow_loglik, federated_cox_fit
 from acceflow.models.persistence import load_model, save_model
 from acceflow.study import federated as F
 from acceflow.study.card import ModelCard
@@ -25,8 +24,9 @@ from acceflow.study.task import task_for
 FEATURES = ["f0", "f1", "f2"]
 
 
-def _table(seed=0):
-    """Three sites (A, B training; C external), exponential survival, log HR (0.8, -0.5, 0.3) per SD."""
+def _table(seed=0, days=np.ceil):
+    """Three sites (A, B training; C external), exponential survival, log HR (0.8, -0.5, 0.3) per SD;
+    follow-up rounded up to whole days (``days=np.asarray``: continuous, no tied times)."""
     r = np.random.default_rng(seed)
     parts = []
     for site, n, shift, scale in [("A", 90, 0.0, 1.0), ("B", 60, 0.5, 2.0), ("C", 70, -0.3, 1.0)]:
@@ -34,7 +34,7 @@ def _table(seed=0):
         T = r.exponential(scale * 365 * np.exp(-(X / [1, 2, 3]) @ np.array([0.8, -0.5, 0.3])))
         C = r.exponential(2 * 365, size=n)
         parts.append(pd.DataFrame(X, columns=FEATURES).assign(
-            case_id=[f"{site}{i}" for i in range(n)], cohort=site, time=np.ceil(np.minimum(T, C)),
+            case_id=[f"{site}{i}" for i in range(n)], cohort=site, time=days(np.minimum(T, C)),
             event=(T <= C).astype(int)))
     return pd.concat(parts, ignore_index=True)
 
@@ -96,18 +96,35 @@ def test_the_dag_steps_are_the_library_learner_and_the_card_is_a_survival_card(t
     assert len(apparent) == 150 and apparent["risk_at_horizon"].between(0, 1).all()
 
 
-def test_federated_converges_to_the_central_site_stratified_fit_and_the_comparison_is_paired():
-    table, config = _table(1), _config(rounds=400, local_epochs=1)
+def test_the_central_reference_is_the_optimum_of_the_federated_objective_and_the_comparison_is_paired():
+    """Central = lifelines' site-stratified fit with the mapped penalty: the federated objective's gradient
+    (sum of the sites' Breslow gradients, no tied times) vanishes there (the KKT condition of the ridge)."""
+    table, config = _table(1, days=np.asarray), _config(rounds=5, local_epochs=3)
     sites, std, globals_, baselines = _run_dag_steps(table, config)
     model, card, _ = F.final_model(std, globals_, config, baselines)
     comparison, coefficients, summary = F.compare_federated(table, model, card.to_dict(), config)
-    assert summary["max_abs_coefficient_difference"] < 1e-4  # lifelines' stratified fit = the federated objective
+    central = coefficients["central"].to_numpy()
+    grad = sum(breslow_loglik(standardise(t[FEATURES].to_numpy(float), std["mean"], std["scale"]), t["time"],
+                              t["event"], central, gradient=True)[1] for t in sites.values())
+    np.testing.assert_allclose(-grad / std["n"] + 0.1 * central, 0.0, atol=1e-6)
+    assert np.abs(central).max() > 0.1  # not the trivial optimum
+    for site in ("A", "B"):  # local-only: the same objective on one site's rows, standardised by that site
+        t = sites[site]
+        X = t[FEATURES].to_numpy(float)
+        local = coefficients[f"local_{site}"].to_numpy()
+        g = breslow_loglik((X - X.mean(0)) / X.std(0), t["time"], t["event"], local, gradient=True)[1]
+        np.testing.assert_allclose(-g / len(t) + 0.1 * local, 0.0, atol=1e-6)
+    assert summary["max_abs_coefficient_difference"] == pytest.approx(np.abs(coefficients["difference"]).max())
     assert list(coefficients.columns) == ["feature", "federated", "central", "local_A", "local_B", "difference"]
     assert list(comparison["model"]) == ["federated", "central", "local_A", "local_B"]
-    fed, central = comparison.iloc[0], comparison.iloc[1]
-    assert np.isnan(fed["p_value"]) and central["c_index"] == pytest.approx(fed["c_index"], abs=1e-3)
-    assert central["c_difference"] == pytest.approx(central["c_index"] - fed["c_index"])
+    fed = comparison.iloc[0]
+    assert np.isnan(fed["p_value"]) and (comparison["reference"] == "federated").all()
+    for _, row in comparison.iloc[1:].iterrows():
+        assert row["c_difference"] == pytest.approx(row["c_index"] - fed["c_index"], abs=1e-12)
+        assert row["c_difference_ci_low"] <= row["c_difference"] <= row["c_difference_ci_high"]
+        assert 0 <= row["p_value"] <= 1
     assert (comparison["c_index_ci_low"] <= comparison["c_index"]).all()
+    assert (comparison["c_index"] <= comparison["c_index_ci_high"]).all()
 
 
 def test_paired_c_difference_against_a_constant_score_is_the_c_bootstrap_shifted():
