@@ -237,7 +237,8 @@ def reference_cox(Z, time, event, penalizer: float, l1_ratio: float, strata=None
     (``penalizer * (l1_ratio |b|_1 + (1 - l1_ratio)/2 |b|^2)`` on ``Z``), as
     ``tests/test_federated_cox.py`` maps them (exact for ridge; lifelines smooths |b| for l1).
     Missing values are at the mean (0 after standardisation), as the federated model predicts.
-    ``strata``: the site of each row (site-stratified partial likelihood), or None.
+    ``strata``: the site of each row (site-stratified partial likelihood), or None. Newton's method
+    is run to a step below 1e-10 (a reference, not a screening fit).
 
     Returns
     -------
@@ -255,7 +256,8 @@ def reference_cox(Z, time, event, penalizer: float, l1_ratio: float, strata=None
         kw["strata"] = ["site"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lifelines' convergence chatter on small sites
-        fit = CoxPHFitter(penalizer=penalizer / sd ** 2, l1_ratio=l1_ratio, **kw).fit(d, "T", "E")
+        fit = CoxPHFitter(penalizer=penalizer / sd ** 2, l1_ratio=l1_ratio, **kw).fit(
+            d, "T", "E", fit_options={"precision": 1e-10, "r_precision": 1e-14, "max_steps": 500})
     return fit.params_.reindex(cols).to_numpy(dtype=float)
 
 
