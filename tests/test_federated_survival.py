@@ -144,9 +144,12 @@ def test_settings_accept_survival_and_a_site_without_events_is_named():
         model_names(with_defaults({**_config(), "cohorts": {"train": ["A"], "external": ["C"]}}))
     table = _table()
     table.loc[table["cohort"] == "B", "event"] = 0
-    sites = F.split_sites(table, _config(), FEATURES)
+    with pytest.raises(ValueError, match="site B: event has no 1: all 60 cases are censored"):
+        F.split_sites(table, _config(), FEATURES)
+    sites = F.split_sites(_table(), _config(), FEATURES)  # a site's own table without events (edited at the site)
     with pytest.raises(FederationError, match="site B: 0 event"):
-        F.site_moments_step(sites["B"], "B")
+        F.site_moments_step(sites["B"].assign(event=0), "B")
+    table = _table()
     table.loc[table.index[100], "time"] = -3
     with pytest.raises(ValueError, match="site B"):
         F.split_sites(table, _config(), FEATURES)

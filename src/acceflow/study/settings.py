@@ -506,10 +506,11 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     _check_deep_federated(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
         named = [primary, *([] if comparators == "auto" else comparators)]
-        unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
+        unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND, FEDERATED_KIND)]
         if unbuilt:
-            raise ConfigError(f"survival outcomes build the penalised Cox model (imaging) and the deep network (deep) "
-                              f"only; model.primary / model.comparators name {unbuilt}: remove them (or use "
+            raise ConfigError(f"survival outcomes build the penalised Cox model (imaging), the deep network (deep) "
+                              f"and the federated Cox model (federated) only; model.primary / model.comparators name "
+                              f"{unbuilt}: remove them (or use "
                               f"comparators: auto)")
         comparators = [] if comparators == "auto" else [c for c in comparators if c != primary]
         return primary, list(comparators)
