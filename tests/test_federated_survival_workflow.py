@@ -16,11 +16,12 @@ pytestmark = pytest.mark.integration
 
 
 def _config(results, **model):
-    config = demo_config(results, "config/studies/demo_survival.yaml", n_train=16, n_external=(8, 8),
-                         validation={"cv_folds": 3, "cv_repeats": 1})
+    config = demo_config(results, n_train=16, n_external=(8, 8), validation={"cv_folds": 3, "cv_repeats": 1})
     config.update(cohorts={"column": "cohort", "train": ["site_A", "site_B"], "external": ["site_C"]},
-                  model=model, federated={"rounds": 3, "local_epochs": 5})
-    config["utility"]["recalibration"] = []
+                  model=model, federated={"rounds": 3, "local_epochs": 5}, clinical=[],
+                  outcome={"type": "survival", "time": "time", "event": "event", "horizons": [90, 180]},
+                  utility={"horizon": 180, "thresholds": [0.05, 0.95, 0.01], "recalibration": []})
+    # horizons inside the 8 external cases' follow-up (the longest is 239 days)
     return small_statistics(config)
 
 
@@ -57,7 +58,7 @@ def test_federated_cox_primary_writes_survival_predictions_card_and_evidence(tmp
     card = json.loads((results / "clinical/model/model_card.json").read_text())
     assert card["model"] == "federated" and card["role"] == "primary" and card["threshold"] is None
     assert card["learner"].startswith("penalised_cox (federated, site-stratified")
-    assert card["horizons_days"] == [365, 730, 1095] and card["horizon_days"] == 730
+    assert card["horizons_days"] == [90, 180] and card["horizon_days"] == 180
     assert len(card["risk_train"]) == card["n_train"]
     # a site's baseline job read its own table and the server's files only
     n = 0
