@@ -11,6 +11,9 @@
 FED = config["federated"]
 FED_SITES = list(config["cohorts"]["train"])
 FED_ROUNDS = int(FED["rounds"])
+# survival: the site-stratified Cox learner; each site shares its event-time table and sorted risk scores
+# once after the last round (rule federated_site_baseline), read by federated_train
+FED_BASELINES = expand(R(Results.FEDERATED_BASELINE), site=FED_SITES) if TASK.time_to_event else []
 
 
 # model.primary: federated: the federated rules write the primary paths that rule train also names
@@ -112,10 +115,28 @@ rule federated_aggregate:
         "../scripts/federated_aggregate.py"
 
 
+rule federated_site_baseline:
+    input:
+        table=R(Results.FEDERATED_SITE_TABLE),
+        standardisation=R(Results.FEDERATED_STANDARDISATION),
+        last=R(Results.FEDERATED_GLOBAL, round=FED_ROUNDS),
+    output:
+        baseline=R(Results.FEDERATED_BASELINE),
+    log:
+        R("logs/federated/{site}/baseline.log"),
+    benchmark:
+        R("benchmarks/federated/{site}/baseline.tsv")
+    conda:
+        "../envs/statistics.yaml"
+    script:
+        "../scripts/federated_site_baseline.py"
+
+
 rule federated_train:
     input:
         standardisation=R(Results.FEDERATED_STANDARDISATION),
         rounds=expand(R(Results.FEDERATED_GLOBAL), round=range(1, FED_ROUNDS + 1)),
+        baselines=FED_BASELINES,
     output:
         model=R(Results.MODEL, model=FEDERATED_AS),
         card=R(Results.MODEL_CARD, model=FEDERATED_AS),

@@ -7,7 +7,8 @@ from acceflow.study.federated import final_model
 
 with log_to(snakemake.log[0]):
     model, card, rounds = final_model(json.load(open(snakemake.input.standardisation)),
-                                      [json.load(open(f)) for f in snakemake.input.rounds], snakemake.params.config)
+                                      [json.load(open(f)) for f in snakemake.input.rounds], snakemake.params.config,
+                                      [json.load(open(f)) for f in snakemake.input.baselines])
     card.model_file = "model.skops"
     card.model_sha256 = save_model(model, snakemake.output.model)
     card.write(snakemake.output.card)

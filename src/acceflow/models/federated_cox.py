@@ -377,6 +377,39 @@ class FederatedCox(BaseEstimator):
         self.max_time_ = float(np.max(y["time"]))
         return self
 
+    @classmethod
+    def from_parameters(cls, features, standardisation: dict, coef, baseline, max_time: float, **settings):
+        """The frozen model from the federation's shared results (the workflow's server files).
+
+        Parameters
+        ----------
+        features : list of str (p,)
+        standardisation : dict
+            ``mean`` and ``scale`` (p,), the pooled standardisation.
+        coef : array (p,)
+            The last round's global log hazard ratios per pooled SD.
+        baseline : (times (K,), cumhaz (K,))
+            :func:`pooled_breslow` of the sites' :func:`site_event_table` s at ``coef``.
+        max_time : float
+            The longest follow-up of any site (days): ``predict_survival`` refuses horizons beyond.
+        settings
+            The constructor's keywords (recorded, not used to refit).
+        """
+        model = cls(**settings)
+        model.feature_names_in_ = np.asarray([str(f) for f in features], dtype=object)
+        model.n_features_in_ = len(model.feature_names_in_)
+        model.mean_ = np.asarray(standardisation["mean"], dtype=float)
+        model.scale_ = np.asarray(standardisation["scale"], dtype=float)
+        model.coef_ = np.asarray(coef, dtype=float)
+        model.baseline_time_ = np.asarray(baseline[0], dtype=float)
+        model.baseline_cumhaz_ = np.asarray(baseline[1], dtype=float)
+        model.max_time_ = float(max_time)
+        return model
+
+    def predict_risk_at(self, X, t):
+        """Probability of the event by ``t`` days, ``1 - S(t | x)`` (array (n,))."""
+        return 1.0 - self.predict_survival(X, float(t))
+
     def predict(self, X):
         if isinstance(X, pd.DataFrame):
             X = X[list(self.feature_names_in_)]

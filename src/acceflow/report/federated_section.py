@@ -49,7 +49,27 @@ def federated_block(view: ResultsView) -> str:
         "sites, where each site's own optimum differs). Flat curves mean the rounds converged.",
         "Federated training: loss, update norm and drift per site and round", name="federated_rounds"))
     comparison = view.tsv(Results.FEDERATED_COMPARISON, dtype={"cohort": str, "model": str})
-    if comparison is not None and len(comparison):
+    if comparison is not None and len(comparison) and "c_index" in comparison.columns:  # survival: Harrell's C
+        out.append(h.p("Survival: the site-stratified penalised Cox model (each site its own baseline hazard, shared "
+                       "log hazard ratios). After the last round each site shared, once, its event-time table "
+                       "(distinct follow-up times, events and risk-set sums: the pooled Breslow baseline behind the "
+                       "risks at the horizon) and its training risk scores, sorted and without case id, time or "
+                       "event: one number per patient left each site, so that the model card's training risk "
+                       "distribution — the median that cuts the Kaplan–Meier risk groups, the SD of the hazard "
+                       "ratio per SD — is exact rather than approximated from quantiles. The central model is the "
+                       "same penalised Cox model stratified by site on the pooled rows (the federated objective "
+                       "fitted centrally); local-only models use one site's rows. "
+                       + h.e(summary.get("comparison_method") or ""), "note"))
+        rows = []
+        for r in comparison.to_dict("records"):
+            test = r.get("model") != r.get("reference")
+            rows.append([h.cohort_name(r["cohort"]), _model_name(str(r["model"])), r.get("n"), r.get("n_events"),
+                         h.Html(h.ci(r.get("c_index"), r.get("c_index_ci_low"), r.get("c_index_ci_high"))),
+                         h.Html(h.ci(r.get("c_difference"), r.get("c_difference_ci_low"), r.get("c_difference_ci_high")))
+                         if test else "—", r.get("p_value") if test else "reference"])
+        out.append(h.table(["Cohort", "Model", "n", "Events", "Harrell's C [95% CI]",
+                            "C difference vs federated [95% CI]", "Paired bootstrap p"], rows, "compact"))
+    elif comparison is not None and len(comparison):
         rows = []
         for r in comparison.to_dict("records"):
             test = r.get("model") != r.get("reference")

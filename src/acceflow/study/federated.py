@@ -28,8 +28,10 @@ from acceflow.io.manifest import binary_outcome
 from acceflow.metrics.compare import compare_models
 from acceflow.models.federated import (FederatedLogisticRegression, LogisticSiteClient, aggregate_round, fit_config,
                                        make_strategy, pooled_standardisation, round_rows, site_moments, standardise)
+from acceflow.study import federated_survival as fs
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import FEDERATED_KIND, model_names, section_settings
+from acceflow.study.task import task_for
 from acceflow.study.training import model_spec
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ def federated_settings(config: dict) -> dict:
 def split_sites(table: pd.DataFrame, config: dict, stable: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """One table per training site: ``case_id``, ``outcome`` (0/1) and the inputs of the model kind
     ``federated.model`` (imaging features, clinical covariates, or both: ``combined_early``).
+    Survival studies: ``case_id``, ``time`` (days), ``event`` (0/1) and the inputs
+    (:func:`acceflow.study.federated_survival.split_survival_sites`).
 
     Raises
     ------
@@ -52,6 +56,8 @@ def split_sites(table: pd.DataFrame, config: dict, stable: list[str] | None = No
         When a training cohort has no row in the table.
     """
     features, _, _ = model_spec(federated_settings(config)["model"], table, config, stable)
+    if task_for(config).time_to_event:
+        return fs.split_survival_sites(table, config, features)
     o = config["outcome"]
     sites = {}
     for site in config["cohorts"]["train"]:
@@ -71,7 +77,10 @@ def _site_arrays(site_table: pd.DataFrame):
 
 
 def site_moments_step(site_table: pd.DataFrame, site: str) -> dict:
-    """A site's shared summary (:func:`acceflow.models.federated.site_moments`) with its feature names."""
+    """A site's shared summary (:func:`acceflow.models.federated.site_moments`) with its feature names;
+    a survival table's: :func:`acceflow.study.federated_survival.moments_step`."""
+    if fs.is_survival_table(site_table):
+        return fs.moments_step(site_table, site)
     features, X, y = _site_arrays(site_table)
     return {**site_moments(X, y, site), "features": features}
 
@@ -89,13 +98,25 @@ def standardisation_step(moments: list[dict]) -> tuple[dict, dict]:
         if m["features"] != features:
             raise ValueError(f"site {m['site']} has other features than site {moments[0]['site']}: every site must "
                              f"export the same columns (re-run the split)")
+    if any(m.get("learner") == fs.LEARNER for m in moments):
+        if not all(m.get("learner") == fs.LEARNER for m in moments):
+            raise ValueError("the sites' moments mix survival and binary tables: re-run the split")
+        return fs.standardisation(moments, features), {"round": 0, "coef": [0.0] * len(features), "sites": []}
     std = {**pooled_standardisation(moments, features), "features": features}
     start = {"round": 0, "coef": [0.0] * len(features), "intercept": [0.0], "sites": []}
     return std, start
 
 
+def site_baseline_step(site_table: pd.DataFrame, site: str, standardisation: dict, last: dict) -> dict:
+    """Survival only: what a site shares once after the last round
+    (:func:`acceflow.study.federated_survival.site_baseline`: event-time table, sorted risk scores)."""
+    return fs.site_baseline(site_table, site, standardisation, last)
+
+
 def site_round_step(site_table: pd.DataFrame, site: str, standardisation: dict, previous: dict, config: dict) -> dict:
     """One site's local step of one round (the Flower NumPyClient's ``fit``), as JSON."""
+    if standardisation.get("learner") == fs.LEARNER:
+        return fs.site_round(site_table, site, standardisation, previous, config)
     s = federated_settings(config)
     features, X, y = _site_arrays(site_table)
     if features != standardisation["features"]:
@@ -123,16 +144,16 @@ def aggregate_step(updates: list[dict], previous: dict, config: dict) -> dict:
         if int(u["round"]) != server_round:
             raise ValueError(f"site {u['site']}: an update of round {u['round']} given to the aggregation of round "
                              f"{server_round}")
-    sites = [(u["site"], [np.asarray(u["coef"], dtype=float), np.asarray(u["intercept"], dtype=float)], u["n"])
-             for u in updates]
-    prev = [np.asarray(previous["coef"]), np.asarray(previous["intercept"])]
+    keys = ["coef", "intercept"] if "intercept" in previous else ["coef"]  # the Cox learner has no intercept
+    sites = [(u["site"], [np.asarray(u[k], dtype=float) for k in keys], u["n"]) for u in updates]
+    prev = [np.asarray(previous[k], dtype=float) for k in keys]
     new = aggregate_round(make_strategy(s["strategy"], s["proximal_mu"]), server_round, sites,
                           {u["site"]: u["loss"] for u in updates})
     rows = round_rows(server_round, prev, new, sites, {u["site"]: u["loss"] for u in updates})
-    return {"round": server_round, "coef": new[0].tolist(), "intercept": new[1].tolist(), "sites": rows}
+    return {"round": server_round, **{k: a.tolist() for k, a in zip(keys, new)}, "sites": rows}
 
 
-def final_model(standardisation: dict, globals_: list[dict], config: dict):
+def final_model(standardisation: dict, globals_: list[dict], config: dict, baselines: list[dict] | None = None):
     """The frozen federated model, its card and ``rounds.tsv`` from the server's files.
 
     Parameters
@@ -141,7 +162,14 @@ def final_model(standardisation: dict, globals_: list[dict], config: dict):
         :func:`standardisation_step`'s first output.
     globals_ : list of dict
         The global model of every round 1..R (:func:`aggregate_step`), in order.
+    baselines : list of dict, optional
+        Survival only: every site's :func:`acceflow.study.federated_survival.site_baseline`
+        (:func:`acceflow.study.federated_survival.final_cox_model`).
     """
+    if standardisation.get("learner") == fs.LEARNER:
+        if not baselines:
+            raise ValueError("the federated Cox model needs every site's baseline (rule federated_site_baseline)")
+        return fs.final_cox_model(standardisation, globals_, baselines, config)
     s = federated_settings(config)
     last = globals_[-1]
     model = FederatedLogisticRegression.from_parameters(
@@ -200,6 +228,9 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     summary : dict
         ``max_abs_coefficient_difference``, its ``feature``, ``rounds``, ``strategy``, sites.
     """
+    if task_for(config).time_to_event:
+        n_boot = min(int(((config.get("validation") or {}).get("n_bootstrap")) or 1000), 1000)
+        return fs.compare_federated_cox(table, model, card, config, alpha, n_boot=n_boot, seed=int(config["seed"]))
     s = federated_settings(config)
     features = list(card["features"])
     o = config["outcome"]
@@ -234,7 +265,10 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
 
 
 def apparent_predictions(table: pd.DataFrame, model, card: dict, config: dict) -> pd.DataFrame:
-    """The federated model on the training cohorts' rows (apparent; ``case_id, outcome, probability``)."""
+    """The federated model on the training cohorts' rows (apparent; ``case_id, outcome, probability``;
+    survival: ``case_id, time, event, risk, risk_at_horizon``)."""
+    if task_for(config).time_to_event:
+        return fs.apparent_survival(table, model, card, config)
     o = config["outcome"]
     train = table[table["cohort"].isin(config["cohorts"]["train"])].reset_index(drop=True)
     X = train[list(card["features"])].apply(pd.to_numeric, errors="coerce")

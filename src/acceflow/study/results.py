@@ -143,6 +143,9 @@ class Results:
     FEDERATED_SITE_TABLE = "clinical/federated/sites/{site}/table.tsv"
     FEDERATED_MOMENTS = "clinical/federated/sites/{site}/moments.json"
     FEDERATED_UPDATE = "clinical/federated/sites/{site}/round_{round}.json"
+    #: survival only: what a site shares once after the last round (event-time table for the pooled
+    #: Breslow baseline, its sorted risk scores for the card's training risk distribution)
+    FEDERATED_BASELINE = "clinical/federated/sites/{site}/baseline.json"
     #: the server's pooled standardisation and global model after each round (round_0: the start)
     FEDERATED_STANDARDISATION = "clinical/federated/server/standardisation.json"
     FEDERATED_GLOBAL = "clinical/federated/server/round_{round}.json"

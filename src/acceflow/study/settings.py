@@ -506,10 +506,11 @@ def model_names(config: dict) -> tuple[str, list[str]]:
     _check_deep_federated(config, primary, comparators)
     if config["outcome"]["type"] == "survival":
         named = [primary, *([] if comparators == "auto" else comparators)]
-        unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND)]
+        unbuilt = [k for k in named if k not in ("imaging", DEEP_KIND, FEDERATED_KIND)]
         if unbuilt:
-            raise ConfigError(f"survival outcomes build the penalised Cox model (imaging) and the deep network (deep) "
-                              f"only; model.primary / model.comparators name {unbuilt}: remove them (or use "
+            raise ConfigError(f"survival outcomes build the penalised Cox model (imaging), the deep network (deep) "
+                              f"and the federated Cox model (federated) only; model.primary / model.comparators name "
+                              f"{unbuilt}: remove them (or use "
                               f"comparators: auto)")
         comparators = [] if comparators == "auto" else [c for c in comparators if c != primary]
         return primary, list(comparators)
@@ -578,7 +579,8 @@ def _check_dann(config: dict, named) -> None:
 
 
 def _check_federated(config: dict, primary: str, comparators) -> None:
-    """Federated training (``federated``): the primary model or a comparator of binary studies with two or
+    """Federated training (``federated``): the primary model or a comparator of binary studies (penalised
+    logistic regression) and survival studies (site-stratified penalised Cox regression) with two or
     more training sites; as the primary model, not refitted by internal–external cross-validation."""
     named = [primary, *([] if comparators == "auto" else comparators)]
     if FEDERATED_KIND not in named:
@@ -588,10 +590,10 @@ def _check_federated(config: dict, primary: str, comparators) -> None:
                           "this version (internal–external cross-validation refits a centrally trained model); "
                           "set validation.internal_external: false, or make federated a comparator of a central "
                           "primary model (its held-out-centre figures: benchmarks/picai_federated_centres.py)")
-    if config["outcome"]["type"] != "binary":
-        raise ConfigError("model.primary / model.comparators name federated, which the workflow trains as a "
-                          "logistic regression (binary outcomes only in this version; the federated Cox learner, "
-                          "acceflow.models.federated_cox, is a library call): remove federated")
+    if config["outcome"]["type"] not in ("binary", "survival"):
+        raise ConfigError(f"model.primary / model.comparators name federated, which trains a logistic regression "
+                          f"(binary) or a Cox model (survival), not an outcome of type "
+                          f"{config['outcome']['type']!r}: remove federated")
     train = list((config.get("cohorts") or {}).get("train") or [])
     if len(train) < 2:
         raise ConfigError(f"model.primary / model.comparators name federated, which treats each training cohort as a "

@@ -104,9 +104,18 @@ def build_survival_search(penalizers=(0.01, 0.1, 1.0), l1_ratio: float = 0.5, in
 
 
 def risk_at(model, X, t) -> np.ndarray:
-    """Predicted probability of the event by ``t`` days, ``1 - S(t | x)``, of a fitted search."""
+    """Predicted probability of the event by ``t`` days, ``1 - S(t | x)``, of a fitted search, or of a
+    frozen Cox model with its own ``predict_risk_at`` (the federated Cox model,
+    :class:`acceflow.models.federated_cox.FederatedCox`)."""
+    if not hasattr(model, "best_estimator_"):
+        return model.predict_risk_at(X, t)
     pipe = model.best_estimator_
     return pipe[-1].predict_risk_at(pipe[:-1].transform(X), t)
+
+
+def max_follow_up(model) -> float:
+    """The longest training follow-up (days) of a fitted search or a frozen federated Cox model."""
+    return float(model.best_estimator_[-1].max_time_ if hasattr(model, "best_estimator_") else model.max_time_)
 
 
 def default_horizons(time, event) -> list[float]:
@@ -214,7 +223,7 @@ def predict_survival_cohort(model, card: dict, table: pd.DataFrame, cohort: str)
     rows, X = cohort_design(card, table, cohort)
     o = card["outcome"]
     time, event = check_survival(rows[o["time"]], rows[o["event"]])
-    t = min(card["horizon_days"], model.best_estimator_[-1].max_time_)
+    t = min(card["horizon_days"], max_follow_up(model))
     return pd.DataFrame({"case_id": rows["case_id"], "time": time, "event": event, "risk": model.predict(X),
                          "risk_at_horizon": risk_at(model, X, t)})
 
