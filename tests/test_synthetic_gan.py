@@ -13,7 +13,7 @@ pytest.importorskip("radiomics")
 
 from acceflow.deep.crops import load_crop, save_crop
 from acceflow.deep.synthetic import load_generators, sample, save_generators, slice_grid
-from acceflow.study.settings import ConfigError, check_config
+from acceflow.study.settings import ConfigError, _check_synthetic
 from acceflow.study.synthetic import crop_features, sample_gan, slice_grid_crops, train_gan
 from conftest import REPO, run_snakemake, write_config
 
@@ -85,7 +85,7 @@ def test_too_few_generator_training_crops_name_the_minimum(tmp_path):
     with pytest.raises(ValueError, match="class 0 has 7 generator-training crops; the generator needs at least 8"):
         train_gan(table, crops, config)
     with pytest.raises(ConfigError, match="feature table only"):
-        check_config({**config, "input": {"images": None, "features": "f.tsv"}})
+        _check_synthetic({**config, "input": {"images": None, "features": "f.tsv"}})
 
 
 def test_synthetic_crop_features_come_from_the_extract_case_call_with_known_answers(tmp_path):

@@ -16,6 +16,7 @@ with log_to(snakemake.log[0]):
                        log=lambda line: print(line, flush=True))
     crops["spacing_mm"] = float(card["crop_spacing_mm"])
     save_crop(crops, snakemake.output.crops)
-    print(f"{len(crops['case_id'])} synthetic lesions kept, {len(crops['dropped'])} dropped (empty mask); "
-          f"intensity range in the lesions {float(crops['image'][crops['mask'] > 0].min()):.4g} .. "
-          f"{float(crops['image'][crops['mask'] > 0].max()):.4g} (training crops {card['intensity_range']})", flush=True)
+    lesion = crops["image"][crops["mask"] > 0]
+    print(f"{len(crops['case_id'])} synthetic lesions kept, {len(crops['dropped'])} dropped (empty mask)"
+          + (f"; intensity range in the lesions {float(lesion.min()):.4g} .. {float(lesion.max()):.4g} (training "
+             f"crops {card['intensity_range']})" if lesion.size else ""), flush=True)
