@@ -144,6 +144,8 @@ def test_a_gan_generator_builds_the_image_path_dag(tmp_path):
     for rule in ("synthetic_gan_train", "synthetic_gan_sample", "synthetic_gan_features", "synthetic_slices"):
         assert f"rule {rule}:" in out or f"localrule {rule}:" in out, out[-3000:]
     assert "synthetic_generate" not in out
+    train_job = out[out.index("rule synthetic_gan_train:"):].split("\n\n")[0]
+    assert "gpu=1" in train_job, train_job
 
 
 def test_the_dossier_section_shows_the_generator_the_dropped_lesions_and_the_slice_grid(tmp_path):
