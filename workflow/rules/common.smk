@@ -120,6 +120,11 @@ MODEL_CONFIG = {
 }
 # the synthetic stage's settings: the split and generator (synthetic.smk) re-run only when these change
 SYNTHETIC_CONFIG = config_subset("seed", "cohorts", "outcome", "clinical", "features", "synthetic")
+SYNTHETIC_GENERATOR = config["synthetic"]["generator"]
+# the image generator's training: what changes it (not the job's GPU or thread count)
+SYNTHETIC_GAN_CONFIG = {**SYNTHETIC_CONFIG,
+                        "synthetic": {**config["synthetic"], "gan": {k: v for k, v in config["synthetic"]["gan"].items()
+                                                                     if k not in ("gpus", "threads")}}}
 # internal-external cross-validation: one job per held-out site (acceflow.study.internal_external)
 IECV_SITES = internal_external_sites(config) if config["validation"]["internal_external"] else []
 IECV_SITE_PATTERN = "|".join(re.escape(s) for s in IECV_SITES) or "(?!)"
@@ -224,9 +229,23 @@ def synthetic_outputs():
         return []
     files = [R(Results.SYNTHETIC_FEATURES), R(Results.SYNTHETIC_FIDELITY), R(Results.SYNTHETIC_SUMMARY),
              R(Results.SYNTHETIC_CORRELATIONS), R(Results.SYNTHETIC_DISTANCES)]
+    if SYNTHETIC_GENERATOR != "smote":
+        files += [R(Results.SYNTHETIC_GENERATOR_CARD), R(Results.SYNTHETIC_GENERATOR_HISTORY),
+                  R(Results.SYNTHETIC_EXTRACTION_QC), R(Results.SYNTHETIC_SLICES)]
     if SYNTHETIC_ARMS:
         files += [R(Results.SYNTHETIC_COMPARISON, cohort=c) for c in COHORTS]
     return files
+
+
+def synthetic_extraction():
+    """The reference modality of the deep crops, and its pyradiomics parameter file and overrides: the
+    settings the extract_case rule uses for that modality's real scans (the image generators)."""
+    from acceflow.study.deep import study_modalities
+
+    modality = study_modalities(scans_table(), DEEP_CFG)[0]
+    e = config["extraction"]
+    return {"modality": modality, "params": e["modality_params"].get(modality, e["params"]), "label": e["label"],
+            "overrides": {key: e[key].get(modality) for key in ("discretisation", "resegment", "outlier_sd")}}
 
 
 def model_curves(cohort):

@@ -29,7 +29,8 @@ from monai.networks.nets import Discriminator, Generator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GanSettings", "GeneratorDiverged", "TrainedGenerator", "train_generator", "sample", "MIN_TRAINING_CROPS"]
+__all__ = ["GanSettings", "GeneratorDiverged", "TrainedGenerator", "train_generator", "sample", "MIN_TRAINING_CROPS",
+           "save_generators", "load_generators", "slice_grid"]
 
 #: Fewest training crops (per class for the cGAN) a generator is trained on: below it a GAN copies.
 MIN_TRAINING_CROPS = 8
@@ -236,3 +237,80 @@ def sample(trained: TrainedGenerator, n_per_class: dict | int, seed: int = 0):
     images = out[:, 0] * trained.intensity_sd + trained.intensity_mean
     masks = (out[:, 1] > 0.5).astype(np.uint8)
     return images, masks, labels
+
+
+def save_generators(generators: dict, path) -> None:
+    """Write trained generators (``{key: TrainedGenerator}``, e.g. one per outcome class for ``wgan_gp``,
+    ``{"all": ...}`` for ``cgan``) to one ``.pt`` file of tensors and plain values only, so that
+    :func:`load_generators` reads it with ``torch.load(weights_only=True)`` (no code is executed)."""
+    payload = {}
+    for key, t in generators.items():
+        settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in t.settings.__dict__.items()}
+        payload[str(key)] = {"state_dict": {k: v.detach().cpu() for k, v in t.generator.state_dict().items()},
+                             "settings": settings, "shape": list(t.shape), "intensity_mean": float(t.intensity_mean),
+                             "intensity_sd": float(t.intensity_sd), "n_classes": int(t.n_classes),
+                             "seconds": float(t.seconds)}
+    torch.save(payload, str(path))
+
+
+def load_generators(path, device: str = "cpu") -> dict:
+    """Read what :func:`save_generators` wrote (``torch.load(weights_only=True)``); ``{key: TrainedGenerator}``
+    in eval mode on ``device`` (history empty)."""
+    payload = torch.load(str(path), map_location=device, weights_only=True)
+    out = {}
+    for key, d in payload.items():
+        s = GanSettings(**{k: (tuple(v) if k == "channels" else v) for k, v in d["settings"].items()})
+        gen, _ = _networks(tuple(d["shape"]), s, int(d["n_classes"]))
+        gen.load_state_dict(d["state_dict"])
+        out[key] = TrainedGenerator(gen.to(device).eval(), s, tuple(d["shape"]), d["intensity_mean"],
+                                    d["intensity_sd"], int(d["n_classes"]), [], d["seconds"])
+    return out
+
+
+def _lesion_slice(mask: np.ndarray) -> int:
+    """Axial index (axis 0) with the largest lesion area; the centre slice when the mask is empty."""
+    area = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    return int(np.argmax(area)) if area.any() else mask.shape[0] // 2
+
+
+def slice_grid(real: dict, synthetic: dict, path, units: str = "", n: int = 4) -> None:
+    """Write a PNG: per outcome class, a row of real and a row of synthetic lesion crops.
+
+    Parameters
+    ----------
+    real, synthetic : dict class -> list of (image (D, H, W), mask (D, H, W)) pairs
+        Crops in the modality's units; the first ``n`` of each list are drawn.
+    path : output PNG.
+    units : the intensity unit for the colour bar label (e.g. ``HU``).
+
+    Each panel is the axial slice with the largest lesion area, lesion contour in orange; one grey
+    window for all panels (1st-99th percentile of the real crops), so intensities compare across panels.
+    """
+    import matplotlib  # heavy optional dependency: imported on first use
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # heavy optional dependency: imported on first use
+
+    classes = sorted(set(real) | set(synthetic), key=str)
+    values = [im.ravel() for c in real for im, _ in real[c][:n]]
+    lo, hi = np.percentile(np.concatenate(values), [1, 99]) if values else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1
+    rows = [(c, kind, src.get(c, [])[:n]) for c in classes for kind, src in (("real", real), ("synthetic", synthetic))]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n + 0.8, 1.7 * len(rows)), dpi=100, squeeze=False)
+    im_handle = None
+    for r, (c, kind, items) in enumerate(rows):
+        for j in range(n):
+            ax = axes[r, j]
+            ax.axis("off")
+            if j < len(items):
+                image, mask = items[j]
+                z = _lesion_slice(np.asarray(mask))
+                im_handle = ax.imshow(image[z], cmap="gray", vmin=lo, vmax=hi, origin="lower")
+                if np.asarray(mask)[z].any():
+                    ax.contour(np.asarray(mask)[z], levels=[0.5], colors="#E69F00", linewidths=0.8, origin="lower")
+            if j == 0:
+                ax.set_title(f"class {c}: {kind}", fontsize=7, loc="left")
+    if im_handle is not None:
+        fig.colorbar(im_handle, ax=axes, shrink=0.6, label=units or "intensity")
+    fig.savefig(str(path))
+    plt.close(fig)

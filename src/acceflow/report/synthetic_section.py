@@ -80,6 +80,33 @@ def synthetic_section(view: ResultsView) -> Section | None:
         + (f" ({h.e(summary.get('n_features_dropped'))} constant or empty in the real cases left out)"
            if summary.get("n_features_dropped") else "") + ". Missing values were filled with the real cases' medians."))
 
+    card = view.json(Results.SYNTHETIC_GENERATOR_CARD)
+    if card:  # the image path: the generator, its training crops and the synthetic lesions dropped
+        qc = view.tsv(Results.SYNTHETIC_EXTRACTION_QC)
+        dropped = qc[qc["status"] == "dropped"] if qc is not None and len(qc) else None
+        n_dropped = 0 if dropped is None else len(dropped)
+        n_empty = 0 if dropped is None else int((dropped["reason"] == "empty lesion mask").sum())
+        per_class = card.get("n_training_crops_per_class") or {}
+        rate = card.get("iterations_per_second")
+        out.append(h.p(
+            f"{h.e(card.get('method'))}: trained on the lesion-centred crops ({h.e('×'.join(map(str, card.get('crop_shape', []))))} "
+            f"voxels of {h.num(card.get('crop_spacing_mm'), 2)} mm) of {h.e(card.get('n_training_crops'))} "
+            f"generator-training cases ({h.e(per_class.get('0'))} of class 0, {h.e(per_class.get('1'))} of class 1"
+            + (f"; {len(card.get('excluded') or {})} without a usable crop left out" if card.get("excluded") else "")
+            + f"), {h.e(card.get('settings', {}).get('iterations'))} iterations per network on {h.e(card.get('device'))}"
+            + (" with mixed precision" if card.get("mixed_precision") else "")
+            + (f" ({h.num(rate, 2)} iterations/s)" if rate else "") + ". "
+            f"Synthetic lesions dropped: {n_dropped} ({n_empty} with an empty mask, {n_dropped - n_empty} failed "
+            f"extraction; <code>synthetic/extraction_qc.tsv</code>). Their features were extracted with the study's "
+            f"pyradiomics settings of the reference modality, on the preprocessing grid."))
+        grid = h.png_file_figure(view.path(Results.SYNTHETIC_SLICES),
+                                 "<strong>Real and synthetic lesions per class.</strong> Axial slice of largest lesion "
+                                 "area of generator-training crops and synthetic crops, one grey window for all "
+                                 "(the real crops' 1st–99th percentile), lesion contour in orange.",
+                                 "Slice grid of real and synthetic lesions")
+        if grid is not None:
+            out.append(grid)
+
     # the verdicts, each with its rule
     comparisons = {c: view.tsv(Results.SYNTHETIC_COMPARISON, cohort=c) for c in view.cohorts}
     alpha = float((view.config.get("validation") or {}).get("alpha", 0.05))

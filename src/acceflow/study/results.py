@@ -167,6 +167,17 @@ class Results:
     SYNTHETIC_SUMMARY = "analytical/synthetic_summary.json"
     SYNTHETIC_CORRELATIONS = "analytical/synthetic_correlations.tsv"
     SYNTHETIC_DISTANCES = "analytical/synthetic_distances.tsv"
+    #: the image generators (synthetic.generator wgan_gp / cgan): the trained networks (weights and plain
+    #: values, torch.load(weights_only=True)), their card (settings, crops per class, excluded cases,
+    #: seconds, device) and per-iteration losses; the synthetic crops (npz: case_id, label, image, mask,
+    #: dropped: ids of lesions with an empty mask); per synthetic case ok / dropped with the reason;
+    #: the slice grid of real and synthetic lesions per class (a PNG the dossier embeds)
+    SYNTHETIC_GENERATOR = "synthetic/generator.pt"
+    SYNTHETIC_GENERATOR_CARD = "synthetic/generator.json"
+    SYNTHETIC_GENERATOR_HISTORY = "synthetic/generator_history.tsv"
+    SYNTHETIC_CROPS = "synthetic/crops.npz"
+    SYNTHETIC_EXTRACTION_QC = "synthetic/extraction_qc.tsv"
+    SYNTHETIC_SLICES = "analytical/synthetic_slices.png"
     #: real-only imaging model (TRTR) against the synthetic comparators on one cohort, paired DeLong
     SYNTHETIC_COMPARISON = "clinical/{cohort}/synthetic_comparison.tsv"
     # the federated network (model.comparators lists deep_federated; the network itself:

@@ -541,6 +541,9 @@ def _check_synthetic(config: dict) -> None:
     if config["outcome"]["type"] != "binary":
         raise ConfigError("synthetic.enabled: the synthetic-data stage is for binary outcomes in this version "
                           "(its generators and audit are per outcome class); set synthetic.enabled: false")
+    if syn.get("generator", "smote") != "smote" and not (config.get("input") or {}).get("images"):
+        raise ConfigError(f"synthetic.generator {syn['generator']} trains on lesion crops of images; this study has "
+                          f"a feature table only (input.features): use synthetic.generator: smote")
     m = model_settings(config)
     if syn.get("comparators", True) and m.get("harmonisation", "none") != "none":
         raise ConfigError("synthetic.comparators with model.harmonisation: synthetic cases belong to no site, so "

@@ -45,7 +45,12 @@ from acceflow.study.training import feature_columns, train
 log = logging.getLogger(__name__)
 
 __all__ = ["synthetic_settings", "real_cases", "holdout_split", "generate", "audit", "train_arm", "comparison",
-           "MIN_GENERATOR_CASES"]
+           "MIN_GENERATOR_CASES", "GAN_KINDS", "gan_settings", "gan_training_crops", "train_gan", "sample_gan",
+           "crop_features", "slice_grid_crops"]
+
+#: The image generators (acceflow.deep.synthetic; rules synthetic_gan_*): trained on the deep model's
+#: lesion-centred crops of the generator-training cases.
+GAN_KINDS = ("wgan_gp", "cgan")
 
 #: Fewest generator-training cases per outcome class: SMOTE interpolates between two, and the audit's
 #: k-NN precision / recall (k = 5) needs k + 1 cases of either set.
@@ -131,7 +136,8 @@ def generate(table: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.DataFr
     n_total = int(s["n_synthetic"] or fit.sum())
     per_class = _per_class(n_total, y[fit], s["class_ratio"])
     if s["generator"] != "smote":
-        raise ConfigError(f"synthetic.generator {s['generator']!r} is not available in this version; use smote")
+        raise ConfigError(f"synthetic.generator {s['generator']!r} makes image crops (rules synthetic_gan_train, "
+                          f"synthetic_gan_sample, synthetic_gan_features), not feature rows; generate() is SMOTE's")
     X_new, y_new = smote_samples(X, y[fit], per_class, s["smote_k_neighbors"], s["seed"])
     log.info("synthetic: %s made %d cases (%s) from %d generator-training cases (%d held out), %d features",
              s["generator"], len(y_new), per_class, int(fit.sum()), int((~fit).sum()), len(feats))
@@ -281,3 +287,264 @@ def comparison(predictions: dict[str, pd.DataFrame], alpha: float = 0.05) -> pd.
                                                "synthetic_augmented": "real + synthetic",
                                                "smote_augmented": "real + SMOTE (in fold)"}))
     return table
+
+
+# ---------------------------------------------------------------------------------------------------
+# The image path (synthetic.generator wgan_gp / cgan): crops -> generator -> synthetic crops -> features
+
+
+def gan_settings(config: dict):
+    """:class:`acceflow.deep.synthetic.GanSettings` from ``synthetic.generator`` and ``synthetic.gan``
+    (seed: the synthetic stage's seed)."""
+    from acceflow.deep.synthetic import GanSettings
+
+    s = synthetic_settings(config)
+    g = s["gan"]
+    return GanSettings(kind=s["generator"], iterations=int(g["iterations"]), n_critic=int(g["n_critic"]),
+                       batch_size=int(g["batch_size"]), latent_dim=int(g["latent_dim"]),
+                       channels=tuple(int(c) for c in g["channels"]), learning_rate=float(g["learning_rate"]),
+                       gp_weight=float(g["gp_weight"]), seed=int(s["seed"]), device=str(g["device"]),
+                       amp=bool(g["amp"]))
+
+
+def gan_training_crops(table: pd.DataFrame, crops: dict[str, str], config: dict):
+    """The holdout split and the lesion crops of the generator-training cases (role ``generator_train``).
+
+    Parameters
+    ----------
+    table : the feature table (``features/features.tsv``): cohorts, outcome, case ids.
+    crops : case id -> crop file (:func:`acceflow.study.deep.case_crops`; ``deep_crop`` outputs).
+    config : the study config.
+
+    Returns
+    -------
+    split : DataFrame (``case_id``, ``label``, ``role``), as :func:`holdout_split`; held-out and external
+        cases are never read.
+    images, masks : arrays (n, D, H, W): the reference modality's intensities in its units after the
+        study's preprocessing (HU, SUV, ...), and the 0/1 lesion mask.
+    labels : array (n,) of 0/1.
+    spacing_mm : the crops' isotropic voxel spacing.
+    excluded : dict case id -> why its crop was not used (no crop, crop error, empty lesion mask).
+
+    Raises
+    ------
+    ConfigError
+        The crops hold several modalities (the generator makes the reference modality only).
+    """
+    from acceflow.deep.crops import load_crop
+
+    s = synthetic_settings(config)
+    rows, _, y = real_cases(table, config)
+    split = holdout_split(rows["case_id"], y, s["holdout_fraction"], s["seed"])
+    fit = split[split["role"] == "generator_train"]
+    images, masks, labels, excluded, spacing = [], [], [], {}, None
+    for case, label in zip(fit["case_id"], fit["label"]):
+        if case not in crops:
+            excluded[case] = "no crop (no reference-modality scan)"
+            continue
+        crop = load_crop(crops[case])
+        if "error" in crop:
+            excluded[case] = f"crop error: {crop['error']}"
+            continue
+        if crop["image"].shape[0] != 1:
+            raise ConfigError(f"synthetic.generator {s['generator']}: the crops hold {crop['image'].shape[0]} "
+                              f"modalities {list(crop['modalities'])}; the generator makes the reference modality "
+                              f"only: set deep.modalities to one modality (or use synthetic.generator: smote)")
+        if not crop["mask"].any():
+            excluded[case] = "the crop holds no lesion voxel (raise deep.crop_size or crop_spacing)"
+            continue
+        images.append(crop["image"][0])
+        masks.append(crop["mask"])
+        labels.append(int(label))
+        spacing = float(crop["spacing_mm"])
+    if not images:
+        raise ConfigError("synthetic: no generator-training case has a usable crop (see deep/crops and the deep_crop "
+                          "logs)")
+    return split, np.stack(images), np.stack(masks), np.asarray(labels, dtype=int), spacing, excluded
+
+
+def train_gan(table: pd.DataFrame, crops: dict[str, str], config: dict, log=log.info):
+    """Train the image generator on the generator-training cases' crops.
+
+    ``wgan_gp``: one WGAN-GP per outcome class (so every synthetic lesion is labelled), seeds
+    ``seed + class``; ``cgan``: one label-conditioned generator. Both on CUDA with mixed precision when
+    present, else the CPU (:func:`acceflow.deep.synthetic.train_generator`).
+
+    Returns
+    -------
+    split : DataFrame, as :func:`gan_training_crops`.
+    generators : dict ``"0"``/``"1"`` (wgan_gp) or ``"all"`` (cgan) -> TrainedGenerator.
+    history : DataFrame (``generator``, ``iteration``, ``critic_loss``, ``generator_loss``,
+        ``gradient_penalty``, ``wasserstein``).
+    card : dict (kind, settings, crops per class, excluded cases with reasons, seconds, it/s, device).
+
+    Raises
+    ------
+    ValueError
+        Too few training crops for a class (the minimum, :data:`acceflow.deep.synthetic.MIN_TRAINING_CROPS`,
+        and the fix named).
+    acceflow.deep.synthetic.GeneratorDiverged
+        A NaN / infinite loss; the history so far is attached.
+    """
+    from dataclasses import asdict, replace
+
+    from acceflow.deep.synthetic import MIN_TRAINING_CROPS, _device, train_generator
+
+    g = gan_settings(config)
+    split, X, M, y, spacing, excluded = gan_training_crops(table, crops, config)
+    for case, why in excluded.items():
+        log(f"case {case} left out of the generator's training: {why}")
+    counts = {c: int(np.sum(y == c)) for c in (0, 1)}
+    for c, n in counts.items():
+        if n < MIN_TRAINING_CROPS:
+            raise ValueError(f"synthetic.generator {g.kind}: outcome class {c} has {n} generator-training crops; the "
+                             f"generator needs at least {MIN_TRAINING_CROPS} per class (add training cases, lower "
+                             f"synthetic.holdout_fraction, or use synthetic.generator: smote)")
+    log(f"training {g.kind} on {len(X)} crops {X.shape[1:]} ({counts}), {g.iterations} iterations")
+    if g.kind == "cgan":
+        generators = {"all": train_generator(X, M, y, g)}
+    else:
+        generators = {str(c): train_generator(X[y == c], M[y == c], None, replace(g, seed=g.seed + c)) for c in (0, 1)}
+    history = pd.concat([pd.DataFrame(t.history).assign(generator=k) for k, t in generators.items()], ignore_index=True)
+    history = history[["generator", *[c for c in history.columns if c != "generator"]]]
+    seconds = float(sum(t.seconds for t in generators.values()))
+    device = _device(g.device)
+    card = {"generator": g.kind, "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(g).items()},
+            "networks": list(generators), "crop_shape": list(X.shape[1:]), "crop_spacing_mm": spacing,
+            "n_training_crops": int(len(X)), "n_training_crops_per_class": {str(c): n for c, n in counts.items()},
+            "intensity_range": [float(X[M > 0].min()), float(X[M > 0].max())],
+            "excluded": excluded, "seconds": seconds,
+            "iterations_per_second": float(len(generators) * g.iterations / seconds) if seconds else None,
+            "device": str(device), "mixed_precision": bool(g.amp and device.type == "cuda"),
+            "method": ("3D WGAN-GP (Gulrajani et al. 2017), one per outcome class" if g.kind == "wgan_gp" else
+                       "3D label-conditioned WGAN-GP (Mirza & Osindero 2014; Gulrajani et al. 2017)")
+            + ", image and lesion mask as two channels, MONAI Generator / Discriminator"}
+    return split, generators, history, card
+
+
+def sample_gan(generators: dict, split: pd.DataFrame, config: dict, log=log.info):
+    """``n_synthetic`` labelled synthetic crops (``synthetic.class_ratio`` between the classes).
+
+    Returns
+    -------
+    dict with ``case_id`` (n,), ``label`` (n,), ``image`` (n, D, H, W) float32 in the training crops'
+    units (the generator's intensity scaling undone), ``mask`` (n, D, H, W) uint8, and ``dropped`` (the
+    ids of synthetic lesions whose mask came out empty: dropped and counted, never passed on).
+    """
+    from acceflow.deep.synthetic import sample
+
+    s = synthetic_settings(config)
+    fit = split[split["role"] == "generator_train"]
+    y_fit = fit["label"].astype(int).to_numpy()
+    per_class = _per_class(int(s["n_synthetic"] or len(fit)), y_fit, s["class_ratio"])
+    if "all" in generators:
+        images, masks, labels = sample(generators["all"], per_class, seed=s["seed"])
+    else:
+        parts = [sample(generators[str(c)], per_class[c], seed=s["seed"] + c) for c in (0, 1) if per_class[c]]
+        images, masks = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        labels = np.concatenate([[c] * per_class[c] for c in (0, 1) if per_class[c]]).astype(int)
+    ids = np.array([f"syn_{i + 1:05d}" for i in range(len(labels))])
+    empty = masks.reshape(len(masks), -1).sum(axis=1) == 0
+    if empty.any():
+        log(f"{int(empty.sum())} of {len(empty)} synthetic lesions have an empty mask: dropped ({list(ids[empty][:10])})")
+    keep = ~empty
+    return {"case_id": ids[keep], "label": labels[keep].astype(int), "image": images[keep].astype(np.float32),
+            "mask": masks[keep].astype(np.uint8), "dropped": ids[empty]}
+
+
+def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict | None, label: int,
+                  columns: list[str], preprocessing: dict | None = None,
+                  log=log.info) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """pyradiomics features of synthetic crops with the study's own settings and library call.
+
+    Each crop (isotropic ``spacing_mm``, identity direction) is first resampled onto the voxel grid
+    the real scans were extracted on (``preprocessing``'s ``spacing``, ``image_interpolator``,
+    ``mask_interpolator``, ``mask_threshold``, by the preprocess rule's
+    :func:`acceflow.imaging.preprocess.resample` / :func:`~acceflow.imaging.preprocess.resample_mask`;
+    texture features depend on the voxel size), written as a NIfTI image and mask and passed to
+    :func:`acceflow.imaging.extract.extract_scan`, the function the ``extract_case`` rule calls for
+    every real scan, with the reference modality's parameter file and overrides.
+
+    Parameters
+    ----------
+    crops : dict from :func:`sample_gan` (``case_id``, ``label``, ``image``, ``mask``, ``dropped``).
+    spacing_mm : voxel spacing of the crops.
+    params_path, overrides, label : the reference modality's pyradiomics parameter file, its
+        ``discretisation`` / ``resegment`` / ``outlier_sd`` and the mask label (``extraction.label``).
+    columns : the feature columns of ``features/features.tsv``.
+    preprocessing : the config's ``preprocessing`` section; None (or ``spacing`` null): the crop grid.
+
+    Returns
+    -------
+    features : DataFrame ``case_id``, ``label``, ``columns`` (the cases extracted).
+    qc : DataFrame ``case_id``, ``label``, ``status`` (ok, dropped), ``reason``: empty masks and failed
+        extractions are dropped and counted here, the other cases go on.
+
+    Raises
+    ------
+    ValueError
+        The extraction yields none of ``columns`` (e.g. a multi-modality feature table whose columns
+        carry a modality prefix), or no synthetic case could be extracted.
+    """
+    import tempfile
+
+    import SimpleITK as sitk
+
+    from acceflow.imaging.extract import extract_scan
+    from acceflow.imaging.preprocess import resample, resample_mask
+
+    pre = preprocessing or {}
+    rows, qc = [], [{"case_id": c, "label": "", "status": "dropped", "reason": "empty lesion mask"}
+                    for c in crops.get("dropped", [])]
+    with tempfile.TemporaryDirectory() as tmp:
+        for case, y, image, mask in zip(crops["case_id"], crops["label"], crops["image"], crops["mask"]):
+            img = sitk.GetImageFromArray(np.asarray(image, dtype=np.float32))
+            msk = sitk.GetImageFromArray((np.asarray(mask) > 0).astype(np.uint8) * np.uint8(label))
+            for x in (img, msk):
+                x.SetSpacing([float(spacing_mm)] * 3)
+            if pre.get("spacing"):
+                img = resample(img, pre["spacing"], pre.get("image_interpolator", "bspline"))
+                msk = resample_mask(msk, img, pre.get("mask_interpolator", "nearest"), pre.get("mask_threshold", 0.5))
+            ip, mp = f"{tmp}/{case}_image.nii.gz", f"{tmp}/{case}_mask.nii.gz"
+            sitk.WriteImage(img, ip)
+            sitk.WriteImage(msk, mp)
+            try:
+                features, _ = extract_scan(ip, mp, params_path, label, overrides)
+            except Exception as exc:  # noqa: BLE001 - one synthetic lesion failing is dropped and counted
+                log(f"synthetic {case}: extraction failed, dropped: {exc}")
+                qc.append({"case_id": case, "label": int(y), "status": "dropped", "reason": f"extraction failed: {exc}"})
+                continue
+            rows.append({"case_id": case, "label": int(y), **features})
+            qc.append({"case_id": case, "label": int(y), "status": "ok", "reason": ""})
+    if not rows:
+        raise ValueError("no synthetic lesion could be extracted (see synthetic/extraction_qc.tsv); the generator "
+                         "needs more iterations or training cases")
+    table = pd.DataFrame(rows)
+    found = [c for c in columns if c in table]
+    if not found:
+        raise ValueError(f"pyradiomics gave none of the feature columns of features/features.tsv (e.g. "
+                         f"{columns[:3]}); with several modalities the columns carry a modality prefix: set "
+                         f"deep.modalities to one modality")
+    missing = [c for c in columns if c not in table]
+    if missing:
+        log(f"{len(missing)} feature column(s) of features/features.tsv not extracted from the crops (left empty): "
+            f"{missing[:5]}")
+    return table.reindex(columns=["case_id", "label", *columns]), pd.DataFrame(qc)
+
+
+def slice_grid_crops(split: pd.DataFrame, crops: dict[str, str], synthetic: dict, n: int = 4) -> tuple[dict, dict]:
+    """The first ``n`` generator-training crops and synthetic crops of each class, for
+    :func:`acceflow.deep.synthetic.slice_grid`: ``({class: [(image, mask), ...]}, {...})``."""
+    from acceflow.deep.crops import load_crop
+
+    real = {0: [], 1: []}
+    fit = split[split["role"] == "generator_train"]
+    for case, label in zip(fit["case_id"], fit["label"]):
+        if len(real[int(label)]) >= n or case not in crops:
+            continue
+        crop = load_crop(crops[case])
+        if "error" not in crop and crop["mask"].any():
+            real[int(label)].append((crop["image"][0], crop["mask"]))
+    fake = {c: [(im, m) for im, m, y in zip(synthetic["image"], synthetic["mask"], synthetic["label"]) if int(y) == c][:n]
+            for c in (0, 1)}
+    return real, fake
