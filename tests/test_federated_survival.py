@@ -14,7 +14,7 @@ import pytest
 
 from acceflow.metrics.survival import c_index_ci, c_index_difference
 from acceflow.models.federated import FederationError, standardise
-from acceflow.models.federated_cox import breslow_loglik, federated_cox_fit
+from acceflow.models.federated_cox import breslow_loglik, federated_cox_fit, stratified_cox_objective
 from acceflow.models.persistence import load_model, save_model
 from acceflow.study import federated as F
 from acceflow.study.card import ModelCard
@@ -125,6 +125,15 @@ def test_the_central_reference_is_the_optimum_of_the_federated_objective_and_the
         assert 0 <= row["p_value"] <= 1
     assert (comparison["c_index_ci_low"] <= comparison["c_index"]).all()
     assert (comparison["c_index"] <= comparison["c_index_ci_high"]).all()
+    # convergence stated: the federated objective's relative gap to the central optimum (5 rounds: short of it)
+    J = lambda beta: stratified_cox_objective(  # noqa: E731
+        standardise(np.vstack([t[FEATURES].to_numpy(float) for t in sites.values()]), std["mean"], std["scale"]),
+        np.concatenate([t["time"] for t in sites.values()]), np.concatenate([t["event"] for t in sites.values()]),
+        np.repeat(list(sites), [len(t) for t in sites.values()]), beta, 0.1, 0.0)
+    assert summary["objective_gap"] == pytest.approx((J(model.coef_) - J(central)) / J(central), rel=1e-9)
+    assert summary["objective_gap"] > 0 and summary["converged"] is (summary["objective_gap"] <= 0.01)
+    assert comparison.set_index("model").loc["central", "objective_gap"] == 0
+    assert (comparison["n_features"] == 3).all() and comparison["objective_gap"].iloc[2:].isna().all()
 
 
 def test_paired_c_difference_against_a_constant_score_is_the_c_bootstrap_shifted():

@@ -45,7 +45,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 __all__ = ["weighted_loss", "FederationError", "site_moments", "pooled_standardisation", "standardise", "LogisticSiteClient",
            "make_strategy", "fit_config", "aggregate_round", "round_rows", "run_rounds", "FederatedLogisticRegression",
-           "federated_fit", "STRATEGIES"]
+           "federated_fit", "logistic_objective", "relative_gap", "OBJECTIVE_GAP_TOLERANCE", "STRATEGIES"]
 
 STRATEGIES = ("fedavg", "fedprox")
 
@@ -144,6 +144,55 @@ def standardise(X, mean, scale) -> np.ndarray:
     """``(X - mean) / scale`` with missing values imputed by the (pooled) mean, i.e. set to 0."""
     Z = (np.asarray(X, dtype=float) - np.asarray(mean)) / np.asarray(scale)
     return np.where(np.isnan(Z), 0.0, Z)
+
+
+# ---------------------------------------------------------------------------------------------
+# the objective
+
+
+def logistic_objective(Z, y, coef, intercept, penalty: str = "l2", C: float = 1.0) -> float:
+    """The federated learner's objective J at given parameters (the module docstring's J).
+
+    ``J(w, b) = (1/N) sum_i [log(1 + exp(eta_i)) - y_i eta_i] + pen(w) / (C N)``, ``eta = Z w + b``,
+    ``pen`` = ``||w||_1`` (l1) or ``||w||_2^2 / 2`` (l2): scikit-learn's ``LogisticRegression(C)``
+    objective divided by ``C N``, so the central fit on the pooled rows is its minimiser J*.
+
+    Parameters
+    ----------
+    Z : array of shape (N, p)
+        The pooled rows, standardised by the pooled mean and SD (:func:`standardise`).
+    y : array of shape (N,)
+        Outcomes, 0/1.
+    coef : array of shape (p,)
+        Coefficients per pooled SD.
+    intercept : float
+    penalty : {"l1", "l2"}
+    C : float
+        Inverse penalty strength.
+
+    Returns
+    -------
+    float
+        J; at ``coef = 0, intercept = 0`` (round 0 of federated training) it is log 2.
+    """
+    Z, coef = np.asarray(Z, dtype=float), np.asarray(coef, dtype=float).ravel()
+    return _log_loss(Z, np.asarray(y, dtype=float), coef, float(np.ravel(intercept)[0])) + \
+        _penalty(coef, penalty) / (float(C) * len(Z))
+
+
+#: The relative gap of the federated objective to the central optimum up to which the federated
+#: model is called converged (:func:`relative_gap`). On demo_across_sites' two sites (51 features,
+#: l2, C = 1), FedAvg's gap of 0.5 % after 300 rounds gave an external AUC within 0.013 of the central
+#: fit's; its gap of 12.8 % after 10 rounds a model shrunk like early stopping (AUC 0.80 vs 0.56).
+OBJECTIVE_GAP_TOLERANCE = 0.01
+
+
+def relative_gap(value: float, optimum: float) -> float:
+    """How far an objective value lies above the optimum, relative to it: ``(J - J*) / |J*|``.
+
+    0 means the optimum was reached; 0.10 means an objective 10 % above the optimum's.
+    """
+    return float((value - optimum) / abs(optimum)) if optimum != 0 else float(value - optimum)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ from acceflow.models.federated import (FederationError, pooled_standardisation, 
                                        standardise)
 
 __all__ = ["survival_site_moments", "cox_lipschitz", "breslow_loglik", "CoxSiteClient", "site_event_table",
-           "pooled_breslow", "federated_cox_fit", "FederatedCox"]
+           "pooled_breslow", "federated_cox_fit", "FederatedCox", "stratified_cox_objective"]
 
 
 def survival_site_moments(X, time, event, site: str, min_events: int = 1) -> dict:
@@ -177,6 +177,36 @@ def breslow_loglik(Z, time, event, beta, gradient: bool = False):
 
 def _penalty(beta, penalizer, l1_ratio) -> float:
     return float(penalizer * (l1_ratio * np.abs(beta).sum() + 0.5 * (1 - l1_ratio) * beta @ beta))
+
+
+def stratified_cox_objective(Z, time, event, strata, beta, penalizer: float, l1_ratio: float) -> float:
+    """The federated Cox learner's objective J at ``beta`` (the module docstring's J).
+
+    ``J(beta) = -(1/N) sum_k l_k(beta) + penalizer (l1_ratio ||beta||_1 + (1 - l1_ratio)/2 ||beta||_2^2)``,
+    ``l_k`` the Breslow partial log-likelihood of stratum (site) k (:func:`breslow_loglik`).
+
+    Parameters
+    ----------
+    Z : array of shape (N, p)
+        The pooled rows, standardised by the pooled mean and SD (missing values at 0).
+    time, event : arrays of shape (N,)
+        Days, 0/1.
+    strata : array of shape (N,)
+        Each row's site.
+    beta : array of shape (p,)
+        Log hazard ratios per pooled SD.
+    penalizer, l1_ratio : float
+        As :class:`CoxSiteClient`.
+
+    Returns
+    -------
+    float
+        J; at ``beta = 0`` (round 0 of federated training) it is ``(1/N) sum_events log |risk set|``.
+    """
+    Z, beta = np.asarray(Z, dtype=float), np.asarray(beta, dtype=float)
+    time, event, strata = np.asarray(time, dtype=float), np.asarray(event, dtype=float), np.asarray(strata)
+    loglik = sum(breslow_loglik(Z[strata == s], time[strata == s], event[strata == s], beta) for s in pd.unique(strata))
+    return float(-loglik / len(Z) + _penalty(beta, penalizer, l1_ratio))
 
 
 class CoxSiteClient(NumPyClient):

@@ -26,8 +26,9 @@ from sklearn.preprocessing import StandardScaler
 
 from acceflow.io.manifest import binary_outcome
 from acceflow.metrics.compare import compare_models
-from acceflow.models.federated import (FederatedLogisticRegression, LogisticSiteClient, aggregate_round, fit_config,
-                                       make_strategy, pooled_standardisation, round_rows, site_moments, standardise)
+from acceflow.models.federated import (OBJECTIVE_GAP_TOLERANCE, FederatedLogisticRegression, LogisticSiteClient,
+                                       aggregate_round, fit_config, logistic_objective, make_strategy,
+                                       pooled_standardisation, relative_gap, round_rows, site_moments, standardise)
 from acceflow.study import federated_survival as fs
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import FEDERATED_KIND, model_names, section_settings
@@ -214,19 +215,33 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     """Federated vs central (pooled) vs local-only models on every external cohort.
 
     Central: the same penalised logistic regression (scikit-learn, same penalty and C, same
-    features) fitted on the pooled training rows; local-only: fitted on one site's rows alone
-    (standardised by that site). Each external cohort: AUCs with DeLong CIs and paired DeLong
-    tests against the federated model (:func:`acceflow.metrics.compare.compare_models`).
+    features, the pooled rows standardised by their mean and SD: the federated objective J, run
+    to its optimum J*); ``central_same_steps``: the federated learner itself with the pooled rows
+    as its only site, for the same rounds and local steps (what the training schedule does without
+    federation: with few rounds, FedAvg stops short of J* and shrinks the coefficients towards zero
+    like early stopping); local-only: the same penalty and C on one site's rows alone (standardised
+    by that site). Each external cohort: AUCs with DeLong CIs and paired DeLong tests against the
+    federated model (:func:`acceflow.metrics.compare.compare_models`).
+
+    Convergence: J at the federated model's parameters against J* (``objective_gap``, relative,
+    :func:`acceflow.models.federated.relative_gap`). A gap above :data:`acceflow.models.federated.OBJECTIVE_GAP_TOLERANCE`
+    means the federated model has not reached the central optimum, and a federated-vs-central
+    difference is one of regularisation (how far the optimiser went), not of federation.
 
     Returns
     -------
     comparison : pandas.DataFrame
-        ``cohort`` and compare_models' columns (``model``: federated, central, local_<site>).
+        ``cohort``, compare_models' columns (``model``: federated, central, central_same_steps,
+        local_<site>), and what each model is: ``n_features``, ``penalty`` (e.g. ``l2, C = 1``),
+        ``standardisation``, ``fit`` (optimiser and its rounds), ``objective_gap`` (relative gap of J
+        to J*; empty for local-only models, whose objective is another one).
     coefficients : pandas.DataFrame
-        ``feature``, ``federated``, ``central``, ``local_<site>`` ... (per pooled SD for federated
-        and central, per site SD for local fits), ``difference`` (federated − central).
+        ``feature``, ``federated``, ``central``, ``central_same_steps``, ``local_<site>`` ... (per
+        pooled SD, per site SD for local fits), ``difference`` (federated − central).
     summary : dict
-        ``max_abs_coefficient_difference``, its ``feature``, ``rounds``, ``strategy``, sites.
+        ``max_abs_coefficient_difference``, its ``feature``, ``rounds``, ``strategy``, sites;
+        ``objective_start`` (J at round 0), ``objective_federated``, ``objective_central`` (J*),
+        ``objective_gap``, ``objective_gap_same_steps``, ``objective_gap_tolerance``, ``converged``.
     """
     if task_for(config).time_to_event:
         n_boot = min(int(((config.get("validation") or {}).get("n_bootstrap")) or 1000), 1000)
@@ -237,14 +252,35 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     train = table[table["cohort"].isin(config["cohorts"]["train"])]
     y_train = binary_outcome(train[o["column"]], o["positive"]).astype(int)
     X_train = train[features].apply(pd.to_numeric, errors="coerce")
-    fits = {"central": _reference_fit(X_train, y_train, s["penalty"], s["C"])}
+    central = _reference_fit(X_train, y_train, s["penalty"], s["C"])
+    same_steps = FederatedLogisticRegression(s["penalty"], s["C"], s["rounds"], s["local_epochs"], s["strategy"],
+                                             s["proximal_mu"]).fit(X_train, y_train, np.zeros(len(y_train)))
+    fits = {"central": central, "central_same_steps": same_steps}
     for site in config["cohorts"]["train"]:
         mask = (train["cohort"] == site).to_numpy()
         fits[f"local_{site}"] = _reference_fit(X_train[mask], y_train[mask], s["penalty"], s["C"])
+    coef = lambda fit: fit.coef_[0] if hasattr(fit, "coef_") else fit[-1].coef_[0]  # noqa: E731
+    intercept = lambda fit: fit.intercept_[0] if hasattr(fit, "intercept_") else fit[-1].intercept_[0]  # noqa: E731
     coefficients = pd.DataFrame({"feature": features, "federated": model.coef_[0],
-                                 **{name: fit[-1].coef_[0] for name, fit in fits.items()}})
+                                 **{name: coef(fit) for name, fit in fits.items()}})
     coefficients["difference"] = coefficients["federated"] - coefficients["central"]
     worst = int(np.argmax(np.abs(coefficients["difference"].to_numpy())))
+    # the federated objective J on the pooled rows (pooled standardisation = the central scaler's)
+    Z = standardise(X_train.to_numpy(dtype=float), model.mean_, model.scale_)
+    J = lambda c, b: logistic_objective(Z, y_train, c, b, s["penalty"], s["C"])  # noqa: E731
+    objective = {FEDERATED_KIND: J(model.coef_[0], model.intercept_[0]),
+                 **{k: J(coef(fits[k]), intercept(fits[k])) for k in ("central", "central_same_steps")}}
+    gaps = {k: relative_gap(v, objective["central"]) for k, v in objective.items()}
+    penalty = f"{s['penalty']}, C = {s['C']:g}"
+    schedule = f"{int(s['rounds'])} rounds x {int(s['local_epochs'])} local steps"
+    strategy = {"fedavg": "FedAvg", "fedprox": f"FedProx (mu = {s['proximal_mu']:g})"}[s["strategy"]]
+    described = {
+        FEDERATED_KIND: ("pooled from the sites' moments", f"{strategy}, {schedule}, {len(config['cohorts']['train'])} "
+                                                           f"sites"),
+        "central": ("pooled rows", "to the optimum (scikit-learn lbfgs, tol 1e-8)"),
+        "central_same_steps": ("pooled rows", f"the federated learner with the pooled rows as one site, {schedule}"),
+        **{f"local_{site}": (f"{site} rows", "to the optimum (scikit-learn lbfgs, tol 1e-8)")
+           for site in config["cohorts"]["train"]}}
     rows = []
     for cohort in config["cohorts"]["external"]:
         ext = table[table["cohort"] == cohort].reset_index(drop=True)
@@ -256,11 +292,25 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     comparison = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     if len(comparison):
         comparison = comparison[["cohort", *[c for c in comparison.columns if c != "cohort"]]]
+        comparison["n_features"] = len(features)
+        comparison["penalty"] = penalty
+        comparison["standardisation"] = comparison["model"].map(lambda m: described[m][0])
+        comparison["fit"] = comparison["model"].map(lambda m: described[m][1])
+        comparison["objective_gap"] = comparison["model"].map(gaps)
     summary = {"max_abs_coefficient_difference": float(abs(coefficients["difference"].iloc[worst])),
                "feature": features[worst], "coefficient_scale": "per pooled standard deviation",
                "rounds": int(s["rounds"]), "strategy": s["strategy"], "local_epochs": int(s["local_epochs"]),
                "penalty": s["penalty"], "C": float(s["C"]), "sites": list(config["cohorts"]["train"]),
-               "central": "scikit-learn LogisticRegression on the pooled training rows, same penalty, C and features"}
+               "n_features": len(features),
+               "central": "scikit-learn LogisticRegression on the pooled training rows, same penalty, C and features",
+               "objective": ("J = mean log-loss on the pooled training rows + penalty / (C N) (scikit-learn's "
+                             "LogisticRegression objective divided by C N), on the pooled standardisation"),
+               "objective_start": J(np.zeros(len(features)), 0.0),
+               "objective_federated": objective[FEDERATED_KIND], "objective_central": objective["central"],
+               "objective_same_steps": objective["central_same_steps"],
+               "objective_gap": gaps[FEDERATED_KIND], "objective_gap_same_steps": gaps["central_same_steps"],
+               "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE,
+               "converged": bool(gaps[FEDERATED_KIND] <= OBJECTIVE_GAP_TOLERANCE)}
     return comparison, coefficients, summary
 
 
@@ -290,10 +340,11 @@ def held_out_centres(table: pd.DataFrame, config: dict, alpha: float = 0.05) -> 
     -------
     pandas.DataFrame
         One row per held-out site and model: ``held_out``, ``clients`` (the training sites),
-        ``model`` (federated, central, local_<site>), ``n``, ``n_events``, ``auc``,
+        ``model`` (federated, central, central_same_steps, local_<site>), ``n``, ``n_events``, ``auc``,
         ``auc_ci_low``, ``auc_ci_high``, ``p_value`` (paired DeLong vs federated; empty on the
-        federated row), ``max_abs_coefficient_difference`` and its ``feature`` (federated vs
-        central, per pooled SD of the clients; the same on every row of a held-out site).
+        federated row), ``objective_gap`` (the relative gap of the model's objective to the central
+        optimum; empty for local-only models), ``max_abs_coefficient_difference`` and its ``feature``
+        (federated vs central, per pooled SD of the clients; the same on every row of a held-out site).
 
     Raises
     ------
@@ -322,5 +373,5 @@ def held_out_centres(table: pd.DataFrame, config: dict, alpha: float = 0.05) -> 
                                       feature=summary["feature"]))
     out = pd.concat(rows, ignore_index=True)
     keep = ["held_out", "clients", "model", "n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "p_value",
-            "max_abs_coefficient_difference", "feature"]
+            "objective_gap", "max_abs_coefficient_difference", "feature"]
     return out[keep]

@@ -37,9 +37,10 @@ import pandas as pd
 from lifelines import CoxPHFitter
 
 from acceflow.metrics.survival import c_index_ci, c_index_difference, check_survival
-from acceflow.models.federated import FederationError, fit_config, make_strategy, pooled_standardisation, standardise
+from acceflow.models.federated import (OBJECTIVE_GAP_TOLERANCE, FederationError, fit_config, make_strategy,
+                                       pooled_standardisation, relative_gap, standardise)
 from acceflow.models.federated_cox import (CoxSiteClient, FederatedCox, cox_lipschitz, pooled_breslow,
-                                           site_event_table, survival_site_moments)
+                                           site_event_table, stratified_cox_objective, survival_site_moments)
 from acceflow.study.card import ModelCard
 from acceflow.study.settings import FEDERATED_KIND, model_names, section_settings
 from acceflow.study.survival_training import default_horizons
@@ -303,6 +304,11 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
         local_std[site] = (np.where(np.isnan(m), 0.0, m), np.where(sd > 0, sd, 1.0))
         betas[f"local_{site}"] = reference_cox(standardise(Xs, *local_std[site]), time[mask], event[mask],
                                                s["penalizer"], s["l1_ratio"])
+    Z = standardise(X, mean, scale)
+    sites = rows["cohort"].astype(str).to_numpy()
+    J = lambda beta: stratified_cox_objective(Z, time, event, sites, beta, s["penalizer"], s["l1_ratio"])  # noqa: E731
+    objective = {FEDERATED_KIND: J(model.coef_), "central": J(betas["central"])}
+    gap = relative_gap(objective[FEDERATED_KIND], objective["central"])
     coefficients = pd.DataFrame({"feature": features, "federated": model.coef_, **betas})
     coefficients["difference"] = coefficients["federated"] - coefficients["central"]
     worst = int(np.argmax(np.abs(coefficients["difference"].to_numpy())))
@@ -323,6 +329,16 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
     columns = ["cohort", "model", "reference", "n", "n_events", "c_index", "c_index_ci_low", "c_index_ci_high",
                "c_difference", "c_difference_ci_low", "c_difference_ci_high", "p_value", "n_boot"]
     comparison = pd.DataFrame(out, columns=columns)
+    comparison["n_features"] = len(features)
+    comparison["penalty"] = f"{s['penalty']}, penalizer {s['penalizer']:g}"
+    comparison["standardisation"] = comparison["model"].map(
+        lambda m: "pooled from the sites' moments" if m == FEDERATED_KIND else "pooled rows" if m == "central"
+        else f"{m[len('local_'):]} rows")
+    strategy = {"fedavg": "FedAvg", "fedprox": f"FedProx (mu = {s['proximal_mu']:g})"}[s["strategy"]]
+    comparison["fit"] = comparison["model"].map(
+        lambda m: f"{strategy}, {int(s['rounds'])} rounds x {int(s['local_epochs'])} local steps, {len(train)} sites"
+        if m == FEDERATED_KIND else "to the optimum (lifelines Newton, step < 1e-10)")
+    comparison["objective_gap"] = comparison["model"].map({FEDERATED_KIND: gap, "central": 0.0})
     summary = {"max_abs_coefficient_difference": float(abs(coefficients["difference"].iloc[worst])),
                "feature": features[worst], "coefficient_scale": "log hazard ratio per pooled standard deviation",
                "learner": (f"site-stratified penalised Cox regression (penalizer {s['penalizer']:g}, l1_ratio "
@@ -335,7 +351,13 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
                                      f"federated model ({n_boot} replicates, cases resampled once for both models)"),
                "method_note": ("Cox: site-stratified partial likelihood (each site its own baseline hazard); after "
                                "the last round each site shared its event-time table (pooled Breslow baseline) "
-                               "and its sorted risk scores (the card's training risk distribution).")}
+                               "and its sorted risk scores (the card's training risk distribution)."),
+               "n_features": len(features),
+               "objective": ("J = -(1/N) sum over sites of the Breslow partial log-likelihood + penalty, on the "
+                             "pooled standardisation (lifelines' CoxPHFitter(strata=site) objective)"),
+               "objective_start": J(np.zeros(len(features))), "objective_federated": objective[FEDERATED_KIND],
+               "objective_central": objective["central"], "objective_gap": gap,
+               "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE, "converged": bool(gap <= OBJECTIVE_GAP_TOLERANCE)}
     return comparison, coefficients, summary
 
 
