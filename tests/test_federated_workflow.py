@@ -56,9 +56,10 @@ def test_federated_rounds_are_unrolled_site_jobs_read_only_their_table_and_a_sto
     assert sorted(rounds["round"].unique()) == [1, 2, 3] and set(rounds["site"]) == {"RUMC", "PCNN"}
     assert rounds.groupby("site")["n"].first().to_dict() == {"RUMC": 800, "PCNN": 350}
     comparison = pd.read_csv(fed / "comparison.tsv", sep="\t")
-    assert set(comparison["model"]) == {"federated", "central", "local_RUMC", "local_PCNN"}
-    assert comparison["auc"].between(0, 1).all() and len(comparison) == 4
+    assert set(comparison["model"]) == {"federated", "central", "central_same_steps", "local_RUMC", "local_PCNN"}
+    assert comparison["auc"].between(0, 1).all() and len(comparison) == 5
     summary = json.loads((fed / "summary.json").read_text())
     assert summary["max_abs_coefficient_difference"] >= 0 and summary["sites"] == ["RUMC", "PCNN"]
+    assert summary["objective_gap"] >= 0 and isinstance(summary["converged"], bool)
     metrics = json.loads((results / "clinical/ZGT/comparators/federated/metrics.json").read_text())
     assert metrics["n"] == 350

@@ -15,7 +15,50 @@ from acceflow.report.view import Results, ResultsView
 def _model_name(model: str) -> str:
     if model.startswith("local_"):
         return f"local-only ({model[6:]})"
-    return {"federated": "federated", "central": "central (pooled rows)"}.get(model, model)
+    return {"federated": "federated", "central": "central (pooled rows)",
+            "central_same_steps": "central, federated schedule (pooled rows as one site)"}.get(model, model)
+
+
+def _gap(value) -> str:
+    """A relative objective gap as a percentage ('—' where the model has another objective)."""
+    return "—" if value is None or value != value else f"{100 * float(value):.2f} %"
+
+
+def _convergence(summary: dict) -> str:
+    """Whether the federated model reached the central optimum of its objective (summary.json's gap)."""
+    gap = summary.get("objective_gap")
+    if gap is None:
+        return ""
+    tolerance = summary.get("objective_gap_tolerance")
+    text = (f"Convergence: the federated objective at the last round is {_gap(gap)} above the central optimum of "
+            f"the same objective ({summary.get('objective', '')}; {h.num(summary.get('objective_federated'), 4)} "
+            f"vs {h.num(summary.get('objective_central'), 4)}; {h.num(summary.get('objective_start'), 4)} "
+            f"at round 0). ")
+    if summary.get("converged"):
+        return text + (f"Within the {_gap(tolerance)} tolerance: the federated and central models are one model, "
+                       f"up to the coefficient differences below.")
+    text += (f"Above the {_gap(tolerance)} tolerance: federated training stopped before its optimum, and its "
+             f"coefficients are shrunk towards zero as by early stopping; a difference between the federated and the "
+             f"central model is then one of regularisation (how far the optimiser went), not of federation. ")
+    if summary.get("objective_gap_same_steps") is not None:
+        text += (f"The central fit with the federated schedule (the pooled rows as one site, the same rounds and "
+                 f"local steps) stops {_gap(summary['objective_gap_same_steps'])} above the optimum: compare the "
+                 f"federated model with it to see the effect of federation alone. ")
+    return text + "More rounds (federated.rounds) or local steps bring the federated model to the central one."
+
+
+#: what comparison.tsv says each model is (written since issue 18's convergence check; older runs lack them)
+_STATED = [("n_features", "Features"), ("penalty", "Penalty"), ("standardisation", "Standardisation"),
+           ("fit", "Fit"), ("objective_gap", "Objective above central optimum")]
+
+
+def _stated_header(comparison) -> list[str]:
+    return [title for column, title in _STATED if column in comparison.columns]
+
+
+def _stated(r: dict, comparison) -> list:
+    return [_gap(r.get(column)) if column == "objective_gap" else r.get(column)
+            for column, _ in _STATED if column in comparison.columns]
 
 
 def federated_block(view: ResultsView) -> str:
@@ -46,7 +89,8 @@ def federated_block(view: ResultsView) -> str:
         "<strong>Federated training round by round.</strong> Left: each site's mean loss on its own rows after its "
         "local step; middle: how far the site's parameters moved from the global model it received (update norm); "
         "right: how far they lie from the round's new global model (drift; it stays above zero on heterogeneous "
-        "sites, where each site's own optimum differs). Flat curves mean the rounds converged.",
+        "sites, where each site's own optimum differs). Flat curves mean the rounds changed little; whether they "
+        "reached the optimum of the objective is the objective gap stated below the comparison.",
         "Federated training: loss, update norm and drift per site and round", name="federated_rounds"))
     comparison = view.tsv(Results.FEDERATED_COMPARISON, dtype={"cohort": str, "model": str})
     if comparison is not None and len(comparison) and "c_index" in comparison.columns:  # survival: Harrell's C
@@ -66,18 +110,22 @@ def federated_block(view: ResultsView) -> str:
             rows.append([h.cohort_name(r["cohort"]), _model_name(str(r["model"])), r.get("n"), r.get("n_events"),
                          h.Html(h.ci(r.get("c_index"), r.get("c_index_ci_low"), r.get("c_index_ci_high"))),
                          h.Html(h.ci(r.get("c_difference"), r.get("c_difference_ci_low"), r.get("c_difference_ci_high")))
-                         if test else "—", r.get("p_value") if test else "reference"])
+                         if test else "—", r.get("p_value") if test else "reference", *_stated(r, comparison)])
         out.append(h.table(["Cohort", "Model", "n", "Events", "Harrell's C [95% CI]",
-                            "C difference vs federated [95% CI]", "Paired bootstrap p"], rows, "compact"))
+                            "C difference vs federated [95% CI]", "Paired bootstrap p", *_stated_header(comparison)],
+                           rows, "compact"))
     elif comparison is not None and len(comparison):
         rows = []
         for r in comparison.to_dict("records"):
             test = r.get("model") != r.get("reference")
             rows.append([h.cohort_name(r["cohort"]), _model_name(str(r["model"])), r.get("n"), r.get("n_events"),
                          h.Html(h.ci(r.get("auc"), r.get("auc_ci_low"), r.get("auc_ci_high"))),
-                         r.get("auc_difference") if test else "—", r.get("p_value") if test else "reference"])
+                         r.get("auc_difference") if test else "—", r.get("p_value") if test else "reference",
+                         *_stated(r, comparison)])
         out.append(h.table(["Cohort", "Model", "n", "Events", "AUC [95% CI]", "AUC difference vs federated",
-                            "Paired DeLong p"], rows, "compact"))
+                            "Paired DeLong p", *_stated_header(comparison)], rows, "compact"))
+    if comparison is not None and len(comparison) and _convergence(summary):
+        out.append(h.p(h.e(_convergence(summary)), "statement"))
     diff = summary.get("max_abs_coefficient_difference")
     if diff is not None:
         out.append(h.p(f"Largest coefficient difference, federated vs central: {h.num(diff, 4)} "

@@ -224,7 +224,8 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     federated model (:func:`acceflow.metrics.compare.compare_models`).
 
     Convergence: J at the federated model's parameters against J* (``objective_gap``, relative,
-    :func:`acceflow.models.federated.relative_gap`). A gap above :data:`acceflow.models.federated.OBJECTIVE_GAP_TOLERANCE`
+    :func:`acceflow.models.federated.relative_gap`). A gap above
+    :data:`acceflow.models.federated.OBJECTIVE_GAP_TOLERANCE`
     means the federated model has not reached the central optimum, and a federated-vs-central
     difference is one of regularisation (how far the optimiser went), not of federation.
 
