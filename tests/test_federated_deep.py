@@ -127,3 +127,81 @@ def test_deep_federated_config_is_checked():
         model_names({**base, "input": {"images": None, "features": "table.csv"}})
     with pytest.raises(ConfigError, match="one image network"):
         model_names({**base, "clinical": ["age"], "deep": {"fusion": "intermediate", "clinical_covariates": ["age"]}})
+
+
+def test_deep_federated_as_the_primary_model_is_accepted_and_its_limits_are_named():
+    from acceflow.study.settings import ConfigError, model_names, validate_config
+
+    base = {"cohorts": {"train": ["a", "b"], "external": ["c"]}, "outcome": {"type": "binary"}, "clinical": [],
+            "input": {"images": "manifest.tsv"}, "model": {"primary": "deep_federated", "comparators": ["imaging"]}}
+    assert model_names(base) == ("deep_federated", ["imaging"])
+    with pytest.raises(ConfigError, match="model.primary: deep_federated with validation.internal_external: true is "
+                                          "not supported.*set validation.internal_external: false"):
+        model_names({**base, "validation": {"internal_external": True}})
+    with pytest.raises(ConfigError, match=r"cohorts.train has 1 \(\['a'\]\): name at least two training cohorts"):
+        model_names({**base, "cohorts": {"train": ["a"], "external": ["c"]}})
+    with pytest.raises(ConfigError, match="binary outcomes only"):
+        model_names({**base, "outcome": {"type": "survival"}})
+    # the schema takes it as a primary model (the demo study with it as primary validates)
+    import yaml
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config/studies/demo_across_sites.yaml").read_text())
+    config["model"] = {"primary": "deep_federated", "comparators": ["imaging", "deep"]}
+    config["validation"]["internal_external"] = False
+    validate_config(config)
+    assert model_names(config) == ("deep_federated", ["imaging", "deep", "deep_dann"])
+
+
+@pytest.mark.integration
+def test_deep_federated_as_primary_writes_the_primary_paths_in_the_plan(tmp_path):
+    """Dry run (no job executed, ~10 s): the federated network's rules write the primary model, its card, the
+    training (apparent) predictions and the external cohort's; rules train / predict do not run."""
+    import re
+
+    from conftest import demo_config, run_snakemake, write_config
+
+    results = tmp_path / "results"
+    config = demo_config(results, "config/studies/demo_across_sites.yaml")
+    config["model"] = {"primary": "deep_federated", "comparators": ["imaging"]}
+    config["validation"]["internal_external"] = False
+    config["deep"].update(domain_adaptation="none", target_cohorts=[])
+    cfg = write_config(tmp_path / "config.yaml", config)
+    run = run_snakemake(tmp_path, cfg, "--dry-run", str(results / "clinical/model/model_card.json"),
+                        str(results / "clinical/train/predictions.tsv"), str(results / "clinical/site_C/predictions.tsv"))
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    jobs = {rule: dict(re.findall(r"^    (\w+): (.*)$", body, re.M))
+            for rule, body in re.findall(r"^(?:rule|checkpoint) (\w+):\n((?:    .*\n)+)", run.stdout, re.M)}
+    assert not {"train", "deep_train", "predict", "deep_predict"} & set(jobs), sorted(jobs)
+    train = jobs["federated_deep_train"]["output"]
+    assert re.search(r"results/clinical/model/model\.pt, \S*results/clinical/model/model_card\.json", train), train
+    assert jobs["federated_deep_apparent"]["output"].endswith("results/clinical/train/predictions.tsv")
+    assert "results/clinical/model/model.pt" in jobs["federated_deep_apparent"]["input"]
+    external = jobs["deep_federated_predict"]  # the frozen federated network on the external cohort
+    assert external["output"].endswith("results/clinical/site_C/predictions.tsv"), external
+    assert "results/clinical/model/model.pt" in external["input"]
+
+
+def test_the_federated_networks_card_says_primary_when_it_is_the_primary_model():
+    """The card written by rule federated_deep_train: role primary with model.primary: deep_federated,
+    comparator otherwise (the server's files of one aggregated round on tiny crops)."""
+    from acceflow.study import federated_deep as fd
+
+    deep = {"network": "resnet10", "batch_size": 4, "learning_rate": 1e-3, "device": "cpu", "crop_size": 16}
+    config = {"seed": 5, "cohorts": {"train": ["a", "b"], "external": ["c"]},
+              "outcome": {"type": "binary", "column": "y", "positive": 1}, "deep": deep,
+              "federated": {"deep": {"rounds": 1, "local_epochs": 1}}}
+    sites = {s: {"X": X, "y": y} for s, (X, y) in (("a", _toy(seed=1)), ("b", _toy(seed=2, shift=0.5)))}
+    stats, start = fd.standardisation_step([fd.moments_step(d, s) for s, d in sites.items()], config)
+    # two sites' updates (the start network each: a training step is not what this test is about)
+    updates = [{"site": s, "round": 1, "n": len(d["y"]), "loss": 0.7, "state_dict": start["state_dict"]}
+               for s, d in sites.items()]
+    last = fd.aggregate_step(updates, start, config)
+    roles = {}
+    for primary in ("deep_federated", "imaging"):
+        _, card, rounds = fd.final_model(stats, [last], {**config, "model": {"primary": primary}})
+        c = card.to_dict()
+        roles[primary] = c["role"]
+        assert c["model"] == "deep_federated" and "federated" in c["learner"] and c["n_train"] == 16
+        assert list(rounds["site"]) == ["a", "b"]
+    assert roles == {"deep_federated": "primary", "imaging": "comparator"}

@@ -214,7 +214,7 @@ def comparator_outputs():
                       R(Results.DECISION_CURVE, model=m, cohort=c)]
     if COMPARATORS and not TASK.time_to_event:  # the paired DeLong comparison is of AUCs (binary outcomes)
         files += [R(Results.MODEL_COMPARISON, cohort=c) for c in COHORTS]
-    if DEEP_FEDERATED_KIND in COMPARATORS:
+    if DEEP_FEDERATED_KIND in (PRIMARY, *COMPARATORS):
         files.append(R(Results.FEDERATED_DEEP_ROUNDS))
     if FEDERATED:
         files += [R(Results.FEDERATED_ROUNDS), R(Results.FEDERATED_SUMMARY)]
@@ -268,7 +268,8 @@ def utility_outputs():
 def explanation_outputs():
     """Optimism correction (internal validation only), coefficient CIs, permutation importance."""
     v = config["validation"]
-    if not TASK.explanations or PRIMARY in (DEEP_KIND, FEDERATED_KIND):  # they explain a centrally trained primary
+    # they explain a centrally trained primary model on a feature table
+    if not TASK.explanations or PRIMARY in (DEEP_KIND, FEDERATED_KIND, DEEP_FEDERATED_KIND):
         return []
     files = [R(Results.PERMUTATION_IMPORTANCE, cohort=c) for c in EXTERNAL]
     if not EXTERNAL and v["optimism_bootstrap"]:
@@ -300,7 +301,7 @@ def domain_shift_outputs():
 
 def grouped_explanation_outputs():
     """The grouped explanations (config explain) of the primary model and of the clinical comparator."""
-    if not config["explain"]["enabled"] or PRIMARY in (DEEP_KIND, FEDERATED_KIND):
+    if not config["explain"]["enabled"] or PRIMARY in (DEEP_KIND, FEDERATED_KIND, DEEP_FEDERATED_KIND):
         return []
     names = ("FEATURE_CLUSTERS", "SHAP_VALUES", "SHAP_GROUPS", "SHAP_SUMMARY", "GROUPED_IMPORTANCE", "REFIT_RATIOS")
     files = [R(getattr(Results, n)) for n in names]

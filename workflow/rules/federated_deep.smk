@@ -1,4 +1,5 @@
-# The federated network (model.comparators lists `deep_federated`; acceflow.deep.federated with Flower):
+# The federated network (model.primary is `deep_federated`, or model.comparators lists it;
+# acceflow.deep.federated with Flower):
 # the `deep` section's network trained at each training cohort (a site) on its own crops and averaged
 # by the Flower strategy of `federated.strategy`. As for the logistic learner (federated.smk): the
 # split writes one file per site; a site's jobs read only that file, the site's own private state
@@ -7,15 +8,26 @@
 # per round), so a killed run resumes at the last finished round and on SLURM each site's step is
 # its own job. The frozen network writes the comparator contract (clinical/model/comparators/
 # deep_federated/model.pt, weights only) and is validated on the external cohorts by the deep
-# prediction rule. The sites' updates and private states are temporary; every round's global network stays.
+# prediction rule; with model.primary: deep_federated the same rules write the primary paths
+# (clinical/model/model.pt, its card, the training and external predictions), as model.primary: deep
+# and federated do. The sites' updates and private states are temporary; every round's global network stays.
 
-FEDDEEP = DEEP_FEDERATED_KIND in COMPARATORS
+FEDDEEP = DEEP_FEDERATED_KIND in COMPARATORS or PRIMARY == DEEP_FEDERATED_KIND
+# the comparator the federated network writes as (None: the primary model's paths, model.primary: deep_federated)
+FEDDEEP_AS = None if PRIMARY == DEEP_FEDERATED_KIND else DEEP_FEDERATED_KIND
 FEDDEEP_ROUNDS = int(config["federated"]["deep"]["rounds"])
 FEDDEEP_CONFIG = {
     **config_subset("seed", "cohorts", "outcome"),
     "deep": DEEP_TRAIN_CONFIG["deep"],
     "federated": {k: config["federated"][k] for k in ("strategy", "proximal_mu", "deep")},
 }
+
+
+# model.primary: deep_federated: the federated network's rules write the primary paths that rules train / predict
+# also name
+ruleorder: federated_deep_train > train
+ruleorder: federated_deep_apparent > train
+ruleorder: deep_federated_predict > predict
 
 
 rule federated_deep_split:
@@ -122,11 +134,12 @@ rule federated_deep_train:
         standardisation=R(Results.FEDERATED_DEEP_STANDARDISATION),
         rounds=expand(R(Results.FEDERATED_DEEP_GLOBAL), round=range(1, FEDDEEP_ROUNDS + 1)),
     output:
-        model=R(Results.NETWORK, model=DEEP_FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_FEDERATED_KIND),
+        model=R(Results.NETWORK, model=FEDDEEP_AS),
+        card=R(Results.MODEL_CARD, model=FEDDEEP_AS),
         rounds=R(Results.FEDERATED_DEEP_ROUNDS),
     params:
-        config=FEDDEEP_CONFIG,
+        # the card's role (primary with model.primary: deep_federated; a comparator's params stay as they were)
+        config=FEDDEEP_CONFIG | ({"model": {"primary": PRIMARY}} if FEDDEEP_AS is None else {}),
     log:
         R("logs/train/deep_federated.log"),
     benchmark:
@@ -143,10 +156,10 @@ rule federated_deep_apparent:
         features=R(Results.FEATURES),
         scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(Results.NETWORK, model=DEEP_FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_FEDERATED_KIND),
+        model=R(Results.NETWORK, model=FEDDEEP_AS),
+        card=R(Results.MODEL_CARD, model=FEDDEEP_AS),
     output:
-        predictions=R(Results.PREDICTIONS, model=DEEP_FEDERATED_KIND, cohort="train"),
+        predictions=R(Results.PREDICTIONS, model=FEDDEEP_AS, cohort="train"),
     params:
         config=config_subset("cohorts"),
     threads: DEEP_CFG["threads"]
@@ -165,10 +178,10 @@ use rule deep_predict as deep_federated_predict with:
         features=R(Results.FEATURES),
         scans=R(Results.SCANS),
         crops=deep_crops,
-        model=R(Results.NETWORK, model=DEEP_FEDERATED_KIND),
-        card=R(Results.MODEL_CARD, model=DEEP_FEDERATED_KIND),
+        model=R(Results.NETWORK, model=FEDDEEP_AS),
+        card=R(Results.MODEL_CARD, model=FEDDEEP_AS),
     output:
-        predictions=R(Results.PREDICTIONS, model=DEEP_FEDERATED_KIND),
+        predictions=R(Results.PREDICTIONS, model=FEDDEEP_AS),
     log:
         R("logs/predict/{cohort}/deep_federated.log"),
     benchmark:

@@ -1,12 +1,14 @@
-"""The federated network as a study (model.comparators lists ``deep_federated``): the steps the rules of
-``workflow/rules/federated_deep.smk`` run, one call each. The learner is :mod:`acceflow.deep.federated`.
+"""The federated network as a study (model.primary is ``deep_federated``, or model.comparators lists
+it): the steps the rules of ``workflow/rules/federated_deep.smk`` run, one call each. The learner is
+:mod:`acceflow.deep.federated`.
 
 Each training cohort is a site. :func:`split_sites` writes one file per site with its crops and
 outcomes (in a real consortium, each hospital's own data); from then on a site's jobs read only
 that file, their own previous private state and the server's files (pooled channel statistics,
 global network), and the server's jobs read only what the sites wrote (counts, sums, state
-dicts). The frozen network is written like the ``deep`` comparator's (``model.pt``, weights only,
-and its card), so the deep prediction rule validates it on each external cohort.
+dicts). The frozen network is written like the ``deep`` model's (``model.pt``, weights only, and
+its card: the comparator's paths, or the primary ones with model.primary: deep_federated), so the
+deep prediction rule validates it on each external cohort.
 """
 
 from __future__ import annotations
@@ -159,7 +161,9 @@ def final_model(statistics: dict, globals_: list[dict], config: dict):
           "local": "kept local at each site while training (FedBN, Li et al. 2021); the frozen network's batch-"
                    "normalisation layers are the case-weighted average of the sites' last ones"}[d["batch_norm"]]
     card = ModelCard.from_dict({
-        "model": DEEP_FEDERATED_KIND, "role": "comparator",
+        "model": DEEP_FEDERATED_KIND,
+        "role": "primary" if section_settings("model", config.get("model"))["primary"] == DEEP_FEDERATED_KIND
+        else "comparator",
         "outcome": dict(config["outcome"]),
         "features": ["crop of " + ", ".join(f"channel {i}" for i in range(statistics["in_channels"]))],
         "learner": f"MONAI {s['network']} ({s['fusion']} fusion), federated ({f['strategy']})",

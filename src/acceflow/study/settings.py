@@ -35,7 +35,8 @@ FEDERATED_KIND = "federated"
 #: SMOTE fitted inside each training fold; compared with the real-only imaging model (TRTR).
 SYNTHETIC_KINDS = ("synthetic_tstr", "synthetic_augmented", "smote_augmented")
 #: The deep network of the ``deep`` section trained federated (acceflow.deep.federated,
-#: workflow/rules/federated_deep.smk): a comparator named in model.comparators, never added by ``auto``.
+#: workflow/rules/federated_deep.smk): the primary model (model.primary: deep_federated) or a comparator
+#: named in model.comparators, never added by ``auto``.
 DEEP_FEDERATED_KIND = "deep_federated"
 
 #: Where the JSON schemas (YAML) live: ``workflow/schemas`` of the source checkout this package is
@@ -605,28 +606,32 @@ def _check_federated(config: dict, primary: str, comparators) -> None:
 
 
 def _check_deep_federated(config: dict, primary: str, comparators) -> None:
-    """The federated network (``deep_federated``): a comparator of binary image studies with two or more
-    training sites, one image network (early or intermediate fusion, no clinical covariates)."""
+    """The federated network (``deep_federated``): the primary model or a comparator of binary image
+    studies with two or more training sites, one image network (early or intermediate fusion, no
+    clinical covariates); as the primary model, not refitted by internal–external cross-validation."""
     named = [primary, *([] if comparators == "auto" else comparators)]
     if DEEP_FEDERATED_KIND not in named:
         return
-    if primary == DEEP_FEDERATED_KIND:
-        raise ConfigError("model.primary: deep_federated is available as a comparator only in this version; list it "
-                          "in model.comparators")
+    if primary == DEEP_FEDERATED_KIND and (config.get("validation") or {}).get("internal_external"):
+        raise ConfigError("model.primary: deep_federated with validation.internal_external: true is not supported in "
+                          "this version (internal–external cross-validation refits a centrally trained model); "
+                          "set validation.internal_external: false, or make deep_federated a comparator of a "
+                          "central primary model")
     if config["outcome"]["type"] != "binary":
-        raise ConfigError("model.comparators lists deep_federated, which trains the network with a binary "
-                          "cross-entropy loss (binary outcomes only in this version): remove deep_federated")
+        raise ConfigError("model.primary / model.comparators name deep_federated, which trains the network with a "
+                          "binary cross-entropy loss (binary outcomes only in this version): remove deep_federated")
     train = list((config.get("cohorts") or {}).get("train") or [])
     if len(train) < 2:
-        raise ConfigError(f"model.comparators lists deep_federated, which treats each training cohort as a site, but "
-                          f"cohorts.train has {len(train)} ({train}): name at least two training cohorts")
+        raise ConfigError(f"model.primary / model.comparators name deep_federated, which treats each training cohort "
+                          f"as a site, but cohorts.train has {len(train)} ({train}): name at least two training "
+                          f"cohorts")
     if "input" in config and not (config["input"] or {}).get("images"):
-        raise ConfigError("model.comparators lists deep_federated, which needs images (input.images); a feature-table "
-                          "study has no crops to train a network on: remove deep_federated")
+        raise ConfigError("model.primary / model.comparators name deep_federated, which needs images (input.images); "
+                          "a feature-table study has no crops to train a network on: remove deep_federated")
     deep = dict(config.get("deep") or {})
     if deep.get("fusion") == "late" or deep.get("clinical_covariates"):
-        raise ConfigError("model.comparators lists deep_federated, which federates one image network: use "
-                          "deep.fusion: early or intermediate without deep.clinical_covariates, or remove "
+        raise ConfigError("model.primary / model.comparators name deep_federated, which federates one image network: "
+                          "use deep.fusion: early or intermediate without deep.clinical_covariates, or remove "
                           "deep_federated")
 
 
