@@ -101,6 +101,8 @@ def test_the_comparison_states_each_model_and_the_federated_objective_gap():
     assert summary["objective_federated"] == pytest.approx(j_fed, rel=1e-10)
     assert summary["objective_gap"] == pytest.approx((j_fed - j_central) / j_central, rel=1e-6)
     assert summary["objective_gap"] > OBJECTIVE_GAP_TOLERANCE and summary["converged"] is False
+    # the same 2 steps on the pooled rows stop short too: the schedule, not federation
+    assert summary["objective_gap_same_steps"] > OBJECTIVE_GAP_TOLERANCE and summary["convergence"] == "stopped_early"
     row = comparison.set_index("model")
     assert row.loc["federated", "objective_gap"] == summary["objective_gap"]
     assert row.loc["central", "objective_gap"] == pytest.approx(0.0, abs=1e-15)
@@ -112,6 +114,21 @@ def test_the_comparison_states_each_model_and_the_federated_objective_gap():
     # run on: the gap closes and the federated model is called converged
     _, _, summary = F.compare_federated(table, _federated(table, many), {"features": FEATURES}, many)
     assert 0 <= summary["objective_gap"] < OBJECTIVE_GAP_TOLERANCE and summary["converged"] is True
+    assert summary["convergence"] == "converged"
+
+
+def test_client_drift_is_told_from_early_stopping():
+    """Site B's outcome follows -f0 (A's follows +f0): 3 rounds of 200 local steps reach the optimum on the
+    pooled rows, but FedAvg of the two sites' far-apart local optima stays above it."""
+    table = _table()
+    b = table["cohort"] == "B"
+    r = np.random.default_rng(9)
+    table.loc[b, "outcome"] = (r.random(b.sum()) < 1 / (1 + np.exp(2 * table.loc[b, "f0"] - 2))).astype(int)
+    config = _config(rounds=3, local_epochs=200)
+    _, _, summary = F.compare_federated(table, _federated(table, config), {"features": FEATURES}, config)
+    assert summary["objective_gap_same_steps"] < 1e-9 < OBJECTIVE_GAP_TOLERANCE < summary["objective_gap"]
+    assert summary["convergence"] == "client_drift"
+    assert F.convergence(0.005) == "converged" and F.convergence(0.02) == "not_converged"
 
 
 def test_with_one_site_the_federated_model_is_the_same_steps_central_fit():

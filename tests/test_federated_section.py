@@ -48,7 +48,8 @@ def test_the_block_states_each_model_and_whether_federated_training_reached_the_
     summary = {"sites": ["site_A", "site_B"], "rounds": 10, "strategy": "fedavg", "local_epochs": 5, "penalty": "l2",
                "C": 1.0, "objective": "J = mean log-loss + penalty / (C N)", "objective_start": 0.6931,
                "objective_federated": 0.49077, "objective_central": 0.43526, "objective_gap": 0.12754,
-               "objective_gap_same_steps": 0.10933, "objective_gap_tolerance": 0.01, "converged": False}
+               "objective_gap_same_steps": 0.10933, "objective_gap_tolerance": 0.01, "converged": False,
+               "convergence": "stopped_early"}
     (tmp_path / Results.FEDERATED_SUMMARY).write_text(json.dumps(summary))
     models = ["federated", "central", "central_same_steps", "local_site_A"]
     pd.DataFrame({"cohort": "site_C", "model": models, "n": 60, "n_events": 14, "auc": [0.803, 0.557, 0.798, 0.634],
@@ -64,9 +65,13 @@ def test_the_block_states_each_model_and_whether_federated_training_reached_the_
     html = federated_block(ResultsView(tmp_path, {}, ["train", "site_C"]))
     for text in ("Objective above central optimum", "12.75 %", "10.93 %", "0.00 %", "l2, C = 1", "site_A rows",
                  "FedAvg, 10 rounds x 5 local steps, 2 sites", "central, federated schedule (pooled rows as one site)",
-                 "stopped before its optimum", "0.4908 vs 0.4353", "Above the 1.00 % tolerance"):
+                 "as early stopping does", "0.4908 vs 0.4353", "Above the 1.00 % tolerance"):
         assert text in html, text
-    summary.update(objective_gap=0.004, converged=True)
+    summary.update(objective_gap_same_steps=0.0001, convergence="client_drift")
     (tmp_path / Results.FEDERATED_SUMMARY).write_text(json.dumps(summary))
     html = federated_block(ResultsView(tmp_path, {}, ["train", "site_C"]))
-    assert "Within the 1.00 % tolerance" in html and "stopped before its optimum" not in html
+    assert "client drift" in html and "early stopping" not in html
+    summary.update(objective_gap=0.004, converged=True, convergence="converged")
+    (tmp_path / Results.FEDERATED_SUMMARY).write_text(json.dumps(summary))
+    html = federated_block(ResultsView(tmp_path, {}, ["train", "site_C"]))
+    assert "Within the 1.00 % tolerance" in html and "Above the" not in html

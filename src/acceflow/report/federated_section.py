@@ -34,17 +34,25 @@ def _convergence(summary: dict) -> str:
             f"the same objective ({summary.get('objective', '')}; {h.num(summary.get('objective_federated'), 4)} "
             f"vs {h.num(summary.get('objective_central'), 4)}; {h.num(summary.get('objective_start'), 4)} "
             f"at round 0). ")
-    if summary.get("converged"):
+    cause = summary.get("convergence") or ("converged" if summary.get("converged") else "not_converged")
+    if cause == "converged":
         return text + (f"Within the {_gap(tolerance)} tolerance: the federated and central models are one model, "
                        f"up to the coefficient differences below.")
-    text += (f"Above the {_gap(tolerance)} tolerance: federated training stopped before its optimum, and its "
-             f"coefficients are shrunk towards zero as by early stopping; a difference between the federated and the "
-             f"central model is then one of regularisation (how far the optimiser went), not of federation. ")
-    if summary.get("objective_gap_same_steps") is not None:
-        text += (f"The central fit with the federated schedule (the pooled rows as one site, the same rounds and "
-                 f"local steps) stops {_gap(summary['objective_gap_same_steps'])} above the optimum: compare the "
-                 f"federated model with it to see the effect of federation alone. ")
-    return text + "More rounds (federated.rounds) or local steps bring the federated model to the central one."
+    text += f"Above the {_gap(tolerance)} tolerance: the federated model is not the central optimum. "
+    if cause == "stopped_early":
+        text += (f"The same learner and rounds on the pooled rows (central, federated schedule) also stop "
+                 f"{_gap(summary.get('objective_gap_same_steps'))} above it: the rounds ended before the optimum and "
+                 f"shrank the coefficients towards zero, as early stopping does. A difference between the federated "
+                 f"and the central model is then one of regularisation (how far the optimiser went), not of "
+                 f"federation; compare the federated model with the central fit of the federated schedule to see "
+                 f"federation alone. ")
+    elif cause == "client_drift":
+        text += (f"The same learner and rounds on the pooled rows reach it "
+                 f"({_gap(summary.get('objective_gap_same_steps'))}): the sites' heterogeneity keeps FedAvg's local "
+                 f"steps away from the pooled optimum (client drift; federated.strategy: fedprox, or fewer local "
+                 f"epochs and more rounds). ")
+        return text
+    return text + "More rounds (federated.rounds) bring the federated model towards the central one."
 
 
 #: what comparison.tsv says each model is (written since issue 18's convergence check; older runs lack them)

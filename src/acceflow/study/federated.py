@@ -242,7 +242,8 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
     summary : dict
         ``max_abs_coefficient_difference``, its ``feature``, ``rounds``, ``strategy``, sites;
         ``objective_start`` (J at round 0), ``objective_federated``, ``objective_central`` (J*),
-        ``objective_gap``, ``objective_gap_same_steps``, ``objective_gap_tolerance``, ``converged``.
+        ``objective_gap``, ``objective_gap_same_steps``, ``objective_gap_tolerance``, ``converged``,
+        ``convergence`` (:func:`convergence`: converged, stopped_early or client_drift).
     """
     if task_for(config).time_to_event:
         n_boot = min(int(((config.get("validation") or {}).get("n_bootstrap")) or 1000), 1000)
@@ -311,8 +312,26 @@ def compare_federated(table: pd.DataFrame, model, card: dict, config: dict, alph
                "objective_same_steps": objective["central_same_steps"],
                "objective_gap": gaps[FEDERATED_KIND], "objective_gap_same_steps": gaps["central_same_steps"],
                "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE,
-               "converged": bool(gaps[FEDERATED_KIND] <= OBJECTIVE_GAP_TOLERANCE)}
+               "converged": bool(gaps[FEDERATED_KIND] <= OBJECTIVE_GAP_TOLERANCE),
+               "convergence": convergence(gaps[FEDERATED_KIND], gaps["central_same_steps"])}
     return comparison, coefficients, summary
+
+
+def convergence(gap: float, gap_same_steps: float | None = None, tolerance: float = OBJECTIVE_GAP_TOLERANCE) -> str:
+    """Why the federated model is (not) at the central optimum, from the two relative objective gaps.
+
+    ``converged``: its gap is within ``tolerance``. ``stopped_early``: above it, and the same
+    learner and rounds on the pooled rows (``central_same_steps``) stop short too: the training
+    schedule (rounds x local steps) ends before the optimum and shrinks the coefficients as early
+    stopping does. ``client_drift``: above it while the same schedule on the pooled rows reaches
+    the optimum: the sites' heterogeneity moves FedAvg's fixed point (FedProx, or fewer local
+    steps and more rounds, bring it back). ``not_converged``: above it, no same-steps fit to tell.
+    """
+    if gap <= tolerance:
+        return "converged"
+    if gap_same_steps is None:
+        return "not_converged"
+    return "stopped_early" if gap_same_steps > tolerance else "client_drift"
 
 
 def apparent_predictions(table: pd.DataFrame, model, card: dict, config: dict) -> pd.DataFrame:

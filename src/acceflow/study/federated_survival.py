@@ -357,7 +357,8 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
                              "pooled standardisation (lifelines' CoxPHFitter(strata=site) objective)"),
                "objective_start": J(np.zeros(len(features))), "objective_federated": objective[FEDERATED_KIND],
                "objective_central": objective["central"], "objective_gap": gap,
-               "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE, "converged": bool(gap <= OBJECTIVE_GAP_TOLERANCE)}
+               "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE, "converged": bool(gap <= OBJECTIVE_GAP_TOLERANCE),
+               "convergence": "converged" if gap <= OBJECTIVE_GAP_TOLERANCE else "not_converged"}
     return comparison, coefficients, summary
 
 
