@@ -35,6 +35,13 @@ median of the per-repeat ratios.
 Measured 2026-12-02 (3 alternated repeats, load 4-6 from niced background work): DAG 39.9 s, batch
 38.3 s, ratio 1.02 (1.18 before Snakemake's scheduler kept one pending timer: common.smk); CPU
 72.7 s against 74.1 s (0.96); one added case 10.9 s.
+
+Then (same day, load 4-6 from niced background work): the config schema parsed once per process
+with libyaml (it was parsed six times by every Snakemake start-up: a no-op run of this target went
+from 2.25 to 1.65 s), ratio 1.02 (DAG 37.0 s, batch 36.3 s); and ``extract_case`` run as a plain
+program (``shell:``) instead of ``script:``, whose preamble imports Snakemake in every job (~50 ms
+of a ~0.3 s start-up): **ratio 0.97** (per repeat 0.97, 0.94, 1.06; DAG 36.6 s, batch 36.7 s), CPU
+64.3 s against 71.1 s (0.89); one added case 7.8 s (its extract_case job 0.9 s).
 """
 
 from __future__ import annotations
@@ -196,19 +203,20 @@ def main() -> int:
     print(f"Snakemake's own start-up (snakemake --version, median of 3), part of every DAG run: "
           f"{statistics.median(walls):.1f} s (includes the executor plugins' import: the SLURM plugin runs "
           f"'scontrol show config', which waits ~9 s where slurm-client is installed without a controller)")
-    job_imports = ("from snakemake.iocontainers import Snakemake; from snakemake.logging import logger; "
-                   "from snakemake.shell import shell; import csv, acceflow.study.settings, acceflow.imaging.extract, "
-                   "acceflow.io.images, radiomics.featureextractor")
+    # what workflow/scripts/extract_case.py imports (a plain program: no Snakemake script preamble)
+    job_imports = "import csv, json, SimpleITK, acceflow.imaging.extract, acceflow.io.images, radiomics.featureextractor"
     startup = {}
-    for name, code in (("job", job_imports), ("job + pandas", job_imports + "; import pandas")):
+    for name, code in (("job", job_imports), ("job + pandas", job_imports + "; import pandas"),
+                       ("job + preamble", job_imports + "; from snakemake import script")):
         walls = []
         for _ in range(5):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
             walls.append(time.perf_counter() - start)
         startup[name] = statistics.median(walls)
-    print(f"start-up of one extraction job (interpreter, snakemake preamble, imports; median of 5): "
-          f"{startup['job']:.2f} s; importing pandas in the job would add {startup['job + pandas'] - startup['job']:.2f} s")
+    print(f"start-up of one extraction job (interpreter and imports; median of 5): {startup['job']:.2f} s; importing "
+          f"pandas in the job would add {startup['job + pandas'] - startup['job']:.2f} s, Snakemake's script: preamble "
+          f"{startup['job + preamble'] - startup['job']:.2f} s")
 
     # one more case: STS_001's scans under a new case id
     first = manifest["case_id"].iloc[0]

@@ -46,7 +46,8 @@ _DIRECTIVE = r"^\s*{}:\s*\n\s*\"([^\"]+)\""
 
 
 def rules() -> list[tuple[str, str, Path, Path]]:
-    """(smk file, rule, env file, script) of every rule with a ``script:``."""
+    """(smk file, rule, env file, script) of every rule with a ``script:``, or a ``shell:`` that runs a
+    workflow script as a plain program (its input ``program``: ``os.path.join(SCRIPTS, "name.py")``)."""
     found = []
     for smk in sorted(RULES.glob("*.smk")):
         text = smk.read_text()
@@ -55,10 +56,12 @@ def rules() -> list[tuple[str, str, Path, Path]]:
             block = text[head.end(): nxt.start() if nxt else len(text)]
             script = re.search(_DIRECTIVE.format("script"), block, re.M)
             conda = re.search(_DIRECTIVE.format("conda"), block, re.M)
-            if script:
+            # a workflow script run as a plain program: input program=os.path.join(SCRIPTS, "name.py")
+            program = re.search(r"program=os\.path\.join\(SCRIPTS, \"(\w+\.py)\"\)", block)
+            if script or program:
                 assert conda, f"{smk.name}: rule {head.group(1)} runs a script without a conda: env"
-                found.append((smk.name, head.group(1), (smk.parent / conda.group(1)).resolve(),
-                              (smk.parent / script.group(1)).resolve()))
+                path = smk.parent / script.group(1) if script else RULES.parent / "scripts" / program.group(1)
+                found.append((smk.name, head.group(1), (smk.parent / conda.group(1)).resolve(), path.resolve()))
     return found
 
 
@@ -138,7 +141,7 @@ RULE_LIST = rules()
 
 def test_the_rules_are_found():
     names = {rule for _, rule, _, _ in RULE_LIST}
-    assert {"ingest", "ingest_table", "train", "dossier", "deep_train"} <= names
+    assert {"ingest", "ingest_table", "train", "dossier", "deep_train", "extract_case"} <= names
     assert len(RULE_LIST) >= 40
 
 

@@ -334,6 +334,18 @@ def case_extraction_settings(wildcards):
             for scan in case_scans(wildcards)}
 
 
+def case_extraction_spec(wildcards, input, output, threads):
+    """What extract_case.py runs, as one JSON argument: per scan its files, label and modality
+    overrides; on_case_error; the job's threads and outputs (the log is the second argument)."""
+    import json
+
+    scans = {scan: {"image": input[f"image__{scan}"], "mask": input[f"mask__{scan}"],
+                    "params": input[f"params__{scan}"], **settings}
+             for scan, settings in case_extraction_settings(wildcards).items()}
+    return json.dumps({"scans": scans, "on_error": config["on_case_error"], "threads": threads,
+                       "features": output.features, "diagnostics": output.diagnostics})
+
+
 def case_features(wildcards):
     return expand(R(Results.CASE_FEATURES), case=sorted(scans_table()["case_id"].unique()))
 
@@ -396,6 +408,12 @@ def input_files(wildcards):
 
 # Scripts import acceflow from this checkout, also inside per-rule conda environments.
 put_on_pythonpath(os.path.join(workflow.basedir, "src"))
+
+# The Python of rules that run a workflow script as a plain program (shell:, without Snakemake's
+# script preamble): the rule's environment's where Snakemake deploys one, as for script: rules.
+SCRIPTS = os.path.join(workflow.basedir, "workflow", "scripts")
+JOB_PYTHON = ("python" if {m.name for m in workflow.deployment_settings.deployment_method} & {"CONDA", "APPTAINER"}
+              else sys.executable)
 
 
 def _without_back_edges(graph):

@@ -41,23 +41,25 @@ if IMAGES:
 
     rule extract_case:
         # one job per case (all its scans and modalities): one interpreter and one set of imports per
-        # case, while a new case re-runs only its own job; each scan fails on its own (on_case_error)
+        # case, while a new case re-runs only its own job; each scan fails on its own (on_case_error).
+        # A plain program (shell:), not script:, so that the job does not import Snakemake (issue 21)
         input:
             unpack(case_extraction_inputs),
+            program=os.path.join(SCRIPTS, "extract_case.py"),
         output:
             features=R(Results.CASE_FEATURES),
             diagnostics=R(Results.CASE_DIAGNOSTICS),
         params:
-            scans=case_extraction_settings,
-            on_error=config["on_case_error"],
+            python=JOB_PYTHON,
+            spec=case_extraction_spec,
         log:
             R("logs/extract/{case}.log"),
         benchmark:
             R("benchmarks/extract/{case}.tsv")
         conda:
             "../envs/imaging.yaml"
-        script:
-            "../scripts/extract_case.py"
+        shell:
+            "{params.python:q} {input.program:q} {params.spec:q} {log:q}"
 
     rule feature_table:
         input:
