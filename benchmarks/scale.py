@@ -22,6 +22,11 @@ Then Snakemake's scheduling overhead per job: a DAG of ``--overhead-jobs`` jobs 
 (``shell: "touch {output}"``), wall time divided by jobs, and the same for ``run:`` jobs.
 
     .venv/bin/python benchmarks/scale.py [--sizes 50 100 200 400] [--cores 2] [--keep DIR]
+
+Measured 2026-12-02 (2 cores, load 5.5-7.7 from niced background work): 50 / 100 / 200 / 400 cases in
+119.3 / 135.0 / 198.1 / 314.5 s (171 / 276 / 486 / 906 jobs), i.e. 0.31-0.63 s per added case over
+~100 s of fixed work (training, explanations, dossier); peak memory of the process tree 1.38-1.41 GB
+at every size; Snakemake's overhead 22 ms per job. Last line: ``scale: 2.39 0.79 noop 2.7``.
 """
 
 from __future__ import annotations
