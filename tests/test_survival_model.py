@@ -91,3 +91,18 @@ def test_partial_log_likelihood_matches_lifelines():
     lp = cph.params_["f0"] * df["f0"].to_numpy()
     assert partial_log_likelihood(df["time"], df["event"], lp) * df["event"].sum() == pytest.approx(
         cph.log_likelihood_, rel=1e-6)
+
+
+def test_grouped_calibration_keeps_groups_whose_follow_up_ends_before_the_horizon():
+    """Hand-made groups (predicted risks split in two halves): the low-risk half is followed past
+    the horizon (KM by hand: deaths at 50 and 150 among 4 -> S(200) = 3/4 * 2/3 = 1/2); the high-risk
+    half ends before it, censored (no KM estimate there: NaN and a note, the rule does not fail),
+    or with a death (S = 0 from then on: observed risk 1)."""
+    time = np.array([50, 150, 300, 400, 20, 60, 80, 90], float)
+    risk = np.array([0.1, 0.1, 0.2, 0.2, 0.7, 0.8, 0.8, 0.9])
+    censored_last = grouped_calibration_at(time, np.array([1, 1, 0, 0, 1, 1, 0, 0]), risk, 200, n_groups=2)
+    assert censored_last["observed"].iloc[0] == pytest.approx(0.5)
+    assert np.isnan(censored_last["observed"].iloc[1]) and "before the horizon 200" in censored_last["note"].iloc[1]
+    assert censored_last["note"].iloc[0] == "" and list(censored_last["n"]) == [4, 4]
+    death_last = grouped_calibration_at(time, np.array([1, 1, 0, 0, 1, 1, 0, 1]), risk, 200, n_groups=2)
+    assert death_last["observed"].iloc[1] == pytest.approx(1.0) and death_last["note"].iloc[1] == ""

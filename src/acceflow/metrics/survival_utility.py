@@ -39,7 +39,12 @@ def grouped_calibration_at(time, event, risk_t, t: float, n_groups: int = 5, alp
     Returns
     -------
     pandas.DataFrame
-        ``group, n, events, mean_predicted, observed, observed_ci_low, observed_ci_high``.
+        ``group, n, events, mean_predicted, observed, observed_ci_low, observed_ci_high, note``.
+        A group whose follow-up ends before ``t`` with a censored case has no Kaplan–Meier
+        estimate at ``t``: its ``observed`` and CI are NaN and ``note`` says why (small external
+        cohorts make such groups; the other groups are kept). A group whose last follow-up is an
+        event has S = 0 from then on, so its observed risk at ``t`` is 1 (the estimate and CI at
+        that last time).
 
     References
     ----------
@@ -51,10 +56,20 @@ def grouped_calibration_at(time, event, risk_t, t: float, n_groups: int = 5, alp
     rows = []
     for g in np.unique(groups):
         sel = groups == g
-        obs, lo, hi = km_risk_at(time[sel], event[sel].astype(int), t, alpha=alpha) if event[sel].any() else (0.0, 0.0, 0.0)
-        rows.append({"group": int(g) + 1, "n": int(sel.sum()), "events": int(event[sel].sum()),
+        tg, eg = time[sel], event[sel].astype(int)
+        last = tg.max()
+        note = ""
+        if last < t and not eg[tg == last].any():
+            obs = lo = hi = float("nan")
+            note = (f"follow-up ends at {last:g} days (censored), before the horizon {t:g}: Kaplan-Meier "
+                    f"undefined there")
+        elif not eg.any():
+            obs, lo, hi = 0.0, 0.0, 0.0
+        else:
+            obs, lo, hi = km_risk_at(tg, eg, min(t, last), alpha=alpha)
+        rows.append({"group": int(g) + 1, "n": int(sel.sum()), "events": int(eg.sum()),
                      "mean_predicted": float(risk_t[sel].mean()), "observed": obs, "observed_ci_low": lo,
-                     "observed_ci_high": hi})
+                     "observed_ci_high": hi, "note": note})
     return pd.DataFrame(rows)
 
 
