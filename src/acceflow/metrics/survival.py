@@ -451,15 +451,9 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
     else:
         c = uno_c(t, e, r, tau=tau)
         tau = _check_tau(tau, t)
-    n = t.size
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_ELEMENTS // n)
     stats = np.empty(n_boot)
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        counts = np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n)
-        counts = counts.reshape(b, n).astype(float)
+    for start, counts in _resampled_counts(np.random.default_rng(seed), t.size, n_boot):
+        b = counts.shape[0]
         weights = _uno_weights(t, e, counts) if method == "uno" else np.ones_like(counts)
         num, den = _concordance_sums(t, e, r, counts, weights, tau)
         stats[start : start + b] = np.divide(num, den, out=np.full(b, np.nan), where=den > 0)
@@ -469,6 +463,17 @@ def c_index_ci(time, event, risk, method="harrell", n_boot=1000, alpha=0.05, see
     if return_se:
         return float(c), float(low), float(high), float(np.nanstd(stats, ddof=1))
     return float(c), float(low), float(high)
+
+
+def _resampled_counts(rng, n: int, n_boot: int):
+    """Case-resampling bootstrap as multiplicities: per chunk of replicates ``(start, counts)``, where
+    ``counts[b, i]`` (float, shape (replicates in the chunk, n)) is how often case ``i`` is drawn in
+    replicate ``start + b``; chunks hold at most ~``_CHUNK_ELEMENTS`` values."""
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        yield start, np.bincount((np.arange(b)[:, None] * n + idx).ravel(), minlength=b * n).reshape(b, n).astype(float)
 
 
 def c_index_difference(time, event, risk_a, risk_b, n_boot=1000, alpha=0.05, seed=0):
@@ -519,14 +524,9 @@ def c_index_difference(time, event, risk_a, risk_b, n_boot=1000, alpha=0.05, see
     t, e, a = _check_survival_risk(time, event, risk_a, "risk_a")
     _, _, b = _check_survival_risk(time, event, risk_b, "risk_b")
     c_a, c_b = harrell_c(t, e, a), harrell_c(t, e, b)
-    n = t.size
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_ELEMENTS // n)
     diffs = np.empty(n_boot)
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(k, n))
-        counts = np.bincount((np.arange(k)[:, None] * n + idx).ravel(), minlength=k * n).reshape(k, n).astype(float)
+    for start, counts in _resampled_counts(np.random.default_rng(seed), t.size, n_boot):
+        k = counts.shape[0]
         ones = np.ones_like(counts)
         num_a, den = _concordance_sums(t, e, a, counts, ones)
         num_b, _ = _concordance_sums(t, e, b, counts, ones)
