@@ -86,6 +86,8 @@ def test_too_few_generator_training_crops_name_the_minimum(tmp_path):
         train_gan(table, crops, config)
     with pytest.raises(ConfigError, match="feature table only"):
         _check_synthetic({**config, "input": {"images": None, "features": "f.tsv"}})
+    # a rule's config subset without the input section (train_synthetic's) is not a feature-table study
+    _check_synthetic({k: v for k, v in config.items() if k != "input"})
 
 
 def test_synthetic_crop_features_come_from_the_extract_case_call_with_known_answers(tmp_path):

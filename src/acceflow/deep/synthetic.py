@@ -209,7 +209,11 @@ def train_generator(images, masks, labels=None, settings: GanSettings | None = N
         history.append(row)
         if not all(np.isfinite(v) for v in row.values()):
             raise GeneratorDiverged(f"generator {s.kind} diverged at iteration {it} (loss {row}); the arm is excluded, "
-                                    f"the history is kept: lower synthetic.learning_rate or raise gp_weight", history)
+                                    f"the history is kept: lower synthetic.gan.learning_rate or raise synthetic.gan.gp_weight", history)
+        if it % max(1, s.iterations // 10) == 0 and it < s.iterations:  # progress of a long CPU run, in its log
+            elapsed = perf_counter() - start
+            log.info("generator %s: iteration %d/%d, %.1f s (%.2f it/s), critic loss %.4g, Wasserstein estimate %.4g",
+                     s.kind, it, s.iterations, elapsed, it / elapsed, row["critic_loss"], row["wasserstein"])
     gen.eval()
     seconds = perf_counter() - start
     log.info("generator %s: %d iterations in %.1f s (%.2f it/s) on %s%s", s.kind, s.iterations, seconds,

@@ -549,7 +549,8 @@ def _check_synthetic(config: dict) -> None:
     if config["outcome"]["type"] != "binary":
         raise ConfigError("synthetic.enabled: the synthetic-data stage is for binary outcomes in this version "
                           "(its generators and audit are per outcome class); set synthetic.enabled: false")
-    if syn.get("generator", "smote") != "smote" and not (config.get("input") or {}).get("images"):
+    # a rule's config subset without the input section (e.g. train_synthetic's) was checked whole at load
+    if syn.get("generator", "smote") != "smote" and "input" in config and not (config["input"] or {}).get("images"):
         raise ConfigError(f"synthetic.generator {syn['generator']} trains on lesion crops of images; this study has "
                           f"a feature table only (input.features): use synthetic.generator: smote")
     m = model_settings(config)
