@@ -63,6 +63,8 @@ def test_the_generator_sees_the_generator_training_crops_only_and_samples_labell
     assert card["n_training_crops"] == 16 and card["n_training_crops_per_class"] == {"0": 8, "1": 8}
     # the training crops' lesion intensities (balls at 100 and 300, noise SD 5), the range the audit checks against
     assert 70 < card["intensity_range"][0] < 100 and 300 < card["intensity_range"][1] < 330
+    lesions = sorted(int((load_crop(crops[c])["mask"] > 0).sum()) for c in train_ids)
+    assert card["lesion_voxels_range"] == [lesions[0], lesions[-1]]  # the implausible-volume guard's reference
     assert sorted(generators) == (["0", "1"] if kind == "wgan_gp" else ["all"])
     assert len(history) == 3 * len(generators) and set(history["generator"]) == set(generators)
     # saved as tensors and plain values, re-read with weights_only=True: the same samples
@@ -174,3 +176,20 @@ def test_the_dossier_section_shows_the_generator_the_dropped_lesions_and_the_sli
     assert "16 generator-training cases (8 of class 0, 8 of class 1; 1 without a usable crop left out)" in html
     assert "Synthetic lesions dropped: 2 (1 with an empty mask, 1 failed extraction" in html
     assert "Real and synthetic lesions per class" in html and html.count("<img") == 1
+
+
+def test_implausible_synthetic_lesion_masks_are_dropped_with_the_reason():
+    """Real generator-training lesions of 10-40 voxels: kept within a factor 2 (5-80 voxels); an
+    empty mask and masks of 4 and 81 voxels are dropped, each with its reason; no range: only empty."""
+    from acceflow.study.synthetic import plausible_lesions
+
+    masks = np.zeros((5, 6, 6, 6), np.uint8)
+    for i, n in enumerate([0, 4, 5, 80, 81]):
+        masks[i].reshape(-1)[:min(n, 216)] = 1
+    masks[4] = 1  # 216 voxels: above 80
+    keep, reasons = plausible_lesions(masks, [10, 40])
+    assert keep.tolist() == [False, False, True, True, False]
+    assert reasons[0] == "empty lesion mask" and reasons[2] == reasons[3] == ""
+    assert "4 voxels" in reasons[1] and "216 voxels" in reasons[4] and "10-40" in reasons[4]
+    assert "synthetic.gan.iterations" in reasons[1]
+    assert plausible_lesions(masks, None)[0].tolist() == [False, True, True, True, True]

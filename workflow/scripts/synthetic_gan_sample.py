@@ -13,10 +13,10 @@ with log_to(snakemake.log[0]):
     with open(snakemake.input.card) as fh:
         card = json.load(fh)
     crops = sample_gan(load_generators(snakemake.input.generator), split, snakemake.params.config,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), lesion_voxels_range=card.get("lesion_voxels_range"))
     crops["spacing_mm"] = float(card["crop_spacing_mm"])
     save_crop(crops, snakemake.output.crops)
     lesion = crops["image"][crops["mask"] > 0]
-    print(f"{len(crops['case_id'])} synthetic lesions kept, {len(crops['dropped'])} dropped (empty mask)"
+    print(f"{len(crops['case_id'])} synthetic lesions kept, {len(crops['dropped'])} dropped (empty or implausible mask)"
           + (f"; intensity range in the lesions {float(lesion.min()):.4g} .. {float(lesion.max()):.4g} (training "
              f"crops {card['intensity_range']})" if lesion.size else ""), flush=True)

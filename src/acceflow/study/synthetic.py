@@ -413,6 +413,8 @@ def train_gan(table: pd.DataFrame, crops: dict[str, str], config: dict, log=log.
             "networks": list(generators), "crop_shape": list(X.shape[1:]), "crop_spacing_mm": spacing,
             "n_training_crops": int(len(X)), "n_training_crops_per_class": {str(c): n for c, n in counts.items()},
             "intensity_range": [float(X[M > 0].min()), float(X[M > 0].max())],
+            "lesion_voxels_range": [int(v.min()), int(v.max())] if (v := (M > 0).reshape(len(M), -1).sum(axis=1)).size
+            else None,
             "excluded": excluded, "seconds": seconds,
             "iterations_per_second": float(len(generators) * g.iterations / seconds) if seconds else None,
             "device": str(device), "mixed_precision": bool(g.amp and device.type == "cuda"),
@@ -422,14 +424,51 @@ def train_gan(table: pd.DataFrame, crops: dict[str, str], config: dict, log=log.
     return split, generators, history, card
 
 
-def sample_gan(generators: dict, split: pd.DataFrame, config: dict, log=log.info):
+#: a synthetic lesion mask with fewer than 1/f or more than f times the voxels of the smallest / largest
+#: real generator-training lesion (same crop grid) is implausible: dropped before extraction (an
+#: undertrained generator makes masks of scattered noise that pyradiomics takes minutes each to read)
+IMPLAUSIBLE_VOLUME_FACTOR = 2.0
+
+
+def plausible_lesions(masks: np.ndarray, lesion_voxels_range=None) -> tuple[np.ndarray, list[str]]:
+    """Which synthetic lesion masks go on to extraction, and why the others do not.
+
+    Parameters
+    ----------
+    masks : array (n, D, H, W), non-zero inside the lesion.
+    lesion_voxels_range : [min, max] voxel counts of the real generator-training lesions on the same
+        crop grid (the generator card's ``lesion_voxels_range``); None: only empty masks are dropped.
+
+    Returns
+    -------
+    keep : bool array (n,); reasons : list of n strings ("" where kept).
+    """
+    voxels = (np.asarray(masks) > 0).reshape(len(masks), -1).sum(axis=1)
+    lo, hi = (None, None) if lesion_voxels_range is None else (lesion_voxels_range[0] / IMPLAUSIBLE_VOLUME_FACTOR,
+                                                               lesion_voxels_range[1] * IMPLAUSIBLE_VOLUME_FACTOR)
+    reasons = []
+    for n in voxels:
+        if n == 0:
+            reasons.append("empty lesion mask")
+        elif lo is not None and not lo <= n <= hi:
+            reasons.append(f"implausible lesion volume: {int(n)} voxels, real generator-training lesions "
+                           f"{int(lesion_voxels_range[0])}-{int(lesion_voxels_range[1])} (kept: within a factor "
+                           f"{IMPLAUSIBLE_VOLUME_FACTOR:g}); train the generator longer (synthetic.gan.iterations)")
+        else:
+            reasons.append("")
+    return np.array([not r for r in reasons], dtype=bool), reasons
+
+
+def sample_gan(generators: dict, split: pd.DataFrame, config: dict, log=log.info, lesion_voxels_range=None):
     """``n_synthetic`` labelled synthetic crops (``synthetic.class_ratio`` between the classes).
 
     Returns
     -------
     dict with ``case_id`` (n,), ``label`` (n,), ``image`` (n, D, H, W) float32 in the training crops'
-    units (the generator's intensity scaling undone), ``mask`` (n, D, H, W) uint8, and ``dropped`` (the
-    ids of synthetic lesions whose mask came out empty: dropped and counted, never passed on).
+    units (the generator's intensity scaling undone), ``mask`` (n, D, H, W) uint8, ``dropped`` (the
+    ids of synthetic lesions whose mask came out empty, or, with ``lesion_voxels_range``, of an
+    implausible volume: :func:`plausible_lesions`; dropped and counted, never passed on) and
+    ``dropped_reason`` (one per dropped id).
     """
     from acceflow.deep.synthetic import sample
 
@@ -444,12 +483,13 @@ def sample_gan(generators: dict, split: pd.DataFrame, config: dict, log=log.info
         images, masks = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         labels = np.concatenate([[c] * per_class[c] for c in (0, 1) if per_class[c]]).astype(int)
     ids = np.array([f"syn_{i + 1:05d}" for i in range(len(labels))])
-    empty = masks.reshape(len(masks), -1).sum(axis=1) == 0
-    if empty.any():
-        log(f"{int(empty.sum())} of {len(empty)} synthetic lesions have an empty mask: dropped ({list(ids[empty][:10])})")
-    keep = ~empty
+    keep, reasons = plausible_lesions(masks, lesion_voxels_range)
+    if not keep.all():
+        log(f"{int((~keep).sum())} of {len(keep)} synthetic lesions dropped (empty or implausible mask): "
+            f"{[f'{i}: {r}' for i, r in zip(ids[~keep][:5], np.array(reasons)[~keep][:5])]}")
     return {"case_id": ids[keep], "label": labels[keep].astype(int), "image": images[keep].astype(np.float32),
-            "mask": masks[keep].astype(np.uint8), "dropped": ids[empty]}
+            "mask": masks[keep].astype(np.uint8), "dropped": ids[~keep],
+            "dropped_reason": np.array([r for r, k in zip(reasons, keep) if not k], dtype=str)}
 
 
 def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict | None, label: int,
@@ -477,8 +517,9 @@ def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict |
     Returns
     -------
     features : DataFrame ``case_id``, ``label``, ``columns`` (the cases extracted).
-    qc : DataFrame ``case_id``, ``label``, ``status`` (ok, dropped), ``reason``: empty masks and failed
-        extractions are dropped and counted here, the other cases go on.
+    qc : DataFrame ``case_id``, ``label``, ``status`` (ok, dropped), ``reason``: empty or implausible
+        masks (``crops["dropped_reason"]``) and failed extractions are dropped and counted here, the other
+        cases go on.
 
     Raises
     ------
@@ -494,8 +535,9 @@ def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict |
     from acceflow.imaging.preprocess import resample, resample_mask
 
     pre = preprocessing or {}
-    rows, qc = [], [{"case_id": c, "label": "", "status": "dropped", "reason": "empty lesion mask"}
-                    for c in crops.get("dropped", [])]
+    dropped = list(crops.get("dropped", []))
+    why = list(crops.get("dropped_reason", ["empty lesion mask"] * len(dropped)))
+    rows, qc = [], [{"case_id": c, "label": "", "status": "dropped", "reason": r} for c, r in zip(dropped, why)]
     with tempfile.TemporaryDirectory() as tmp:
         for case, y, image, mask in zip(crops["case_id"], crops["label"], crops["image"], crops["mask"]):
             img = sitk.GetImageFromArray(np.asarray(image, dtype=np.float32))
