@@ -193,3 +193,11 @@ def test_implausible_synthetic_lesion_masks_are_dropped_with_the_reason():
     assert "4 voxels" in reasons[1] and "216 voxels" in reasons[4] and "10-40" in reasons[4]
     assert "synthetic.gan.iterations" in reasons[1]
     assert plausible_lesions(masks, None)[0].tolist() == [False, True, True, True, True]
+
+
+def test_no_extractable_synthetic_lesion_is_a_clear_error():
+    crops = {"case_id": np.array([], dtype=str), "label": np.array([], dtype=int),
+             "image": np.zeros((0, 4, 4, 4), np.float32), "mask": np.zeros((0, 4, 4, 4), np.uint8),
+             "dropped": np.array(["syn_00001"]), "dropped_reason": np.array(["implausible lesion volume: 64 voxels"])}
+    with pytest.raises(ValueError, match=r"1 dropped: implausible lesion volume; .*synthetic.gan.iterations"):
+        crop_features(crops, SPACING, PARAMS, None, 1, ["original_firstorder_Mean"])

@@ -559,8 +559,10 @@ def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict |
             rows.append({"case_id": case, "label": int(y), **features})
             qc.append({"case_id": case, "label": int(y), "status": "ok", "reason": ""})
     if not rows:
-        raise ValueError("no synthetic lesion could be extracted (see synthetic/extraction_qc.tsv); the generator "
-                         "needs more iterations or training cases")
+        reasons = sorted({q["reason"].split(":")[0] for q in qc})
+        raise ValueError(f"no synthetic lesion could be extracted ({len(qc)} dropped: {'; '.join(reasons)}; the first: "
+                         f"{qc[0]['reason'] if qc else 'none generated'}); the generator needs more iterations "
+                         f"(synthetic.gan.iterations) or training cases")
     table = pd.DataFrame(rows)
     found = [c for c in columns if c in table]
     if not found:
