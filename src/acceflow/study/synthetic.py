@@ -560,9 +560,11 @@ def crop_features(crops: dict, spacing_mm: float, params_path, overrides: dict |
             qc.append({"case_id": case, "label": int(y), "status": "ok", "reason": ""})
     if not rows:
         reasons = sorted({q["reason"].split(":")[0] for q in qc})
-        raise ValueError(f"no synthetic lesion could be extracted ({len(qc)} dropped: {'; '.join(reasons)}; the first: "
-                         f"{qc[0]['reason'] if qc else 'none generated'}); the generator needs more iterations "
-                         f"(synthetic.gan.iterations) or training cases")
+        message = (f"no synthetic lesion could be extracted ({len(qc)} dropped: {'; '.join(reasons)}; the first: "
+                   f"{qc[0]['reason'] if qc else 'none generated'})")
+        if "synthetic.gan.iterations" not in message:
+            message += "; the generator needs more iterations (synthetic.gan.iterations) or training cases"
+        raise ValueError(message)
     table = pd.DataFrame(rows)
     found = [c for c in columns if c in table]
     if not found:
