@@ -41,7 +41,9 @@ with libyaml (it was parsed six times by every Snakemake start-up: a no-op run o
 from 2.25 to 1.65 s), ratio 1.02 (DAG 37.0 s, batch 36.3 s); and ``extract_case`` run as a plain
 program (``shell:``) instead of ``script:``, whose preamble imports Snakemake in every job (~50 ms
 of a ~0.3 s start-up): **ratio 0.97** (per repeat 0.97, 0.94, 1.06; DAG 36.6 s, batch 36.7 s), CPU
-64.3 s against 71.1 s (0.89); one added case 7.8 s (its extract_case job 0.9 s).
+64.3 s against 71.1 s (0.89); one added case 7.8 s (its extract_case job 0.9 s). On the quiet machine at
+the same code, 5 alternated repeats (load 2.3, the arms' own): **ratio 0.98** (0.98, 0.98, 0.94, 1.00,
+0.91; DAG 36.5 s, batch 37.2 s), CPU 0.95; one job's start-up 0.26 s.
 """
 
 from __future__ import annotations
