@@ -319,10 +319,10 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
                  **{f"local_{site}": standardise(Xe, *local_std[site]) @ betas[f"local_{site}"] for site in train}}
         base = {"cohort": cohort, "reference": FEDERATED_KIND, "n": int(len(te)), "n_events": int(ee.sum())}
         for name, risk in risks.items():
-            d = c_index_difference(te, ee, risk, risks[FEDERATED_KIND], n_boot=n_boot, alpha=alpha, seed=seed)
-            lo, hi = _c_ci(te, ee, risk, n_boot, alpha, seed)
-            row = {**base, "model": name, "c_index": d["c_a"], "c_index_ci_low": lo, "c_index_ci_high": hi}
+            c, lo, hi = c_index_ci(te, ee, risk, "harrell", n_boot=n_boot, alpha=alpha, seed=seed)
+            row = {**base, "model": name, "c_index": c, "c_index_ci_low": lo, "c_index_ci_high": hi}
             if name != FEDERATED_KIND:
+                d = c_index_difference(te, ee, risk, risks[FEDERATED_KIND], n_boot=n_boot, alpha=alpha, seed=seed)
                 row.update(c_difference=d["difference"], c_difference_ci_low=d["ci_low"],
                            c_difference_ci_high=d["ci_high"], p_value=d["p_value"], n_boot=d["n_boot"])
             out.append(row)
@@ -360,11 +360,6 @@ def compare_federated_cox(table: pd.DataFrame, model, card: dict, config: dict, 
                "objective_gap_tolerance": OBJECTIVE_GAP_TOLERANCE, "converged": bool(gap <= OBJECTIVE_GAP_TOLERANCE),
                "convergence": "converged" if gap <= OBJECTIVE_GAP_TOLERANCE else "not_converged"}
     return comparison, coefficients, summary
-
-
-def _c_ci(time, event, risk, n_boot, alpha, seed):
-    _, lo, hi = c_index_ci(time, event, risk, "harrell", n_boot=n_boot, alpha=alpha, seed=seed)
-    return lo, hi
 
 
 def apparent_survival(table: pd.DataFrame, model, card: dict, config: dict) -> pd.DataFrame:
