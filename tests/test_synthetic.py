@@ -86,6 +86,7 @@ def test_the_audit_of_smote_and_of_a_copying_generator():
     s = out["summary"]
     assert s["n_generator_train"] == 72 and s["n_holdout"] == 18 and s["n_synthetic"] == 72
     assert s["share_synthetic_values_outside_real_range"] == 0  # SMOTE interpolates
+    assert s["intensity_range"] == [] and s["intensity_share_within_real_range"] is None  # no first-order features
     assert len(out["distances"]) == 72 + 18 and len(out["correlations"]) == 6
     # a "generator" that returns copies of its training cases: memorised, by the stated rule
     train_ids = split.loc[split["role"] == "generator_train", "case_id"]
@@ -96,6 +97,20 @@ def test_the_audit_of_smote_and_of_a_copying_generator():
     s = SS.audit(table, split, copies, config)["summary"]
     assert s["memorised"] and s["share_too_close"] == 1 and s["n_exact_copies"] == 72 and s["memorisation_ratio"] == 0
     assert s["share_features_ks_pass"] == 1 and s["faithful"]  # copies are faithful; memorisation tells them apart
+
+
+def test_the_audit_reads_the_lesions_intensity_range_per_modality():
+    table, config = _table(), _config()
+    rng = np.random.default_rng(3)
+    lo = rng.uniform(-100, 0, len(table))
+    table["PET_original_firstorder_Minimum"], table["PET_original_firstorder_Maximum"] = lo, lo + 200
+    split, syn = SS.generate(table, config)
+    syn["PET_original_firstorder_Maximum"] += 1000  # every synthetic lesion brighter than any real one
+    s = SS.audit(table, split, syn, config)["summary"]
+    rows = {(r["image"], r["stratum"]): r for r in s["intensity_range"]}
+    assert set(rows) == {("PET", "all"), ("PET", "0"), ("PET", "1")}
+    assert rows[("PET", "all")]["share_within"] == 0 and s["intensity_share_within_real_range"] == 0
+    assert rows[("PET", "all")]["synthetic_high"] > 1000 > rows[("PET", "all")]["real_high"]
 
 
 def test_synthetic_cases_enter_training_folds_only_and_comparators_are_named():

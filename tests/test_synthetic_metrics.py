@@ -123,3 +123,18 @@ def test_bad_input_names_the_problem():
         S.detection_auc(np.zeros((10, 2)), np.zeros((10, 3)))
     lab = S.label_invariance(np.zeros((4, 1)), [0, 0, 1, 1], np.zeros((3, 1)), [0, 0, 0])
     assert lab.set_index("stratum").loc["1", "note"].startswith("class 1: 2 real and 0 synthetic")
+
+
+def test_intensity_range_known_answer():
+    # real lesions: class 0 span 0..100 HU, class 1 span 20..300 HU
+    r = S.intensity_range([0, 10, 20, 50], [80, 100, 300, 250], [0, 0, 1, 1],
+                          [5, -10, 30, 40], [90, 60, 310, 200], [0, 0, 1, 1]).set_index("stratum")
+    assert list(r.index) == ["all", "0", "1"]
+    assert (r.loc["all", "real_low"], r.loc["all", "real_high"]) == (0, 300)
+    assert (r.loc["all", "synthetic_low"], r.loc["all", "synthetic_high"]) == (-10, 310)
+    assert r.loc["0", "share_within"] == 0.5  # -10 is darker than any real class-0 lesion
+    assert r.loc["1", "share_within"] == 0.5  # 310 is brighter than any real class-1 lesion
+    assert r.loc["all", "share_within"] == 0.5
+    assert r.loc["1", "n_synthetic"] == 2
+    with pytest.raises(ValueError, match="same length"):
+        S.intensity_range([0], [1, 2], [0], [0], [1], [0])

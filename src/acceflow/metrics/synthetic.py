@@ -24,7 +24,8 @@ lesions, SMOTE's interpolations). Three questions, after the taxonomy of Alaa et
 * **Memorisation** (distance to closest record, DCR; Gen–Train vs Holdout–Train, Yale et al. 2020,
   Platzer & Reutterer 2021): :func:`memorisation`.
 * **Label invariance**: per class, the share of features whose class-wise KS test rejects at
-  q < 0.05 (:func:`label_invariance`).
+  q < 0.05 (:func:`label_invariance`), and the intensity range of synthetic lesions against real
+  ones (:func:`intensity_range`, from each lesion's first-order minimum and maximum).
 
 All functions raise :class:`ValueError` naming the problem (shape, missing values, too few cases).
 """
@@ -43,7 +44,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 __all__ = ["fidelity_table", "bh_qvalues", "spearman_matrix", "correlation_comparison", "detection_auc",
-           "zscore_by", "memorisation", "precision_recall", "frechet_distance", "label_invariance"]
+           "zscore_by", "memorisation", "precision_recall", "frechet_distance", "label_invariance",
+           "intensity_range"]
 
 
 def _matrix(x, name: str, min_rows: int = 2) -> np.ndarray:
@@ -295,4 +297,54 @@ def label_invariance(real, y_real, synthetic, y_synthetic, alpha: float = 0.05) 
         q = bh_qvalues([stats.ks_2samp(a[:, j], b[:, j]).pvalue for j in range(r.shape[1])])
         rows.append({**row, "n_rejected": int(np.sum(q < alpha)), "share_rejected": float(np.mean(q < alpha)),
                      "note": ""})
+    return pd.DataFrame(rows)
+
+
+def intensity_range(real_min, real_max, y_real, synthetic_min, synthetic_max, y_synthetic) -> pd.DataFrame:
+    """The intensity range of synthetic lesions against real ones, per class and over all cases.
+
+    Parameters
+    ----------
+    real_min, real_max : array (n_real,)
+        Each real lesion's lowest and highest voxel intensity, in the image's units after the
+        study's normalisation (HU, SUV, z-scores): pyradiomics' ``firstorder_Minimum`` /
+        ``firstorder_Maximum`` of the lesion.
+    y_real : array (n_real,)
+        Their outcome classes.
+    synthetic_min, synthetic_max, y_synthetic : the same for the synthetic lesions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stratum (``all``, then each class as a string): ``real_low``, ``real_high``
+        (the real lesions' lowest minimum and highest maximum), ``synthetic_low``, ``synthetic_high``,
+        ``share_within`` (share of synthetic lesions whose whole range lies within the real
+        stratum's range; 1 = no synthetic voxel is darker or brighter than any real lesion's),
+        ``n_real``, ``n_synthetic``. A stratum without real or synthetic lesions gets NaN.
+
+    Raises
+    ------
+    ValueError
+        When the arrays' lengths differ or hold missing values.
+    """
+    arrays = [np.asarray(a, dtype=float).ravel() for a in (real_min, real_max, synthetic_min, synthetic_max)]
+    y_r, y_s = np.asarray(y_real).ravel(), np.asarray(y_synthetic).ravel()
+    if not (len(arrays[0]) == len(arrays[1]) == len(y_r)) or not (len(arrays[2]) == len(arrays[3]) == len(y_s)):
+        raise ValueError("intensity_range: each set's minima, maxima and labels must have the same length")
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("intensity_range: lesion minima / maxima hold missing values; drop those lesions first")
+    r_lo, r_hi, s_lo, s_hi = arrays
+    rows = []
+    for stratum, rm, sm in [("all", np.ones(len(y_r), bool), np.ones(len(y_s), bool))] + [
+            (str(c), y_r == c, y_s == c) for c in sorted(set(y_r.tolist()) | set(y_s.tolist()))]:
+        row = {"stratum": stratum, "n_real": int(rm.sum()), "n_synthetic": int(sm.sum()),
+               "real_low": np.nan, "real_high": np.nan, "synthetic_low": np.nan, "synthetic_high": np.nan,
+               "share_within": np.nan}
+        if rm.any():
+            row.update(real_low=float(r_lo[rm].min()), real_high=float(r_hi[rm].max()))
+        if sm.any():
+            row.update(synthetic_low=float(s_lo[sm].min()), synthetic_high=float(s_hi[sm].max()))
+        if rm.any() and sm.any():
+            row["share_within"] = float(np.mean((s_lo[sm] >= row["real_low"]) & (s_hi[sm] <= row["real_high"])))
+        rows.append(row)
     return pd.DataFrame(rows)

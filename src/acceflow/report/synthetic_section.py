@@ -156,6 +156,16 @@ def synthetic_section(view: ResultsView) -> Section | None:
         ["Range: share of synthetic values outside the real range of their feature",
          summary.get("share_synthetic_values_outside_real_range")],
     ]))
+    ranges = summary.get("intensity_range") or []
+    if ranges:
+        out.append(h.p("Intensity range of the lesions (each lesion's first-order minimum and maximum, in the units "
+                       "the features were extracted in): the real generator-training lesions against the synthetic "
+                       "ones, and the share of synthetic lesions whose whole range lies within the real one.", "note"))
+        out.append(h.table(["Image", "Stratum", "Real low", "Real high", "Synthetic low", "Synthetic high",
+                            "Share within real range"],
+                           [[r.get("image"), r.get("stratum"), r.get("real_low"), r.get("real_high"),
+                             r.get("synthetic_low"), r.get("synthetic_high"), r.get("share_within")] for r in ranges],
+                           "compact"))
     if fidelity is not None and len(fidelity):
         worst = fidelity.sort_values("ks_statistic", ascending=False).head(15)
         out.append(h.p("Per feature and stratum, worst first (all rows: <code>analytical/synthetic_fidelity.tsv</code>); "

@@ -157,6 +157,38 @@ def _complete(real: pd.DataFrame, *others: pd.DataFrame) -> tuple[list[str], lis
     return keep, mats, dropped
 
 
+def lesion_intensity_ranges(real: pd.DataFrame, y_real, synthetic: pd.DataFrame, y_synthetic) -> pd.DataFrame:
+    """The lesions' intensity range, real against synthetic, per image and stratum.
+
+    Reads each lesion's ``…original_firstorder_Minimum`` / ``…_Maximum`` (one pair per image or
+    modality prefix, e.g. ``PET_original_firstorder_Minimum``), in the units the features were
+    extracted in (HU, SUV, z-scores after the study's normalisation), and applies
+    :func:`acceflow.metrics.synthetic.intensity_range`; lesions missing either value are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`~acceflow.metrics.synthetic.intensity_range` with ``image`` (the
+        prefix, ``original`` for a single image) first; empty when the table has no first-order
+        minimum and maximum (then the range is not audited, and the summary says ``None``).
+    """
+    suffix = "original_firstorder_Minimum"
+    tables = []
+    for col in sorted(c for c in real.columns if c.endswith(suffix)):
+        prefix = col[: -len(suffix)]
+        high = f"{prefix}original_firstorder_Maximum"
+        if high not in real.columns or col not in synthetic.columns or high not in synthetic.columns:
+            continue
+        r = real[[col, high]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        sy = synthetic[[col, high]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        r_ok, s_ok = np.isfinite(r).all(axis=1), np.isfinite(sy).all(axis=1)
+        t = audit_stats.intensity_range(r[r_ok, 0], r[r_ok, 1], np.asarray(y_real)[r_ok], sy[s_ok, 0], sy[s_ok, 1],
+                                        np.asarray(y_synthetic)[s_ok])
+        t.insert(0, "image", prefix.rstrip("_") or "original")
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
 def audit(table: pd.DataFrame, split: pd.DataFrame, synthetic: pd.DataFrame, config: dict) -> dict:
     """The audit of the synthetic cases against the generator's training cases and the holdout.
 
@@ -212,6 +244,7 @@ def audit(table: pd.DataFrame, split: pd.DataFrame, synthetic: pd.DataFrame, con
     frechet = audit_stats.frechet_distance(z_train, z_syn)
     invariance = audit_stats.label_invariance(train_X, y_train, syn_X, y_syn)
     outside = (syn_X < train_X.min(axis=0)) | (syn_X > train_X.max(axis=0))
+    ranges = lesion_intensity_ranges(real_df[is_train], y_train, syn_df, y_syn)
 
     all_rows = fidelity[fidelity["stratum"] == "all"]
     share_pass = float(np.mean(all_rows["ks_qvalue"] >= 0.05))
@@ -232,6 +265,9 @@ def audit(table: pd.DataFrame, split: pd.DataFrame, synthetic: pd.DataFrame, con
         **{f"label_invariance_share_rejected_{r.stratum}": r.share_rejected for r in invariance.itertuples()},
         "share_synthetic_values_outside_real_range": float(outside.mean()),
         "share_synthetic_cases_outside_real_range": float(outside.any(axis=1).mean()),
+        "intensity_range": ranges.to_dict(orient="records"),
+        "intensity_share_within_real_range": (float(ranges.loc[ranges["stratum"] == "all", "share_within"].min())
+                                              if len(ranges) else None),
         "faithful": bool(faithful),
         "faithful_rule": (f"share of features with KS q >= 0.05 (stratum all) >= {v['faithful_min_share_ks']} and "
                           f"detection AUC <= {v['faithful_max_detection_auc']}"),
