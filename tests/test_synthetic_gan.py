@@ -176,6 +176,23 @@ def test_the_dossier_section_shows_the_generator_the_dropped_lesions_and_the_sli
     assert "16 generator-training cases (8 of class 0, 8 of class 1; 1 without a usable crop left out)" in html
     assert "Synthetic lesions dropped: 2 (1 with an empty mask, 1 failed extraction" in html
     assert "Real and synthetic lesions per class" in html and html.count("<img") == 1
+    # the same folder re-audited with SMOTE: the GAN's card and slice grid are an earlier run's, not shown
+    (tmp_path / Results.SYNTHETIC_SUMMARY).write_text(json.dumps({"generator": "smote", "faithful": True}))
+    html = synthetic_section(ResultsView(tmp_path, {}, ["train"])).html
+    assert "generator-training cases (8 of class 0" not in html and "<img" not in html
+
+
+def test_the_slice_grid_window_ignores_the_crops_padding():
+    from acceflow.deep.synthetic import window_of
+
+    image = np.full((12, 12, 12), -1000.0)  # padding outside the scan
+    image[2:10, 2:10, 2:10] = 40.0  # tissue
+    image[5:7, 5:7, 5:7] = 300.0  # a bright lesion
+    mask = np.zeros_like(image, np.uint8)
+    mask[5:7, 5:7, 5:7] = 1
+    lo, hi = window_of([(image, mask)])
+    assert lo == 40.0 and hi == 300.0
+    assert window_of([]) == (0.0, 1.0)
 
 
 def test_implausible_synthetic_lesion_masks_are_dropped_with_the_reason():

@@ -277,6 +277,22 @@ def _lesion_slice(mask: np.ndarray) -> int:
     return int(np.argmax(area)) if area.any() else mask.shape[0] // 2
 
 
+def window_of(pairs, margin: int = 3) -> tuple[float, float]:
+    """Grey window (low, high) of a list of (image, mask) crops: 1st-99th percentile of the voxels in
+    each lesion dilated by ``margin`` voxels (the whole crop when its mask is empty); (0, 1) for no crop."""
+    from scipy import ndimage
+
+    values = []
+    for image, mask in pairs:
+        image, mask = np.asarray(image, dtype=float), np.asarray(mask) > 0
+        near = ndimage.binary_dilation(mask, iterations=margin) if mask.any() else np.ones_like(mask)
+        values.append(image[near])
+    if not values:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(np.concatenate(values), [1, 99]))
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
 def slice_grid(real: dict, synthetic: dict, path, units: str = "", n: int = 4) -> None:
     """Write a PNG: per outcome class, a row of real and a row of synthetic lesion crops.
 
@@ -288,7 +304,9 @@ def slice_grid(real: dict, synthetic: dict, path, units: str = "", n: int = 4) -
     units : the intensity unit for the colour bar label (e.g. ``HU``).
 
     Each panel is the axial slice with the largest lesion area, lesion contour in orange; one grey
-    window for all panels (1st-99th percentile of the real crops), so intensities compare across panels.
+    window for all panels, so intensities compare across panels: the 1st-99th percentile of the real
+    crops' voxels in their lesions and the 3 voxels around them (:func:`window_of`; the crops'
+    constant padding outside the scan does not stretch it).
     """
     import matplotlib  # heavy optional dependency: imported on first use
 
@@ -296,9 +314,7 @@ def slice_grid(real: dict, synthetic: dict, path, units: str = "", n: int = 4) -
     import matplotlib.pyplot as plt  # heavy optional dependency: imported on first use
 
     classes = sorted(set(real) | set(synthetic), key=str)
-    values = [im.ravel() for c in real for im, _ in real[c][:n]]
-    lo, hi = np.percentile(np.concatenate(values), [1, 99]) if values else (0.0, 1.0)
-    hi = hi if hi > lo else lo + 1
+    lo, hi = window_of([pair for c in real for pair in real[c][:n]])
     rows = [(c, kind, src.get(c, [])[:n]) for c in classes for kind, src in (("real", real), ("synthetic", synthetic))]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n + 0.8, 1.7 * len(rows)), dpi=100, squeeze=False)
     im_handle = None

@@ -81,6 +81,10 @@ def synthetic_section(view: ResultsView) -> Section | None:
            if summary.get("n_features_dropped") else "") + ". Missing values were filled with the real cases' medians."))
 
     card = view.json(Results.SYNTHETIC_GENERATOR_CARD)
+    # a card (and slice grid) left by an earlier image generator in the same results folder is not this audit's
+    if card and (summary.get("generator") == "smote" or card.get("generator", summary.get("generator"))
+                 != summary.get("generator")):
+        card = None
     if card:  # the image path: the generator, its training crops and the synthetic lesions dropped
         qc = view.tsv(Results.SYNTHETIC_EXTRACTION_QC)
         dropped = qc[qc["status"] == "dropped"] if qc is not None and len(qc) else None
@@ -102,7 +106,8 @@ def synthetic_section(view: ResultsView) -> Section | None:
         grid = h.png_file_figure(view.path(Results.SYNTHETIC_SLICES),
                                  "<strong>Real and synthetic lesions per class.</strong> Axial slice of largest lesion "
                                  "area of generator-training crops and synthetic crops, one grey window for all "
-                                 "(the real crops' 1st–99th percentile), lesion contour in orange.",
+                                 "(1st–99th percentile of the real lesions and the 3 voxels around them), lesion "
+                                 "contour in orange.",
                                  "Slice grid of real and synthetic lesions")
         if grid is not None:
             out.append(grid)
