@@ -131,7 +131,8 @@ def test_stacking_meta_learner_sees_out_of_fold_predictions_only():
     assert len(seen[3]) == n and out["oof"].shape == (n,) and np.isfinite(out["oof"]).all()
 
 
-def test_late_fusion_of_two_networks_and_a_clinical_model_through_the_study(tmp_path):
+@pytest.mark.parametrize("covariates", [["age"], []])
+def test_late_fusion_of_two_networks_and_a_clinical_model_through_the_study(tmp_path, covariates):
     from acceflow.deep.crops import save_crop
     from acceflow.study.deep import predict_study, train_study
 
@@ -145,9 +146,11 @@ def test_late_fusion_of_two_networks_and_a_clinical_model_through_the_study(tmp_
                           "outcome": [0, 1] * 6, "age": np.linspace(40, 80, 12)})
     config = {"seed": 1, "cohorts": {"train": ["A"], "external": []},
               "outcome": {"type": "binary", "column": "outcome", "positive": 1}, "model": {},
-              "deep": {**TINY, "fusion": "late", "meta_learner": "auto", "clinical_covariates": ["age"]}}
+              "deep": {**TINY, "fusion": "late", "meta_learner": "auto", "clinical_covariates": covariates}}
     fitted, card, preds, folds, history = train_study(table, crops, config, **QUIET)
-    assert fitted["names"] == ["network_MR", "network_PET", "clinical"] and len(card["stacking"]["sources"]) == 3
+    sources = ["network_MR", "network_PET"] + (["clinical"] if covariates else [])
+    assert fitted["names"] == sources and card["stacking"]["sources"] == sources
+    assert (card["stacking"]["clinical_model"] is None) == (not covariates)
     assert preds["probability"].between(0, 1).all() and len(preds) == 12 and set(history["source"]) == {
         "network_MR", "network_PET"}
     sha = save_model(fitted, tmp_path / "late.pt")

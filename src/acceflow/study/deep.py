@@ -483,9 +483,10 @@ def train_study(table: pd.DataFrame, crops: dict[str, str], config: dict, device
         card["stacking"] = {"sources": final["names"],
                             "meta_learner": "unpenalised Cox regression on the sources' log-risks" if survival
                             else "unpenalised logistic regression on the sources' logits",
-                            "clinical_model": (None if not cov else "unpenalised Cox regression" if survival
-                                               else "unpenalised logistic regression")
-                            + ("" if not cov else " on the covariates imputed by the training median and standardised"),
+                            "clinical_model": (None if not cov else
+                                               ("unpenalised Cox regression" if survival
+                                                else "unpenalised logistic regression")
+                                               + " on the covariates imputed by the training median and standardised"),
                             "fitted_on": f"out-of-fold predictions of {s['cv_folds']}-fold cross-validation only",
                             "internal_validation": "meta-learner cross-fitted: the one predicting fold k is fitted on "
                                                    "the out-of-fold predictions of the other folds",
