@@ -124,10 +124,18 @@ def test_synthetic_cases_enter_training_folds_only_and_comparators_are_named():
 
     _, _, predictions, folds = train(table, config, None, kind="imaging", augment=spy)
     n = 90
-    assert [len(s) for s in seen] == [60, 60, 60, 90]  # 3 training folds, then the final refit
+    # each fit of the search (3 inner training folds, then its refit) is augmented from its own real cases:
+    # 3 outer training folds of 60, then the final model on all 90
+    assert [len(s) for s in seen] == [40, 40, 40, 60] * 3 + [60, 60, 60, 90]
+    refits = [seen[i] for i in (3, 7, 11, 15)]
+    for k, outer in enumerate(refits):
+        inner = seen[4 * k: 4 * k + 3]
+        assert all(s < outer for s in inner)
+        # the inner validation folds are real cases of the outer training fold, each validated once
+        assert set().union(*[outer - s for s in inner]) == outer
     # the out-of-fold predictions cover the real cases only, each test fold disjoint from its training fold
     assert len(predictions) == n and predictions["case_id"].str.startswith("A_").all()
-    tested = [set(range(n)) - s for s in seen[:3]]
+    tested = [set(range(n)) - s for s in refits[:3]]
     assert set().union(*tested) == set(range(n)) and all(len(t) == 30 for t in tested)
     _, split_syn = SS.generate(table, config)
     model, card, predictions, _ = SS.train_arm(table, split_syn, config, None, "synthetic_tstr")

@@ -190,21 +190,45 @@ def training_data(table: pd.DataFrame, config: dict, stable: list[str] | None = 
     return rows, X, y, feats, note, make
 
 
+def _augmented(X, y, augment):
+    return augment(X, np.asarray(y))
+
+
 class AugmentedFit:
     """An estimator whose every fit sees its training cases passed through ``augment`` first.
 
     ``augment(X, y) -> (X', y')`` adds synthetic cases to (or, train-synthetic-test-real, replaces)
     the cases a fit is given; predictions are those of the inner model. Internal validation fits
     it on each training fold, so synthetic cases enter training folds only, never a test fold.
-    Only its inner model (``model_``) is frozen and saved.
+    When the model is a hyper-parameter search over a pipeline (the radiomics model), the
+    augmentation runs inside the search as the pipeline's first step (imbalanced-learn's
+    ``FunctionSampler``, which resamples at fit only): each inner training fold is augmented from
+    its own real cases, and every inner validation fold holds real cases only, so the search does
+    not choose its penalty on synthetic cases (SMOTE's interpolants of a validation case's
+    neighbours made that choice optimistic). After fitting, the step is removed; only the inner
+    model (``model_``, the search) is frozen and saved.
     """
 
     def __init__(self, make, augment):
         self.make, self.augment = make, augment
 
     def fit(self, X, y):
-        Xa, ya = self.augment(X, np.asarray(y))
-        self.model_ = self.make().fit(Xa, ya)
+        from imblearn import FunctionSampler
+        from imblearn.pipeline import Pipeline as ResamplingPipeline
+        from sklearn.pipeline import Pipeline
+
+        model = self.make()
+        if not (isinstance(model, GridSearchCV) and isinstance(model.estimator, Pipeline)):
+            Xa, ya = self.augment(X, np.asarray(y))
+            self.model_ = model.fit(Xa, ya)
+            return self
+        template = model.estimator
+        sampler = FunctionSampler(func=_augmented, kw_args={"augment": self.augment}, validate=False)
+        model.estimator = ResamplingPipeline([("augment", sampler), *template.steps])
+        model.fit(X, y)
+        model.estimator = template
+        model.best_estimator_ = Pipeline(model.best_estimator_.steps[1:])  # fitted steps, without the sampler
+        self.model_ = model
         return self
 
     def predict_proba(self, X):
