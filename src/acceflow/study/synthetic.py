@@ -290,7 +290,7 @@ def train_arm(table: pd.DataFrame, synthetic: pd.DataFrame | None, config: dict,
     if arm == "smote_augmented":
         def augment(X, y):
             return smote_balance(X, y, s["smote_k_neighbors"], s["seed"])
-        note = (f"each fit (outer CV training folds, final refit) on its real cases + SMOTE cases of the minority "
+        note = (f"each fit (training folds of the outer and the inner CV, final refit) on its real cases + SMOTE cases of the minority "
                 f"class up to the majority's count, made from those real cases only (k = {s['smote_k_neighbors']})")
     else:
         if synthetic is None:
@@ -303,7 +303,7 @@ def train_arm(table: pd.DataFrame, synthetic: pd.DataFrame | None, config: dict,
                 return X_syn.reset_index(drop=True), y_syn
             return pd.concat([X, X_syn], ignore_index=True), np.r_[y, y_syn]
         what = "on the synthetic cases only" if arm == "synthetic_tstr" else "on its real cases + the synthetic cases"
-        note = (f"each fit (outer CV training folds, final refit) {what} ({len(synthetic)} cases of generator "
+        note = (f"each fit (training folds of the outer and the inner CV, final refit) {what} ({len(synthetic)} cases of generator "
                 f"{s['generator']}, fitted on the training cohorts minus a {s['holdout_fraction']:.0%} holdout); "
                 f"the generator saw cases of the CV test folds, so the out-of-fold AUC is optimistic: read the "
                 f"external cohorts")
