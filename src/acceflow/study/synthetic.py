@@ -447,7 +447,7 @@ def train_gan(table: pd.DataFrame, crops: dict[str, str], config: dict, log=log.
     device = _device(g.device)
     card = {"generator": g.kind, "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(g).items()},
             "networks": list(generators), "crop_shape": list(X.shape[1:]), "crop_spacing_mm": spacing,
-            "generator": g.kind, "n_training_crops": int(len(X)), "n_training_crops_per_class": {str(c): n for c, n in counts.items()},
+            "n_training_crops": int(len(X)), "n_training_crops_per_class": {str(c): n for c, n in counts.items()},
             "intensity_range": [float(X[M > 0].min()), float(X[M > 0].max())],
             "lesion_voxels_range": [int(v.min()), int(v.max())] if (v := (M > 0).reshape(len(M), -1).sum(axis=1)).size
             else None,
