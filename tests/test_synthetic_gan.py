@@ -163,7 +163,7 @@ def test_the_dossier_section_shows_the_generator_the_dropped_lesions_and_the_sli
         (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / Results.SYNTHETIC_SUMMARY).write_text(json.dumps({"generator": "cgan", "faithful": False}))
     (tmp_path / Results.SYNTHETIC_GENERATOR_CARD).write_text(json.dumps({
-        "method": "3D label-conditioned WGAN-GP", "crop_shape": [8, 8, 8], "crop_spacing_mm": 2.0,
+        "generator": "cgan", "method": "3D label-conditioned WGAN-GP", "crop_shape": [8, 8, 8], "crop_spacing_mm": 2.0,
         "n_training_crops": 16, "n_training_crops_per_class": {"0": 8, "1": 8}, "excluded": {"c99": "no crop"},
         "settings": {"iterations": 3}, "device": "cpu", "mixed_precision": False, "iterations_per_second": 4.5}))
     pd.DataFrame({"case_id": ["syn_00001", "syn_00002", "syn_00003"], "label": [0, 1, ""],

@@ -82,8 +82,7 @@ def synthetic_section(view: ResultsView) -> Section | None:
 
     card = view.json(Results.SYNTHETIC_GENERATOR_CARD)
     # a card (and slice grid) left by an earlier image generator in the same results folder is not this audit's
-    if card and (summary.get("generator") == "smote" or card.get("generator", summary.get("generator"))
-                 != summary.get("generator")):
+    if card and card.get("generator") != summary.get("generator"):
         card = None
     if card:  # the image path: the generator, its training crops and the synthetic lesions dropped
         qc = view.tsv(Results.SYNTHETIC_EXTRACTION_QC)
